@@ -1,0 +1,8 @@
+"""solver: Wasserstein gradient flows ∂tμ = ∇·(μ∇F'(μ)) on grids, meshes and particles."""
+
+from .energies import Energy, Entropy, Interaction, PorousMedium, Potential, Sum
+from .fv import Solution, solve
+from .grid import Grid
+
+__all__ = ["Grid", "solve", "Solution", "Energy", "Sum", "Entropy", "PorousMedium", "Potential", "Interaction"]
+__version__ = "0.1.0"

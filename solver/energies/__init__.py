@@ -1,0 +1,9 @@
+"""Energy terms: each answers ``value``, ``first_variation`` and, where it can,
+``particle_velocity``; terms add with ``+``."""
+
+from .base import Energy, Sum
+from .interaction import Interaction
+from .internal import Entropy, PorousMedium
+from .potential import Potential
+
+__all__ = ["Energy", "Sum", "Entropy", "PorousMedium", "Potential", "Interaction"]

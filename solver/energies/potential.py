@@ -1,0 +1,60 @@
+"""The potential energy ∫ V ρ."""
+
+import numpy as np
+
+from .base import Energy, finite_difference_gradient
+
+
+class Potential(Energy):
+    """∫ V(x) ρ(x) dx, with F'(ρ) = V.
+
+    Parameters
+    ----------
+    V : callable or array
+        ``V(x)`` maps points of shape (..., d) to values of shape (...), or an array of
+        values at the cells of the grid it will be used on.
+    grad : callable, optional
+        ``∇V(x)`` of shape (..., d), for particles; central differences of ``V`` if
+        omitted.
+    """
+
+    def __init__(self, V, grad=None):
+        self.V = V
+        self.grad = grad
+        self._cache = None
+
+    def __repr__(self):
+        return f"Potential({getattr(self.V, '__name__', 'array')})"
+
+    def values_on(self, grid):
+        """V at the cells of ``grid`` (checked finite, computed once per grid)."""
+        if self._cache is not None and self._cache[0] is grid:
+            return self._cache[1]
+        values = np.asarray(self.V(grid.points) if callable(self.V) else self.V, dtype=float)
+        if values.shape != tuple(grid.shape):
+            raise ValueError(
+                f"Potential: V on the grid has shape {values.shape}, expected {tuple(grid.shape)}"
+            )
+        if not np.all(np.isfinite(values)):
+            bad = np.argwhere(~np.isfinite(values))[0]
+            raise ValueError(
+                f"Potential: V is not finite on the grid (e.g. at the cell {tuple(bad)}, "
+                f"x = {grid.points[tuple(bad)]}); make V finite on the whole box"
+            )
+        self._cache = (grid, values)
+        return values
+
+    def check(self, grid):
+        self.values_on(grid)
+
+    def value(self, rho, grid):
+        return grid.integrate(self.values_on(grid) * rho)
+
+    def first_variation(self, rho, grid):
+        return self.values_on(grid)
+
+    def particle_velocity(self, theta, weights):
+        if not callable(self.V):
+            raise ValueError("Potential: particles need V as a callable (or grad=), not an array")
+        grad = self.grad(theta) if self.grad else finite_difference_gradient(self.V, theta)
+        return -np.asarray(grad, dtype=float)

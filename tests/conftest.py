@@ -1,0 +1,47 @@
+"""Shared test set-up: strict floating point, a headless plot backend, seeded randomness,
+and the invariants every solver run must keep."""
+
+import os
+
+import matplotlib
+import numba
+import numpy as np
+import pytest
+
+matplotlib.use("Agg")
+np.seterr(all="raise", under="ignore")
+
+
+@numba.njit(cache=True)
+def _seed_numba(seed):
+    np.random.seed(seed)
+
+
+@pytest.fixture
+def rng():
+    """A seeded NumPy generator (Numba's own generator is seeded too)."""
+    _seed_numba(1234)
+    return np.random.default_rng(1234)
+
+
+def assert_invariants(solution, mass_rtol=1e-12):
+    """Every accepted step: mass within ``mass_rtol`` (relative), min ρ ≥ 0, energy not rising
+    beyond round-off."""
+    report = solution.invariants()
+    assert report["mass_drift"] <= mass_rtol, report
+    assert report["min"] >= 0, report
+    assert report["energy_rise"] <= 1e-11, report
+    assert solution.accepted == len(solution.history["t"]) - 1
+
+
+@pytest.fixture
+def dolfinx():
+    """The dolfinx module; skipped without it, except under CI (CI=true), where it fails."""
+    try:
+        import dolfinx as module
+    except ImportError as error:
+        reason = f"DOLFINx is not importable ({error}); see README.md for how to install it"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return module
