@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from .kernels.upwind import axis_rate
 
+JACOBIAN_FLOOR = 1e-8  # relative density at which the Newton Jacobian takes f'' near vacuum
 ENERGY_RTOL = 1e-12  # round-off allowance for the energy test, relative to Σ|ρ ξ||cell|
 
 
@@ -153,6 +154,9 @@ class ImplicitStep:
     discrete system is positive for every dt (its matrix at fixed u is an M-matrix
     transposed) and, for convex F, F(ρⁿ⁺¹) ≤ F(ρⁿ) − dt·dissipation.
     Newton stops when Σ|G||cell| ≤ ``rtol`` × mass, so the mass moves by less than that.
+    Near vacuum f''(ρ) may be infinite (entropy, porous medium with m < 2): the Jacobian
+    takes it at max(ρ, JACOBIAN_FLOOR·max ρ), and iterates are projected onto ρ ≥ 0.
+    Both only steer the iteration; its end is judged by the true residual.
     """
 
     def __init__(self, energy, grid, rtol=1e-14, max_iterations=30):
@@ -175,13 +179,15 @@ class ImplicitStep:
             if grid.integrate(np.abs(residual)) <= self.rtol * mass:
                 return new if new.min() >= 0 else None
             jacobian = self.jacobian(new, xi, dt)
-            new = new - scipy.sparse.linalg.spsolve(jacobian, residual.ravel()).reshape(grid.shape)
+            step = scipy.sparse.linalg.spsolve(jacobian, residual.ravel()).reshape(grid.shape)
+            new = np.maximum(new - step, 0.0)  # iterates stay in the domain of F'
         return None
 
     def jacobian(self, rho, xi, dt):
         """I − dt dL₁/dρ as a sparse matrix."""
         r, x = rho.ravel(), xi.ravel()
-        curvature = np.broadcast_to(self.energy.second_variation_diagonal(rho), rho.shape).ravel()
+        floored = np.maximum(rho, JACOBIAN_FLOOR * rho.max())
+        curvature = np.broadcast_to(self.energy.second_variation_diagonal(floored), rho.shape).ravel()
         rows, cols, vals = [np.arange(r.size)], [np.arange(r.size)], [np.ones(r.size)]
         for west, east, inv_h in self.faces:
             u = -(x[east] - x[west]) * inv_h

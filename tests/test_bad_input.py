@@ -1,0 +1,100 @@
+"""Bad input gets a clear error naming the argument, what is wrong and what to do."""
+
+import numpy as np
+import pytest
+
+from solver import Entropy, Grid, PorousMedium, Potential, solve
+
+
+@pytest.fixture
+def grid():
+    return Grid([(-1, 1), (-1, 1)], (6, 5))
+
+
+def density(grid):
+    return np.ones(grid.shape)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda r: r - 2, "rho0 has negative values"),
+        (lambda r: np.where(r > 0, np.nan, r), "rho0 holds NaN or infinite values"),
+        (lambda r: r * np.inf, "rho0 holds NaN or infinite values"),
+        (lambda r: 0 * r, "rho0 has zero mass"),
+        (lambda r: r[:-1], r"rho0 has shape \(5, 5\) but the grid has shape \(6, 5\)"),
+        (lambda r: r.ravel(), r"rho0 has shape \(30,\)"),
+    ],
+)
+def test_bad_densities(grid, change, message):
+    with pytest.raises(ValueError, match=message):
+        solve(PorousMedium(2), grid, change(density(grid)), (0, 1))
+
+
+@pytest.mark.parametrize("t_span", [(1, 1), (2, 1), (0, np.inf), (0, np.nan), (1,), "ab"])
+def test_bad_time_spans(grid, t_span):
+    with pytest.raises(ValueError, match="t_span must be"):
+        solve(PorousMedium(2), grid, density(grid), t_span)
+
+
+@pytest.mark.parametrize("save_at", [[-1], [0.5, 2], [np.nan], []])
+def test_bad_save_times(grid, save_at):
+    with pytest.raises(ValueError, match="save_at must be finite times inside t_span"):
+        solve(PorousMedium(2), grid, density(grid), (0, 1), save_at=save_at)
+
+
+@pytest.mark.parametrize("m", [1, 0.5, -2, np.nan])
+def test_porous_medium_exponent(m):
+    with pytest.raises(ValueError, match="m must be > 1.*use Entropy"):
+        PorousMedium(m)
+
+
+@pytest.mark.parametrize("tau", [-0.1, np.nan, np.inf])
+def test_negative_temperature(tau):
+    with pytest.raises(ValueError, match="tau must be finite and >= 0"):
+        Entropy(tau)
+
+
+def test_potential_not_finite_on_the_grid(grid):
+    wall = Potential(lambda x: np.where(x[..., 0] > 0.6, np.inf, 0.0))
+    with pytest.raises(ValueError, match=r"Potential: V is not finite on the grid \(e.g. at the cell \(5, 0\).*make V"):
+        solve(wall, grid, density(grid), (0, 1))
+    with pytest.raises(ValueError, match="Potential: V is not finite on the grid"):
+        solve(PorousMedium(2) + Potential(np.full(grid.shape, np.nan)), grid, density(grid), (0, 1))
+
+
+def test_potential_array_of_wrong_shape(grid):
+    with pytest.raises(ValueError, match=r"V on the grid has shape \(3,\), expected \(6, 5\)"):
+        solve(Potential(np.zeros(3)), grid, density(grid), (0, 1))
+
+
+@pytest.mark.parametrize("bc", ["neumann", ("wall", "open"), ("wall",)])
+def test_unknown_boundary_condition(bc):
+    with pytest.raises(ValueError, match="bc must be one of"):
+        Grid([(0, 1), (0, 1)], 4, bc=bc)
+
+
+@pytest.mark.parametrize(
+    "bounds, shape, message",
+    [([(1, 0)], 4, "lo < hi"), ([(0, 1)] * 4, 4, "1 to 3 pairs"), ([(0, 1)], 1, "each >= 2")],
+)
+def test_bad_grids(bounds, shape, message):
+    with pytest.raises(ValueError, match=message):
+        Grid(bounds, shape)
+
+
+def test_bad_scheme_options(grid):
+    with pytest.raises(ValueError, match="scheme must be 'explicit' or 'implicit'"):
+        solve(PorousMedium(2), grid, density(grid), (0, 1), scheme="rk4")
+    with pytest.raises(ValueError, match="dt must be finite and > 0"):
+        solve(PorousMedium(2), grid, density(grid), (0, 1), scheme="implicit", dt=-1)
+    with pytest.raises(ValueError, match="cfl must be in"):
+        solve(PorousMedium(2), grid, density(grid), (0, 1), cfl=2)
+
+
+def test_input_is_not_modified(grid):
+    rho = density(grid)
+    rho[0, 0] = 3
+    before = rho.copy()
+    solve(PorousMedium(2), grid, rho, (0, 0.01))
+    np.testing.assert_array_equal(rho, before)
