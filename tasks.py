@@ -26,7 +26,9 @@ VENV = ROOT / ".venv"
 PYTHON = VENV / "bin" / "python"
 STAMP = VENV / ".installed"
 SYSTEM_PYTHON = "/usr/bin/python3"
-APT_PACKAGES = ["python3-dolfinx", "python3-venv", "python3-dev"]
+# DOLFINx for the system Python, venv support, and the X/GL libraries gmsh's wheel loads
+APT_PACKAGES = ["python3-dolfinx", "python3-venv", "python3-dev", "libglu1-mesa", "libxcursor1",
+                "libxinerama1", "libxft2"]
 
 
 def sh(*cmd, **kwargs):
@@ -43,16 +45,26 @@ def imports_dolfinx(python):
     return probe.returncode == 0
 
 
-def install_debian_dolfinx():
-    """As root on Debian, install DOLFINx for the system interpreter."""
-    if imports_dolfinx(SYSTEM_PYTHON):
+def install_debian_packages():
+    """As root on Debian, install DOLFINx for the system interpreter (and gmsh's libraries)."""
+    if imports_dolfinx(SYSTEM_PYTHON) and not missing_apt_packages():
         return True
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        return False
+        return imports_dolfinx(SYSTEM_PYTHON)
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     sh("apt-get", "update", "-qq", env=env)
     sh("apt-get", "install", "-y", "-qq", *APT_PACKAGES, env=env)
     return imports_dolfinx(SYSTEM_PYTHON)
+
+
+def missing_apt_packages():
+    """The APT_PACKAGES that dpkg does not report as installed (all, without dpkg)."""
+    if shutil.which("dpkg-query") is None:
+        return APT_PACKAGES
+    query = subprocess.run(["dpkg-query", "-W", "-f=${Package} ${Status}\\n", *APT_PACKAGES],
+                           capture_output=True, text=True)
+    installed = {line.split()[0] for line in query.stdout.splitlines() if line.endswith("installed")}
+    return [name for name in APT_PACKAGES if name not in installed]
 
 
 def fingerprint():
@@ -67,7 +79,7 @@ def ensure_environment():
     """Make ``.venv`` with everything the project needs, unless it is up to date."""
     if STAMP.exists() and STAMP.read_text() == fingerprint() and PYTHON.exists():
         return
-    with_dolfinx = install_debian_dolfinx()
+    with_dolfinx = install_debian_packages()
     base = SYSTEM_PYTHON if with_dolfinx else sys.executable
     if VENV.exists():
         shutil.rmtree(VENV)
@@ -75,7 +87,7 @@ def ensure_environment():
     sh(base, "-m", "venv", *venv_args, VENV)
     pins = ["numpy<2"] if with_dolfinx else []
     sh(PYTHON, "-m", "pip", "install", "-q", "--upgrade", "pip")
-    sh(PYTHON, "-m", "pip", "install", "-q", "-e", f"{ROOT}[test,bench]", *pins)
+    sh(PYTHON, "-m", "pip", "install", "-q", "-e", f"{ROOT}[test,bench,fem]", *pins)
     if not imports_dolfinx(PYTHON):
         print(
             "DOLFINx is not available, so the mesh tests will be skipped. Get it with\n"

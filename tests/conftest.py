@@ -1,6 +1,7 @@
 """Shared test set-up: strict floating point, a headless plot backend, seeded randomness,
 and the invariants every solver run must keep."""
 
+import importlib
 import os
 
 import matplotlib
@@ -34,14 +35,19 @@ def assert_invariants(solution, mass_rtol=1e-12):
     assert solution.accepted == len(solution.history["t"]) - 1
 
 
-@pytest.fixture
-def dolfinx():
-    """The dolfinx module; skipped without it, except under CI (CI=true), where it fails."""
+def require(name):
+    """Import the optional module ``name``: skip without it, except under CI (CI=true),
+    where the project's own set-up must have installed it, so its absence fails."""
     try:
-        import dolfinx as module
+        return importlib.import_module(name)
     except ImportError as error:
-        reason = f"DOLFINx is not importable ({error}); see README.md for how to install it"
+        reason = f"{name} is not importable ({error}); see README.md for how to install it"
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(reason)
         pytest.skip(reason)
-    return module
+
+
+@pytest.fixture
+def dolfinx():
+    """The dolfinx module (see :func:`require`)."""
+    return require("dolfinx")
