@@ -86,7 +86,7 @@ def _rate_across_lines(rho, xi, inv_h, periodic, second_order, rate, work):
         i = task // blocks
         first = (task - i * blocks) * BLOCK
         width = min(BLOCK, b - first)
-        slope, flux, speeds = work[task, 0, :, :width], work[task, 1, :, :width], work[task, 2, :, :width]
+        slope, flux, speeds = work[task, 0], work[task, 1], work[task, 2]  # (n + 1, BLOCK), contiguous
         slope[:] = 0.0
         flux[:] = 0.0
         speeds[:] = 0.0
