@@ -4,6 +4,8 @@
 from .base import Energy, Sum
 from .interaction import Interaction
 from .internal import Entropy, PorousMedium
+from .network import Feature, NetworkRisk, teacher_labels
 from .potential import Potential
 
-__all__ = ["Energy", "Sum", "Entropy", "PorousMedium", "Potential", "Interaction"]
+__all__ = ["Energy", "Sum", "Entropy", "PorousMedium", "Potential", "Interaction", "Feature", "NetworkRisk",
+           "teacher_labels"]

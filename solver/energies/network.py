@@ -1,0 +1,254 @@
+"""Mean-field two-layer networks: the risk F(μ) = E[ℓ(h_μ(x), y)] + λ∫|θ|² dμ.
+
+A network with m neurons θ_i and weights 1/m is h(x) = Σ_i w_i Φ(θ_i, x) = ∫Φ(θ, x) dμ;
+as a function of μ the risk has the first variation
+
+    F'(μ)(θ) = E[∂ℓ(h_μ(x), y) Φ(θ, x)] + λ|θ|²,
+
+and gradient descent on the neurons, dθ_i/dt = −∇θF'(μ_m)(θ_i), is the Wasserstein
+gradient flow of F in the limit m → ∞ (Chizat–Bach 2018, Mei–Montanari–Nguyen 2018).
+One unit of PDE time is one unit of gradient-descent time. The expectation is over an
+empirical data set (x_i, y_i); SGD draws mini-batches from it or from a sampler.
+"""
+
+import dataclasses
+
+import numpy as np
+from scipy.special import expit
+
+from ..kernels import network as kernels
+from .base import Energy
+
+# Grids keep the feature matrix Φ[cell, data point] when it has at most this many
+# entries (8 bytes each: 1 GiB); each evaluation of F' is then two matrix-vector products.
+MATRIX_LIMIT = 2**27
+ACTIVATIONS = {"relu": kernels.RELU, "sigmoid": kernels.SIGMOID, "tanh": kernels.TANH}
+
+
+@dataclasses.dataclass(frozen=True)
+class Feature:
+    """A unit Φ(θ, x) of a two-layer network on inputs x ∈ R^input_dim.
+
+    Make one with :meth:`neuron` (Φ = c σ(a·x̃), θ = (a, c), x̃ = [x; 1] with a bias),
+    :meth:`fixed_output` (Φ = σ(w·x̃), θ = w) or :meth:`gaussian` (θ = (c, z),
+    Φ = c exp(−|x − z|²/(2 s²))). ``dim`` is the dimension of θ.
+    """
+
+    kind: str
+    input_dim: int
+    activation: str = "relu"
+    output_weight: bool = True
+    bias: bool = False
+    width: float = 1.0
+
+    def __post_init__(self):
+        if self.kind not in ("neuron", "rbf"):
+            raise ValueError(f"Feature: kind must be 'neuron' or 'rbf', got {self.kind!r}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"Feature: activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
+        if not isinstance(self.input_dim, (int, np.integer)) or self.input_dim < 1:
+            raise ValueError(f"Feature: input_dim must be a positive integer, got {self.input_dim!r}")
+        if not np.isfinite(self.width) or self.width <= 0:
+            raise ValueError(f"Feature: width must be finite and > 0, got {self.width}")
+
+    @classmethod
+    def neuron(cls, activation, input_dim, bias=False):
+        """Φ(θ, x) = c σ(a·x̃), θ = (a, c) ∈ R^(input_dim + bias + 1)."""
+        return cls("neuron", input_dim, activation, output_weight=True, bias=bias)
+
+    @classmethod
+    def fixed_output(cls, activation, input_dim, bias=False):
+        """Φ(θ, x) = σ(w·x̃), θ = w ∈ R^(input_dim + bias)."""
+        return cls("neuron", input_dim, activation, output_weight=False, bias=bias)
+
+    @classmethod
+    def gaussian(cls, input_dim, width):
+        """Φ(θ, x) = c exp(−|x − z|²/(2 width²)), θ = (c, z) ∈ R^(1 + input_dim)."""
+        return cls("rbf", input_dim, width=float(width))
+
+    @property
+    def dim(self):
+        """Dimension of the parameter θ."""
+        if self.kind == "rbf":
+            return 1 + self.input_dim
+        return self.input_dim + int(self.bias) + int(self.output_weight)
+
+    @property
+    def spec(self):
+        """The scalar description the Numba kernels take."""
+        kind = kernels.RBF if self.kind == "rbf" else kernels.NEURON
+        return (kind, ACTIVATIONS[self.activation], self.output_weight, self.bias, float(self.width))
+
+    def __call__(self, theta, X):
+        """Φ(θ_j, x_i) as an (N, n) matrix."""
+        return kernels.feature_matrix_reference(self.spec, np.atleast_2d(theta), np.atleast_2d(X))
+
+
+class SquareLoss:
+    """ℓ(h, y) = ½(h − y)², ∂ℓ = h − y."""
+
+    name = "square"
+
+    def value(self, h, y):
+        return 0.5 * (h - y) ** 2
+
+    def derivative(self, h, y):
+        return h - y
+
+    def check_labels(self, y):
+        pass
+
+
+class LogisticLoss:
+    """ℓ(h, y) = log(1 + e^(−yh)) for labels y ∈ {−1, 1}, ∂ℓ = −y σ(−yh)."""
+
+    name = "logistic"
+
+    def value(self, h, y):
+        return np.logaddexp(0.0, -y * h)
+
+    def derivative(self, h, y):
+        return -y * expit(-y * h)
+
+    def check_labels(self, y):
+        if not np.all(np.isin(y, (-1.0, 1.0))):
+            bad = np.unique(y[~np.isin(y, (-1.0, 1.0))])[:5]
+            raise ValueError(f"NetworkRisk: the logistic loss needs labels in {{-1, 1}}, got {bad.tolist()}")
+
+
+LOSSES = {"square": SquareLoss(), "logistic": LogisticLoss()}
+
+
+def teacher_labels(feature, theta_star, X, weights=None):
+    """y_i = Σ_k w_k Φ(θ*_k, x_i), the labels of a teacher network (default w_k = 1/m0)."""
+    theta_star = np.atleast_2d(np.asarray(theta_star, dtype=float))
+    weights = np.full(len(theta_star), 1 / len(theta_star)) if weights is None else np.asarray(weights, float)
+    return weights @ feature(theta_star, X)
+
+
+class NetworkRisk(Energy):
+    """F(μ) = (1/n) Σ_i ℓ(h_μ(x_i), y_i) + λ ∫|θ|² dμ over parameters θ ∈ R^feature.dim.
+
+    Parameters
+    ----------
+    feature : Feature
+        The unit Φ(θ, x).
+    X, y : arrays (n, input_dim) and (n,)
+        The data set the risk averages over (full-batch gradient descent and the PDE).
+    loss : {"square", "logistic"}
+    weight_decay : float
+        λ ≥ 0.
+    sampler : callable, optional
+        ``sampler(rng, size) -> (X, y)``: fresh samples for SGD; without it, SGD draws
+        mini-batches from (X, y) with replacement.
+    """
+
+    def __init__(self, feature, X, y, loss="square", weight_decay=0.0, sampler=None):
+        if loss not in LOSSES:
+            raise ValueError(f"NetworkRisk: loss must be one of {sorted(LOSSES)}, got {loss!r}")
+        X = np.ascontiguousarray(np.atleast_2d(np.asarray(X, dtype=float)))
+        y = np.ascontiguousarray(np.asarray(y, dtype=float))
+        if X.shape[1] != feature.input_dim:
+            raise ValueError(
+                f"NetworkRisk: X has {X.shape[1]} input dimensions but the feature takes "
+                f"input_dim={feature.input_dim}; give X of shape (n, {feature.input_dim})"
+            )
+        if y.shape != (len(X),):
+            raise ValueError(f"NetworkRisk: y must have shape ({len(X)},) to match X, got {y.shape}")
+        if not (np.all(np.isfinite(X)) and np.all(np.isfinite(y))):
+            raise ValueError("NetworkRisk: X and y must be finite")
+        weight_decay = float(weight_decay)
+        if not np.isfinite(weight_decay) or weight_decay < 0:
+            raise ValueError(f"NetworkRisk: weight_decay must be finite and >= 0, got {weight_decay}")
+        self.loss = LOSSES[loss]
+        self.loss.check_labels(y)
+        self.feature, self.X, self.y = feature, X, y
+        self.weight_decay, self.sampler = weight_decay, sampler
+        self.dim = feature.dim
+        self._cells = None
+
+    def __repr__(self):
+        return f"NetworkRisk({self.feature.kind}/{self.feature.activation}, {self.loss.name}, n={len(self.X)})"
+
+    # particles and grids share these three -------------------------------------------
+    def predict(self, theta, weights, X=None):
+        """h_μ(x) = Σ_j w_j Φ(θ_j, x) at the data points (or at ``X``)."""
+        X = self.X if X is None else np.ascontiguousarray(X, dtype=float)
+        out = np.empty(len(X))
+        kernels.predict(self.feature.spec, self._params(theta), np.ascontiguousarray(weights, float), X, out)
+        return out
+
+    def risk(self, theta, weights):
+        """(1/n) Σ_i ℓ(h_μ(x_i), y_i), without the weight decay."""
+        return float(np.mean(self.loss.value(self.predict(theta, weights), self.y)))
+
+    def _params(self, theta):
+        theta = np.ascontiguousarray(np.atleast_2d(theta), dtype=float)
+        if theta.shape[1] != self.dim:
+            raise ValueError(
+                f"NetworkRisk: parameters have dimension {theta.shape[1]} but the feature's θ has "
+                f"dimension {self.dim}"
+            )
+        return theta
+
+    # grids -----------------------------------------------------------------------------
+    def cells(self, grid):
+        """The cell centres (N, dim) and, when it fits in ``MATRIX_LIMIT`` entries, the
+        feature matrix Φ[j, i] = Φ(θ_j, x_i) (else None); computed once per grid."""
+        if self._cells is None or self._cells[0] is not grid:
+            self.check(grid)
+            theta = np.ascontiguousarray(grid.points.reshape(-1, grid.dim))
+            matrix = None
+            if len(theta) * len(self.X) <= MATRIX_LIMIT:
+                matrix = np.empty((len(theta), len(self.X)))
+                kernels.feature_matrix(self.feature.spec, theta, self.X, matrix)
+            self._cells = (grid, theta, matrix)
+        return self._cells[1:]
+
+    def check(self, grid):
+        if grid.dim != self.dim:
+            raise ValueError(
+                f"NetworkRisk: the grid is {grid.dim}D but θ has dimension {self.dim}: "
+                "the grid must be over the parameter space"
+            )
+
+    def value_and_first_variation(self, rho, grid):
+        """F and F' on the cells: two products with the cached feature matrix Φ
+        (h = Φᵀw, F' = Φ c), or the Numba kernels when Φ is too large to keep."""
+        theta, matrix = self.cells(grid)
+        weights = np.ascontiguousarray(rho.ravel() * grid.cell_volume)
+        h = self.predict(theta, weights) if matrix is None else weights @ matrix
+        coef = self.loss.derivative(h, self.y) / len(self.y)
+        if matrix is None:
+            xi = np.empty(len(theta))
+            kernels.first_variation(self.feature.spec, theta, coef, self.X, xi)
+        else:
+            xi = matrix @ coef
+        squared_norm = np.sum(theta**2, axis=1)
+        value = float(np.mean(self.loss.value(h, self.y))) + self.weight_decay * squared_norm @ weights
+        return value, (xi + self.weight_decay * squared_norm).reshape(grid.shape)
+
+    def value(self, rho, grid):
+        return self.value_and_first_variation(rho, grid)[0]
+
+    def first_variation(self, rho, grid):
+        return self.value_and_first_variation(rho, grid)[1]
+
+    # particles -------------------------------------------------------------------------
+    def sample_batch(self, rng, size):
+        """A mini-batch (X_b, y_b): from the sampler, or drawn from the data with replacement."""
+        if self.sampler is not None:
+            X, y = self.sampler(rng, size)
+            return np.ascontiguousarray(X, dtype=float), np.asarray(y, dtype=float)
+        index = rng.integers(len(self.X), size=size)
+        return self.X[index], self.y[index]
+
+    def particle_velocity(self, theta, weights, batch=None):
+        """−∇θF'(μ_m)(θ_j), from the full data or from a mini-batch (X_b, y_b)."""
+        theta = self._params(theta)
+        X, y = (self.X, self.y) if batch is None else batch
+        h = self.predict(theta, weights, X)
+        coef = self.loss.derivative(h, y) / len(y)
+        grad = np.empty_like(theta)
+        kernels.gradient(self.feature.spec, theta, coef, np.ascontiguousarray(X), grad)
+        return -grad - 2 * self.weight_decay * theta

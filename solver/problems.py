@@ -1,0 +1,117 @@
+"""Named problem presets: the papers' set-ups, each solvable by the PDE and by particles.
+
+``get(name, **options)`` returns a :class:`Problem`; ``PRESETS`` lists the names.
+Every preset fixes its data with a seed, so the PDE and the particles see the same risk.
+"""
+
+import dataclasses
+
+import numpy as np
+
+from .energies.network import Feature, NetworkRisk, teacher_labels
+from .grid import Grid
+
+
+@dataclasses.dataclass
+class Problem:
+    """A gradient-flow problem on a grid, with a way to draw particles from its start.
+
+    Attributes
+    ----------
+    name, description, source : str
+    energy : Energy
+    grid : Grid
+    rho0 : array
+        Initial density on ``grid`` (cell averages, unit mass).
+    t_end : float
+        The horizon the preset is meant to be run to.
+    sample : callable
+        ``sample(rng, m)`` → (m, d) particles drawn i.i.d. from the initial density.
+    teacher : array or None
+        The teacher's neurons (m0, d), when the labels come from a teacher network.
+    """
+
+    name: str
+    description: str
+    source: str
+    energy: object
+    grid: Grid
+    rho0: np.ndarray
+    t_end: float
+    sample: object
+    teacher: np.ndarray = None
+
+
+def _gaussian_start(grid, mean, std):
+    """N(mean, diag(std²)) as unit-mass cell averages on ``grid`` and as a sampler."""
+    mean, std = np.asarray(mean, float), np.asarray(std, float)
+
+    def density(x):
+        return np.exp(-0.5 * np.sum(((x - mean) / std) ** 2, axis=-1))
+
+    rho0 = grid.cell_averages(density)
+    return rho0 / grid.integrate(rho0), lambda rng, m: mean + std * rng.standard_normal((m, len(mean)))
+
+
+def tanh_teacher(cells=64, n_data=1000, seed=0):
+    """(a) Fixed-output tanh neurons σ(w·x), w ∈ R², x ~ N(0, I₂), a teacher with m0 = 3
+    neurons, square loss: the two-dimensional set-up of Mei–Montanari–Nguyen (2018)."""
+    rng = np.random.default_rng(seed)
+    feature = Feature.fixed_output("tanh", 2)
+    teacher = np.array([[2.0, 0.5], [-1.0, 1.5], [0.5, -2.0]])
+    X = rng.standard_normal((n_data, 2))
+    grid = Grid([(-3, 3), (-3, 3)], cells)
+    rho0, sample = _gaussian_start(grid, [0.0, 0.0], [0.5, 0.5])
+    return Problem(
+        "tanh-teacher", "2D: fixed-output tanh neurons learning a 3-neuron teacher (square loss)",
+        "Mei, Montanari, Nguyen, A mean field view of the landscape of two-layer neural networks, PNAS 2018",
+        NetworkRisk(feature, X, teacher_labels(feature, teacher, X)), grid, rho0, 2.0, sample, teacher,
+    )
+
+
+def rbf_mixture(cells=64, n_data=400, seed=0):
+    """(b) Gaussian radial units Φ = c exp(−(x − z)²/(2·0.5)), θ = (c, z), on a 1D input
+    x ~ Unif[−4, 4]; the target is the mixture with weights (1, −2, 1), centres (−2, 0, 2)
+    and variances (0.5, 1, 0.5): the set-up of Rotskoff–Vanden-Eijnden (REFERENCES)."""
+    rng = np.random.default_rng(seed)
+    feature = Feature.gaussian(1, np.sqrt(0.5))
+    X = rng.uniform(-4, 4, size=(n_data, 1))
+    weights, centres, variances = np.array([1.0, -2.0, 1.0]), np.array([-2.0, 0.0, 2.0]), np.array([0.5, 1.0, 0.5])
+    y = np.exp(-((X - centres) ** 2) / (2 * variances)) @ weights
+    grid = Grid([(-4, 4), (-4, 4)], cells)
+    rho0, sample = _gaussian_start(grid, [0.0, 0.0], [0.5, 1.0])
+    return Problem(
+        "rbf-mixture", "2D: Gaussian radial units (weight, centre) fitting a 3-bump mixture on a 1D input",
+        "Rotskoff, Vanden-Eijnden, Trainability and accuracy of neural networks: an interacting particle "
+        "system approach, 2018 (github.com/rotskoff/neuron-birth-death)",
+        NetworkRisk(feature, X, y), grid, rho0, 2.0, sample,
+    )
+
+
+def relu_teacher(cells=32, n_data=200, seed=0):
+    """(c) ReLU neurons c·(a₁x + a₀)₊ with scalar input, bias and output weight, θ ∈ R³,
+    x ~ Unif[−1, 1], a teacher of m0 = 5 neurons with unit-norm (a₁, a₀) and c = ±1:
+    the Chizat–Bach illustration of global convergence (2-homogeneous units)."""
+    rng = np.random.default_rng(seed)
+    feature = Feature.neuron("relu", 1, bias=True)
+    angles = np.array([0.3, 1.4, 2.5, 3.6, 4.9])
+    teacher = np.stack([np.cos(angles), np.sin(angles), np.array([1.0, -1.0, 1.0, -1.0, 1.0])], axis=1)
+    X = rng.uniform(-1, 1, size=(n_data, 1))
+    grid = Grid([(-2, 2)] * 3, cells)
+    rho0, sample = _gaussian_start(grid, [0.0, 0.0, 0.0], [0.3, 0.3, 0.3])
+    return Problem(
+        "relu-teacher", "3D: ReLU neurons with bias and output weight learning a 5-neuron teacher",
+        "Chizat, Bach, On the global convergence of gradient descent for over-parameterized models "
+        "using optimal transport, NeurIPS 2018",
+        NetworkRisk(feature, X, teacher_labels(feature, teacher, X)), grid, rho0, 10.0, sample, teacher,
+    )
+
+
+PRESETS = {"tanh-teacher": tanh_teacher, "rbf-mixture": rbf_mixture, "relu-teacher": relu_teacher}
+
+
+def get(name, **options):
+    """The preset ``name`` (see ``PRESETS``) built with ``options`` (cells, n_data, seed)."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown problem {name!r}; the presets are {sorted(PRESETS)}")
+    return PRESETS[name](**options)

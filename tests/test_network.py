@@ -1,0 +1,153 @@
+"""Two-layer network energies: Numba kernels against NumPy references, gradients against
+finite differences, and the particle velocity against the gradient of the m-neuron risk."""
+
+import numpy as np
+import pytest
+
+from solver import Grid
+from solver.energies.network import Feature, NetworkRisk, teacher_labels
+from solver.kernels import network as kernels
+
+FEATURES = {
+    "relu+bias": Feature.neuron("relu", 2, bias=True),
+    "sigmoid": Feature.neuron("sigmoid", 2),
+    "tanh+bias": Feature.neuron("tanh", 1, bias=True),
+    "fixed tanh": Feature.fixed_output("tanh", 2),
+    "fixed relu+bias": Feature.fixed_output("relu", 1, bias=True),
+    "gaussian": Feature.gaussian(1, 0.7),
+    "gaussian 2D": Feature.gaussian(2, 1.3),
+}
+
+
+def random_problem(rng, feature, n_theta=37, n_data=29):
+    theta = rng.normal(size=(n_theta, feature.dim))
+    X = rng.normal(size=(n_data, feature.input_dim))
+    return theta, X
+
+
+@pytest.mark.parametrize("name", FEATURES)
+def test_kernels_match_numpy(rng, name):
+    feature = FEATURES[name]
+    spec = feature.spec
+    theta, X = random_problem(rng, feature)
+    weights, coef = rng.random(len(theta)), rng.normal(size=len(X))
+    h = np.empty(len(X))
+    kernels.predict(spec, theta, weights, X, h)
+    np.testing.assert_allclose(h, kernels.predict_reference(spec, theta, weights, X), rtol=1e-12, atol=1e-12)
+    xi = np.empty(len(theta))
+    kernels.first_variation(spec, theta, coef, X, xi)
+    np.testing.assert_allclose(xi, kernels.first_variation_reference(spec, theta, coef, X), rtol=1e-12, atol=1e-12)
+    grad = np.empty_like(theta)
+    kernels.gradient(spec, theta, coef, X, grad)
+    np.testing.assert_allclose(grad, kernels.gradient_reference(spec, theta, coef, X), rtol=1e-12, atol=1e-12)
+    matrix = np.empty((len(theta), len(X)))
+    kernels.feature_matrix(spec, theta, X, matrix)
+    np.testing.assert_allclose(matrix, kernels.feature_matrix_reference(spec, theta, X), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", FEATURES)
+def test_feature_gradient_against_finite_differences(rng, name):
+    feature = FEATURES[name]
+    theta, X = random_problem(rng, feature, n_theta=5, n_data=4)
+    grad = kernels.feature_gradient_reference(feature.spec, theta, X)  # (N, n, D)
+    eps = 1e-6
+    for d in range(feature.dim):
+        step = np.zeros(feature.dim)
+        step[d] = eps
+        numeric = (feature(theta + step, X) - feature(theta - step, X)) / (2 * eps)
+        np.testing.assert_allclose(grad[..., d], numeric, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("loss", ["square", "logistic"])
+@pytest.mark.parametrize("name", ["relu+bias", "fixed tanh", "gaussian"])
+def test_particle_velocity_is_minus_gradient_of_the_risk(rng, name, loss):
+    """For μ_m = Σ w_j δ_θj: ∂F(μ_m)/∂θ_j = w_j ∇θF'(μ_m)(θ_j), so v_j = −(1/w_j) ∂F/∂θ_j."""
+    feature = FEATURES[name]
+    theta, X = random_problem(rng, feature, n_theta=6, n_data=40)
+    y = np.sign(rng.normal(size=len(X))) if loss == "logistic" else rng.normal(size=len(X))
+    energy = NetworkRisk(feature, X, y, loss=loss, weight_decay=0.1)
+    weights = np.full(len(theta), 1 / len(theta))
+
+    def total(t):
+        return energy.risk(t, weights) + energy.weight_decay * weights @ np.sum(t**2, axis=1)
+
+    velocity = energy.particle_velocity(theta, weights)
+    eps = 1e-6
+    for j in (0, 3):
+        for d in range(feature.dim):
+            plus, minus = theta.copy(), theta.copy()
+            plus[j, d] += eps
+            minus[j, d] -= eps
+            numeric = (total(plus) - total(minus)) / (2 * eps) / weights[j]
+            assert velocity[j, d] == pytest.approx(-numeric, rel=1e-5, abs=1e-8)
+
+
+@pytest.mark.parametrize("loss", ["square", "logistic"])
+def test_grid_first_variation_is_the_derivative_of_the_value(rng, loss):
+    feature = FEATURES["fixed tanh"]
+    X = rng.normal(size=(50, 2))
+    y = np.sign(rng.normal(size=50)) if loss == "logistic" else np.tanh(X @ [1.0, -0.5])
+    energy = NetworkRisk(feature, X, y, loss=loss, weight_decay=0.05)
+    grid = Grid([(-2, 2), (-1, 3)], (7, 6))
+    rho, phi = rng.random(grid.shape), rng.normal(size=grid.shape)
+    eps = 1e-6
+    numeric = (energy.value(rho + eps * phi, grid) - energy.value(rho - eps * phi, grid)) / (2 * eps)
+    assert numeric == pytest.approx(grid.integrate(energy.first_variation(rho, grid) * phi), rel=1e-7)
+
+
+def test_grid_kernels_and_feature_matrix_agree(rng, monkeypatch):
+    """Grids use the cached feature matrix Φ, or the kernels when Φ would be too large."""
+    from solver.energies import network
+
+    X = rng.normal(size=(40, 2))
+    grid = Grid([(-2, 2), (-1, 3)], (9, 8))
+    rho = rng.random(grid.shape)
+    with_matrix = NetworkRisk(FEATURES["fixed tanh"], X, X[:, 0]).value_and_first_variation(rho, grid)
+    monkeypatch.setattr(network, "MATRIX_LIMIT", 0)
+    with_kernels = NetworkRisk(FEATURES["fixed tanh"], X, X[:, 0]).value_and_first_variation(rho, grid)
+    assert with_matrix[0] == pytest.approx(with_kernels[0], rel=1e-12)
+    np.testing.assert_allclose(with_matrix[1], with_kernels[1], rtol=1e-12, atol=1e-14)
+
+
+def test_grid_and_particles_agree(rng):
+    """The grid energy equals the particle energy of the measure Σ_cells ρ_c|cell| δ_(centre)."""
+    feature = FEATURES["gaussian"]
+    X = rng.normal(size=(30, 1))
+    energy = NetworkRisk(feature, X, np.sin(X[:, 0]))
+    grid = Grid([(-1, 1), (-2, 2)], (5, 8))
+    rho = rng.random(grid.shape)
+    theta, weights = grid.points.reshape(-1, 2), rho.ravel() * grid.cell_volume
+    assert energy.value(rho, grid) == pytest.approx(energy.risk(theta, weights), rel=1e-12)
+
+
+def test_teacher_is_a_zero_risk_student():
+    feature = Feature.fixed_output("tanh", 2)
+    teacher = np.array([[1.0, 0.5], [-0.5, 1.0], [0.2, -1.0]])
+    X = np.random.default_rng(0).normal(size=(100, 2))
+    energy = NetworkRisk(feature, X, teacher_labels(feature, teacher, X))
+    assert energy.risk(teacher, np.full(3, 1 / 3)) == pytest.approx(0, abs=1e-30)
+    assert energy.risk(teacher, np.full(3, 0.2)) > 1e-3
+
+
+def test_bad_input():
+    feature = Feature.neuron("relu", 2, bias=True)
+    X, y = np.zeros((5, 2)), np.zeros(5)
+    with pytest.raises(ValueError, match=r"X has 3 input dimensions but the feature takes input_dim=2"):
+        NetworkRisk(feature, np.zeros((5, 3)), y)
+    with pytest.raises(ValueError, match=r"y must have shape \(5,\)"):
+        NetworkRisk(feature, X, np.zeros(4))
+    with pytest.raises(ValueError, match=r"logistic loss needs labels in \{-1, 1\}, got \[0.0\]"):
+        NetworkRisk(feature, X, y, loss="logistic")
+    with pytest.raises(ValueError, match="loss must be one of"):
+        NetworkRisk(feature, X, y, loss="hinge")
+    with pytest.raises(ValueError, match="weight_decay must be finite and >= 0"):
+        NetworkRisk(feature, X, y, weight_decay=-1)
+    energy = NetworkRisk(feature, X, y)
+    with pytest.raises(ValueError, match="parameters have dimension 3 but the feature's θ has dimension 4"):
+        energy.particle_velocity(np.zeros((2, 3)), np.full(2, 0.5))
+    with pytest.raises(ValueError, match="the grid is 2D but θ has dimension 4"):
+        energy.value(np.ones((4, 4)), Grid([(0, 1)] * 2, 4))
+    with pytest.raises(ValueError, match="activation must be one of"):
+        Feature.neuron("gelu", 2)
+    with pytest.raises(ValueError, match="width must be finite and > 0"):
+        Feature.gaussian(1, 0)
