@@ -237,7 +237,7 @@ def check_times(t_span, save_at):
 
 
 def solve(energy, grid, rho0, t_span, *, save_at=None, scheme="explicit", cfl=0.9, dt=None,
-          max_steps=10_000_000, progress=None):
+          max_step=np.inf, max_steps=10_000_000, progress=None):
     """Evolve ∂tρ = ∇·(ρ ∇F'(ρ)) on a grid from ``rho0`` over ``t_span``.
 
     Parameters
@@ -261,6 +261,9 @@ def solve(energy, grid, rho0, t_span, *, save_at=None, scheme="explicit", cfl=0.
     dt : float, optional
         Implicit scheme: the step (halved on rejection, regrown after); default
         (t1 − t0)/100.
+    max_step : float
+        Explicit scheme: an upper bound on the step, for accuracy in time when the
+        stability limit allows long steps (slow transport).
     max_steps : int
         Give up (RuntimeError) after this many attempted steps.
     progress : bool, optional
@@ -275,6 +278,8 @@ def solve(energy, grid, rho0, t_span, *, save_at=None, scheme="explicit", cfl=0.
     rho = grid.check_density(rho0, "rho0").copy()
     t0, t1, save_times = check_times(t_span, save_at)
     energy.check(grid)
+    if not max_step > 0:
+        raise ValueError(f"max_step must be > 0, got {max_step}")
     if scheme == "implicit":
         dt_max = (t1 - t0) / 100 if dt is None else float(dt)
         if not np.isfinite(dt_max) or dt_max <= 0:
@@ -298,7 +303,7 @@ def solve(energy, grid, rho0, t_span, *, save_at=None, scheme="explicit", cfl=0.
                 raise RuntimeError(f"solve: max_steps={max_steps} reached at t={t:.6g} before t1={t1}")
             if scheme == "explicit":
                 rate, limit = stepper.suggest(rho, xi)
-                step = min(limit, cap, pending[0] - t)
+                step = min(limit, cap, max_step, pending[0] - t)
                 new = stepper.attempt(rho, rate, step)
             else:
                 step = min(cap, pending[0] - t)

@@ -88,22 +88,23 @@ def rbf_mixture(cells=64, n_data=400, seed=0):
     )
 
 
-def relu_teacher(cells=32, n_data=200, seed=0):
+def relu_teacher(cells=24, n_data=200, seed=0):
     """(c) ReLU neurons c·(a₁x + a₀)₊ with scalar input, bias and output weight, θ ∈ R³,
-    x ~ Unif[−1, 1], a teacher of m0 = 5 neurons with unit-norm (a₁, a₀) and c = ±1:
-    the Chizat–Bach illustration of global convergence (2-homogeneous units)."""
+    x ~ Unif[−2, 2], a teacher of m0 = 5 neurons with unit-norm (a₁, a₀) and c = ±1:
+    the Chizat–Bach illustration of global convergence (2-homogeneous units), from a
+    start with mass in every direction, on the box [−3, 3]³."""
     rng = np.random.default_rng(seed)
     feature = Feature.neuron("relu", 1, bias=True)
     angles = np.array([0.3, 1.4, 2.5, 3.6, 4.9])
     teacher = np.stack([np.cos(angles), np.sin(angles), np.array([1.0, -1.0, 1.0, -1.0, 1.0])], axis=1)
-    X = rng.uniform(-1, 1, size=(n_data, 1))
-    grid = Grid([(-2, 2)] * 3, cells)
-    rho0, sample = _gaussian_start(grid, [0.0, 0.0, 0.0], [0.3, 0.3, 0.3])
+    X = rng.uniform(-2, 2, size=(n_data, 1))
+    grid = Grid([(-3, 3)] * 3, cells)
+    rho0, sample = _gaussian_start(grid, [0.0, 0.0, 0.0], [0.5, 0.5, 0.5])
     return Problem(
         "relu-teacher", "3D: ReLU neurons with bias and output weight learning a 5-neuron teacher",
         "Chizat, Bach, On the global convergence of gradient descent for over-parameterized models "
         "using optimal transport, NeurIPS 2018",
-        NetworkRisk(feature, X, teacher_labels(feature, teacher, X)), grid, rho0, 10.0, sample, teacher,
+        NetworkRisk(feature, X, teacher_labels(feature, teacher, X)), grid, rho0, 40.0, sample, teacher,
     )
 
 

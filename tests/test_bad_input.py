@@ -88,6 +88,8 @@ def test_bad_scheme_options(grid):
         solve(PorousMedium(2), grid, density(grid), (0, 1), scheme="rk4")
     with pytest.raises(ValueError, match="dt must be finite and > 0"):
         solve(PorousMedium(2), grid, density(grid), (0, 1), scheme="implicit", dt=-1)
+    with pytest.raises(ValueError, match="max_step must be > 0"):
+        solve(PorousMedium(2), grid, density(grid), (0, 1), max_step=0)
     with pytest.raises(ValueError, match="cfl must be in"):
         solve(PorousMedium(2), grid, density(grid), (0, 1), cfl=2)
 
