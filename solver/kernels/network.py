@@ -24,7 +24,7 @@ NEURON, RBF = 0, 1
 RELU, SIGMOID, TANH = 0, 1, 2
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def activation(code, u):
     """σ(u) for ReLU, sigmoid or tanh."""
     if code == RELU:
@@ -34,7 +34,7 @@ def activation(code, u):
     return math.tanh(u)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def activation_slope(code, u):
     """σ'(u) (the ReLU's is 1 for u > 0, else 0)."""
     if code == RELU:
@@ -46,53 +46,54 @@ def activation_slope(code, u):
     return 1.0 - t * t
 
 
-@njit(cache=True)
-def _pre_activation(spec, theta, x):
+@njit(cache=True, inline="always")
+def _pre_activation(spec, theta, j, X, i):
     u = 0.0
-    for k in range(x.shape[0]):
-        u += theta[k] * x[k]
+    for k in range(X.shape[1]):
+        u += theta[j, k] * X[i, k]
     if spec[3]:
-        u += theta[x.shape[0]]
+        u += theta[j, X.shape[1]]
     return u
 
 
-@njit(cache=True)
-def _rbf_bump(spec, theta, x):
+@njit(cache=True, inline="always")
+def _rbf_bump(spec, theta, j, X, i):
     r2 = 0.0
-    for k in range(x.shape[0]):
-        r2 += (x[k] - theta[1 + k]) ** 2
+    for k in range(X.shape[1]):
+        r2 += (X[i, k] - theta[j, 1 + k]) ** 2
     return math.exp(-r2 / (2.0 * spec[4] ** 2))
 
 
-@njit(cache=True)
-def feature(spec, theta, x):
-    """Φ(θ, x)."""
+@njit(cache=True, inline="always")
+def feature(spec, theta, j, X, i):
+    """Φ(θ_j, x_i) (rows of ``theta`` and ``X`` by index: no per-pair array views)."""
     if spec[0] == RBF:
-        return theta[0] * _rbf_bump(spec, theta, x)
-    value = activation(spec[1], _pre_activation(spec, theta, x))
-    return theta[-1] * value if spec[2] else value
+        return theta[j, 0] * _rbf_bump(spec, theta, j, X, i)
+    value = activation(spec[1], _pre_activation(spec, theta, j, X, i))
+    return theta[j, theta.shape[1] - 1] * value if spec[2] else value
 
 
-@njit(cache=True)
-def add_feature_gradient(spec, theta, x, scale, out):
-    """out += scale · ∇θΦ(θ, x)."""
-    p = x.shape[0]
+@njit(cache=True, inline="always")
+def add_feature_gradient(spec, theta, j, X, i, scale, out):
+    """out[j] += scale · ∇θΦ(θ_j, x_i)."""
+    p = X.shape[1]
+    last = theta.shape[1] - 1
     if spec[0] == RBF:
-        bump = _rbf_bump(spec, theta, x)
-        out[0] += scale * bump
-        factor = scale * theta[0] * bump / spec[4] ** 2
+        bump = _rbf_bump(spec, theta, j, X, i)
+        out[j, 0] += scale * bump
+        factor = scale * theta[j, 0] * bump / spec[4] ** 2
         for k in range(p):
-            out[1 + k] += factor * (x[k] - theta[1 + k])
+            out[j, 1 + k] += factor * (X[i, k] - theta[j, 1 + k])
         return
-    u = _pre_activation(spec, theta, x)
+    u = _pre_activation(spec, theta, j, X, i)
     slope = scale * activation_slope(spec[1], u)
     if spec[2]:
-        slope *= theta[-1]
-        out[-1] += scale * activation(spec[1], u)
+        slope *= theta[j, last]
+        out[j, last] += scale * activation(spec[1], u)
     for k in range(p):
-        out[k] += slope * x[k]
+        out[j, k] += slope * X[i, k]
     if spec[3]:
-        out[p] += slope
+        out[j, p] += slope
 
 
 @njit(cache=True, parallel=True)
@@ -102,7 +103,7 @@ def predict(spec, theta, weights, X, out):
         total = 0.0
         for j in range(theta.shape[0]):
             if weights[j] != 0.0:
-                total += weights[j] * feature(spec, theta[j], X[i])
+                total += weights[j] * feature(spec, theta, j, X, i)
         out[i] = total
 
 
@@ -112,7 +113,7 @@ def first_variation(spec, theta, coef, X, out):
     for j in prange(theta.shape[0]):
         total = 0.0
         for i in range(X.shape[0]):
-            total += coef[i] * feature(spec, theta[j], X[i])
+            total += coef[i] * feature(spec, theta, j, X, i)
         out[j] = total
 
 
@@ -122,7 +123,7 @@ def gradient(spec, theta, coef, X, out):
     for j in prange(theta.shape[0]):
         out[j, :] = 0.0
         for i in range(X.shape[0]):
-            add_feature_gradient(spec, theta[j], X[i], coef[i], out[j])
+            add_feature_gradient(spec, theta, j, X, i, coef[i], out)
 
 
 @njit(cache=True, parallel=True)
@@ -130,7 +131,7 @@ def feature_matrix(spec, theta, X, out):
     """out[j, i] = Φ(θ_j, x_i), parallel over j."""
     for j in prange(theta.shape[0]):
         for i in range(X.shape[0]):
-            out[j, i] = feature(spec, theta[j], X[i])
+            out[j, i] = feature(spec, theta, j, X, i)
 
 
 def feature_matrix_reference(spec, theta, X):

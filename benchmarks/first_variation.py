@@ -1,0 +1,84 @@
+"""Throughput of the network first variation F'(θ_j) = Σ_i c_i Φ(θ_j, x_i) on grid cells.
+
+For 64² and 128² grids of parameters θ_j ∈ R² and 10³ and 10⁴ data points x_i ∈ R², in
+(cells × data points) per second:
+
+- ``kernel``: the Numba kernel ``solver.kernels.network.first_variation`` (both cores);
+- ``numpy``: its NumPy reference (broadcast the feature matrix, then a product);
+- ``bound``: the memory-bound limit, a precomputed feature matrix streamed by one BLAS
+  matrix-vector product. The grid solver keeps that matrix when it fits (see
+  ``solver.energies.network.MATRIX_LIMIT``), so on grids it runs at this bound.
+
+Features: fixed-output tanh units σ(w·x) (problem a) and fixed-output ReLU units.
+Run: ``.venv/bin/python benchmarks/first_variation.py [--repeats 5] [--quick]``.
+Prints a table, then a JSON line; its top-level figures are for the largest case of
+the tanh units, the ``rows`` hold everything.
+"""
+
+import argparse
+import json
+import statistics
+import time
+
+import numpy as np
+
+from solver import Feature, Grid
+from solver.kernels import network as kernels
+
+
+def median_seconds(function, repeats):
+    """Median wall time of ``function()`` over ``repeats`` calls after one warm-up call."""
+    function()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def measure(feature, cells, n_data, repeats, rng):
+    """Throughputs of the kernel, the NumPy reference and the bound for one case."""
+    theta = np.ascontiguousarray(Grid([(-3, 3), (-3, 3)], cells).points.reshape(-1, 2))
+    X = rng.standard_normal((n_data, 2))
+    coef = rng.standard_normal(n_data) / n_data
+    spec, out = feature.spec, np.empty(len(theta))
+    matrix = np.empty((len(theta), n_data))
+    kernels.feature_matrix(spec, theta, X, matrix)
+    seconds = {
+        "kernel": median_seconds(lambda: kernels.first_variation(spec, theta, coef, X, out), repeats),
+        "numpy": median_seconds(lambda: kernels.first_variation_reference(spec, theta, coef, X), max(1, repeats // 2)),
+        "bound": median_seconds(lambda: matrix @ coef, repeats),
+    }
+    np.testing.assert_allclose(out, matrix @ coef, rtol=1e-10, atol=1e-12)
+    pairs = len(theta) * n_data
+    return {"feature": feature.activation, "cells": len(theta), "data": n_data,
+            **{f"{name}_pairs_per_s": pairs / s for name, s in seconds.items()},
+            "speedup_vs_numpy": seconds["numpy"] / seconds["kernel"],
+            "fraction_of_bound": seconds["bound"] / seconds["kernel"]}
+
+
+def main():
+    """Run the cases, print the table and the JSON line."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="small cases only, for a smoke test")
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    sizes = [(32, 100)] if args.quick else [(64, 1000), (64, 10000), (128, 1000), (128, 10000)]
+    rows = [measure(Feature.fixed_output(name, 2), cells, n, args.repeats, rng)
+            for name in ("tanh", "relu") for cells, n in sizes]
+    print("| units | cells | data | kernel (pairs/s) | NumPy (pairs/s) | bound (pairs/s) | × NumPy | of bound |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['feature']} | {r['cells']} | {r['data']} | {r['kernel_pairs_per_s']:.3g} | "
+              f"{r['numpy_pairs_per_s']:.3g} | {r['bound_pairs_per_s']:.3g} | {r['speedup_vs_numpy']:.1f} | "
+              f"{r['fraction_of_bound']:.2f} |")
+    largest = rows[len(sizes) - 1]
+    print(json.dumps({"benchmark": "first_variation", "units": largest["feature"], "cells": largest["cells"],
+                      "data": largest["data"], "speedup_vs_numpy": largest["speedup_vs_numpy"],
+                      "fraction_of_bound": largest["fraction_of_bound"], "rows": rows}))
+
+
+if __name__ == "__main__":
+    main()
