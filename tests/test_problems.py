@@ -1,0 +1,34 @@
+"""The problem presets on the PDE side: energy decay, mass and positivity on every step;
+global convergence of the ReLU teacher-student problem (c)."""
+
+import numpy as np
+import pytest
+from conftest import assert_invariants
+
+from solver import problems, solve
+
+
+@pytest.mark.parametrize("name", ["tanh-teacher", "rbf-mixture"])
+def test_presets_dissipate(name):
+    problem = problems.get(name, cells=32, n_data=200)
+    solution = solve(problem.energy, problem.grid, problem.rho0, (0, 1), save_at=[0, 0.5, 1])
+    assert_invariants(solution)
+    values = [problem.energy.value(rho, problem.grid) for rho in solution.rho]
+    assert values[-1] < 0.95 * values[0], values
+
+
+def test_relu_teacher_pde_risk_goes_to_zero():
+    """Chizat–Bach: from mass in every direction, the flow reaches the global minimum (zero risk)."""
+    problem = problems.get("relu-teacher")
+    times = np.linspace(0, problem.t_end, 9)
+    solution = solve(problem.energy, problem.grid, problem.rho0, (0, problem.t_end), save_at=times)
+    assert_invariants(solution)
+    risk = np.array([problem.energy.value(rho, problem.grid) for rho in solution.rho])
+    assert np.all(np.diff(risk) < 0), risk
+    assert risk[-1] < 0.12 * risk[0], risk / risk[0]
+    assert risk[-1] / risk[-2] < 0.95  # still falling at the end
+
+
+def test_unknown_preset():
+    with pytest.raises(ValueError, match="unknown problem 'nope'; the presets are"):
+        problems.get("nope")
