@@ -1,0 +1,173 @@
+"""The particle simulator: m particles (neurons) θ_i with weights 1/m, moved by the same
+energy objects as the PDE.
+
+Time is the PDE's clock: dθ_i/dt = −∇θF'(μ_m)(θ_i) with μ_m = Σ_i w_i δ_θi, and a step
+of size ε advances time by ε (t = kε). Gradient descent (``method="gd"``) takes the
+explicit Euler step θ ← θ + ε v(θ) with the full data; SGD (``"sgd"``) takes v from a
+fresh mini-batch each step (terms that can draw one, via ``sample_batch``). Entropy
+terms τ∫ρ log ρ of the energy become Langevin noise √(2τε)·g, g ~ N(0, I): noisy
+(S)GD at temperature τ is the particle side of a PDE with an ``Entropy(τ)`` term. With a
+``domain``, every step ends with the projection onto it (projected SGD).
+"""
+
+import dataclasses
+import time
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .energies import Entropy, PorousMedium, Sum
+from .fv import check_times
+
+
+class Box:
+    """The box [lower, upper] (per coordinate); projection clips."""
+
+    def __init__(self, lower, upper):
+        self.lower, self.upper = np.asarray(lower, dtype=float), np.asarray(upper, dtype=float)
+        if self.lower.shape != self.upper.shape or np.any(self.lower >= self.upper):
+            raise ValueError(f"Box: need lower < upper coordinatewise, got {self.lower} and {self.upper}")
+
+    def __repr__(self):
+        return f"Box({self.lower.tolist()}, {self.upper.tolist()})"
+
+    def contains(self, theta):
+        return np.all((theta >= self.lower) & (theta <= self.upper), axis=-1)
+
+    def project(self, theta):
+        return np.clip(theta, self.lower, self.upper)
+
+
+class Ball:
+    """The closed ball |θ − center| ≤ radius; projection is radial."""
+
+    def __init__(self, center, radius):
+        self.center, self.radius = np.asarray(center, dtype=float), float(radius)
+        if not self.radius > 0:
+            raise ValueError(f"Ball: radius must be > 0, got {radius}")
+
+    def __repr__(self):
+        return f"Ball({self.center.tolist()}, {self.radius})"
+
+    def contains(self, theta):
+        return np.linalg.norm(theta - self.center, axis=-1) <= self.radius * (1 + 1e-12)
+
+    def project(self, theta):
+        offset = theta - self.center
+        norm = np.linalg.norm(offset, axis=-1, keepdims=True)
+        return self.center + offset * np.minimum(1.0, self.radius / np.maximum(norm, 1e-300))
+
+
+@dataclasses.dataclass
+class Trajectory:
+    """What :func:`simulate` returns: ``theta[k]`` (m, d) at the save times ``t[k]``."""
+
+    t: np.ndarray
+    theta: np.ndarray
+    weights: np.ndarray
+    steps: int
+    wall_time: float
+
+
+class SimulationError(ValueError):
+    """A run produced a non-finite value; ``partial`` holds the trajectory up to the last
+    finite state (the saves reached, then that state)."""
+
+    def __init__(self, message, partial):
+        super().__init__(message)
+        self.partial = partial
+
+
+def _split(energy):
+    """(terms that move particles, total temperature of the Entropy terms)."""
+    terms = energy.terms if isinstance(energy, Sum) else [energy]
+    for term in terms:
+        if isinstance(term, PorousMedium):
+            raise ValueError("simulate: a PorousMedium term has no particle version (it needs a density)")
+    moving = [term for term in terms if not isinstance(term, Entropy)]
+    return moving, sum(term.tau for term in terms if isinstance(term, Entropy))
+
+
+def _positive_int(value, name):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"simulate: {name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def simulate(energy, theta0, t_span, *, step, method="gd", batch_size=None, domain=None,
+             save_at=None, rng=None, progress=None):
+    """Run (S)GD on m particles from ``theta0`` over ``t_span`` with steps ``step`` = ε.
+
+    Parameters
+    ----------
+    energy : Energy
+        Terms with ``particle_velocity``; Entropy terms become noise (see module doc).
+    theta0 : array (m, d)
+        Initial particles, weights 1/m.
+    t_span : (t0, t1)
+    step : float
+        ε > 0. Each save time must be a whole number of steps from t0 (to 1e-9
+        relative); the run ends at the last save time.
+    method : {"gd", "sgd"}
+    batch_size : int
+        Mini-batch size for SGD.
+    domain : Box or Ball, optional
+        Compact domain; particles are projected onto it after each step and must start in it.
+    save_at : sequence of float, optional
+        Default (t0, t1).
+    rng : numpy.random.Generator or int
+        The only source of randomness (SGD batches, noise).
+    progress : bool, optional
+        A tqdm bar; by default only in a terminal and after a second.
+    """
+    theta = np.array(theta0, dtype=float)
+    if theta.ndim != 2 or len(theta) == 0 or not np.all(np.isfinite(theta)):
+        raise ValueError(f"simulate: theta0 must be a finite (m, d) array with m >= 1, got shape {theta.shape}")
+    step = float(step)
+    if not np.isfinite(step) or step <= 0:
+        raise ValueError(f"simulate: step must be finite and > 0, got {step}")
+    if method not in ("gd", "sgd"):
+        raise ValueError(f"simulate: method must be 'gd' or 'sgd', got {method!r}")
+    if method == "sgd":
+        batch_size = _positive_int(batch_size, "batch_size")
+    t0, _, save_times = check_times(t_span, save_at)
+    counts = (save_times - t0) / step
+    if np.any(np.abs(counts - np.round(counts)) > 1e-9 * np.maximum(counts, 1)):
+        raise ValueError(f"simulate: every save time must be a whole number of steps {step} from t0 = {t0}")
+    moving, tau = _split(energy)
+    for term in moving:
+        if hasattr(term, "dim") and theta.shape[1] != term.dim:
+            raise ValueError(f"simulate: theta0 has dimension {theta.shape[1]} but {term!r} needs {term.dim}")
+    if domain is not None and not np.all(domain.contains(theta)):
+        outside = np.flatnonzero(~domain.contains(theta))
+        raise ValueError(f"simulate: {len(outside)} particles start outside {domain!r}, e.g. {theta[outside[0]]}")
+    rng = np.random.default_rng(rng)
+    weights = np.full(len(theta), 1 / len(theta))
+    targets = np.round(counts).astype(int)
+    saved, k, start = [], 0, time.perf_counter()
+    with tqdm(total=int(targets[-1]), disable=None if progress is None else not progress, delay=1.0,
+              unit="step") as bar:
+        for target in targets:
+            while k < target:
+                velocity = sum(_velocity(term, theta, weights, method, batch_size, rng) for term in moving)
+                new = theta + step * velocity
+                if tau > 0:
+                    new += np.sqrt(2 * tau * step) * rng.standard_normal(theta.shape)
+                if domain is not None:
+                    new = domain.project(new)
+                if not np.all(np.isfinite(new)):
+                    partial = Trajectory(np.append(save_times[: len(saved)], t0 + k * step),
+                                         np.array([*saved, theta]), weights, k, time.perf_counter() - start)
+                    raise SimulationError(
+                        f"simulate: non-finite particles at step {k + 1} (t = {t0 + (k + 1) * step:.6g}); "
+                        f"the run stopped there: see .partial; try a smaller step", partial)
+                theta, k = new, k + 1
+                bar.update(1)
+            saved.append(theta.copy())
+    return Trajectory(save_times, np.array(saved), weights, k, time.perf_counter() - start)
+
+
+def _velocity(term, theta, weights, method, batch_size, rng):
+    if method == "sgd" and hasattr(term, "sample_batch"):
+        return term.particle_velocity(theta, weights, batch=term.sample_batch(rng, batch_size))
+    return term.particle_velocity(theta, weights)

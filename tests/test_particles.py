@@ -1,0 +1,111 @@
+"""The particle simulator: the shared clock, noise, projection, SGD, seeds, bad input."""
+
+import numpy as np
+import pytest
+from scipy.linalg import expm
+
+from solver import Entropy, Feature, Interaction, NetworkRisk, PorousMedium, Potential
+from solver.particles import Ball, Box, SimulationError, simulate
+
+A = np.array([[1.5, 0.5], [0.5, 1.0]])
+QUADRATIC = Potential(lambda x: 0.5 * np.einsum("...i,ij,...j->...", x, A, x), grad=lambda x: x @ A)
+
+
+def test_one_unit_of_particle_time_is_one_unit_of_pde_time(rng):
+    """dθ/dt = −Aθ gives θ(1) = e^(−A) θ0; Euler's error is O(ε): halving ε halves it."""
+    theta0 = rng.normal(size=(5, 2))
+    exact = theta0 @ expm(-A).T
+    errors = [np.abs(simulate(QUADRATIC, theta0, (0, 1), step=eps).theta[-1] - exact).max() for eps in (2e-3, 1e-3)]
+    assert errors[1] < 2e-3
+    assert errors[0] / errors[1] == pytest.approx(2, rel=0.05)
+
+
+def test_quadratic_interaction_contracts_to_the_centre_of_mass(rng):
+    theta0 = rng.normal(size=(40, 2)) + [1.0, -2.0]
+    centre = theta0.mean(axis=0)
+    run = simulate(Interaction(lambda z: 0.5 * np.sum(z**2, axis=-1)), theta0, (0, 1), step=1e-3,
+                   save_at=[0, 0.5, 1])
+    for t, theta in zip(run.t, run.theta):
+        np.testing.assert_allclose(theta.mean(axis=0), centre, atol=1e-6)
+        np.testing.assert_allclose(theta, centre + np.exp(-t) * (theta0 - centre), atol=2e-3)
+
+
+def test_noise_matches_the_entropy_term(rng):
+    """Potential |x|²/2 + Entropy(τ): Var(t) = e^(−2t) σ0² + τ(1 − e^(−2t)) (Ornstein–Uhlenbeck)."""
+    tau, var0, t = 0.3, 0.25, 2.0
+    theta0 = np.sqrt(var0) * rng.normal(size=(20000, 1))
+    energy = Potential(lambda x: 0.5 * np.sum(x**2, axis=-1), grad=lambda x: x) + Entropy(tau)
+    theta = simulate(energy, theta0, (0, t), step=2e-3, rng=rng).theta[-1]
+    expected = np.exp(-2 * t) * var0 + tau * (1 - np.exp(-2 * t))
+    assert theta.var() == pytest.approx(expected, rel=0.03)  # sampling error ~1%, Euler bias ~0.2%
+
+
+@pytest.mark.parametrize("domain", [Box([-1, -1], [1, 1]), Ball([0, 0], 1.0)], ids=repr)
+def test_projection_keeps_particles_inside(rng, domain):
+    outward = Potential(lambda x: -np.sum(x**2, axis=-1), grad=lambda x: -2 * x)
+    theta0 = domain.project(0.5 * rng.normal(size=(50, 2)))
+    run = simulate(outward + Entropy(0.01), theta0, (0, 2), step=0.01, domain=domain, rng=rng, save_at=[0, 1, 2])
+    assert all(domain.contains(theta).all() for theta in run.theta)
+    assert not np.any(domain.contains(run.theta[-1] / 0.95))  # pushed out, held within 5% of the boundary
+
+
+def test_seeds_decide_the_run():
+    energy = QUADRATIC + Entropy(0.1)
+    theta0 = np.zeros((10, 2))
+    first, again = (simulate(energy, theta0, (0, 0.1), step=0.01, rng=7).theta for _ in range(2))
+    other = simulate(energy, theta0, (0, 0.1), step=0.01, rng=8).theta
+    np.testing.assert_array_equal(first, again)
+    assert not np.allclose(first, other)
+
+
+def test_sgd_on_a_network_draws_batches_and_keeps_the_clock(rng):
+    feature = Feature.fixed_output("tanh", 2)
+    X = rng.normal(size=(200, 2))
+    energy = NetworkRisk(feature, X, np.tanh(X @ [1.0, -1.0]))
+    theta0 = 0.3 * rng.normal(size=(30, 2))
+    run = simulate(energy, theta0, (0, 1), step=0.05, method="sgd", batch_size=8, rng=1, save_at=[0, 0.5, 1])
+    assert run.steps == 20 and list(run.t) == [0, 0.5, 1]
+    gd = simulate(energy, theta0, (0, 1), step=0.05).theta[-1]
+    assert 0 < np.abs(run.theta[-1] - gd).max() < 0.5  # SGD is a noisy GD
+    assert energy.risk(run.theta[-1], run.weights) < energy.risk(theta0, run.weights)
+
+
+def test_a_nan_stops_the_run_and_keeps_what_was_computed():
+    blow_up = Potential(lambda x: -np.sum(x**4, axis=-1), grad=lambda x: -4 * x**3)
+    with np.errstate(over="ignore", invalid="ignore"), pytest.raises(
+        SimulationError, match=r"non-finite particles at step \d+ \(t = "
+    ) as error:
+        simulate(blow_up, np.full((3, 1), 2.0), (0, 10), step=0.1, save_at=[0, 0.1, 10])
+    partial = error.value.partial
+    assert list(partial.t[:2]) == [0, 0.1] and np.all(np.isfinite(partial.theta))
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"theta0": np.zeros(3)}, "theta0 must be a finite"),
+        ({"theta0": np.zeros((0, 2))}, "theta0 must be a finite"),
+        ({"theta0": np.full((2, 2), np.nan)}, "theta0 must be a finite"),
+        ({"step": 0}, "step must be finite and > 0"),
+        ({"step": np.inf}, "step must be finite and > 0"),
+        ({"method": "adam"}, "method must be 'gd' or 'sgd'"),
+        ({"method": "sgd", "batch_size": 0}, "batch_size must be a positive integer"),
+        ({"method": "sgd", "batch_size": 2.5}, "batch_size must be a positive integer"),
+        ({"method": "sgd", "batch_size": True}, "batch_size must be a positive integer"),
+        ({"t_span": (1, 0)}, "t_span must be"),
+        ({"step": 0.3}, "whole number of steps"),
+        ({"domain": Box([-0.5, -0.5], [0.5, 0.5]), "theta0": np.ones((3, 2))}, "3 particles start outside Box"),
+    ],
+)
+def test_bad_input(kwargs, message):
+    arguments = {"theta0": np.zeros((3, 2)), "t_span": (0, 1), "step": 0.1, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        simulate(QUADRATIC, arguments.pop("theta0"), arguments.pop("t_span"), **arguments)
+
+
+def test_dimension_and_porous_medium_errors():
+    energy = NetworkRisk(Feature.neuron("relu", 1, bias=True), np.zeros((4, 1)), np.zeros(4))
+    with pytest.raises(ValueError, match="theta0 has dimension 2 but NetworkRisk.* needs 3"):
+        simulate(energy, np.zeros((5, 2)), (0, 1), step=0.1)
+    with pytest.raises(ValueError, match="PorousMedium term has no particle version"):
+        simulate(PorousMedium(2), np.zeros((5, 2)), (0, 1), step=0.1)
