@@ -1,0 +1,103 @@
+"""Distances between a grid density and particles (POT), coarsening, refinement, rates in m."""
+
+import numpy as np
+import pytest
+
+from solver import Grid
+from solver.compare import coarsen, fit_slope, grid_measure, wasserstein
+
+
+def translated_copy(grid, rho, shift):
+    points, weights = grid_measure(grid, rho)
+    return points + shift, weights
+
+
+@pytest.mark.parametrize("p", [1, 2])
+def test_one_dimension_is_exact(rng, p):
+    grid = Grid([(0, 1)], 20)
+    rho = rng.random(20)
+    theta, w = translated_copy(grid, rho, [0.0])
+    assert wasserstein(grid, rho, theta, w, p=p) == pytest.approx(0, abs=1e-12)
+    theta, w = translated_copy(grid, rho, [0.3])
+    assert wasserstein(grid, rho, theta, w, p=p) == pytest.approx(0.3, rel=1e-12)
+
+
+@pytest.mark.parametrize("p", [1, 2])
+def test_exact_in_two_dimensions(rng, p):
+    grid = Grid([(0, 1), (0, 2)], (6, 7))
+    rho = rng.random(grid.shape)
+    theta, w = translated_copy(grid, rho, [0.0, 0.0])
+    assert wasserstein(grid, rho, theta, w, p=p) == pytest.approx(0, abs=1e-7)
+    theta, w = translated_copy(grid, rho, [0.3, -0.4])
+    assert wasserstein(grid, rho, theta, w, p=p) == pytest.approx(0.5, rel=1e-9)
+    cloud = rng.normal(size=(30, 2))
+    import ot
+
+    points, masses = grid_measure(grid, rho)
+    direct = ot.emd2(masses, np.full(30, 1 / 30), ot.dist(points, cloud, "sqeuclidean" if p == 2 else "euclidean"))
+    assert wasserstein(grid, rho, cloud, p=p) == pytest.approx(direct ** (1 / p), rel=1e-9)
+
+
+def test_sliced_for_a_translation(rng):
+    """A translation by v projects to u·v: sliced W2 = |v| (mean cos²)^½ ≈ |v|/√2 in 2D."""
+    grid = Grid([(0, 1), (0, 1)], 8)
+    rho = rng.random(grid.shape)
+    theta, w = translated_copy(grid, rho, [0.3, 0.4])
+    sliced = wasserstein(grid, rho, theta, w, method="sliced", n_projections=2000)
+    assert sliced == pytest.approx(0.5 / np.sqrt(2), rel=0.03)
+    assert sliced <= wasserstein(grid, rho, theta, w)
+
+
+def test_refinement_lowers_the_quantization_floor():
+    grid = Grid([(0, 1)], 10)
+    rho = np.ones(10)
+    uniform = (np.arange(100000) + 0.5)[:, None] / 100000
+    h = 0.1
+    assert wasserstein(grid, rho, uniform) == pytest.approx(h / np.sqrt(12), rel=0.01)
+    assert wasserstein(grid, rho, uniform, refine=4) == pytest.approx(h / (4 * np.sqrt(12)), rel=0.01)
+
+
+def test_coarsening_keeps_mass_and_centre(rng):
+    grid = Grid([(0, 1), (0, 1)], (7, 5))
+    rho = rng.random(grid.shape)
+    points, masses = coarsen(grid, rho, 3)
+    assert len(points) == 3 * 2 and masses.sum() == pytest.approx(1)
+    fine_points, fine_masses = grid_measure(grid, rho)
+    np.testing.assert_allclose(masses @ points, fine_masses @ fine_points)
+
+
+def test_coarsening_when_too_many_cells(rng):
+    grid = Grid([(-3, 3), (-3, 3)], 40)
+    rho = np.exp(-np.sum(grid.points**2, axis=-1))
+    cloud = rng.normal(size=(300, 2)) / np.sqrt(2)
+    full = wasserstein(grid, rho, cloud)
+    coarse = wasserstein(grid, rho, cloud, max_points=500)
+    assert coarse == pytest.approx(full, abs=0.05)
+
+
+def test_empirical_measures_converge_at_rate_one_half():
+    grid = Grid([(-4, 4), (-4, 4)], 128)
+    rho = np.exp(-0.5 * np.sum(grid.points**2, axis=-1))
+    ms = [100, 1000, 10000]
+    distances = [np.mean([wasserstein(grid, rho, np.random.default_rng(seed).normal(size=(m, 2)), method="sliced",
+                                      n_projections=50, refine=2) for seed in range(3)]) for m in ms]
+    assert -0.65 <= fit_slope(ms, distances) <= -0.35, distances
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"theta": np.zeros((3, 1))}, r"theta must be a finite \(m, 2\) array"),
+        ({"theta": np.full((3, 2), np.nan)}, "theta must be a finite"),
+        ({"weights": -np.ones(3)}, "weights must be 3 non-negative numbers"),
+        ({"weights": np.ones(2)}, "weights must be 3 non-negative numbers"),
+        ({"p": 3}, "p must be 1 or 2"),
+        ({"method": "fast"}, "method must be 'exact' or 'sliced'"),
+        ({"rho": np.ones((4, 4))}, r"rho has shape \(4, 4\) but the grid has shape \(5, 5\)"),
+    ],
+)
+def test_bad_input(kwargs, message):
+    grid = Grid([(0, 1), (0, 1)], 5)
+    arguments = {"rho": np.ones((5, 5)), "theta": np.zeros((3, 2)), **kwargs}
+    with pytest.raises(ValueError, match=message):
+        wasserstein(grid, arguments.pop("rho"), arguments.pop("theta"), **arguments)
