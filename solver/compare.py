@@ -85,3 +85,104 @@ def wasserstein(grid, rho, theta, weights=None, p=2, method="exact", max_points=
 def fit_slope(ms, distances):
     """Slope of log(distance) against log(m): the observed rate of convergence in m."""
     return float(np.polyfit(np.log(ms), np.log(distances), 1)[0])
+
+
+def energy_of_particles(energy, theta, weights):
+    """F(μ_m) of a network risk: the risk of the m-neuron network plus the weight decay
+    (the studies below are for network problems)."""
+    return energy.risk(theta, weights) + energy.weight_decay * weights @ np.sum(theta**2, axis=1)
+
+
+def study(problem, ms, times, seeds, step, out=None, method="sliced", **solve_options):
+    """The PDE against gradient descent on m particles, over ``ms``, ``times`` and ``seeds``.
+
+    Solves the PDE once (``solve_options`` go to :func:`solver.solve`), runs GD with step
+    ``step`` from i.i.d. samples of the initial density for every (m, seed), and measures
+    at each time W2 and W1 (``method``: "sliced" or "exact"; W1 exact only if asked) and
+    the energy gap |F(μ_m(t)) − F(ρ(t))|. Returns a dict with ``rows`` (one per m, seed,
+    time), ``pde_energy`` and ``slopes`` (fitted slope of the seed-averaged W2 against m
+    at each time). With ``out``, writes ``study.csv``, ``study.md`` and three figures.
+    """
+    from .fv import solve
+    from .particles import simulate
+
+    times = np.asarray(times, dtype=float)
+    grid = problem.grid
+    pde = solve(problem.energy, grid, problem.rho0, (times[0], times[-1]), save_at=times, **solve_options)
+    pde_energy = np.array([problem.energy.value(rho, grid) for rho in pde.rho])
+    rows, last_runs = [], {}
+    for m in ms:
+        for seed in seeds:
+            run = simulate(problem.energy, problem.sample(np.random.default_rng(seed), m), (times[0], times[-1]),
+                           step=step, save_at=times)
+            last_runs[m] = run
+            for k, (t, theta) in enumerate(zip(times, run.theta)):
+                rows.append({"m": m, "seed": seed, "t": t,
+                             "w2": wasserstein(grid, pde.rho[k], theta, method=method, refine=2),
+                             "w1": wasserstein(grid, pde.rho[k], theta, p=1, method=method, refine=2),
+                             "energy_gap": abs(energy_of_particles(problem.energy, theta, run.weights) - pde_energy[k]),
+                             "particle_energy": energy_of_particles(problem.energy, theta, run.weights),
+                             "pde_energy": pde_energy[k]})
+    mean_w2 = {(m, t): np.mean([r["w2"] for r in rows if r["m"] == m and r["t"] == t]) for m in ms for t in times}
+    slopes = {float(t): fit_slope(ms, [mean_w2[m, t] for m in ms]) for t in times} if len(ms) > 1 else {}
+    result = {"rows": rows, "pde_energy": pde_energy, "slopes": slopes, "times": times, "ms": list(ms)}
+    if out is not None:
+        _write_study(problem, pde, result, mean_w2, last_runs, out)
+    return result
+
+
+def _write_study(problem, pde, result, mean_w2, last_runs, out):
+    """study.csv, study.md, distance_vs_m.png, energy_vs_t.png, density_particles.png."""
+    import csv
+    from pathlib import Path
+
+    import matplotlib.pyplot as plt
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows, times, ms = result["rows"], result["times"], result["ms"]
+    with open(out / "study.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    lines = [f"# {problem.name}: PDE against {len(rows) // len(times) // len(ms)} seed(s) of GD per m", "",
+             "Mean W2 over seeds (sliced unless stated):", "",
+             "| m | " + " | ".join(f"t = {t:g}" for t in times) + " |", "|---" * (len(times) + 1) + "|"]
+    lines += [f"| {m} | " + " | ".join(f"{mean_w2[m, t]:.3e}" for t in times) + " |" for m in ms]
+    if result["slopes"]:
+        lines += ["", "Fitted slope of log W2 against log m: "
+                  + ", ".join(f"t = {t:g}: {s:.2f}" for t, s in result["slopes"].items())]
+    (out / "study.md").write_text("\n".join(lines) + "\n")
+
+    fig, ax = plt.subplots(figsize=(5, 3.6), constrained_layout=True)
+    ax.loglog(ms, [mean_w2[m, times[-1]] for m in ms], "o-", label=f"W2 at t = {times[-1]:g}")
+    ax.loglog(ms, mean_w2[ms[0], times[-1]] * (np.asarray(ms) / ms[0]) ** -0.5, "k--", label="m^(-1/2)")
+    ax.set(xlabel="particles m", ylabel="W2(PDE, particles)", title=problem.name)
+    ax.legend()
+    fig.savefig(out / "distance_vs_m.png", dpi=110)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(5, 3.6), constrained_layout=True)
+    ax.plot(times, result["pde_energy"], "k-", lw=2, label="PDE")
+    for m in ms:
+        ax.plot(times, [np.mean([r["particle_energy"] for r in rows if r["m"] == m and r["t"] == t]) for t in times],
+                "o--", label=f"GD, m = {m}")
+    ax.set(xlabel="t", ylabel="F (risk)", yscale="log", title=problem.name)
+    ax.legend()
+    fig.savefig(out / "energy_vs_t.png", dpi=110)
+    plt.close(fig)
+
+    grid, rho = problem.grid, pde.rho[-1]
+    theta = last_runs[ms[-1]].theta[-1]
+    fig, ax = plt.subplots(figsize=(4.6, 4), constrained_layout=True)
+    if grid.dim == 1:
+        ax.plot(grid.axes[0], rho, "k-", label="PDE")
+        ax.hist(theta[:, 0], bins=grid.shape[0], range=tuple(grid.bounds[0]), density=True, alpha=0.5, label="particles")
+        ax.legend()
+    else:  # the first two coordinates (3D densities summed over the third)
+        shown = rho if grid.dim == 2 else rho.sum(axis=2)
+        ax.imshow(shown.T, origin="lower", extent=grid.bounds[:2].ravel(), cmap="Greys", aspect="auto")
+        ax.plot(theta[:, 0], theta[:, 1], ".", ms=1.5, color="tab:red", alpha=0.5)
+    ax.set(xlabel="θ₁", ylabel="θ₂", title=f"t = {times[-1]:g}: PDE density, {ms[-1]} particles")
+    fig.savefig(out / "density_particles.png", dpi=110)
+    plt.close(fig)

@@ -101,3 +101,19 @@ def test_bad_input(kwargs, message):
     arguments = {"rho": np.ones((5, 5)), "theta": np.zeros((3, 2)), **kwargs}
     with pytest.raises(ValueError, match=message):
         wasserstein(grid, arguments.pop("rho"), arguments.pop("theta"), **arguments)
+
+
+def test_study_writes_its_report(tmp_path):
+    from solver import problems
+    from solver.compare import study
+
+    problem = problems.get("rbf-mixture", cells=24, n_data=60)
+    result = study(problem, ms=(20, 80), times=[0, 0.1, 0.2], seeds=[0, 1], step=0.02, out=tmp_path)
+    assert len(result["rows"]) == 2 * 2 * 3
+    assert set(result["slopes"]) == {0.0, 0.1, 0.2}
+    gaps = [row["energy_gap"] for row in result["rows"]]
+    assert all(np.isfinite(gaps)) and max(gaps) < 0.5 * result["pde_energy"][0]
+    assert "Fitted slope of log W2 against log m" in (tmp_path / "study.md").read_text()
+    assert (tmp_path / "study.csv").read_text().count("\n") == 13
+    for name in ("distance_vs_m.png", "energy_vs_t.png", "density_particles.png"):
+        assert (tmp_path / name).stat().st_size > 0
