@@ -36,6 +36,7 @@ Run from the repository root::
 
 import argparse
 import json
+import os
 import statistics
 import time
 from functools import partial
@@ -195,11 +196,13 @@ def best_of_ours(rows, n, peer_l1):
     return min(accurate, key=lambda r: r["seconds"]) if accurate else min(ours, key=lambda r: r["l1"])
 
 
-def print_table(rows, repeats, implicit_dt):
-    """Print the rows as a markdown table with a header line."""
+def print_table(rows, repeats, implicit_dt, load):
+    """Print the rows as a markdown table under a line with the settings and ``load``,
+    the 1-minute load average before the runs."""
     print(f"2D Barenblatt, m=2, C=0.1, box [-2,2]^2 with walls, t {T0:g} -> {T1:g}; "
           f"median of {repeats} run(s) after a warm-up; implicit dt = {implicit_dt:g}; "
-          f"py-pde {pde.__version__}, {numba.get_num_threads()} Numba threads ({numba.threading_layer()})")
+          f"py-pde {pde.__version__}, {numba.get_num_threads()} Numba threads ({numba.threading_layer()}), "
+          f"load average {load:.2f} at start")
     print("| cells | solver | median (s) | first call (s) | py-pde stepping (s) | steps | L1 error "
           "| mass drift | min | note |")
     print("|---|---|---|---|---|---|---|---|---|---|")
@@ -226,8 +229,9 @@ def main():
     sizes = args.sizes or ([64, 128] if args.quick else [64, 128, 256])
     repeats = args.repeats or (1 if args.quick else 3)
 
+    load = os.getloadavg()[0]  # other work on the machine slows the threaded kernels
     rows = [measure(n, name, repeats, args.implicit_dt, args.budget) for n in sizes for name in SOLVERS]
-    print_table(rows, repeats, args.implicit_dt)
+    print_table(rows, repeats, args.implicit_dt, load)
 
     n = max(sizes)
     peer = next(r for r in rows if r["n"] == n and r["solver"] == "py-pde")
@@ -243,6 +247,7 @@ def main():
         "speedup_vs_peer_stepping": peer["stepping_seconds"] / best["seconds"],
         "repeats": repeats, "implicit_dt": args.implicit_dt, "pypde_version": pde.__version__,
         "numba_threads": numba.get_num_threads(), "numba_threading_layer": numba.threading_layer(),
+        "load_average_at_start": load,
         "rows": rows,
     }))
 
