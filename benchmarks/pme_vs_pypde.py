@@ -124,8 +124,8 @@ def timed(run, repeats, budget):
     -------
     first : float
         Seconds of the warm-up call (including any compilation).
-    seconds : float
-        Median seconds of the timed calls.
+    times : list of float
+        Seconds of each timed call (the warm-up's alone if they were skipped).
     infos : list of dict
         The info of every call after the warm-up (of the warm-up if they were skipped).
     rho : array
@@ -135,14 +135,14 @@ def timed(run, repeats, budget):
     rho, info = run()
     first = time.perf_counter() - start
     if first > budget:
-        return first, first, [info], rho
+        return first, [first], [info], rho
     times, infos = [], []
     for _ in range(repeats):
         start = time.perf_counter()
         rho, info = run()
         times.append(time.perf_counter() - start)
         infos.append(info)
-    return first, statistics.median(times), infos, rho
+    return first, times, infos, rho
 
 
 def measure(n, name, repeats, implicit_dt, budget):
@@ -171,11 +171,12 @@ def measure(n, name, repeats, implicit_dt, budget):
     rho0 = grid.cell_averages(partial(EXACT, t=T0))
     exact = grid.cell_averages(partial(EXACT, t=T1))
     run = partial(run_peer, peer_grid, rho0) if name == "py-pde" else partial(run_ours, grid, rho0, name, implicit_dt)
-    first, seconds, infos, rho = timed(run, repeats, budget)
+    first, times, infos, rho = timed(run, repeats, budget)
     mass0 = grid.integrate(rho0)
     stepping = [info["stepping_seconds"] for info in infos if "stepping_seconds" in info]
     return {
-        "n": n, "solver": name, "seconds": seconds, "first_call_seconds": first,
+        "n": n, "solver": name, "seconds": statistics.median(times), "run_seconds": times,
+        "first_call_seconds": first,
         "stepping_seconds": statistics.median(stepping) if stepping else None,
         "steps": infos[-1]["steps"], "rejected": infos[-1].get("rejected"),
         "l1": grid.integrate(np.abs(rho - exact)),
@@ -203,14 +204,15 @@ def print_table(rows, repeats, implicit_dt, load):
           f"median of {repeats} run(s) after a warm-up; implicit dt = {implicit_dt:g}; "
           f"py-pde {pde.__version__}, {numba.get_num_threads()} Numba threads ({numba.threading_layer()}), "
           f"load average {load:.2f} at start")
-    print("| cells | solver | median (s) | first call (s) | py-pde stepping (s) | steps | L1 error "
+    print("| cells | solver | median (s) | runs (s) | first call (s) | py-pde stepping (s) | steps | L1 error "
           "| mass drift | min | note |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         stepping = "" if r["stepping_seconds"] is None else f"{r['stepping_seconds']:.3f}"
         steps = str(r["steps"]) + (f" (+{r['rejected']} rejected)" if r["rejected"] else "")
-        print(f"| {r['n']}² | {r['solver']} | {r['seconds']:.3f} | {r['first_call_seconds']:.3f} | {stepping} "
-              f"| {steps} | {r['l1']:.3e} | {r['mass_drift']:.1e} | {r['min']:.2e} | {r['note']} |")
+        runs = ", ".join(f"{t:.3g}" for t in r["run_seconds"])
+        print(f"| {r['n']}² | {r['solver']} | {r['seconds']:.3f} | {runs} | {r['first_call_seconds']:.3f} "
+              f"| {stepping} | {steps} | {r['l1']:.3e} | {r['mass_drift']:.1e} | {r['min']:.2e} | {r['note']} |")
 
 
 def main():

@@ -87,12 +87,17 @@ def test_empirical_measures_converge_at_rate_one_half():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"theta": np.zeros((3, 1))}, r"theta must be a finite \(m, 2\) array"),
-        ({"theta": np.full((3, 2), np.nan)}, "theta must be a finite"),
-        ({"weights": -np.ones(3)}, "weights must be 3 non-negative numbers"),
-        ({"weights": np.ones(2)}, "weights must be 3 non-negative numbers"),
+        ({"theta": np.zeros((3, 1))}, r"theta must be an \(m, 2\) array"),
+        ({"theta": np.zeros((0, 2))}, r"m >= 1, got shape \(0, 2\)"),
+        ({"theta": np.full((3, 2), np.nan)}, "theta must be finite, but 3 of its 3 particles"),
+        ({"weights": -np.ones(3)}, "weights must be finite and >= 0"),
+        ({"weights": np.ones(2)}, r"weights must have shape \(3,\)"),
+        ({"weights": np.zeros(3)}, "weights sum to zero"),
         ({"p": 3}, "p must be 1 or 2"),
         ({"method": "fast"}, "method must be 'exact' or 'sliced'"),
+        ({"refine": 0}, "refine must be an integer >= 1"),
+        ({"max_points": 2.5}, "max_points must be an integer >= 1"),
+        ({"n_projections": True}, "n_projections must be an integer >= 1"),
         ({"rho": np.ones((4, 4))}, r"rho has shape \(4, 4\) but the grid has shape \(5, 5\)"),
     ],
 )
@@ -101,6 +106,20 @@ def test_bad_input(kwargs, message):
     arguments = {"rho": np.ones((5, 5)), "theta": np.zeros((3, 2)), **kwargs}
     with pytest.raises(ValueError, match=message):
         wasserstein(grid, arguments.pop("rho"), arguments.pop("theta"), **arguments)
+
+
+@pytest.mark.parametrize(
+    "ms, distances, message",
+    [
+        ([100, 100], [0.1, 0.05], "at least two different m"),
+        ([100, 1000], [0.1], "the same length"),
+        ([100, 1000], [0.1, 0.0], "finite and positive"),
+        ([0, 1000], [0.1, 0.05], "finite and positive"),
+    ],
+)
+def test_fit_slope_bad_input(ms, distances, message):
+    with pytest.raises(ValueError, match=message):
+        fit_slope(ms, distances)
 
 
 def test_study_writes_its_report(tmp_path):
