@@ -16,46 +16,9 @@ import time
 import numpy as np
 from tqdm.auto import tqdm
 
+from .domains import Annulus, Ball, Box  # noqa: F401  (the domains particles are projected onto)
 from .energies import Entropy, PorousMedium, Sum
 from .fv import check_times
-
-
-class Box:
-    """The box [lower, upper] (per coordinate); projection clips."""
-
-    def __init__(self, lower, upper):
-        self.lower, self.upper = np.asarray(lower, dtype=float), np.asarray(upper, dtype=float)
-        if self.lower.shape != self.upper.shape or np.any(self.lower >= self.upper):
-            raise ValueError(f"Box: need lower < upper coordinatewise, got {self.lower} and {self.upper}")
-
-    def __repr__(self):
-        return f"Box({self.lower.tolist()}, {self.upper.tolist()})"
-
-    def contains(self, theta):
-        return np.all((theta >= self.lower) & (theta <= self.upper), axis=-1)
-
-    def project(self, theta):
-        return np.clip(theta, self.lower, self.upper)
-
-
-class Ball:
-    """The closed ball |θ − center| ≤ radius; projection is radial."""
-
-    def __init__(self, center, radius):
-        self.center, self.radius = np.asarray(center, dtype=float), float(radius)
-        if not self.radius > 0:
-            raise ValueError(f"Ball: radius must be > 0, got {radius}")
-
-    def __repr__(self):
-        return f"Ball({self.center.tolist()}, {self.radius})"
-
-    def contains(self, theta):
-        return np.linalg.norm(theta - self.center, axis=-1) <= self.radius * (1 + 1e-12)
-
-    def project(self, theta):
-        offset = theta - self.center
-        norm = np.linalg.norm(offset, axis=-1, keepdims=True)
-        return self.center + offset * np.minimum(1.0, self.radius / np.maximum(norm, 1e-300))
 
 
 @dataclasses.dataclass
@@ -138,6 +101,9 @@ def simulate(energy, theta0, t_span, *, step, method="gd", batch_size=None, doma
     for term in moving:
         if hasattr(term, "dim") and theta.shape[1] != term.dim:
             raise ValueError(f"simulate: theta0 has dimension {theta.shape[1]} but {term!r} needs {term.dim}")
+    for term in moving:
+        if hasattr(term, "check_step"):
+            term.check_step(step, batch_size if method == "sgd" else None)
     if domain is not None and not np.all(domain.contains(theta)):
         outside = np.flatnonzero(~domain.contains(theta))
         raise ValueError(f"simulate: {len(outside)} particles start outside {domain!r}, e.g. {theta[outside[0]]}")

@@ -8,6 +8,8 @@ import dataclasses
 
 import numpy as np
 
+from .domains import Box
+from .energies.bump import BumpLimitRisk, BumpRisk
 from .energies.network import Feature, NetworkRisk, teacher_labels
 from .grid import Grid
 
@@ -29,6 +31,8 @@ class Problem:
         ``sample(rng, m)`` → (m, d) particles drawn i.i.d. from the initial density.
     teacher : array or None
         The teacher's neurons (m0, d), when the labels come from a teacher network.
+    domain : Box or Ball or None
+        The compact domain particles are projected onto (projected SGD), if any.
     """
 
     name: str
@@ -40,6 +44,7 @@ class Problem:
     t_end: float
     sample: object
     teacher: np.ndarray = None
+    domain: object = None
 
 
 def _gaussian_start(grid, mean, std):
@@ -108,11 +113,55 @@ def relu_teacher(cells=24, n_data=200, seed=0):
     )
 
 
-PRESETS = {"tanh-teacher": tanh_teacher, "rbf-mixture": rbf_mixture, "relu-teacher": relu_teacher}
+JMM_SOURCE = ("Javanmard, Mondelli, Montanari, Analysis of a two-layer neural network via displacement convexity, "
+              "Annals of Statistics 2020 (Figure 1; constants reconstructed in REFERENCES)")
+
+
+def jmm_target(x):
+    """f(x) = (e − e^(x₁))/(e + e^(−1)) on [−1, 1]: concave, a probability density,
+    f(−1) = tanh 1 and f(1) = 0 (the target of Javanmard–Mondelli–Montanari's Figure 1)."""
+    return (np.e - np.exp(x[..., 0])) / (np.e + np.exp(-1))
+
+
+def jmm_square_target(x):
+    """f(x) = 3(2 − |x|²)/16 on [−1, 1]²: concave and a probability density."""
+    return 3 * (2 - np.sum(x**2, axis=-1)) / 16
+
+
+def _bump_problem(name, description, target, domain, delta, cells):
+    """Bumps of width ``delta`` (0: the porous-medium limit) fitting ``target`` on the box
+    ``domain``, started uniform on the centred box of a quarter of its width (as in the
+    paper's figure: initialization concentrated near the centre of Ω)."""
+    grid = Grid(np.stack([domain.lower, domain.upper], axis=-1), cells)
+    energy = BumpLimitRisk(target, domain) if delta == 0 else BumpRisk(target, delta, domain)
+    half = (domain.upper - domain.lower) / 8
+    centre = (domain.upper + domain.lower) / 2
+    rho0 = grid.cell_averages(lambda x: np.all(np.abs(x - centre) < half, axis=-1) / np.prod(2 * half))
+    return Problem(name, description, JMM_SOURCE, energy, grid, rho0, 3.0,
+                   lambda rng, m: rng.uniform(centre - half, centre + half, size=(m, grid.dim)), domain=domain)
+
+
+def jmm_bumps(delta=0.1, cells=320):
+    """1D bump network of width δ (δ = 0: the limit porous-medium flow) fitting
+    :func:`jmm_target` on Ω = [−1, 1]: the set-up of Javanmard–Mondelli–Montanari's Figure 1."""
+    return _bump_problem("jmm-bumps", f"1D: bumps of width {delta:g} fitting a concave density on [-1, 1]",
+                         jmm_target, Box([-1.0], [1.0]), delta, cells)
+
+
+def jmm_square(delta=0.1, cells=64):
+    """2D bump network of width δ (δ = 0: the limit) fitting :func:`jmm_square_target` on
+    Ω = [−1, 1]² (the grid stand-in for their disk; the disk needs the mesh solver)."""
+    return _bump_problem("jmm-square", f"2D: bumps of width {delta:g} fitting a concave density on [-1, 1]^2",
+                         jmm_square_target, Box([-1.0, -1.0], [1.0, 1.0]), delta, cells)
+
+
+PRESETS = {"tanh-teacher": tanh_teacher, "rbf-mixture": rbf_mixture, "relu-teacher": relu_teacher,
+           "jmm-bumps": jmm_bumps, "jmm-square": jmm_square}
 
 
 def get(name, **options):
-    """The preset ``name`` (see ``PRESETS``) built with ``options`` (cells, n_data, seed)."""
+    """The preset ``name`` (see ``PRESETS``) built with ``options`` (cells, and n_data and
+    seed for the networks, delta for the bumps)."""
     if name not in PRESETS:
         raise ValueError(f"unknown problem {name!r}; the presets are {sorted(PRESETS)}")
     return PRESETS[name](**options)
