@@ -25,13 +25,21 @@ RELU, SIGMOID, TANH = 0, 1, 2
 
 
 @njit(cache=True, inline="always")
+def _tanh(u):
+    """tanh(u) = 1 − 2/(1 + e^(2u)): one ``exp``, about 4× faster than libm's ``tanh``
+    in these loops. Its error is a few ulp of 1 in absolute terms (relative to tanh(u) it
+    grows like 1e-16/|u| as u → 0), which the sums Σ_i c_i Φ(θ, x_i) do not see."""
+    return 1.0 - 2.0 / (1.0 + math.exp(2.0 * u))
+
+
+@njit(cache=True, inline="always")
 def activation(code, u):
     """σ(u) for ReLU, sigmoid or tanh."""
     if code == RELU:
         return max(u, 0.0)
     if code == SIGMOID:
         return 1.0 / (1.0 + math.exp(-u))
-    return math.tanh(u)
+    return _tanh(u)
 
 
 @njit(cache=True, inline="always")
@@ -42,7 +50,7 @@ def activation_slope(code, u):
     if code == SIGMOID:
         s = 1.0 / (1.0 + math.exp(-u))
         return s * (1.0 - s)
-    t = math.tanh(u)
+    t = _tanh(u)
     return 1.0 - t * t
 
 
