@@ -58,7 +58,8 @@ def main():
     print("|---|---|---|---|---|---|")
     for r in rows:
         faster = "direct" if r["direct"] < r["fft"] else "FFT"
-        print(f"| {r['cells']} | {r['delta_over_h']} | {r['direct']:.4g} | {r['fft']:.4g} | {r['auto']:.4g} | {faster} |")
+        print(f"| {r['cells']} | {r['delta_over_h']} | {r['direct']:.4g} | {r['fft']:.4g} | {r['auto']:.4g} "
+              f"| {faster} |")
     crossover = {}
     for cells in dict.fromkeys(r["cells"] for r in rows):
         wins = [r["delta_over_h"] for r in rows if r["cells"] == cells and r["fft"] < r["direct"]]

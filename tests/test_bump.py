@@ -68,14 +68,16 @@ def test_fft_and_direct_convolutions_agree(rng):
     rho = rng.random(grid.shape)
     f = problems.jmm_square_target
     fft, direct = (BumpRisk(f, 0.2, Box([-1, -1], [1, 1]), convolution=method) for method in ("fft", "direct"))
-    np.testing.assert_allclose(fft.first_variation(rho, grid), direct.first_variation(rho, grid), rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(fft.first_variation(rho, grid), direct.first_variation(rho, grid),
+                               rtol=1e-12, atol=1e-13)
 
 
 class Vertices:
     """A grid's cell centres seen as scattered vertices with lumped masses: the mesh path."""
 
     def __init__(self, grid):
-        self.points, self.weights, self.dim = grid.points.reshape(-1, grid.dim), np.full(grid.size, grid.cell_volume), grid.dim
+        self.points, self.dim = grid.points.reshape(-1, grid.dim), grid.dim
+        self.weights = np.full(grid.size, grid.cell_volume)
 
     def integrate(self, values):
         return float(self.weights @ values)

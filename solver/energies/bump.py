@@ -279,7 +279,7 @@ class BumpRisk(_FitToTarget):
         super().__init__(f, domain, spacing=delta / 8 if domain.dim == 1 else delta / 2)
         self.normalization, self.l2_squared, self.slope_squared, self.curvature = bump_constants(self.dim)
         self.scale = 1 / (self.normalization * delta**self.dim)
-        self._stencil = None
+        self._stencil = self._stiffness = None
 
     def __repr__(self):
         return f"BumpRisk(f={getattr(self.f, '__name__', 'f')}, delta={self.delta:g}, {self.domain!r})"
@@ -329,11 +329,16 @@ class BumpRisk(_FitToTarget):
         super().check(geometry)
         self._stiffness = self.local_stiffness(geometry)
 
+    def _checked_stiffness(self):
+        if self._stiffness is None:
+            raise RuntimeError("BumpRisk: call check(geometry) first (solve does): it computes the local stiffness")
+        return self._stiffness
+
     def max_diffusivity(self, rho):
-        return float(np.max(rho)) * self._stiffness
+        return float(np.max(rho)) * self._checked_stiffness()
 
     def second_variation_diagonal(self, rho):
-        return self._stiffness
+        return self._checked_stiffness()
 
     # -- particles -------------------------------------------------------------------------
     def predict(self, x, theta, weights):
