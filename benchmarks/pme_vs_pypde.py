@@ -7,6 +7,8 @@ same exact cell averages at t = 1 and is compared with the exact cell averages a
 Solvers:
 
 - ``explicit``: ours, second-order upwind fluxes with SSP-RK2 and adaptive steps;
+- ``rkl2``: ours, the same fluxes with RKL2 super-steps (Runge–Kutta–Legendre, up to
+  ``solver.fv.RKL_MAX_STAGES`` stages per step);
 - ``implicit``: ours, backward Euler with Newton (first-order upwind), fixed step
   ``--implicit-dt``;
 - ``py-pde``: ``PDE({"c": "laplace(c**2)"})`` with py-pde's adaptive explicit Euler
@@ -53,7 +55,7 @@ from solver.analytic import barenblatt
 T0, T1 = 1.0, 4.0
 BOX = [(-2.0, 2.0), (-2.0, 2.0)]
 EXACT = partial(barenblatt, m=2, C=0.1)
-SOLVERS = ("explicit", "implicit", "py-pde")
+SOLVERS = ("explicit", "rkl2", "implicit", "py-pde")
 
 
 def run_ours(grid, rho0, scheme, implicit_dt):
@@ -65,7 +67,7 @@ def run_ours(grid, rho0, scheme, implicit_dt):
         Our grid.
     rho0 : array
         Initial cell averages at t = T0.
-    scheme : {"explicit", "implicit"}
+    scheme : {"explicit", "rkl2", "implicit"}
         Our time-stepping scheme.
     implicit_dt : float
         The step of the implicit scheme (unused by the explicit one).
@@ -77,7 +79,7 @@ def run_ours(grid, rho0, scheme, implicit_dt):
     info : dict
         ``steps`` (accepted) and ``rejected``.
     """
-    options = {"scheme": "implicit", "dt": implicit_dt} if scheme == "implicit" else {"scheme": "explicit"}
+    options = {"scheme": "implicit", "dt": implicit_dt} if scheme == "implicit" else {"scheme": scheme}
     solution = solve(PorousMedium(2), grid, rho0, (T0, T1), progress=False, **options)
     return solution.rho[-1], {"steps": solution.accepted, "rejected": solution.rejected}
 
@@ -154,7 +156,7 @@ def measure(n, name, repeats, implicit_dt, budget):
     ----------
     n : int
         Cells per axis.
-    name : {"explicit", "implicit", "py-pde"}
+    name : {"explicit", "rkl2", "implicit", "py-pde"}
         The solver.
     repeats, budget
         As in :func:`timed`.

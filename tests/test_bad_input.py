@@ -84,7 +84,7 @@ def test_bad_grids(bounds, shape, message):
 
 
 def test_bad_scheme_options(grid):
-    with pytest.raises(ValueError, match="scheme must be 'explicit' or 'implicit'"):
+    with pytest.raises(ValueError, match=r"scheme must be one of \('explicit', 'rkl2', 'implicit'\), got 'rk4'"):
         solve(PorousMedium(2), grid, density(grid), (0, 1), scheme="rk4")
     with pytest.raises(ValueError, match="dt must be finite and > 0"):
         solve(PorousMedium(2), grid, density(grid), (0, 1), scheme="implicit", dt=-1)

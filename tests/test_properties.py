@@ -1,7 +1,8 @@
-"""Property tests: random initial data and random sums of energy terms, both schemes.
+"""Property tests: random initial data and random sums of energy terms, every scheme.
 Every accepted step keeps the mass (1e-12), positivity and a non-increasing energy."""
 
 import numpy as np
+import pytest
 from conftest import assert_invariants
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -41,11 +42,12 @@ def problems(draw):
     return grid, rho, energy
 
 
+@pytest.mark.parametrize("scheme", ["explicit", "rkl2"])
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(problems())
-def test_explicit_keeps_invariants(problem):
+@given(problem=problems())
+def test_explicit_schemes_keep_invariants(scheme, problem):
     grid, rho, energy = problem
-    solution = solve(energy, grid, rho, (0, 0.02))
+    solution = solve(energy, grid, rho, (0, 0.02), scheme=scheme)
     assert_invariants(solution)
     assert solution.t[-1] == 0.02
 
