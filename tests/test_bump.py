@@ -235,3 +235,27 @@ def test_disc_quadrature_and_sampling(rng):
     assert weights @ (1 - np.sum(points**2, axis=-1)) == pytest.approx(np.pi / 2, rel=1e-12)
     sample = disc.sample(rng, 20000)
     assert np.all(disc.contains(sample)) and np.mean(np.sum(sample**2, axis=1)) == pytest.approx(0.5, abs=0.01)
+
+
+def test_fixed_width_flow_on_the_square_approaches_the_limit():
+    limit = problems.jmm_square(delta=0, cells=32)
+    grid = limit.grid
+    reference = solve(limit.energy, grid, limit.rho0, (0, 1))
+    distances = []
+    for delta in (0.4, 0.2, 0.1):
+        solution = solve(problems.jmm_square(delta=delta, cells=32).energy, grid, limit.rho0, (0, 1))
+        assert_invariants(solution)
+        distances.append(grid.integrate(np.abs(solution.rho[-1] - reference.rho[-1])))
+    assert np.all(np.diff(distances) < 0), distances
+
+
+def test_sgd_on_the_disc_fits_a_concave_density():
+    disc = Ball([0.0, 0.0], 1.0)
+    energy = BumpRisk(lambda x: 2 / np.pi * (1 - np.sum(x**2, axis=-1)), 0.3, disc)
+    rng = np.random.default_rng(0)
+    start = 0.25 * disc.sample(rng, 400)
+    run = simulate(energy, start, (0, 2), step=2e-3, method="sgd", batch_size=20, domain=disc, save_at=[0, 1, 2],
+                   rng=rng)
+    risks = [energy.risk(theta, run.weights) / energy.reference_risk for theta in run.theta]
+    assert np.all(np.diff(risks) < 0) and risks[-1] < 0.1 * risks[0], risks
+    assert np.all(disc.contains(run.theta[-1]))

@@ -116,8 +116,8 @@ class _FitToTarget(Energy):
                 "non-expansive projection onto Ω used by SGD both rely on a convex Ω; the flows are still "
                 "computed, without that guarantee", stacklevel=3)
         self.f, self.domain, self.dim, self.volume = f, domain, domain.dim, domain.volume
-        default = self.volume ** (1 / self.dim) / 256
-        self.quadrature = domain.quadrature(default if spacing is None else min(spacing, default))
+        coarsest = self.volume ** (1 / self.dim) / (64 if self.dim == 1 else 16)  # ample for a smooth f
+        self.quadrature = domain.quadrature(coarsest if spacing is None else min(spacing, coarsest))
         self.f_at_quadrature = self._checked_target(self.quadrature[0], "Ω (quadrature points)")
         self.reference_risk = float(self.quadrature[1] @ self.f_at_quadrature**2) / (2 * self.volume)
         """1/(2|Ω|) ∫_Ω f²: the risk of the zero network; risks divided by it are the
