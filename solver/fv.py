@@ -310,14 +310,15 @@ SCHEMES = ("explicit", "rkl2", "implicit")
 
 def solve(energy, grid, rho0, t_span, *, save_at=None, scheme="explicit", cfl=0.9, dt=None,
           max_step=np.inf, max_steps=10_000_000, progress=None):
-    """Evolve ∂tρ = ∇·(ρ ∇F'(ρ)) on a grid from ``rho0`` over ``t_span``.
+    """Evolve ∂tρ = ∇·(ρ ∇F'(ρ)) on a grid (or a :class:`solver.fem.Mesh`) from ``rho0`` over ``t_span``.
 
     Parameters
     ----------
     energy : Energy
         The free energy F (a term or a sum of terms).
-    grid : Grid
-        The grid; ``rho0`` has its shape.
+    grid : Grid or solver.fem.Mesh
+        The grid, or a mesh (schemes "explicit" and "implicit", serial or under MPI;
+        see :mod:`solver.fem`); ``rho0`` has its shape.
     rho0 : array
         Initial density (cell values, ≥ 0, finite, positive mass).
     t_span : (t0, t1)
@@ -359,6 +360,9 @@ def solve(energy, grid, rho0, t_span, *, save_at=None, scheme="explicit", cfl=0.
         dt_max = (t1 - t0) / 100 if dt is None else float(dt)
         if not np.isfinite(dt_max) or dt_max <= 0:
             raise ValueError(f"dt must be finite and > 0, got {dt}")
+    if hasattr(grid, "stepper"):  # a mesh (solver.fem.Mesh) brings its own steps
+        stepper = grid.stepper(scheme, energy, cfl)
+    elif scheme == "implicit":
         stepper = ImplicitStep(energy, grid)
     else:
         stepper = (SuperStep if scheme == "rkl2" else ExplicitStep)(energy, grid, cfl)

@@ -133,11 +133,11 @@ class _FitToTarget(Energy):
         if bad.any():
             raise ValueError(f"{type(self).__name__}: f is not finite at x = {points[bad][0]} on {where}: "
                              "f must be finite (square-integrable) on Ω")
-        if values.min() < 0:
+        if values.min() < -1e-12 * np.abs(values).max():  # round-off on ∂Ω is not negative
             at = points.reshape(-1, self.dim)[np.argmin(values)]
             raise ValueError(f"{type(self).__name__}: f is negative on {where} (min f = {values.min():.3g} at "
                              f"x = {at}); f is the density the bumps fit and must be >= 0 on Ω")
-        return values
+        return np.maximum(values, 0.0)
 
     def target_on(self, geometry):
         """f on ``geometry``: cell averages on a grid, values at the vertices otherwise."""

@@ -1,0 +1,193 @@
+"""The DOLFINx mesh solver: the edge kernel against NumPy, the mesh files, exact solutions
+on the disk, grid against mesh, bump networks on the disk, MPI, output and bad input."""
+
+import os
+import runpy
+import subprocess
+import sys
+import warnings
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import assert_invariants, require
+
+from solver import Entropy, Grid, PorousMedium, Potential, solve
+from solver.analytic import barenblatt, gaussian, ornstein_uhlenbeck
+from solver.domains import Ball, Box
+from solver.energies import BumpLimitRisk
+
+ROOT = Path(__file__).resolve().parent.parent
+MESHES = runpy.run_path(str(ROOT / "meshes" / "generate.py"))
+
+
+@pytest.fixture(scope="module")
+def fem():
+    require("dolfinx")
+    from solver import fem
+
+    return fem
+
+
+def mesh(fem, name, level):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # the 3D ball is not Delaunay: its own test
+        return fem.read(MESHES["path"](name, level))
+
+
+def observed_order(sizes, errors):
+    return np.polyfit(np.log(sizes), np.log(errors), 1)[0]  # sizes are mesh sizes h
+
+
+def test_edge_kernel_matches_numpy(fem, rng):
+    disk = mesh(fem, "disk", 1)
+    rho, xi = rng.random(disk.shape), rng.normal(size=disk.shape)
+    rate, outflow = np.empty(disk.owned), np.empty(disk.owned)
+    arguments = (disk.indptr, disk.own_positions, disk.columns, disk.transmissibility, rho, xi, disk.weights)
+    fem.edge_rate(*arguments, rate, outflow)
+    reference_rate, reference_outflow = fem.edge_rate_reference(*arguments)
+    np.testing.assert_allclose(rate, reference_rate, rtol=1e-12, atol=1e-12 * np.abs(reference_rate).max())
+    np.testing.assert_allclose(outflow, reference_outflow, rtol=1e-12)
+    assert abs(disk.integrate(rate)) < 1e-12 * disk.integrate(np.abs(rate))  # fluxes cancel
+    assert disk.integrate(rate * xi) <= 0  # dissipation
+
+
+@pytest.mark.parametrize("name", ["disk", "square", "annulus", "lshape"])
+def test_committed_meshes_are_delaunay(fem, name):
+    for level in (0, 1):
+        m = fem.read(ROOT / "meshes" / f"{name}_{level}.msh")
+        assert m.non_delaunay_edges == 0 and m.dim == 2
+        corners = m.points[m.cells]
+        edges = corners[:, 1:] - corners[:, :1]
+        area = 0.5 * np.abs(edges[:, 0, 0] * edges[:, 1, 1] - edges[:, 0, 1] * edges[:, 1, 0]).sum()
+        assert m.integrate(np.ones(m.shape)) == pytest.approx(area, rel=1e-12)  # lumped masses: the area
+
+
+def test_barenblatt_on_the_disk(fem):
+    """m = 2, C = 0.02 (the support stays inside the unit disk), t from 1 to 2."""
+    sizes, errors = (0.1, 0.05, 0.025), []
+    for level in (1, 2, 3):
+        disk = mesh(fem, "disk", level)
+        solution = solve(PorousMedium(2), disk, barenblatt(disk.points, 1.0, C=0.02), (1.0, 2.0))
+        assert_invariants(solution)
+        errors.append(disk.integrate(np.abs(solution.rho[-1] - barenblatt(disk.points, 2.0, C=0.02))))
+    # first-order upwind mobility: the order tends to 1 from below (0.81, then 0.86)
+    assert observed_order(sizes, errors) >= 0.8, errors
+    assert errors[-1] < 2.5e-4, errors
+
+
+def test_fokker_planck_on_the_disk(fem):
+    """V = |x|²/2, τ = 0.01, from a Gaussian far from the boundary: OU Gaussians."""
+    tau, A, b = 0.01, np.eye(2), np.zeros(2)
+    mean0, cov0 = np.array([0.2, -0.1]), 0.02 * np.eye(2)
+    energy = Potential(lambda x: 0.5 * np.sum(x**2, axis=-1)) + Entropy(tau)
+    sizes, errors = (0.1, 0.05, 0.025), []
+    for level in (1, 2, 3):
+        disk = mesh(fem, "disk", level)
+        solution = solve(energy, disk, gaussian(disk.points, mean0, cov0), (0.0, 0.5))
+        assert_invariants(solution)
+        exact = gaussian(disk.points, *ornstein_uhlenbeck(0.5, A, b, tau, mean0, cov0))
+        errors.append(disk.integrate(np.abs(solution.rho[-1] - exact)))
+    # drift-dominated (τ small) with first-order upwinding: order 0.93 here, tending to 1
+    assert observed_order(sizes, errors) >= 0.9 and errors[-1] < 0.05, errors
+
+
+def test_implicit_on_the_disk(fem):
+    disk = mesh(fem, "disk", 1)
+    solution = solve(PorousMedium(2), disk, barenblatt(disk.points, 1.0, C=0.02), (1.0, 2.0), scheme="implicit",
+                     dt=0.05)
+    assert_invariants(solution)
+    explicit = solve(PorousMedium(2), disk, barenblatt(disk.points, 1.0, C=0.02), (1.0, 2.0))
+    assert disk.integrate(np.abs(solution.rho[-1] - explicit.rho[-1])) < 0.05 * disk.integrate(explicit.rho[-1])
+
+
+def test_grid_and_mesh_agree_on_the_square(fem):
+    square = mesh(fem, "square", 2)
+    grid = Grid([(-1, 1)] * 2, 64)
+    exact = partial(barenblatt, C=0.02)
+    on_mesh = solve(PorousMedium(2), square, exact(square.points, 1.0), (1.0, 2.0)).rho[-1]
+    on_grid = solve(PorousMedium(2), grid, grid.cell_averages(partial(exact, t=1.0)), (1.0, 2.0)).rho[-1]
+    mesh_error = square.integrate(np.abs(on_mesh - exact(square.points, 2.0)))
+    grid_error = grid.integrate(np.abs(on_grid - grid.cell_averages(partial(exact, t=2.0))))
+    from scipy.interpolate import RegularGridInterpolator
+
+    grid_at_vertices = RegularGridInterpolator(grid.axes, on_grid, bounds_error=False, fill_value=None)(square.points)
+    difference = square.integrate(np.abs(on_mesh - grid_at_vertices))
+    assert difference < 2 * (mesh_error + grid_error) + 1e-4, (difference, mesh_error, grid_error)
+
+
+def test_bump_limit_on_the_disk(fem):
+    """The bump networks' limit flow fits a concave density on the disk; its risk decays at
+    the rate the linearization predicts (here: the mesh's own operator)."""
+    disk = mesh(fem, "disk", 1)
+    target = lambda x: 2 / np.pi * (1 - np.sum(x**2, axis=-1))  # noqa: E731
+    energy = BumpLimitRisk(target, Ball([0.0, 0.0], 1.0))
+    start = np.where(np.sum((disk.points - [0.2, 0.0]) ** 2, axis=-1) < 0.16, 1.0, 0.0)
+    start /= disk.integrate(start)
+    times = np.linspace(0, 6, 13)
+    solution = solve(energy, disk, start, (0, 6), save_at=times)
+    assert_invariants(solution)
+    risks = np.array([energy.value(rho, disk) for rho in solution.rho])
+    assert np.all(np.diff(risks) < 0) and risks[-1] < 1e-3 * risks[0], risks
+
+
+def test_xdmf_and_plot(fem, tmp_path):
+    disk = mesh(fem, "disk", 0)
+    rho = barenblatt(disk.points, 1.0, C=0.02)
+    disk.write_xdmf(tmp_path / "rho.xdmf", [0.0, 1.0], [rho, 2 * rho])
+    assert (tmp_path / "rho.xdmf").stat().st_size > 0 and (tmp_path / "rho.h5").stat().st_size > 0
+    import matplotlib.pyplot as plt
+
+    art = disk.plot(rho)
+    assert art.get_array().size > 0
+    plt.close("all")
+
+
+MPI_SCRIPT = """
+import json, sys, warnings
+import numpy as np
+from solver import fem, PorousMedium, solve
+from solver.analytic import barenblatt
+disk = fem.read(sys.argv[1])
+solution = solve(PorousMedium(2), disk, barenblatt(disk.points, 1.0, C=0.02), (1.0, 1.5))
+points, rho = disk.gather(solution.rho[-1])
+if disk.comm.rank == 0:
+    np.save(sys.argv[2], np.column_stack([points, rho]))
+"""
+
+
+def test_mpi_gives_the_serial_answer(fem, tmp_path):
+    require("mpi4py")
+    path = str(MESHES["path"]("disk", 1))
+    script = tmp_path / "run.py"
+    script.write_text(MPI_SCRIPT)
+    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
+    subprocess.run([sys.executable, str(script), path, str(tmp_path / "serial.npy")], check=True, env=environment,
+                   timeout=600)
+    subprocess.run(["mpirun", "--allow-run-as-root", "--oversubscribe", "-n", "2", sys.executable, str(script), path,
+                    str(tmp_path / "parallel.npy")], check=True, env=environment, timeout=600)
+    serial, parallel = np.load(tmp_path / "serial.npy"), np.load(tmp_path / "parallel.npy")
+    np.testing.assert_allclose(parallel[:, :2], serial[:, :2], atol=1e-14)
+    np.testing.assert_allclose(parallel[:, 2], serial[:, 2], rtol=0, atol=1e-10 * serial[:, 2].max())
+
+
+def test_non_delaunay_mesh_warns(fem):
+    with pytest.warns(UserWarning, match=r"mesh ball_0: \d+ edges are not Delaunay"):
+        fem.read(MESHES["path"]("ball", 0))
+
+
+def test_bad_mesh_input(fem, tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        fem.read(tmp_path / "missing.msh")
+    corrupt = tmp_path / "corrupt.msh"
+    corrupt.write_text("$MeshFormat\nthis is not a mesh\n")
+    with pytest.raises(ValueError, match="is not a readable gmsh mesh"):
+        fem.read(corrupt)
+    disk = mesh(fem, "disk", 0)
+    with pytest.raises(ValueError, match=r"rho0 has shape \(5,\) but the mesh disk_0 has"):
+        solve(PorousMedium(2), disk, np.ones(5), (0, 1))
+    with pytest.raises(ValueError, match="Ω has dimension 1 but the discretization has dimension 2"):
+        solve(BumpLimitRisk(lambda x: np.ones(x.shape[:-1]), Box([-1.0], [1.0])), disk, np.ones(disk.shape), (0, 1))
+    with pytest.raises(ValueError, match="on meshes scheme must be 'explicit' or 'implicit'"):
+        solve(PorousMedium(2), disk, np.ones(disk.shape), (0, 1), scheme="rkl2")
