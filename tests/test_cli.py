@@ -6,25 +6,13 @@ import json
 
 import numpy as np
 import pytest
+from cli_configs import barenblatt_config
 
 from solver import cli, problems
 from solver.cli import CONFIGS, DEFAULT_CONFIG, main
 from solver.config import load
 
-BARENBLATT = """
-[grid]
-bounds = [[-2, 2], [-2, 2]]
-cells = [16]
-[[energy]]
-term = "porous-medium"
-m = 2
-[initial]
-density = "barenblatt"
-[time]
-start = 1.0
-end = 1.5
-saves = 3
-"""
+BARENBLATT = barenblatt_config() + "saves = 3\n"
 
 NETWORK = """
 [problem]

@@ -5,22 +5,11 @@ import subprocess
 import sys
 
 import pytest
+from cli_configs import barenblatt_config
 
 from solver.cli import main
 
-GRID = """
-[grid]
-bounds = [[-2, 2], [-2, 2]]
-cells = [16]
-[[energy]]
-term = "porous-medium"
-m = 2
-[initial]
-density = "barenblatt"
-[time]
-start = 1.0
-end = 1.1
-"""
+GRID = barenblatt_config(end=1.1)
 
 PRESET = """
 [problem]

@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 import pytest
+from cli_configs import barenblatt_config
 
 from solver import Entropy, Grid, PorousMedium, Potential, solve
 from solver.analytic import barenblatt
@@ -57,19 +58,7 @@ def test_resume_must_belong_to_the_run():
         solve(PorousMedium(2), grid, rho0, (0.0, 0.1), resume=states[-1])
 
 
-CONFIG = """
-[grid]
-bounds = [[-2, 2], [-2, 2]]
-cells = [32]
-[[energy]]
-term = "porous-medium"
-m = 2
-[initial]
-density = "barenblatt"
-[time]
-start = 1.0
-end = 4.0
-saves = 7
+CONFIG = barenblatt_config(cells=32, end=4.0) + """saves = 7
 [output]
 checkpoint_seconds = 0
 animation = false
@@ -87,7 +76,7 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path):
     while process.poll() is None and time.monotonic() < deadline:
         if checkpoint.exists() and load_state(checkpoint).accepted >= 20:
             break
-        time.sleep(0.02)
+        time.sleep(0.005)
     os.kill(process.pid, signal.SIGKILL)
     assert process.wait() == -signal.SIGKILL
     assert not killed.exists()
