@@ -11,7 +11,9 @@ particles required; ``wgf problems`` lists the presets and the config's building
 A run writes into ``DIR.incomplete`` and renames it to ``DIR`` only when everything is
 written; it checkpoints there (atomically: write, then rename) every
 ``[output] checkpoint_seconds``. A config or argument that cannot run ends with a
-one-line error, exit status 2, before anything is written.
+one-line error, exit status 2, before anything is written; a run that fails (the solver
+gives up, particles blow up) ends with a one-line error, exit status 1, and leaves no
+folder.
 """
 
 import argparse
@@ -87,8 +89,8 @@ class Checkpointer:
 
 
 # ---------------------------------------------------------------------------- results
-def metadata_of(run, command):
-    """Package versions, seeds, git commit and command line of a run, as a dict."""
+def metadata_of(run, command, config_path):
+    """Package versions, seeds, git commit, command line and config of a run, as a dict."""
     versions = {"python": platform.python_version(), "solver": __version__}
     for name in PACKAGES:
         try:
@@ -100,7 +102,8 @@ def metadata_of(run, command):
         seeds["data"] = run.config["problem"]["seed"]
     if run.particles:
         seeds["particles"] = run.particles["seeds"]
-    return {"command": command, "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    return {"command": command, "config_file": str(config_path),
+            "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "versions": versions, "seeds": seeds, "git": git_commit(), "platform": platform.platform(),
             "config": run.config}
 
@@ -262,7 +265,8 @@ def execute(config_path, out, command, require_particles=False, resume=False):
         check_out(out)
         staging.mkdir(parents=True)
         shutil.copyfile(config_path, staging / "config.toml")
-        (staging / "metadata.json").write_text(json.dumps(metadata_of(run, command), indent=2) + "\n")
+        (staging / "metadata.json").write_text(json.dumps(metadata_of(run, command, config_path), indent=2) + "\n")
+    info = json.loads((staging / "metadata.json").read_text())
     state = load_state(staging / CHECKPOINT) if (staging / CHECKPOINT).exists() else None
     try:
         start = time.perf_counter()
@@ -277,9 +281,9 @@ def execute(config_path, out, command, require_particles=False, resume=False):
             particles = run.particles
             study(run.problem, particles["m"], run.save_at, particles["seeds"], particles["step"], out=staging,
                   method=particles["distance"], pde=solution)
-        (staging / "summary.md").write_text(summary(run, solution, Path(config_path).name, run.particles and staging))
-        info = json.loads((staging / "metadata.json").read_text())
-        info.setdefault("wall_seconds", []).append(round(time.perf_counter() - start, 3))
+        comparison = staging if run.particles else None
+        (staging / "summary.md").write_text(summary(run, solution, Path(info["config_file"]).name, comparison))
+        info["wall_seconds"] = round(time.perf_counter() - start, 3)
         (staging / "metadata.json").write_text(json.dumps(info, indent=2) + "\n")
         (staging / CHECKPOINT).unlink(missing_ok=True)
     except KeyboardInterrupt:
@@ -371,3 +375,6 @@ def main(argv=None):
         where = f"{args.config}: " if isinstance(error, ConfigError) and getattr(args, "config", None) else ""
         print(f"wgf: error: {where}{error}", file=sys.stderr)
         return 2
+    except (RuntimeError, ValueError) as error:  # the run itself failed (its folder is gone)
+        print(f"wgf: error: the run failed: {error}", file=sys.stderr)
+        return 1

@@ -237,8 +237,9 @@ SCHEMA = {
 class Run:
     """A validated config, built: what ``wgf run`` needs.
 
-    ``particles`` and ``time`` hold the checked tables (defaults filled in); ``sample``
-    and ``problem`` are set for presets only.
+    ``config`` is the checked config with its defaults filled in (``time.end`` too);
+    ``problem`` is the preset (None for a grid problem spelled out); ``particles`` the
+    ``[particles]`` table or None; ``exact(t)`` the exact cell averages when known.
     """
 
     config: dict

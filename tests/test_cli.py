@@ -45,7 +45,7 @@ def test_run_writes_a_results_folder(tmp_path):
     assert (out / "config.toml").read_text() == BARENBLATT
     info = json.loads((out / "metadata.json").read_text())
     assert info["versions"]["numpy"] == np.__version__ and info["config"]["time"]["end"] == 1.5
-    assert len(info["wall_seconds"]) == 1
+    assert info["wall_seconds"] > 0 and info["config_file"].endswith("config.toml")
     with np.load(out / "densities.npz") as data:
         assert data["rho"].shape == (3, 16, 16) and np.array_equal(data["t"], [1.0, 1.25, 1.5])
         error = np.abs(data["rho"][-1] - data["exact"][-1]).sum() * (4 / 16) ** 2
@@ -117,13 +117,13 @@ def test_help_on_every_command(command, capsys):
     assert capsys.readouterr().out.startswith(f"usage: wgf {' '.join(command)}".rstrip())
 
 
-def test_an_error_in_the_run_leaves_no_folder(tmp_path, monkeypatch):
+def test_an_error_in_the_run_leaves_no_folder(tmp_path, monkeypatch, capsys):
     def fail(*args, **kwargs):
         raise RuntimeError("solve: the step fell below 1e-14")
 
     monkeypatch.setattr(cli, "solve", fail)
-    with pytest.raises(RuntimeError, match="step fell"):
-        main(["run", str(config_file(tmp_path, BARENBLATT)), "--out", str(tmp_path / "results")])
+    assert main(["run", str(config_file(tmp_path, BARENBLATT)), "--out", str(tmp_path / "results")]) == 1
+    assert capsys.readouterr().err == "wgf: error: the run failed: solve: the step fell below 1e-14\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.toml"]
 
 

@@ -66,7 +66,7 @@ animation = false
 
 
 def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path):
-    config = tmp_path / "config.toml"
+    config = tmp_path / "barenblatt.toml"  # the resumed run names it too (it runs a copy)
     config.write_text(CONFIG)
     killed, whole = tmp_path / "killed", tmp_path / "whole"
     checkpoint = tmp_path / "killed.incomplete" / "checkpoint.npz"
