@@ -335,11 +335,12 @@ def build(config):
     options = {"scheme": time["scheme"], "cfl": time["cfl"]}
     options.update({key: time[key] for key in ("max_step", "dt") if time[key] is not None})
     if "particles" in config:
-        steps_per_save = (time["end"] - time["start"]) / (time["saves"] - 1) / config["particles"]["step"]
+        interval, step = (time["end"] - time["start"]) / (time["saves"] - 1), config["particles"]["step"]
+        steps_per_save = interval / step
         if round(steps_per_save) < 1 or abs(steps_per_save - round(steps_per_save)) > 1e-9 * steps_per_save:
-            raise ConfigError(f"particles.step: must divide (time.end − time.start)/(time.saves − 1) = "
-                              f"{(time['end'] - time['start']) / (time['saves'] - 1):g} a whole number of times, "
-                              f"so that every save time is a whole number of steps; got {config['particles']['step']:g}")
+            raise ConfigError(f"particles.step: must divide (time.end − time.start)/(time.saves − 1) = {interval:g} "
+                              f"a whole number of times, so that every save time is a whole number of steps; "
+                              f"got {step:g}")
     save_at = np.linspace(time["start"], time["end"], time["saves"])
     return Run(dict(config, time=time), grid, energy, rho0, save_at, options, config.get("particles"), problem, exact)
 

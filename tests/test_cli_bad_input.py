@@ -127,6 +127,12 @@ def test_resume_without_interrupted_run(tmp_path, capsys):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_resume_takes_no_config(tmp_path, capsys):
+    status, err = run_quietly(["run", str(tmp_path / "c.toml"), "--resume", str(tmp_path / "r")], capsys)
+    assert status == 2 and "--resume takes the config of the interrupted run" in err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_plot_needs_results(tmp_path, capsys):
     status, err = run_quietly(["plot", str(tmp_path)], capsys)
     assert status == 2 and "not a results folder" in err
