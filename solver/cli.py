@@ -98,7 +98,7 @@ def metadata_of(run, command, config_path):
         except metadata.PackageNotFoundError:
             versions[name] = None
     seeds = {}
-    if "problem" in run.config:
+    if "seed" in run.config.get("problem", {}):
         seeds["data"] = run.config["problem"]["seed"]
     if run.particles:
         seeds["particles"] = run.particles["seeds"]

@@ -29,6 +29,7 @@ constructor and its parameters.
 """
 
 import dataclasses
+import inspect
 import tomllib
 from functools import partial
 from numbers import Integral, Real
@@ -199,10 +200,10 @@ INITIAL_DENSITIES = {
 
 SCHEMA = {
     "problem": {
-        "name": Key("string", REQUIRED, "a preset", choices=tuple(problems.PRESETS)),
+        "name": Key("string", REQUIRED, "a preset", choices=problems.PRESETS),  # the live registry
         "cells": Key("integer", None, "cells per axis (default: the preset's)", low=4, high=256),
         "n_data": Key("integer", None, "data points (default: the preset's)", low=1, high=10**6),
-        "seed": Key("integer", 0, "seed of the preset's data", low=0),
+        "seed": Key("integer", None, "seed of the preset's data (default: the preset's)", low=0),
     },
     "grid": {
         "bounds": Key("matrix", REQUIRED, "[[lo, hi], …], one pair per axis (1 to 3 axes)"),
@@ -318,8 +319,14 @@ def build(config):
     """
     time = dict(config["time"])
     if "problem" in config:
-        options = {k: v for k, v in config["problem"].items() if k != "name" and v is not None}
-        problem = problems.get(config["problem"]["name"], **options)
+        table, name = config["problem"], config["problem"]["name"]
+        takes = inspect.signature(problems.PRESETS[name]).parameters
+        for key, value in table.items():
+            if key != "name" and value is not None and key not in takes:
+                raise ConfigError(f"problem.{key}: the preset {name} does not take it; it takes {', '.join(takes)}")
+        options = {key: value for key, value in table.items() if key in takes and value is not None}
+        problem = _built("problem", lambda: problems.get(name, **options))
+        config = dict(config, problem={**table, **{key: p.default for key, p in takes.items() if table.get(key) is None}})
         grid, energy, rho0, exact = problem.grid, problem.energy, problem.rho0, None
         if time["end"] is None:
             time["end"] = time["start"] + problem.t_end

@@ -7,6 +7,7 @@ import sys
 import pytest
 from cli_configs import barenblatt_config
 
+from solver import problems
 from solver.cli import main
 
 GRID = barenblatt_config(end=1.1)
@@ -83,6 +84,16 @@ def test_bad_config(name, tmp_path, capsys):
     assert status == 2
     assert len(err.strip().splitlines()) == 1, err
     assert err.startswith(f"wgf: error: {path}: ") and words in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.toml"]
+
+
+def test_a_preset_option_it_does_not_take(tmp_path, capsys, monkeypatch):
+    """A preset added to the registry later, with fewer options, is checked the same way."""
+    monkeypatch.setitem(problems.PRESETS, "small", lambda cells=8: problems.tanh_teacher(cells, n_data=10))
+    path = tmp_path / "bad.toml"
+    path.write_text(PRESET.replace("tanh-teacher", "small").replace("cells = 8\n", ""))
+    status, err = run_quietly(["run", str(path), "--out", str(tmp_path / "results")], capsys)
+    assert status == 2 and "problem.n_data: the preset small does not take it; it takes cells" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.toml"]
 
 
