@@ -187,8 +187,8 @@ def plot(folder, animation=True):
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6), constrained_layout=True)
     energy = history["energy"]
-    left.plot(history["t"], energy - energy.min() if energy.min() <= 0 else energy)
-    left.set(xlabel="t", yscale="log", title="energy F(ρ)" + (" − min F" if energy.min() <= 0 else ""))
+    left.plot(history["t"], energy)
+    left.set(xlabel="t", yscale="log" if energy.min() > 0 else "linear", title="energy F(ρ)")
     right.plot(history["t"], history["mass"] / history["mass"][0] - 1)
     right.set(xlabel="t", title="relative mass change")
     fig.savefig(folder / "energy.png", dpi=110)
@@ -225,7 +225,8 @@ def summary(run, solution, config_name, comparison):
     if run.exact is not None:
         error = run.grid.integrate(np.abs(solution.rho[-1] - run.exact(solution.t[-1])))
         lines.append(f"| L1 error against the exact solution at t = {solution.t[-1]:g} | {error:.3e} |")
-    lines += ["", "Files: config.toml (the config run), metadata.json, densities.npz (t, rho[, exact]), "
+    lines += ["", "Files: config.toml (the config run), metadata.json, densities.npz (t, rho, bounds"
+              + (", exact" if run.exact is not None else "") + "), "
               "history.csv (one row per accepted step), snapshots.png, energy.png"
               + (", error.png" if run.exact is not None else "")
               + (", animation.gif" if run.config["output"]["animation"] else "") + "."]

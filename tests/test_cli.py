@@ -109,6 +109,45 @@ def test_plot_redraws_the_figures(tmp_path):
         assert (out / name).stat().st_size > 0, name
 
 
+ONE_DIMENSION = """
+[grid]
+bounds = [[-3, 3]]
+cells = [40]
+[[energy]]
+term = "quadratic-potential"
+center = [0.5]
+[[energy]]
+term = "entropy"
+tau = 0.2
+[initial]
+density = "gaussian"
+mean = [-1.0]
+std = [0.4]
+[time]
+end = 0.3
+saves = 4
+"""
+THREE_DIMENSIONS = """
+[problem]
+name = "relu-teacher"
+cells = 6
+n_data = 20
+[time]
+end = 0.5
+saves = 2
+"""
+
+
+@pytest.mark.parametrize("text", [ONE_DIMENSION, THREE_DIMENSIONS], ids=["1D", "3D"])
+def test_runs_in_one_and_three_dimensions(tmp_path, text):
+    out = tmp_path / "results"
+    assert main(["run", str(config_file(tmp_path, text)), "--out", str(out)]) == 0
+    with np.load(out / "densities.npz") as data:
+        assert data["rho"].ndim == 1 + data["bounds"].shape[0]
+    for name in ("snapshots.png", "energy.png", "animation.gif"):
+        assert (out / name).stat().st_size > 0, name
+
+
 @pytest.mark.parametrize("command", [[], ["run"], ["compare"], ["problems"], ["plot"]])
 def test_help_on_every_command(command, capsys):
     with pytest.raises(SystemExit) as stop:
