@@ -263,10 +263,11 @@ def energy_of_particles(energy, theta, weights):
     return energy.risk(theta, weights) + energy.weight_decay * weights @ np.sum(theta**2, axis=1)
 
 
-def study(problem, ms, times, seeds, step, out=None, method="sliced", **solve_options):
+def study(problem, ms, times, seeds, step, out=None, method="sliced", pde=None, **solve_options):
     """The PDE against gradient descent on m particles, over ``ms``, ``times`` and ``seeds``.
 
-    Solves the PDE once (``solve_options`` go to :func:`solver.solve`), runs GD with step
+    Solves the PDE once (``solve_options`` go to :func:`solver.solve`; or give its
+    :class:`~solver.fv.Solution` saved at ``times`` as ``pde``), runs GD with step
     ``step`` from i.i.d. samples of the initial density for every (m, seed), and measures
     at each time W2 and W1 (``method``: "sliced" or "exact"; W1 exact only if asked) and
     the energy gap |F(μ_m(t)) − F(ρ(t))|. Returns a dict with ``rows`` (one per m, seed,
@@ -278,7 +279,8 @@ def study(problem, ms, times, seeds, step, out=None, method="sliced", **solve_op
 
     times = np.asarray(times, dtype=float)
     grid = problem.grid
-    pde = solve(problem.energy, grid, problem.rho0, (times[0], times[-1]), save_at=times, **solve_options)
+    if pde is None:
+        pde = solve(problem.energy, grid, problem.rho0, (times[0], times[-1]), save_at=times, **solve_options)
     pde_energy = np.array([problem.energy.value(rho, grid) for rho in pde.rho])
     rows, last_runs = [], {}
     for m in ms:

@@ -305,11 +305,44 @@ def check_times(t_span, save_at):
     return t0, t1, np.unique(save)
 
 
+@dataclasses.dataclass
+class State:
+    """What the time loop of :func:`solve` carries from one accepted step to the next.
+
+    ``solve(..., resume=state)`` continues from it bit for bit: ρ, t and the adaptive
+    step cap come back exactly, and F(ρ), F'(ρ) are recomputed from ρ (deterministically).
+
+    Attributes
+    ----------
+    t : float
+        The time reached.
+    rho : array
+        The density at ``t``.
+    cap : float
+        The current bound on the step (halved on a rejection, doubled after an accepted
+        step).
+    accepted, rejected : int
+        Step counts so far.
+    history : dict of lists
+        As :attr:`Solution.history`, up to ``t``.
+    saved : list of arrays
+        The densities at the save times reached so far.
+    """
+
+    t: float
+    rho: np.ndarray
+    cap: float
+    accepted: int
+    rejected: int
+    history: dict
+    saved: list
+
+
 SCHEMES = ("explicit", "rkl2", "implicit")
 
 
 def solve(energy, grid, rho0, t_span, *, save_at=None, scheme="explicit", cfl=0.9, dt=None,
-          max_step=np.inf, max_steps=10_000_000, progress=None):
+          max_step=np.inf, max_steps=10_000_000, progress=None, checkpoint=None, resume=None):
     """Evolve ∂tρ = ∇·(ρ ∇F'(ρ)) on a grid (or a :class:`solver.fem.Mesh`) from ``rho0`` over ``t_span``.
 
     Parameters
@@ -344,6 +377,13 @@ def solve(energy, grid, rho0, t_span, *, save_at=None, scheme="explicit", cfl=0.
         Give up (RuntimeError) after this many attempted steps.
     progress : bool, optional
         Show a tqdm bar; by default only in a terminal and after a second.
+    checkpoint : callable, optional
+        Called as ``checkpoint(state)`` with a :class:`State` after every accepted step
+        (its lists are the loop's own: write them out before returning).
+    resume : State, optional
+        Continue from this state of an earlier call with the same arguments, instead of
+        from ``rho0``; the result is then bit for bit that of an uninterrupted call
+        (``wall_time`` counts only this call).
 
     Returns
     -------
@@ -367,14 +407,22 @@ def solve(energy, grid, rho0, t_span, *, save_at=None, scheme="explicit", cfl=0.
     else:
         stepper = (SuperStep if scheme == "rkl2" else ExplicitStep)(energy, grid, cfl)
     start = time.perf_counter()
-    t = t0
+    if resume is not None:
+        if not (t0 <= resume.t <= t1 and len(resume.saved) <= len(save_times)):
+            raise ValueError(f"resume: a state at t = {resume.t} with {len(resume.saved)} saves does not belong "
+                             f"to t_span ({t0}, {t1}) with {len(save_times)} save times")
+        rho = grid.check_density(resume.rho, "resume.rho").copy()
     value, xi = energy.value_and_first_variation(rho, grid)
-    history = {"t": [t], "dt": [0.0], "energy": [value], "mass": [grid.integrate(rho)], "min": [rho.min()]}
-    saved = [rho.copy()] if save_times[0] == t0 else []
-    pending = [s for s in save_times if s > t0]
-    accepted = rejected = 0
-    cap = dt_max if scheme == "implicit" else np.inf
-    bar = tqdm(total=t1 - t0, disable=None if progress is None else not progress, delay=1.0,
+    if resume is None:
+        t, cap, accepted, rejected = t0, (dt_max if scheme == "implicit" else np.inf), 0, 0
+        history = {"t": [t], "dt": [0.0], "energy": [value], "mass": [grid.integrate(rho)], "min": [rho.min()]}
+        saved = [rho.copy()] if save_times[0] == t0 else []
+    else:
+        t, cap, accepted, rejected = resume.t, resume.cap, resume.accepted, resume.rejected
+        history = {key: list(values) for key, values in resume.history.items()}
+        saved = list(resume.saved)
+    pending = list(save_times[len(saved):])
+    bar = tqdm(total=t1 - t0, initial=t - t0, disable=None if progress is None else not progress, delay=1.0,
                unit="t", bar_format="{l_bar}{bar}| t={n:.3g}/{total:.3g} [{elapsed}<{remaining}]")
     with bar:
         while pending:
@@ -407,6 +455,8 @@ def solve(energy, grid, rho0, t_span, *, save_at=None, scheme="explicit", cfl=0.
             if t == pending[0]:
                 saved.append(rho.copy())
                 pending.pop(0)
+            if checkpoint is not None:
+                checkpoint(State(t, rho, cap, accepted, rejected, history, saved))
     return Solution(
         grid=grid, energy=energy, scheme=scheme, t=save_times, rho=np.array(saved),
         history={key: np.array(val) for key, val in history.items()},

@@ -1,36 +1,181 @@
-"""The command line: the README's main job, and bad arguments."""
+"""The command line: results folders of `wgf run` and `wgf compare`, `wgf problems`,
+`wgf plot`, `--help`, the example configs, and what an error leaves behind."""
 
-import subprocess
-import sys
+import csv
+import json
 
+import numpy as np
 import pytest
+from cli_configs import barenblatt_config
 
-from solver.cli import main
+from solver import cli, problems
+from solver.cli import CONFIGS, DEFAULT_CONFIG, main
+from solver.config import load
+
+BARENBLATT = barenblatt_config() + "saves = 3\n"
+
+NETWORK = """
+[problem]
+name = "tanh-teacher"
+cells = 12
+n_data = 50
+[time]
+end = 0.2
+saves = 3
+[particles]
+m = [20, 80]
+step = 0.02
+"""
 
 
-def test_run_writes_results(tmp_path):
+def config_file(tmp_path, text):
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    return path
+
+
+def test_run_writes_a_results_folder(tmp_path):
     out = tmp_path / "results"
-    assert main(["run", "--out", str(out), "--cells", "16"]) == 0
-    for name in ("densities.npz", "snapshots.png", "energy.png", "error.png", "summary.md"):
-        assert (out / name).stat().st_size > 0, name
+    assert main(["run", str(config_file(tmp_path, BARENBLATT)), "--out", str(out)]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.toml", "results"]
+    names = {"config.toml", "metadata.json", "densities.npz", "history.csv", "snapshots.png", "energy.png",
+             "error.png", "animation.gif", "summary.md"}
+    assert {p.name for p in out.iterdir()} == names
+    assert all((out / name).stat().st_size > 0 for name in names)
+    assert (out / "config.toml").read_text() == BARENBLATT
+    info = json.loads((out / "metadata.json").read_text())
+    assert info["versions"]["numpy"] == np.__version__ and info["config"]["time"]["end"] == 1.5
+    assert info["wall_seconds"] > 0 and info["config_file"].endswith("config.toml")
+    with np.load(out / "densities.npz") as data:
+        assert data["rho"].shape == (3, 16, 16) and np.array_equal(data["t"], [1.0, 1.25, 1.5])
+        error = np.abs(data["rho"][-1] - data["exact"][-1]).sum() * (4 / 16) ** 2
+    with open(out / "history.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert float(rows[0]["t"]) == 1.0 and float(rows[-1]["t"]) == 1.5
     summary = (out / "summary.md").read_text()
-    assert "L1 error at t = 4" in summary and "16² cells" in summary
+    assert f"| steps accepted / rejected | {len(rows) - 1} / " in summary
+    assert f"L1 error against the exact solution at t = 1.5 | {error:.3e}" in summary
+    assert 0 < error < 0.02
 
 
-@pytest.mark.parametrize("args", [["run", "--cells", "4"], ["run", "--cells", "x"], ["jump"], []])
-def test_bad_arguments_exit_2_and_write_nothing(tmp_path, args):
+def test_a_second_run_replaces_the_first(tmp_path):
     out = tmp_path / "results"
-    command = [sys.executable, "-m", "solver", *args, "--out", str(out)]
-    result = subprocess.run(command, capture_output=True, text=True)
-    assert result.returncode == 2
-    last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("wgf") and ": error:" in last, last
+    config = str(config_file(tmp_path, BARENBLATT))
+    assert main(["run", config, "--out", str(out)]) == 0
+    (out / "summary.md").write_text("old")
+    assert main(["run", config, "--out", str(out)]) == 0
+    assert (out / "summary.md").read_text() != "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.toml", "results"]
+
+
+def test_compare_writes_the_study(tmp_path):
+    out = tmp_path / "results"
+    assert main(["compare", str(config_file(tmp_path, NETWORK)), "--out", str(out)]) == 0
+    for name in ("study.csv", "study.md", "distance_vs_m.png", "energy_vs_t.png", "density_particles.png"):
+        assert (out / name).stat().st_size > 0, name
+    with open(out / "study.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 2 * 3  # m ∈ {20, 80}, one seed, three save times
+    summary = (out / "summary.md").read_text()
+    assert "PDE against gradient descent" in summary and "| 80 |" in summary
+    assert json.loads((out / "metadata.json").read_text())["seeds"] == {"data": 0, "particles": [0]}
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.toml")), ids=lambda p: p.name)
+def test_example_configs_are_valid(path):
+    run = load(path)
+    assert run.save_at[-1] > run.save_at[0]
+
+
+def test_the_default_is_the_network_comparison():
+    run = load(DEFAULT_CONFIG)
+    assert run.problem is not None and len(run.particles["m"]) >= 3
+
+
+def test_problems_lists_every_preset(capsys):
+    assert main(["problems"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    for name in problems.PRESETS:
+        assert sum(line.split()[0] == name for line in lines if line.strip()) == 1, name
+
+
+def test_plot_redraws_the_figures(tmp_path):
+    out = tmp_path / "results"
+    assert main(["run", str(config_file(tmp_path, BARENBLATT)), "--out", str(out)]) == 0
+    for name in ("snapshots.png", "energy.png", "error.png", "animation.gif"):
+        (out / name).unlink()
+    assert main(["plot", str(out)]) == 0
+    for name in ("snapshots.png", "energy.png", "error.png", "animation.gif"):
+        assert (out / name).stat().st_size > 0, name
+
+
+ONE_DIMENSION = """
+[grid]
+bounds = [[-3, 3]]
+cells = [40]
+[[energy]]
+term = "quadratic-potential"
+center = [0.5]
+[[energy]]
+term = "entropy"
+tau = 0.2
+[initial]
+density = "gaussian"
+mean = [-1.0]
+std = [0.4]
+[time]
+end = 0.3
+saves = 4
+"""
+THREE_DIMENSIONS = """
+[problem]
+name = "relu-teacher"
+cells = 6
+n_data = 20
+[time]
+end = 0.5
+saves = 2
+"""
+
+
+@pytest.mark.parametrize("text", [ONE_DIMENSION, THREE_DIMENSIONS], ids=["1D", "3D"])
+def test_runs_in_one_and_three_dimensions(tmp_path, text):
+    out = tmp_path / "results"
+    assert main(["run", str(config_file(tmp_path, text)), "--out", str(out)]) == 0
+    with np.load(out / "densities.npz") as data:
+        assert data["rho"].ndim == 1 + data["bounds"].shape[0]
+    for name in ("snapshots.png", "energy.png", "animation.gif"):
+        assert (out / name).stat().st_size > 0, name
+
+
+@pytest.mark.parametrize("command", [[], ["run"], ["compare"], ["problems"], ["plot"]])
+def test_help_on_every_command(command, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main([*command, "--help"])
+    assert stop.value.code == 0
+    assert capsys.readouterr().out.startswith(f"usage: wgf {' '.join(command)}".rstrip())
+
+
+def test_an_error_in_the_run_leaves_no_folder(tmp_path, monkeypatch, capsys):
+    def fail(*args, **kwargs):
+        raise RuntimeError("solve: the step fell below 1e-14")
+
+    monkeypatch.setattr(cli, "solve", fail)
+    assert main(["run", str(config_file(tmp_path, BARENBLATT)), "--out", str(tmp_path / "results")]) == 1
+    assert capsys.readouterr().err == "wgf: error: the run failed: solve: the step fell below 1e-14\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.toml"]
+
+
+def test_an_interrupted_run_keeps_its_checkpoint(tmp_path, monkeypatch, capsys):
+    """Ctrl-C: the incomplete folder stays, with its last checkpoint, for --resume."""
+    def interrupt(*args, checkpoint, **kwargs):
+        checkpoint.every = 0
+        checkpoint(cli.State(1.25, np.ones((16, 16)), 0.01, 3, 0, {key: [0.0] for key in cli.HISTORY}, []))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "solve", interrupt)
+    out = tmp_path / "results"
+    assert main(["run", str(config_file(tmp_path, BARENBLATT)), "--out", str(out)]) == 130
+    assert f"wgf run --resume {out}" in capsys.readouterr().err
     assert not out.exists()
-
-
-def test_out_must_be_a_folder(tmp_path, capsys):
-    target = tmp_path / "file"
-    target.write_text("keep me")
-    assert main(["run", "--out", str(target), "--cells", "16"]) == 2
-    assert "is not a folder" in capsys.readouterr().err
-    assert target.read_text() == "keep me"
+    assert cli.load_state(tmp_path / "results.incomplete" / "checkpoint.npz").t == 1.25

@@ -14,8 +14,9 @@ def test_notebook_runs(path, monkeypatch):
     runpy.run_path(str(path), run_name="__main__")
 
 
-def test_readme_example_runs():
-    """The README's Python example is true to the code."""
+@pytest.mark.parametrize("block", range(2))
+def test_readme_example_runs(block):
+    """The README's Python examples (the API, bring your own energy) are true to the code."""
     readme = (Path(__file__).parent.parent / "README.md").read_text()
-    code = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    code = readme.split("```python\n")[1 + block].split("```", 1)[0]
     exec(compile(code, "README.md", "exec"), {})

@@ -1,0 +1,424 @@
+"""TOML configs for ``wgf``: a schema, validation up front, and the objects a config builds.
+
+A config is either a named problem preset or a grid problem spelled out::
+
+    [problem]                      # a preset of solver.problems (see `wgf problems`)
+    name = "tanh-teacher"
+    cells = 48
+
+or::
+
+    [grid]
+    bounds = [[-2, 2], [-2, 2]]
+    cells = 128                    # one count for every axis, or one per axis
+    [[energy]]                     # one table per term; the terms are added
+    term = "porous-medium"
+    m = 2
+    [initial]
+    density = "barenblatt"
+    t = 1.0
+
+then ``[time]`` (start, end, saves, scheme, …), optionally ``[particles]`` (gradient descent
+on m particles against the PDE; presets only) and ``[output]``. Every table and key is
+listed in :data:`SCHEMA`, :data:`ENERGIES` and :data:`INITIAL_DENSITIES`, with its type,
+default and allowed range; :func:`load` rejects anything else with a :class:`ConfigError`
+that names the key and what is allowed.
+
+New energies enter by one entry in :data:`ENERGIES`: a :class:`Term` with the
+constructor and its parameters.
+"""
+
+import dataclasses
+import inspect
+import tomllib
+from functools import partial
+from numbers import Integral, Real
+
+import numpy as np
+
+from . import problems
+from .analytic import barenblatt, gaussian
+from .energies import Entropy, Interaction, PorousMedium, Potential
+from .grid import BOUNDARY_CONDITIONS, Grid
+
+REQUIRED = object()
+
+
+class ConfigError(ValueError):
+    """A config that cannot run; the message names the key and what is allowed."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Key:
+    """One key of a table: its kind, default and allowed values.
+
+    ``kind`` is "number", "integer", "string", "boolean", "numbers" (a list of
+    numbers), "integers" (a list of integers) or "matrix" (a list of lists of numbers).
+    ``low``/``high`` bound numbers (``low_open`` makes the lower bound strict), ``choices``
+    lists the allowed strings, ``length`` the allowed list lengths.
+    """
+
+    kind: str
+    default: object = REQUIRED
+    help: str = ""
+    low: float = None
+    high: float = None
+    low_open: bool = False
+    choices: tuple = None
+    length: tuple = None
+
+    def allowed(self):
+        """What the key accepts, in words."""
+        words = {"number": "a number", "integer": "an integer", "string": "a string", "boolean": "true or false",
+                 "numbers": "a list of numbers", "integers": "a list of integers",
+                 "matrix": "a list of lists of numbers"}[self.kind]
+        if self.choices:
+            words = "one of " + ", ".join(f'"{c}"' for c in self.choices)
+        if self.low is not None:
+            words += f" {'>' if self.low_open else '>='} {self.low:g}"
+        if self.high is not None:
+            words += f"{' and' if self.low is not None else ''} <= {self.high:g}"
+        if self.length:
+            words += f" of length {' or '.join(map(str, self.length))}"
+        return words
+
+    def check(self, name, value):
+        """``value`` converted to its Python type; ConfigError if it is not allowed."""
+        def fail():
+            raise ConfigError(f"{name}: must be {self.allowed()}, got {value!r}")
+
+        def number(item, integer):
+            if isinstance(item, bool) or not isinstance(item, Integral if integer else Real):
+                fail()
+            item = int(item) if integer else float(item)
+            if not np.isfinite(item):
+                fail()
+            if self.low is not None and (item <= self.low if self.low_open else item < self.low):
+                fail()
+            if self.high is not None and item > self.high:
+                fail()
+            return item
+
+        if self.kind in ("number", "integer"):
+            return number(value, self.kind == "integer")
+        if self.kind == "string":
+            if not isinstance(value, str) or (self.choices and value not in self.choices):
+                fail()
+            return value
+        if self.kind == "boolean":
+            if not isinstance(value, bool):
+                fail()
+            return value
+        if not isinstance(value, list) or (self.length and len(value) not in self.length) or not value:
+            fail()
+        if self.kind == "matrix":
+            if not all(isinstance(row, list) and len(row) == len(value[0]) and row for row in value):
+                fail()
+            return [[number(item, False) for item in row] for row in value]
+        return [number(item, self.kind == "integers") for item in value]
+
+
+@dataclasses.dataclass(frozen=True)
+class Term:
+    """A registry entry: ``build(**parameters)`` makes the term or density."""
+
+    build: object
+    keys: dict
+    help: str
+
+
+def _quadratic_potential(stiffness, center):
+    """V(x) = ½ (x − b)ᵀ A (x − b) with A = ``stiffness`` (a number or a matrix), b = ``center``."""
+    A, b = np.atleast_2d(stiffness), np.asarray(center)
+
+    def V(x):
+        z = x - b
+        return 0.5 * np.einsum("...i,ij,...j->...", z, A, z)
+
+    return Potential(V, grad=lambda x: (x - b) @ A)
+
+
+def _quadratic_interaction():
+    """W(z) = |z|²/2: attraction to the centre of mass."""
+    return Interaction(lambda z: 0.5 * np.sum(z**2, axis=-1), grad=lambda z: z)
+
+
+def _gaussian_interaction(strength, width):
+    """W(z) = strength · exp(−|z|²/(2 width²)) (strength < 0 attracts)."""
+    def W(z):
+        return strength * np.exp(-0.5 * np.sum(z**2, axis=-1) / width**2)
+
+    return Interaction(W, grad=lambda z: -z / width**2 * W(z)[..., None])
+
+
+ENERGIES = {
+    "entropy": Term(Entropy, {"tau": Key("number", 1.0, "temperature τ in τ∫ρ log ρ", low=0)},
+                    "τ ∫ρ log ρ (noise on the particle side)"),
+    "porous-medium": Term(PorousMedium, {"m": Key("number", 2.0, "exponent m", low=1, low_open=True)},
+                          "∫ρ^m/(m−1), the porous-medium equation ∂tρ = Δρ^m"),
+    "quadratic-potential": Term(
+        _quadratic_potential,
+        {"stiffness": Key("matrix", [[1.0]], "A: [[a]] for a·I, or a d×d symmetric positive matrix"),
+         "center": Key("numbers", REQUIRED, "b, one coordinate per axis")},
+        "∫Vρ with V(x) = ½(x−b)ᵀA(x−b) (Fokker–Planck / Ornstein–Uhlenbeck with an entropy)"),
+    "quadratic-interaction": Term(_quadratic_interaction, {}, "½∫∫|x−y|²/2 ρ(x)ρ(y)"),
+    "gaussian-interaction": Term(
+        _gaussian_interaction,
+        {"strength": Key("number", -1.0, "s in W = s·exp(−|z|²/2w²); < 0 attracts"),
+         "width": Key("number", 1.0, "w", low=0, low_open=True)},
+        "½∫∫W(x−y)ρ(x)ρ(y) with a Gaussian W"),
+}
+"""Energy terms a config may name in ``[[energy]] term = …``, with their parameters."""
+
+
+def _gaussian_density(mean, std):
+    """N(mean, diag(std²)) as a callable density."""
+    return partial(gaussian, mean=mean, cov=np.diag(np.asarray(std) ** 2))
+
+
+def _barenblatt_density(t, m, C):
+    """The Barenblatt profile at time t (the exact solution for the energy porous-medium m)."""
+    return partial(barenblatt, t=t, m=m, C=C)
+
+
+def _uniform_density():
+    """The uniform density on the box."""
+    return lambda x: np.ones(x.shape[:-1])
+
+
+INITIAL_DENSITIES = {
+    "gaussian": Term(_gaussian_density, {"mean": Key("numbers", REQUIRED, "one coordinate per axis"),
+                                         "std": Key("numbers", REQUIRED, "one per axis", low=0, low_open=True)},
+                     "N(mean, diag(std²)), cut to the box and normalized"),
+    "barenblatt": Term(_barenblatt_density, {"t": Key("number", 1.0, "time of the profile", low=0, low_open=True),
+                                             "m": Key("number", 2.0, "exponent", low=1, low_open=True),
+                                             "C": Key("number", 0.1, "height constant", low=0, low_open=True)},
+                       "the Barenblatt profile of ∂tρ = Δρ^m at time t"),
+    "uniform": Term(_uniform_density, {}, "constant on the box"),
+}
+"""Initial densities a config may name in ``[initial] density = …``."""
+
+SCHEMA = {
+    "problem": {
+        "name": Key("string", REQUIRED, "a preset", choices=problems.PRESETS),  # the live registry
+        "cells": Key("integer", None, "cells per axis (default: the preset's)", low=4, high=256),
+        "n_data": Key("integer", None, "data points (default: the preset's)", low=1, high=10**6),
+        "seed": Key("integer", None, "seed of the preset's data (default: the preset's)", low=0),
+    },
+    "grid": {
+        "bounds": Key("matrix", REQUIRED, "[[lo, hi], …], one pair per axis (1 to 3 axes)"),
+        "cells": Key("integers", REQUIRED, "cells per axis: one count for all, or one per axis", low=4, high=4096),
+        "bc": Key("string", "wall", "boundary condition on every axis", choices=BOUNDARY_CONDITIONS),
+    },
+    "time": {
+        "start": Key("number", 0.0, "t0"),
+        "end": Key("number", None, "t1 > t0 (default: the preset's horizon)"),
+        "saves": Key("integer", 9, "equally spaced save times from start to end", low=2, high=1000),
+        "scheme": Key("string", "explicit", "time stepping", choices=("explicit", "rkl2", "implicit")),
+        "cfl": Key("number", 0.9, "explicit: fraction of the stable step", low=0, high=1, low_open=True),
+        "max_step": Key("number", None, "explicit: largest step", low=0, low_open=True),
+        "dt": Key("number", None, "implicit: the step", low=0, low_open=True),
+    },
+    "particles": {
+        "m": Key("integers", REQUIRED, "particle counts", low=1, high=10**6),
+        "seeds": Key("integers", [0], "seeds of the initial samples", low=0),
+        "step": Key("number", 0.02, "gradient-descent step ε (time t = kε)", low=0, low_open=True),
+        "distance": Key("string", "sliced", "how W1/W2 are computed", choices=("sliced", "exact")),
+    },
+    "output": {
+        "checkpoint_seconds": Key("number", 30.0, "wall seconds between checkpoints", low=0),
+        "animation": Key("boolean", True, "write animation.gif"),
+    },
+}
+"""The tables of a config, their keys, kinds, defaults and ranges (``energy`` and
+``initial`` name an entry of :data:`ENERGIES` and :data:`INITIAL_DENSITIES`)."""
+
+
+@dataclasses.dataclass
+class Run:
+    """A validated config, built: what ``wgf run`` needs.
+
+    ``config`` is the checked config with its defaults filled in (``time.end`` too);
+    ``problem`` is the preset (None for a grid problem spelled out); ``particles`` the
+    ``[particles]`` table or None; ``exact(t)`` the exact cell averages when known.
+    """
+
+    config: dict
+    grid: Grid
+    energy: object
+    rho0: np.ndarray
+    save_at: np.ndarray
+    solve_options: dict
+    particles: dict = None
+    problem: object = None
+    exact: object = None
+
+
+def _table(name, raw, keys):
+    """Check the table ``raw`` against ``keys``; fill defaults."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{name}: must be a table [{name}], got {raw!r}")
+    unknown = sorted(set(raw) - set(keys))
+    if unknown:
+        allowed = ", ".join(keys) if keys else "no keys"
+        raise ConfigError(f"{name}.{unknown[0]}: unknown key; [{name}] allows {allowed}")
+    table = {}
+    for key, spec in keys.items():
+        if key in raw:
+            table[key] = spec.check(f"{name}.{key}", raw[key])
+        elif spec.default is REQUIRED:
+            raise ConfigError(f"{name}.{key}: missing; it must be {spec.allowed()} ({spec.help})")
+        else:
+            table[key] = spec.default
+    return table
+
+
+def _entry(name, raw, registry, selector):
+    """Check a table that names a registry entry by ``selector``; return (entry name, parameters)."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{name}: must be a table, got {raw!r}")
+    choice = Key("string", REQUIRED, choices=tuple(registry)).check(f"{name}.{selector}", raw.get(selector))
+    parameters = _table(name, {k: v for k, v in raw.items() if k != selector}, registry[choice].keys)
+    return choice, parameters
+
+
+def validate(raw):
+    """The config ``raw`` (parsed TOML) checked and completed with defaults; ConfigError if not."""
+    unknown = sorted(set(raw) - set(SCHEMA) - {"energy", "initial"})
+    if unknown:
+        raise ConfigError(f"{unknown[0]}: unknown table; a config has {', '.join([*SCHEMA, 'energy', 'initial'])}")
+    config = {name: _table(name, raw[name], keys) for name, keys in SCHEMA.items() if name in raw}
+    if "problem" in raw:
+        spelled_out = sorted({"grid", "energy", "initial"} & set(raw))
+        if spelled_out:
+            raise ConfigError(f"{spelled_out[0]}: a config with [problem] (a preset) takes its grid, energy and "
+                              "initial density from the preset; remove one or the other")
+    else:
+        missing = [name for name in ("grid", "energy", "initial") if name not in raw]
+        if missing:
+            raise ConfigError(f"{missing[0]}: missing; give [problem] name = a preset, or [grid], [[energy]] "
+                              "and [initial]")
+        if "particles" in raw:
+            raise ConfigError("particles: the comparison with particles needs a network problem: give "
+                              "[problem] name = one of " + ", ".join(problems.PRESETS))
+        if not isinstance(raw["energy"], list) or not raw["energy"]:
+            raise ConfigError("energy: must be one or more [[energy]] tables, each with term = one of "
+                              + ", ".join(ENERGIES))
+        config["energy"] = [_entry(f"energy[{k}]", term, ENERGIES, "term") for k, term in enumerate(raw["energy"])]
+        config["initial"] = _entry("initial", raw["initial"], INITIAL_DENSITIES, "density")
+    config.setdefault("time", _table("time", {}, SCHEMA["time"]))
+    config.setdefault("output", _table("output", {}, SCHEMA["output"]))
+    return config
+
+
+def build(config):
+    """The grid, energy, initial density and solver options of a validated config.
+
+    Errors the library raises on building (a box with lo ≥ hi, a potential of the wrong
+    dimension, …) come back as ConfigError naming the table.
+    """
+    time = dict(config["time"])
+    if "problem" in config:
+        table, name = config["problem"], config["problem"]["name"]
+        takes = inspect.signature(problems.PRESETS[name]).parameters
+        for key, value in table.items():
+            if key != "name" and value is not None and key not in takes:
+                raise ConfigError(f"problem.{key}: the preset {name} does not take it; it takes {', '.join(takes)}")
+        options = {key: value for key, value in table.items() if key in takes and value is not None}
+        problem = _built("problem", lambda: problems.get(name, **options))
+        config = dict(config, problem={**table, **{key: p.default for key, p in takes.items() if table.get(key) is None}})
+        grid, energy, rho0, exact = problem.grid, problem.energy, problem.rho0, None
+        if time["end"] is None:
+            time["end"] = time["start"] + problem.t_end
+    else:
+        problem = None
+        grid = _built("grid", lambda: _grid(config["grid"]))
+        energy = _built("energy", lambda: _energy(config["energy"], grid))
+        rho0, exact = _built("initial", lambda: _initial(config["initial"], grid, config["energy"], time["start"]))
+        if time["end"] is None:
+            raise ConfigError("time.end: missing; it must be a number > time.start")
+    if not time["end"] > time["start"]:
+        raise ConfigError(f"time.end: must be a number > time.start ({time['start']:g}), got {time['end']:g}")
+    options = {"scheme": time["scheme"], "cfl": time["cfl"]}
+    options.update({key: time[key] for key in ("max_step", "dt") if time[key] is not None})
+    if "particles" in config:
+        interval, step = (time["end"] - time["start"]) / (time["saves"] - 1), config["particles"]["step"]
+        steps_per_save = interval / step
+        if round(steps_per_save) < 1 or abs(steps_per_save - round(steps_per_save)) > 1e-9 * steps_per_save:
+            raise ConfigError(f"particles.step: must divide (time.end − time.start)/(time.saves − 1) = {interval:g} "
+                              f"a whole number of times, so that every save time is a whole number of steps; "
+                              f"got {step:g}")
+    save_at = np.linspace(time["start"], time["end"], time["saves"])
+    return Run(dict(config, time=time), grid, energy, rho0, save_at, options, config.get("particles"), problem, exact)
+
+
+def _built(table, make):
+    """``make()``, with a library ValueError turned into a ConfigError naming ``table``."""
+    try:
+        return make()
+    except ConfigError:
+        raise
+    except ValueError as error:
+        raise ConfigError(f"{table}: {error}") from None
+
+
+def _grid(table):
+    bounds = table["bounds"]
+    if not all(len(pair) == 2 for pair in bounds):
+        raise ConfigError(f"grid.bounds: must be [[lo, hi], …], one pair per axis, got {bounds!r}")
+    cells = table["cells"]
+    if len(cells) not in (1, len(bounds)):
+        raise ConfigError(f"grid.cells: must give one count or {len(bounds)} (one per axis), got {cells!r}")
+    return Grid(bounds, cells[0] if len(cells) == 1 else cells, table["bc"])
+
+
+def _energy(terms, grid):
+    built = []
+    for k, (name, parameters) in enumerate(terms):
+        for key, value in parameters.items():
+            if isinstance(value, list) and key != "stiffness" and len(value) != grid.dim:
+                raise ConfigError(f"energy[{k}].{key}: must have {grid.dim} entries, one per axis, got {value!r}")
+        if name == "quadratic-potential":
+            stiffness = np.asarray(parameters["stiffness"])
+            if stiffness.shape == (1, 1):
+                stiffness = stiffness[0, 0] * np.eye(grid.dim)
+            if stiffness.shape != (grid.dim, grid.dim) or not np.allclose(stiffness, stiffness.T):
+                raise ConfigError(f"energy[{k}].stiffness: must be [[a]] or a symmetric {grid.dim}×{grid.dim} "
+                                  f"matrix, got {parameters['stiffness']!r}")
+            parameters = dict(parameters, stiffness=stiffness)
+        built.append(ENERGIES[name].build(**parameters))
+    energy = sum(built[1:], built[0])
+    energy.check(grid)
+    return energy
+
+
+def _initial(entry, grid, energy_terms, start):
+    """Initial cell averages (unit mass, or the profile's own mass for Barenblatt) and, when
+    the energy is the one porous-medium term the Barenblatt profile solves, the exact
+    solution's cell averages as a callable of the time t (the profile at its own time
+    ``t`` + (t − ``start``))."""
+    name, parameters = entry
+    for key, value in parameters.items():
+        if isinstance(value, list) and len(value) != grid.dim:
+            raise ConfigError(f"initial.{key}: must have {grid.dim} entries, one per axis, got {value!r}")
+    rho0 = grid.cell_averages(INITIAL_DENSITIES[name].build(**parameters))
+    exact = None
+    if name == "barenblatt":
+        if energy_terms == [("porous-medium", {"m": parameters["m"]})]:
+            exact = lambda t: grid.cell_averages(  # noqa: E731
+                _barenblatt_density(parameters["t"] + t - start, parameters["m"], parameters["C"]))
+    elif grid.integrate(rho0) > 0:
+        rho0 = rho0 / grid.integrate(rho0)
+    return grid.check_density(rho0, "initial density"), exact
+
+
+def load(path):
+    """Read, validate and build the TOML config at ``path``; ConfigError if it cannot run."""
+    try:
+        with open(path, "rb") as handle:
+            raw = tomllib.load(handle)
+    except OSError as error:
+        raise ConfigError(f"cannot read the config: {error.strerror}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"not valid TOML: {error}") from None
+    return build(validate(raw))

@@ -1,0 +1,159 @@
+"""Malformed configs and arguments: each ends with a one-line error naming the problem,
+exit status 2, and no results folder (nor a half-written one)."""
+
+import subprocess
+import sys
+
+import pytest
+from cli_configs import barenblatt_config
+
+from solver import problems
+from solver.cli import main
+
+GRID = barenblatt_config(end=1.1)
+
+PRESET = """
+[problem]
+name = "tanh-teacher"
+cells = 8
+n_data = 20
+[time]
+end = 0.1
+saves = 3
+[particles]
+m = [10]
+step = 0.01
+"""
+
+# (config text, words the error must contain)
+BAD_CONFIGS = {
+    "toml syntax": ("[grid\nbounds = 1", "not valid TOML"),
+    "unknown table": (GRID + "[solver]\nfast = true\n", "solver: unknown table"),
+    "unknown key": (GRID.replace("cells = [16]", "cells = [16]\ncels = 3"), "grid.cels: unknown key"),
+    "misspelt time key": (GRID.replace("end = 1.1", "stop = 1.1"), "time.stop: unknown key"),
+    "wrong type": (GRID.replace("cells = [16]", 'cells = "many"'), "grid.cells: must be a list of integers"),
+    "float count": (GRID.replace("cells = [16]", "cells = [16.5]"), "grid.cells: must be a list of integers"),
+    "bool as number": (GRID.replace("m = 2\n[initial]", "m = true\n[initial]"), "energy[0].m: must be a number > 1"),
+    "porous m = 1": (GRID.replace("m = 2\n[initial]", "m = 1\n[initial]"), "energy[0].m: must be a number > 1"),
+    "negative tau": (GRID + '[[energy]]\nterm = "entropy"\ntau = -1\n', "energy[1].tau: must be a number >= 0"),
+    "unknown term": (GRID.replace('term = "porous-medium"', 'term = "porus"'), 'energy[0].term: must be one of'),
+    "no energy": (GRID.replace('[[energy]]\nterm = "porous-medium"\nm = 2\n', ""), "energy: missing"),
+    "energy as table": (GRID.replace("[[energy]]", "[energy]"), "energy: must be one or more [[energy]]"),
+    "term parameter unknown": (GRID.replace("m = 2\n[initial]", "m = 2\nk = 1\n[initial]"),
+                               "energy[0].k: unknown key"),
+    "unknown density": (GRID.replace('"barenblatt"', '"gauss"'), "initial.density: must be one of"),
+    "missing density key": (GRID.replace('"barenblatt"', '"gaussian"'), "initial.mean: missing"),
+    "mean of wrong length": (GRID.replace('"barenblatt"', '"gaussian"\nmean = [0]\nstd = [1, 1]'),
+                             "initial.mean: must have 2 entries"),
+    "reversed bounds": (GRID.replace("[[-2, 2], [-2, 2]]", "[[2, -2], [-2, 2]]"), "grid: bounds must be finite"),
+    "bounds not pairs": (GRID.replace("[[-2, 2], [-2, 2]]", "[[-2, 2, 3]]"), "grid.bounds: must be [[lo, hi]"),
+    "too few cells": (GRID.replace("cells = [16]", "cells = [2]"), "grid.cells: must be a list of integers >= 4"),
+    "cells per axis": (GRID.replace("cells = [16]", "cells = [16, 16, 16]"), "grid.cells: must give one count or 2"),
+    "unknown bc": (GRID.replace("cells = [16]", 'cells = [16]\nbc = "open"'), "grid.bc: must be one of"),
+    "reversed time": (GRID.replace("end = 1.1", "end = 0.5"), "time.end: must be a number > time.start"),
+    "no end": (GRID.replace("end = 1.1", ""), "time.end: missing"),
+    "one save": (GRID + "saves = 1\n", "time.saves: must be an integer >= 2"),
+    "cfl above 1": (GRID + "cfl = 1.5\n", "time.cfl: must be a number > 0 and <= 1"),
+    "unknown scheme": (GRID + 'scheme = "rk4"\n', 'time.scheme: must be one of "explicit", "implicit"'),
+    "preset and grid": (PRESET + GRID.split("[time]")[0], "a config with [problem] (a preset) takes its grid"),
+    "unknown preset": (PRESET.replace("tanh-teacher", "mnist"), "problem.name: must be one of"),
+    "negative seed": (PRESET.replace("n_data = 20", "n_data = 20\nseed = -1"), "problem.seed: must be an integer >= 0"),
+    "particles without preset": (GRID + "[particles]\nm = [10]\n", "particles: the comparison"),
+    "empty particle list": (PRESET.replace("m = [10]", "m = []"), "particles.m: must be a list of integers"),
+    "step not dividing saves": (PRESET.replace("step = 0.01", "step = 0.03"), "particles.step: must divide"),
+    "unknown distance": (PRESET + 'distance = "w3"\n', "particles.distance: must be one of"),
+    "animation not bool": (GRID + '[output]\nanimation = "yes"\n', "output.animation: must be true or false"),
+    "non-symmetric stiffness": (
+        GRID + '[[energy]]\nterm = "quadratic-potential"\nstiffness = [[1, 2], [0, 1]]\ncenter = [0, 0]\n',
+        "energy[1].stiffness: must be [[a]] or a symmetric 2×2"),
+}
+
+
+def run_quietly(argv, capsys):
+    status = main(argv)
+    return status, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", BAD_CONFIGS)
+def test_bad_config(name, tmp_path, capsys):
+    text, words = BAD_CONFIGS[name]
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    out = tmp_path / "results"
+    status, err = run_quietly(["run", str(path), "--out", str(out)], capsys)
+    assert status == 2
+    assert len(err.strip().splitlines()) == 1, err
+    assert err.startswith(f"wgf: error: {path}: ") and words in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.toml"]
+
+
+def test_a_preset_option_it_does_not_take(tmp_path, capsys, monkeypatch):
+    """A preset added to the registry later, with fewer options, is checked the same way."""
+    monkeypatch.setitem(problems.PRESETS, "small", lambda cells=8: problems.tanh_teacher(cells, n_data=10))
+    path = tmp_path / "bad.toml"
+    path.write_text(PRESET.replace("tanh-teacher", "small").replace("cells = 8\n", ""))
+    status, err = run_quietly(["run", str(path), "--out", str(tmp_path / "results")], capsys)
+    assert status == 2 and "problem.n_data: the preset small does not take it; it takes cells" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.toml"]
+
+
+def test_compare_needs_particles(tmp_path, capsys):
+    path = tmp_path / "bad.toml"
+    path.write_text(PRESET.split("[particles]")[0])
+    status, err = run_quietly(["compare", str(path), "--out", str(tmp_path / "results")], capsys)
+    assert status == 2 and "particles: missing" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.toml"]
+
+
+def test_missing_config_file(tmp_path, capsys):
+    status, err = run_quietly(["run", str(tmp_path / "none.toml"), "--out", str(tmp_path / "r")], capsys)
+    assert status == 2 and "cannot read the config: No such file" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_out_must_be_a_folder(tmp_path, capsys):
+    target = tmp_path / "file"
+    target.write_text("keep me")
+    config = tmp_path / "c.toml"
+    config.write_text(GRID)
+    status, err = run_quietly(["run", str(config), "--out", str(target)], capsys)
+    assert status == 2 and "is not a folder" in err
+    assert target.read_text() == "keep me"
+
+
+def test_out_of_other_files_is_kept(tmp_path, capsys):
+    target = tmp_path / "mine"
+    target.mkdir()
+    (target / "notes.txt").write_text("keep me")
+    config = tmp_path / "c.toml"
+    config.write_text(GRID)
+    status, err = run_quietly(["run", str(config), "--out", str(target)], capsys)
+    assert status == 2 and "not wgf results" in err
+    assert [p.name for p in target.iterdir()] == ["notes.txt"]
+
+
+def test_resume_without_interrupted_run(tmp_path, capsys):
+    status, err = run_quietly(["run", "--resume", str(tmp_path / "r")], capsys)
+    assert status == 2 and "nothing to resume" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_resume_takes_no_config(tmp_path, capsys):
+    status, err = run_quietly(["run", str(tmp_path / "c.toml"), "--resume", str(tmp_path / "r")], capsys)
+    assert status == 2 and "--resume takes the config of the interrupted run" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_plot_needs_results(tmp_path, capsys):
+    status, err = run_quietly(["plot", str(tmp_path)], capsys)
+    assert status == 2 and "not a results folder" in err
+
+
+@pytest.mark.parametrize("args", [["jump"], [], ["run", "--out"], ["compare"], ["plot"]])
+def test_bad_arguments_exit_2(tmp_path, args):
+    """argparse's own errors, through the real entry point ``python -m solver``."""
+    result = subprocess.run([sys.executable, "-m", "solver", *args], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 2
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("wgf") and ": error:" in last, last
+    assert list(tmp_path.iterdir()) == []
