@@ -6,13 +6,18 @@ import scipy.fft
 from .base import Energy, finite_difference_gradient
 
 
+MESH_MATRIX_LIMIT = 2**26  # entries of the vertex-pair matrix kept for meshes (512 MiB)
+
+
 class Interaction(Energy):
     """½ ∫∫ W(x − y) ρ(x) ρ(y) dx dy with an even kernel W, so F'(ρ) = W ∗ ρ.
 
     On a grid the convolution (W ∗ ρ)(x_i) = Σ_j W(x_i − x_j) ρ_j |cell| is exact for
     the cell values and computed by FFT (``scipy.fft``): zero-padded to twice the cells
     along wall axes (a linear convolution), circular along periodic axes, where the
-    displacement is taken to its nearest periodic image.
+    displacement is taken to its nearest periodic image. On a mesh it is the direct sum
+    Σ_j W(x_i − x_j) ρ_j m_j over the vertices with their lumped masses, by a product with
+    the matrix W(x_i − x_j), kept (up to ``MESH_MATRIX_LIMIT`` entries).
 
     Parameters
     ----------
@@ -51,11 +56,31 @@ class Interaction(Energy):
         self._cache = (grid, transform)
         return transform
 
+    def vertex_matrix(self, mesh):
+        """W(x_i − x_j) over the vertex pairs of a mesh (once per mesh)."""
+        if self._cache is not None and self._cache[0] is mesh:
+            return self._cache[1]
+        points = mesh.points
+        if len(points) ** 2 > MESH_MATRIX_LIMIT or getattr(mesh.comm, "size", 1) > 1:
+            raise ValueError(f"Interaction on meshes sums over vertex pairs in one process, with up to "
+                             f"{int(MESH_MATRIX_LIMIT**0.5)} vertices: this mesh has {len(points)} on this rank "
+                             "(run serially, or use a grid)")
+        values = np.asarray(self.W(points[:, None, :] - points[None, :, :]), dtype=float)
+        if not np.all(np.isfinite(values)):
+            raise ValueError("Interaction: W is not finite at some displacement between the mesh's vertices")
+        self._cache = (mesh, values)
+        return values
+
     def check(self, grid):
-        self.kernel_transform(grid)
+        if hasattr(grid, "h"):
+            self.kernel_transform(grid)
+        else:
+            self.vertex_matrix(grid)
 
     def convolve(self, rho, grid):
-        """(W ∗ ρ) at the cells."""
+        """(W ∗ ρ) at the cells (or vertices)."""
+        if not hasattr(grid, "h"):
+            return self.vertex_matrix(grid) @ (rho * grid.weights)
         transform = self.kernel_transform(grid)
         fft_shape = [n if p else 2 * n for n, p in zip(grid.shape, grid.periodic)]
         conv = scipy.fft.irfftn(scipy.fft.rfftn(rho, fft_shape) * transform, fft_shape)

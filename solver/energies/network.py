@@ -216,7 +216,7 @@ class NetworkRisk(Energy):
         """F and F' on the cells: two products with the cached feature matrix Φ
         (h = Φᵀw, F' = Φ c), or the Numba kernels when Φ is too large to keep."""
         theta, matrix = self.cells(grid)
-        weights = np.ascontiguousarray(rho.ravel() * grid.cell_volume)
+        weights = np.ascontiguousarray(rho.ravel() * grid.weights.ravel())  # cell volumes, or lumped masses
         h = self.predict(theta, weights) if matrix is None else weights @ matrix
         coef = self.loss.derivative(h, self.y) / len(self.y)
         if matrix is None:
