@@ -54,7 +54,7 @@ BAD_CONFIGS = {
     "no end": (GRID.replace("end = 1.1", ""), "time.end: missing"),
     "one save": (GRID + "saves = 1\n", "time.saves: must be an integer >= 2"),
     "cfl above 1": (GRID + "cfl = 1.5\n", "time.cfl: must be a number > 0 and <= 1"),
-    "unknown scheme": (GRID + 'scheme = "rk4"\n', 'time.scheme: must be one of "explicit", "implicit"'),
+    "unknown scheme": (GRID + 'scheme = "rk4"\n', 'time.scheme: must be one of "explicit", "rkl2", "implicit"'),
     "preset and grid": (PRESET + GRID.split("[time]")[0], "a config with [problem] (a preset) takes its grid"),
     "unknown preset": (PRESET.replace("tanh-teacher", "mnist"), "problem.name: must be one of"),
     "negative seed": (PRESET.replace("n_data = 20", "n_data = 20\nseed = -1"), "problem.seed: must be an integer >= 0"),
