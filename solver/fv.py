@@ -74,6 +74,15 @@ def energy_tolerance(rho, xi, grid):
     return ENERGY_RTOL * grid.integrate(np.abs(rho * xi)) + 1e-300
 
 
+class SimulationError(ValueError):
+    """A run produced a non-finite value; ``partial`` holds what was computed up to the
+    last finite state (the saves reached, then that state)."""
+
+    def __init__(self, message, partial):
+        super().__init__(message)
+        self.partial = partial
+
+
 @dataclasses.dataclass
 class Solution:
     """What :func:`solve` returns.
@@ -388,6 +397,12 @@ def solve(energy, grid, rho0, t_span, *, save_at=None, scheme="explicit", cfl=0.
     Returns
     -------
     Solution
+
+    Raises
+    ------
+    SimulationError
+        When a step gives a non-finite density or energy (a NaN in F', say): its
+        ``partial`` is the :class:`Solution` up to the last finite state.
     """
     if scheme not in SCHEMES:
         raise ValueError(f"scheme must be one of {SCHEMES}, got {scheme!r}")
@@ -437,6 +452,15 @@ def solve(energy, grid, rho0, t_span, *, save_at=None, scheme="explicit", cfl=0.
                 new = stepper.attempt(rho, step)
             if new is not None:
                 new_value, new_xi = energy.value_and_first_variation(new, grid)
+                new_mass = grid.integrate(new)  # a NaN or inf anywhere makes it non-finite
+                if not (np.isfinite(new_value) and np.isfinite(new_mass)):
+                    partial = Solution(grid, energy, scheme, np.append(save_times[: len(saved)], t),
+                                       np.array([*saved, rho]), {key: np.array(val) for key, val in history.items()},
+                                       accepted, rejected, time.perf_counter() - start)
+                    raise SimulationError(
+                        f"solve: non-finite density or energy at step {accepted + 1} (from t = {t:.6g} by "
+                        f"dt = {step:.3g}); the run stopped there: .partial holds the saves reached and the "
+                        f"state at t = {t:.6g}; check the energy's first variation for NaN", partial)
                 if new_value > value + energy_tolerance(rho, xi, grid):
                     new = None
             if new is None:
@@ -449,7 +473,7 @@ def solve(energy, grid, rho0, t_span, *, save_at=None, scheme="explicit", cfl=0.
             cap = min(2 * cap, dt_max if scheme == "implicit" else np.inf)
             t = pending[0] if step == pending[0] - t else t + step
             rho, value, xi = new, new_value, new_xi
-            for key, item in zip(history, (t, step, value, grid.integrate(rho), rho.min())):
+            for key, item in zip(history, (t, step, value, new_mass, rho.min())):
                 history[key].append(item)
             bar.update(step)
             if t == pending[0]:

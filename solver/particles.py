@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from .domains import Annulus, Ball, Box  # noqa: F401  (the domains particles are projected onto)
 from .energies import Entropy, PorousMedium, Sum
-from .fv import check_times
+from .fv import SimulationError, check_times
 
 
 @dataclasses.dataclass
@@ -30,15 +30,6 @@ class Trajectory:
     weights: np.ndarray
     steps: int
     wall_time: float
-
-
-class SimulationError(ValueError):
-    """A run produced a non-finite value; ``partial`` holds the trajectory up to the last
-    finite state (the saves reached, then that state)."""
-
-    def __init__(self, message, partial):
-        super().__init__(message)
-        self.partial = partial
 
 
 def _split(energy):

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from solver import Entropy, Grid, PorousMedium, Potential, solve
+from solver.fv import SimulationError
 
 
 @pytest.fixture
@@ -100,3 +101,28 @@ def test_input_is_not_modified(grid):
     before = rho.copy()
     solve(PorousMedium(2), grid, rho, (0, 0.01))
     np.testing.assert_array_equal(rho, before)
+
+
+class TurnsNaN(Potential):
+    """V = |x|²/2, whose first variation turns NaN from its ``after``-th evaluation on."""
+
+    def __init__(self, after):
+        super().__init__(lambda x: 0.5 * np.sum(x**2, axis=-1))
+        self.after, self.calls = after, 0
+
+    def first_variation(self, rho, grid):
+        self.calls += 1
+        xi = super().first_variation(rho, grid)
+        return xi if self.calls < self.after else np.full_like(xi, np.nan)
+
+
+@pytest.mark.parametrize("scheme", ["explicit", "rkl2"])
+def test_a_nan_during_a_run_stops_it_and_keeps_what_was_computed(grid, scheme):
+    energy = PorousMedium(2) + TurnsNaN(after=8)
+    with pytest.raises(SimulationError, match=r"non-finite density or energy at step \d+ \(from t = ") as error:
+        solve(energy, grid, density(grid), (0, 1), save_at=np.linspace(0, 1, 101), scheme=scheme)
+    partial = error.value.partial
+    assert partial.accepted >= 1 and np.all(np.isfinite(partial.rho))
+    assert partial.t[0] == 0 and 0 < partial.t[-1] < 1 and len(partial.t) == len(partial.rho)
+    assert partial.history["t"][-1] == partial.t[-1] and len(partial.history["t"]) == partial.accepted + 1
+    np.testing.assert_allclose(grid.integrate(partial.rho[-1]), grid.integrate(density(grid)), rtol=1e-12)
