@@ -119,19 +119,19 @@ def edge_rate(indptr, own, columns, transmissibility, rho, xi, masses, rate, out
     neighbourhood; vertex i is at ``own[i]`` there, its neighbours at ``columns``."""
     for r in prange(rate.shape[0]):
         i = own[r]
-        total, out = 0.0, 0.0
+        rho_i, xi_i = rho[i], xi[i]
+        total, leaving = 0.0, 0.0
         for p in range(indptr[r], indptr[r + 1]):
             j = columns[p]
-            drop = xi[i] - xi[j]
+            drop = xi_i - xi[j]
             if drop > 0.0:
-                flux = transmissibility[p] * drop * edge_mobility(rho[i], rho[j])
-                if flux > 0.0:  # then ρ_i > 0 (M ≤ 2ρ_i)
-                    out += flux / rho[i]
+                flux = transmissibility[p] * drop * edge_mobility(rho_i, rho[j])
+                leaving += flux
             else:
-                flux = transmissibility[p] * drop * edge_mobility(rho[j], rho[i])
+                flux = transmissibility[p] * drop * edge_mobility(rho[j], rho_i)
             total -= flux
         rate[r] = total / masses[r]
-        outflow[r] = out / masses[r]
+        outflow[r] = leaving / (masses[r] * rho_i) if leaving > 0.0 else 0.0  # leaving > 0: ρ_i > 0 (M ≤ 2ρ_i)
 
 
 def edge_rate_reference(indptr, own, columns, transmissibility, rho, xi, masses):
@@ -211,7 +211,9 @@ class Mesh:
         self.indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=self.owned))]).astype(np.int64)
         self.columns = np.searchsorted(needed, global_columns[off_diagonal]).astype(np.int64)
         self.transmissibility = np.maximum(transmissibility, 0.0)
-        self.connectivity = np.bincount(rows, self.transmissibility, minlength=self.owned) / self.weights
+        # max_i Σ_j T_ij/m_i: the forward-Euler limit of linear diffusion is 1/(D · this)
+        self.max_connectivity = self.maximum(np.bincount(rows, self.transmissibility, minlength=self.owned)
+                                             / self.weights)
 
     def __repr__(self):
         return f"Mesh({self.name!r}, {self.dim}D, {self.vertices} vertices)"
@@ -228,8 +230,10 @@ class Mesh:
         return self._sum(self.owned)
 
     def integrate(self, values):
-        """Σ_i m_i values_i over all vertices (all ranks)."""
-        return self._sum(float(np.asarray(values).ravel() @ self.weights))
+        """Σ_i m_i values_i over all vertices (all ranks). A NumPy sum, not a BLAS dot
+        product: OpenBLAS's threads, waking between the Numba kernels' own, made each
+        call tens of times slower on 2 cores."""
+        return self._sum(float(np.sum(np.asarray(values).ravel() * self.weights)))
 
     def minimum(self, values):
         """min_i values_i over all ranks."""
@@ -238,6 +242,13 @@ class Mesh:
     def maximum(self, values):
         """max_i values_i over all ranks."""
         return self.comm.allreduce(float(np.max(values)), op=self._MPI.MAX)
+
+    def maxima(self, values):
+        """The elementwise maxima of a few numbers over all ranks, in one reduction."""
+        local = np.asarray(values, dtype=float)
+        result = np.empty_like(local)
+        self.comm.Allreduce(local, result, op=self._MPI.MAX)
+        return result
 
     def _sum(self, value):
         return self.comm.allreduce(value, op=self._MPI.SUM)
@@ -269,17 +280,12 @@ class Mesh:
         return self._neighbourhood.array.copy()
 
     def rate(self, rho, xi):
-        """(dρ/dt at the owned vertices, forward-Euler transport limit)."""
+        """(dρ/dt, outflow) at the owned vertices: a forward-Euler step keeps ρ ≥ 0 for
+        dt ≤ 1/max outflow (see :func:`edge_rate`)."""
         rate, outflow = np.empty(self.owned), np.empty(self.owned)
         edge_rate(self.indptr, self.own_positions, self.columns, self.transmissibility, self.neighbourhood(rho),
                   self.neighbourhood(xi), self.weights, rate, outflow)
-        top = self.maximum(outflow)
-        return rate, (np.inf if top == 0 else 1.0 / top)
-
-    def parabolic_limit(self, diffusivity):
-        """The forward-Euler limit 1/(D max_i Σ_j T_ij/m_i) of the linearized diffusion."""
-        top = diffusivity * self.maximum(self.connectivity)
-        return np.inf if top == 0 else 1.0 / top
+        return rate, outflow
 
     def stepper(self, scheme, energy, cfl):
         """The time step of ``solve`` on this mesh."""
@@ -354,9 +360,14 @@ class MeshExplicitStep:
         self.energy, self.mesh, self.cfl = energy, mesh, cfl
 
     def suggest(self, rho, xi):
-        rate, transport = self.mesh.rate(rho, xi)
-        diffusivity = self.mesh.maximum(np.atleast_1d(self.energy.max_diffusivity(rho)))
-        return rate, self.cfl * min(transport, self.mesh.parabolic_limit(diffusivity))
+        """Rate at ρ and the step the limits allow: 1/max outflow (transport) and
+        1/(D max_i Σ_j T_ij/m_i) (diffusion), both maxima in one global reduction."""
+        rate, outflow = self.mesh.rate(rho, xi)
+        diffusivity = np.max(self.energy.max_diffusivity(rho))
+        top_outflow, diffusivity = self.mesh.maxima([outflow.max(initial=0.0), diffusivity])
+        transport = np.inf if top_outflow == 0 else 1.0 / top_outflow
+        parabolic = np.inf if diffusivity == 0 else 1.0 / (diffusivity * self.mesh.max_connectivity)
+        return rate, self.cfl * min(transport, parabolic)
 
     def attempt(self, rho, rate, dt):
         stage = rho + dt * rate
