@@ -2,10 +2,11 @@
 
 Domains (2D unless said): ``disk`` (unit disk), ``square`` ([−1, 1]²), ``annulus``
 (radii 0.5 and 1), ``lshape`` ([−1, 1]² without [0, 1]²) and ``ball`` (the unit ball, 3D).
-Levels 0, 1, 2 have mesh sizes 0.2, 0.1, 0.05 (0.4, 0.3, 0.2 for the ball); levels 0
-and 1 are committed, finer ones are made on demand by :func:`path` (or this script).
-Triangles come from gmsh's Delaunay algorithm (``Mesh.Algorithm = 5``); the positive
-scheme needs Delaunay meshes (see ``solver.fem``).
+Levels 0 to 5 have mesh sizes 0.2, 0.1, 0.05, 0.025, 0.0125, 0.00625 (0.4 to 0.075 for
+the ball); levels 0 and 1 are committed, finer ones are made on demand by :func:`path`
+(or this script).
+Triangles come from gmsh's Frontal-Delaunay algorithm (``Mesh.Algorithm = 6``); the
+positive scheme needs Delaunay meshes (see ``solver.fem``).
 
 Run: ``.venv/bin/python meshes/generate.py [NAME ...] [--levels 0 1 2]``.
 """
@@ -14,7 +15,7 @@ import argparse
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SIZES = {2: (0.2, 0.1, 0.05, 0.025), 3: (0.4, 0.3, 0.2, 0.15)}
+SIZES = {2: (0.2, 0.1, 0.05, 0.025, 0.0125, 0.00625), 3: (0.4, 0.3, 0.2, 0.15, 0.1, 0.075)}
 DOMAINS = ("disk", "square", "annulus", "lshape", "ball")
 
 
