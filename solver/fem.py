@@ -202,9 +202,10 @@ class Mesh:
             negative & (global_rows[off_diagonal] < global_columns[off_diagonal]))))
         self.obtuse_angles = self._sum(_count_obtuse(coordinates, self.cells[_owned_cells(self.cells, self.owned)]))
         if self.non_delaunay_edges:
+            why = (f"their two opposite angles sum to more than π; {self.obtuse_angles} obtuse angles in all"
+                   if self.dim == 2 else "the dihedral angles opposite them are too large")
             warnings.warn(
-                f"mesh {name}: {self.non_delaunay_edges} edges are not Delaunay (their two opposite angles sum to "
-                f"more than π; {self.obtuse_angles} obtuse angles in all): their transmissibilities −K_ij are "
+                f"mesh {name}: {self.non_delaunay_edges} edges are not Delaunay ({why}): their transmissibilities −K_ij are "
                 "negative, which would break positivity and energy dissipation, so they are set to 0, which loses "
                 "consistency on those edges; regenerate the mesh with a Delaunay algorithm", stacklevel=2)
         rows = np.repeat(np.arange(self.owned), np.diff(indptr))[off_diagonal]
@@ -289,6 +290,12 @@ class Mesh:
 
     def stepper(self, scheme, energy, cfl):
         """The time step of ``solve`` on this mesh."""
+        if self.comm.size > 1:
+            nonlocal_terms = [term for term in getattr(energy, "terms", [energy]) if not term.local]
+            if nonlocal_terms:
+                raise ValueError(f"{', '.join(map(repr, nonlocal_terms))}: a nonlocal term sums over all the "
+                                 f"vertices, which on meshes happens in one process; run without mpirun "
+                                 f"(this run has {self.comm.size} ranks)")
         if scheme == "explicit":
             return MeshExplicitStep(energy, self, cfl)
         if scheme == "implicit":
@@ -296,6 +303,52 @@ class Mesh:
                 raise ValueError("the implicit mesh scheme runs serially only; use scheme='explicit' under MPI")
             return MeshImplicitStep(energy, self)
         raise ValueError(f"on meshes scheme must be 'explicit' or 'implicit', got {scheme!r}")
+
+    # -- the domain, for particles ------------------------------------------------------
+    def boundary(self):
+        """The boundary edges of a 2D mesh in a serial run, as segment end points (a, b),
+        each of shape (E, 2): the edges that belong to one triangle only."""
+        if self.dim != 2 or self.comm.size > 1:
+            raise ValueError(f"mesh {self.name}: particles are projected onto 2D meshes in serial runs only "
+                             f"(this one is {self.dim}D on {self.comm.size} ranks); pass a domain such as Ball instead")
+        if getattr(self, "_boundary", None) is None:
+            edges = np.sort(self.cells[:, [[0, 1], [1, 2], [2, 0]]].reshape(-1, 2), axis=1)
+            unique, counts = np.unique(edges, axis=0, return_counts=True)
+            once = unique[counts == 1]
+            self._boundary = (self.points[once[:, 0]], self.points[once[:, 1]])
+        return self._boundary
+
+    def contains(self, theta):
+        """Whether each point of ``theta`` (m, 2) lies in the mesh's domain (its closure):
+        an odd number of boundary edges crossed by the ray to +x, or on the boundary."""
+        a, b = self.boundary()
+        x, y = theta[:, :1], theta[:, 1:]
+        straddles = (a[:, 1] > y) != (b[:, 1] > y)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            crossing_x = a[:, 0] + (y - a[:, 1]) * (b[:, 0] - a[:, 0]) / (b[:, 1] - a[:, 1])
+        odd = np.count_nonzero(straddles & (x < crossing_x), axis=1) % 2 == 1
+        return odd | (self._closest_on_boundary(theta)[1] <= 1e-12 * np.abs(a).max())
+
+    def project(self, theta):
+        """The points of ``theta`` (m, 2), those outside the domain moved to the closest
+        point of its boundary (the Euclidean projection; unique for convex domains)."""
+        inside = self.contains(theta)
+        if inside.all():
+            return theta
+        projected = theta.copy()
+        projected[~inside] = self._closest_on_boundary(theta[~inside])[0]
+        return projected
+
+    def _closest_on_boundary(self, theta):
+        """(closest boundary points (m, 2), their distances (m,))."""
+        a, b = self.boundary()
+        edge = b - a
+        along = np.clip(np.einsum("med,ed->me", theta[:, None, :] - a, edge) / np.sum(edge**2, axis=1), 0.0, 1.0)
+        candidates = a + along[..., None] * edge
+        distances = np.linalg.norm(theta[:, None, :] - candidates, axis=-1)
+        nearest = np.argmin(distances, axis=1)
+        rows = np.arange(len(theta))
+        return candidates[rows, nearest], distances[rows, nearest]
 
     # -- output ----------------------------------------------------------------------------
     def gather(self, values):

@@ -65,8 +65,9 @@ def simulate(energy, theta0, t_span, *, step, method="gd", batch_size=None, doma
     method : {"gd", "sgd"}
     batch_size : int
         Mini-batch size for SGD.
-    domain : Box or Ball, optional
-        Compact domain; particles are projected onto it after each step and must start in it.
+    domain : Box, Ball, Annulus or solver.fem.Mesh, optional
+        Compact domain; particles are projected onto it after each step and must start in
+        it. A 2D mesh (serial runs) is the polygon its boundary edges enclose.
     save_at : sequence of float, optional
         Default (t0, t1).
     rng : numpy.random.Generator or int

@@ -16,7 +16,8 @@ from conftest import assert_invariants, require
 from solver import Entropy, Grid, PorousMedium, Potential, solve
 from solver.analytic import barenblatt, gaussian, ornstein_uhlenbeck
 from solver.domains import Ball, Box
-from solver.energies import BumpLimitRisk
+from solver.energies import BumpLimitRisk, BumpRisk
+from solver.particles import simulate
 
 ROOT = Path(__file__).resolve().parent.parent
 MESHES = runpy.run_path(str(ROOT / "meshes" / "generate.py"))
@@ -174,13 +175,19 @@ def test_xdmf_and_plot(fem, tmp_path):
 MPI_SCRIPT = """
 import json, sys, warnings
 import numpy as np
-from solver import fem, PorousMedium, solve
+from solver import fem, Interaction, PorousMedium, solve
 from solver.analytic import barenblatt
 disk = fem.read(sys.argv[1])
 solution = solve(PorousMedium(2), disk, barenblatt(disk.points, 1.0, C=0.02), (1.0, 1.5))
 points, rho = disk.gather(solution.rho[-1])
 if disk.comm.rank == 0:
     np.save(sys.argv[2], np.column_stack([points, rho]))
+if disk.comm.size > 1:  # nonlocal terms refuse to run distributed
+    try:
+        solve(PorousMedium(2) + Interaction(lambda z: np.sum(z**2, axis=-1)), disk, solution.rho[-1], (0, 1))
+    except ValueError as error:
+        if disk.comm.rank == 0:
+            open(sys.argv[2] + ".error", "w").write(str(error))
 """
 
 
@@ -197,10 +204,37 @@ def test_mpi_gives_the_serial_answer(fem, tmp_path):
     serial, parallel = np.load(tmp_path / "serial.npy"), np.load(tmp_path / "parallel.npy")
     np.testing.assert_allclose(parallel[:, :2], serial[:, :2], atol=1e-14)
     np.testing.assert_allclose(parallel[:, 2], serial[:, 2], rtol=0, atol=1e-10 * serial[:, 2].max())
+    error = (tmp_path / "parallel.npy.error").read_text()
+    assert "a nonlocal term sums over all the vertices" in error and "run without mpirun" in error, error
 
 
-def test_non_delaunay_mesh_warns(fem):
-    with pytest.warns(UserWarning, match=r"mesh ball_0: \d+ edges are not Delaunay"):
+NON_DELAUNAY = """$MeshFormat
+2.2 0 8
+$EndMeshFormat
+$Nodes
+4
+1 0 0 0
+2 1 0 0
+3 0.5 0.1 0
+4 0.5 -0.1 0
+$EndNodes
+$Elements
+2
+1 2 2 1 1 1 2 3
+2 2 2 1 1 2 1 4
+$EndElements
+"""
+
+
+def test_non_delaunay_mesh_warns(fem, tmp_path):
+    """Two flat triangles on one edge: the angles opposite it sum to about 2 × 169°."""
+    path = tmp_path / "flat.msh"
+    path.write_text(NON_DELAUNAY)
+    with pytest.warns(UserWarning, match=r"mesh flat: 1 edges are not Delaunay \(their two opposite angles sum to "
+                      r"more than π; 2 obtuse angles in all\).*would break positivity and energy dissipation"):
+        flat = fem.read(path)
+    assert flat.non_delaunay_edges == 1 and flat.obtuse_angles == 2
+    with pytest.warns(UserWarning, match=r"mesh ball_0: \d+ edges are not Delaunay \(the dihedral angles"):
         fem.read(MESHES["path"]("ball", 0))
 
 
@@ -244,3 +278,63 @@ def test_network_risk_on_the_square_matches_the_grid(fem):
     on_mesh = energy.value(density(square.points) / square.integrate(density(square.points)), square)
     rho = grid.cell_averages(density)
     assert on_mesh == pytest.approx(energy.value(rho / grid.integrate(rho), grid), rel=1e-3)
+
+
+def test_network_risk_flow_on_the_square_matches_the_grid(fem):
+    from solver import problems
+
+    energy = problems.tanh_teacher(cells=8, n_data=200).energy
+    square, grid = mesh(fem, "square", 2), Grid([(-1, 1)] * 2, 44)
+    start = partial(gaussian, mean=np.zeros(2), cov=0.25 * np.eye(2))
+    on_mesh = solve(energy, square, start(square.points), (0, 1), save_at=[0, 0.5, 1])
+    on_grid = solve(energy, grid, grid.cell_averages(start), (0, 1), save_at=[0, 0.5, 1])
+    assert_invariants(on_mesh)
+    mesh_risks = np.array([energy.value(rho, square) for rho in on_mesh.rho])
+    grid_risks = np.array([energy.value(rho, grid) for rho in on_grid.rho])
+    assert np.all(np.diff(mesh_risks) < 0) and mesh_risks[-1] < 0.7 * mesh_risks[0], mesh_risks
+    np.testing.assert_allclose(mesh_risks, grid_risks, rtol=2e-3)  # measured 4e-4
+
+
+def test_mesh_domain_for_particles(fem):
+    """The L-shape [−1, 1]² without (0, 1]²: not convex; points outside go to the closest
+    boundary point, points inside stay."""
+    lshape = mesh(fem, "lshape", 0)
+    rng = np.random.default_rng(1)
+    points = rng.uniform(-1.5, 1.5, (400, 2))
+    exact = np.all(np.abs(points) <= 1, axis=1) & ~np.all(points > 0, axis=1)
+    np.testing.assert_array_equal(lshape.contains(points), exact)
+    projected = lshape.project(points)
+    np.testing.assert_array_equal(projected[exact], points[exact])
+    assert np.all(lshape.contains(projected))
+    outside = projected[~exact]
+    on_boundary = (np.abs(np.abs(outside).max(axis=1) - 1) < 1e-12) | (np.abs(outside).min(axis=1) < 1e-12)
+    assert np.all(on_boundary)
+    corners = np.array([[-1, -1], [1, -1], [1, 0], [0, 0], [0, 1], [-1, 1], [-1, -1]], dtype=float)
+    along = np.linspace(0, 1, 4001)[:, None, None]
+    boundary = (corners[:-1] + along * (corners[1:] - corners[:-1])).reshape(-1, 2)  # dense samples
+    nearest = np.linalg.norm(points[~exact, None, :] - boundary, axis=-1).min(axis=1)
+    moved = np.linalg.norm(outside - points[~exact], axis=1)
+    assert np.all(moved <= nearest + 1e-12) and np.all(moved >= nearest - 1e-3)  # the closest boundary point
+    with pytest.raises(ValueError, match="particles are projected onto 2D meshes in serial runs only"):
+        mesh(fem, "ball", 0).project(np.zeros((1, 3)))
+
+
+def test_bump_risk_on_the_disk_pde_against_sgd_projected_onto_the_mesh(fem):
+    """Fixed δ = 0.3 on the disk: the mesh PDE and SGD on N = 400 bumps (projected onto
+    the mesh's polygon) give the same risk curve (measured within 6%)."""
+    disk = mesh(fem, "disk", 2)
+    disc = Ball([0.0, 0.0], 1.0)
+    energy = BumpRisk(lambda x: 2 / np.pi * (1 - np.sum(x**2, axis=-1)), 0.3, disc)
+    start = (np.sum((disk.points - [0.2, 0.0]) ** 2, axis=-1) < 0.16).astype(float)
+    times = [0, 0.5, 1]
+    pde = solve(energy, disk, start / disk.integrate(start), (0, 1), save_at=times)
+    assert_invariants(pde)
+    rng = np.random.default_rng(0)
+    theta0 = [0.2, 0.0] + Ball([0.0, 0.0], 0.4).sample(rng, 400)
+    sgd = simulate(energy, theta0, (0, 1), step=2e-3, method="sgd", batch_size=20, domain=disk, save_at=times,
+                   rng=rng)
+    assert np.all(disk.contains(sgd.theta[-1]))
+    pde_risks = np.array([energy.value(rho, disk) for rho in pde.rho])
+    sgd_risks = np.array([energy.risk(theta, sgd.weights) for theta in sgd.theta])
+    assert pde_risks[-1] < 0.1 * pde_risks[0], pde_risks
+    np.testing.assert_allclose(sgd_risks, pde_risks, rtol=0.15)

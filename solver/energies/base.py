@@ -15,7 +15,12 @@ class Energy:
     (∫ f(ρ)) also give the diffusivity ρ f''(ρ) and f''(ρ) used by the adaptive
     explicit step and the Newton Jacobian of the implicit step; terms that know the
     gradient of their first variation at arbitrary points give :meth:`particle_velocity`.
+
+    ``local`` is False for terms whose F' at a point sums over every point (interaction,
+    network risks, bumps): on meshes those run in one process (not under MPI).
     """
+
+    local = True
 
     def value(self, rho, grid):
         """F(ρ) as a float."""

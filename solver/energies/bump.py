@@ -266,6 +266,8 @@ class BumpRisk(_FitToTarget):
         the faster.
     """
 
+    local = False  # F' at a point sums over all points
+
     def __init__(self, f, delta, domain, noise=0.0, convolution="auto"):
         delta, noise = float(delta), float(noise)
         if not (np.isfinite(delta) and delta > 0):

@@ -28,6 +28,8 @@ class Interaction(Energy):
         ``∇W(z)`` of shape (..., d), for particles; central differences if omitted.
     """
 
+    local = False  # F' at a point sums over all points
+
     def __init__(self, W, grad=None):
         if not callable(W):
             raise ValueError("Interaction: W must be a callable W(z) of displacements z")
@@ -61,10 +63,9 @@ class Interaction(Energy):
         if self._cache is not None and self._cache[0] is mesh:
             return self._cache[1]
         points = mesh.points
-        if len(points) ** 2 > MESH_MATRIX_LIMIT or getattr(mesh.comm, "size", 1) > 1:
-            raise ValueError(f"Interaction on meshes sums over vertex pairs in one process, with up to "
-                             f"{int(MESH_MATRIX_LIMIT**0.5)} vertices: this mesh has {len(points)} on this rank "
-                             "(run serially, or use a grid)")
+        if len(points) ** 2 > MESH_MATRIX_LIMIT:
+            raise ValueError(f"Interaction on meshes sums over vertex pairs, with up to "
+                             f"{int(MESH_MATRIX_LIMIT**0.5)} vertices: this mesh has {len(points)} (use a grid)")
         values = np.asarray(self.W(points[:, None, :] - points[None, :, :]), dtype=float)
         if not np.all(np.isfinite(values)):
             raise ValueError("Interaction: W is not finite at some displacement between the mesh's vertices")

@@ -143,6 +143,8 @@ class NetworkRisk(Energy):
         mini-batches from (X, y) with replacement.
     """
 
+    local = False  # F' at a point sums over all points
+
     def __init__(self, feature, X, y, loss="square", weight_decay=0.0, sampler=None):
         if loss not in LOSSES:
             raise ValueError(f"NetworkRisk: loss must be one of {sorted(LOSSES)}, got {loss!r}")
