@@ -123,9 +123,19 @@ def git_commit():
     return {"commit": head.stdout.strip(), "changed_files": len(status.stdout.splitlines())}
 
 
+def on_mesh(grid):
+    """Whether the run's discretization is a :class:`solver.fem.Mesh` (else a Grid)."""
+    return not hasattr(grid, "bounds")
+
+
 def write_results(folder, run, solution):
-    """densities.npz and history.csv of the PDE solution."""
-    arrays = {"t": solution.t, "rho": solution.rho, "bounds": run.grid.bounds}
+    """densities.npz and history.csv of the PDE solution; on a mesh, densities.xdmf too."""
+    arrays = {"t": solution.t, "rho": solution.rho}
+    if on_mesh(run.grid):  # the vertices, triangles and lumped masses, for the figures
+        arrays.update(points=run.grid.points, cells=run.grid.cells, weights=run.grid.weights)
+        run.grid.write_xdmf(folder / "densities.xdmf", solution.t, solution.rho)
+    else:
+        arrays["bounds"] = run.grid.bounds
     if run.exact is not None:
         arrays["exact"] = np.array([run.exact(t) for t in solution.t])
     np.savez_compressed(folder / "densities.npz", **arrays)
@@ -162,13 +172,20 @@ def plot(folder, animation=True):
     from matplotlib.animation import FuncAnimation, PillowWriter
 
     densities, history = read_results(folder)
-    t, rho, bounds = densities["t"], densities["rho"], densities["bounds"]
-    shown = [marginal_2d(r, bounds) for r in rho]
+    t, rho, bounds, points = densities["t"], densities["rho"], densities.get("bounds"), densities.get("points")
+    shown = list(rho) if points is not None else [marginal_2d(r, bounds) for r in rho]
     top = max(float(np.max(s)) for s in shown)
 
     def draw(ax, k):
         ax.clear()
-        if shown[k].ndim == 1:
+        if points is not None and points.shape[1] == 2:
+            ax.tripcolor(points[:, 0], points[:, 1], densities["cells"], shown[k], shading="gouraud", vmin=0,
+                         vmax=top)
+            ax.set(xlabel="x₁", ylabel="x₂", aspect="equal")
+        elif points is not None:  # a 3D mesh: the vertices seen along x₃
+            ax.scatter(points[:, 0], points[:, 1], c=shown[k], s=3, vmin=0, vmax=top)
+            ax.set(xlabel="x₁", ylabel="x₂", aspect="equal")
+        elif shown[k].ndim == 1:
             x = np.linspace(*bounds[0], len(shown[k]) + 1)
             ax.stairs(shown[k], x, fill=True)
             ax.set(ylim=(0, 1.05 * top), xlabel="x", ylabel="ρ")
@@ -176,7 +193,8 @@ def plot(folder, animation=True):
             ax.imshow(shown[k].T, origin="lower", extent=bounds[:2].ravel(), cmap="viridis", vmin=0, vmax=top,
                       aspect="auto")
             ax.set(xlabel="x₁", ylabel="x₂")
-        ax.set_title(f"t = {t[k]:.3g}" + (" (marginal of x₁, x₂)" if rho.ndim == 4 else ""))
+        ax.set_title(f"t = {t[k]:.3g}" + (" (marginal of x₁, x₂)" if rho.ndim == 4 else "")
+                     + (" (vertices)" if points is not None and points.shape[1] == 3 else ""))
 
     picks = np.unique(np.linspace(0, len(t) - 1, min(4, len(t))).round().astype(int))
     fig, axes = plt.subplots(1, len(picks), figsize=(3.6 * len(picks), 3.3), constrained_layout=True, squeeze=False)
@@ -195,8 +213,11 @@ def plot(folder, animation=True):
     plt.close(fig)
 
     if "exact" in densities:
-        cell = np.prod((bounds[:, 1] - bounds[:, 0]) / np.array(rho.shape[1:]))
-        errors = np.abs(rho - densities["exact"]).reshape(len(t), -1).sum(axis=1) * cell
+        if points is not None:
+            weights = densities["weights"]  # lumped masses
+        else:
+            weights = np.prod((bounds[:, 1] - bounds[:, 0]) / np.array(rho.shape[1:]))  # the cell volume
+        errors = np.sum(np.abs(rho - densities["exact"]) * weights, axis=tuple(range(1, rho.ndim)))
         fig, ax = plt.subplots(figsize=(5, 3.5), constrained_layout=True)
         ax.plot(t, errors, "o-")
         ax.set(xlabel="t", ylabel="‖ρ − ρ_exact‖_L1", yscale="log", title="Error against the exact solution")
@@ -225,9 +246,11 @@ def summary(run, solution, config_name, comparison):
     if run.exact is not None:
         error = run.grid.integrate(np.abs(solution.rho[-1] - run.exact(solution.t[-1])))
         lines.append(f"| L1 error against the exact solution at t = {solution.t[-1]:g} | {error:.3e} |")
-    lines += ["", "Files: config.toml (the config run), metadata.json, densities.npz (t, rho, bounds"
+    arrays = "points, cells, weights" if on_mesh(run.grid) else "bounds"
+    lines += ["", f"Files: config.toml (the config run), metadata.json, densities.npz (t, rho, {arrays}"
               + (", exact" if run.exact is not None else "") + "), "
-              "history.csv (one row per accepted step), snapshots.png, energy.png"
+              + ("densities.xdmf (for ParaView), " if on_mesh(run.grid) else "")
+              + "history.csv (one row per accepted step), snapshots.png, energy.png"
               + (", error.png" if run.exact is not None else "")
               + (", animation.gif" if run.config["output"]["animation"] else "") + "."]
     if comparison:

@@ -277,6 +277,9 @@ def study(problem, ms, times, seeds, step, out=None, method="sliced", pde=None, 
     from .fv import solve
     from .particles import simulate
 
+    ms = list(ms)
+    if not ms or not all(isinstance(m, (int, np.integer)) and not isinstance(m, bool) and m > 0 for m in ms):
+        raise ValueError(f"study: ms must be positive whole particle counts, got {ms!r}")
     times = np.asarray(times, dtype=float)
     grid = problem.grid
     if pde is None:
@@ -297,7 +300,7 @@ def study(problem, ms, times, seeds, step, out=None, method="sliced", pde=None, 
                              "pde_energy": pde_energy[k]})
     mean_w2 = {(m, t): np.mean([r["w2"] for r in rows if r["m"] == m and r["t"] == t]) for m in ms for t in times}
     slopes = {float(t): fit_slope(ms, [mean_w2[m, t] for m in ms]) for t in times} if len(ms) > 1 else {}
-    result = {"rows": rows, "pde_energy": pde_energy, "slopes": slopes, "times": times, "ms": list(ms)}
+    result = {"rows": rows, "pde_energy": pde_energy, "slopes": slopes, "times": times, "ms": ms}
     if out is not None:
         _write_study(problem, pde, result, mean_w2, last_runs, out)
     return result

@@ -1,6 +1,6 @@
 """TOML configs for ``wgf``: a schema, validation up front, and the objects a config builds.
 
-A config is either a named problem preset or a grid problem spelled out::
+A config is either a named problem preset or a grid (or mesh) problem spelled out::
 
     [problem]                      # a preset of solver.problems (see `wgf problems`)
     name = "tanh-teacher"
@@ -18,7 +18,9 @@ or::
     density = "barenblatt"
     t = 1.0
 
-then ``[time]`` (start, end, saves, scheme, …), optionally ``[particles]`` (gradient descent
+where ``[mesh] file = "meshes/disk_1.msh"`` (a gmsh mesh, read by :func:`solver.fem.read`;
+relative paths from the working directory) may stand in place of ``[grid]``; then
+``[time]`` (start, end, saves, scheme, …), optionally ``[particles]`` (gradient descent
 on m particles against the PDE; presets only) and ``[output]``. Every table and key is
 listed in :data:`SCHEMA`, :data:`ENERGIES` and :data:`INITIAL_DENSITIES`, with its type,
 default and allowed range; :func:`load` rejects anything else with a :class:`ConfigError`
@@ -33,6 +35,7 @@ import inspect
 import tomllib
 from functools import partial
 from numbers import Integral, Real
+from pathlib import Path
 
 import numpy as np
 
@@ -42,6 +45,7 @@ from .energies import Entropy, Interaction, PorousMedium, Potential
 from .grid import BOUNDARY_CONDITIONS, Grid
 
 REQUIRED = object()
+MESH_SCHEMES = ("explicit", "implicit")
 
 
 class ConfigError(ValueError):
@@ -210,6 +214,9 @@ SCHEMA = {
         "cells": Key("integers", REQUIRED, "cells per axis: one count for all, or one per axis", low=4, high=4096),
         "bc": Key("string", "wall", "boundary condition on every axis", choices=BOUNDARY_CONDITIONS),
     },
+    "mesh": {
+        "file": Key("string", REQUIRED, "a gmsh .msh file (relative paths from the working directory)"),
+    },
     "time": {
         "start": Key("number", 0.0, "t0"),
         "end": Key("number", None, "t1 > t0 (default: the preset's horizon)"),
@@ -239,8 +246,10 @@ class Run:
     """A validated config, built: what ``wgf run`` needs.
 
     ``config`` is the checked config with its defaults filled in (``time.end`` too);
-    ``problem`` is the preset (None for a grid problem spelled out); ``particles`` the
-    ``[particles]`` table or None; ``exact(t)`` the exact cell averages when known.
+    ``problem`` is the preset (None for a problem spelled out); ``grid`` a Grid or a
+    :class:`solver.fem.Mesh`; ``particles`` the
+    ``[particles]`` table or None; ``exact(t)`` the exact solution (cell averages, or
+    vertex values on a mesh) when known.
     """
 
     config: dict
@@ -289,15 +298,21 @@ def validate(raw):
         raise ConfigError(f"{unknown[0]}: unknown table; a config has {', '.join([*SCHEMA, 'energy', 'initial'])}")
     config = {name: _table(name, raw[name], keys) for name, keys in SCHEMA.items() if name in raw}
     if "problem" in raw:
-        spelled_out = sorted({"grid", "energy", "initial"} & set(raw))
+        spelled_out = sorted({"grid", "mesh", "energy", "initial"} & set(raw))
         if spelled_out:
             raise ConfigError(f"{spelled_out[0]}: a config with [problem] (a preset) takes its grid, energy and "
                               "initial density from the preset; remove one or the other")
     else:
-        missing = [name for name in ("grid", "energy", "initial") if name not in raw]
+        if "grid" in raw and "mesh" in raw:
+            raise ConfigError("mesh: a config solves on [grid] or on [mesh], not both; remove one")
+        missing = [name for name in ("grid" if "mesh" not in raw else "mesh", "energy", "initial") if name not in raw]
         if missing:
-            raise ConfigError(f"{missing[0]}: missing; give [problem] name = a preset, or [grid], [[energy]] "
-                              "and [initial]")
+            raise ConfigError(f"{missing[0]}: missing; give [problem] name = a preset, or [grid] (or [mesh]), "
+                              "[[energy]] and [initial]")
+        scheme = config.get("time", {}).get("scheme", "explicit")
+        if "mesh" in raw and scheme not in MESH_SCHEMES:
+            raise ConfigError(f"time.scheme: on a mesh must be one of {', '.join(map(repr, MESH_SCHEMES))}, "
+                              f"got {scheme!r}")
         if "particles" in raw:
             raise ConfigError("particles: the comparison with particles needs a network problem: give "
                               "[problem] name = one of " + ", ".join(problems.PRESETS))
@@ -332,7 +347,8 @@ def build(config):
             time["end"] = time["start"] + problem.t_end
     else:
         problem = None
-        grid = _built("grid", lambda: _grid(config["grid"]))
+        grid = _built("mesh", lambda: _mesh(config["mesh"])) if "mesh" in config else _built(
+            "grid", lambda: _grid(config["grid"]))
         energy = _built("energy", lambda: _energy(config["energy"], grid))
         rho0, exact = _built("initial", lambda: _initial(config["initial"], grid, config["energy"], time["start"]))
         if time["end"] is None:
@@ -372,6 +388,26 @@ def _grid(table):
     return Grid(bounds, cells[0] if len(cells) == 1 else cells, table["bc"])
 
 
+def _mesh(table):
+    """The :class:`solver.fem.Mesh` of ``[mesh] file``."""
+    path = Path(table["file"])
+    if not path.is_file():
+        raise ConfigError(f"mesh.file: {path} does not exist (relative paths are from the working directory "
+                          f"{Path.cwd()}; meshes/generate.py makes the standard meshes)")
+    try:
+        from . import fem
+
+        return fem.read(path)
+    except ImportError as error:
+        raise ConfigError(f"mesh: {error}") from None
+
+
+def at_points(density, grid):
+    """A density (a callable of points) as the discretization holds it: cell averages on a
+    grid, values at the vertices on a mesh."""
+    return grid.cell_averages(density) if hasattr(grid, "cell_averages") else density(grid.points)
+
+
 def _energy(terms, grid):
     built = []
     for k, (name, parameters) in enumerate(terms):
@@ -393,20 +429,20 @@ def _energy(terms, grid):
 
 
 def _initial(entry, grid, energy_terms, start):
-    """Initial cell averages (unit mass, or the profile's own mass for Barenblatt) and, when
-    the energy is the one porous-medium term the Barenblatt profile solves, the exact
-    solution's cell averages as a callable of the time t (the profile at its own time
-    ``t`` + (t − ``start``))."""
+    """The initial density (cell averages, or vertex values on a mesh: unit mass, or the
+    profile's own mass for Barenblatt) and, when the energy is the one porous-medium term
+    the Barenblatt profile solves, the exact solution at the same points as a callable of
+    the time t (the profile at its own time ``t`` + (t − ``start``))."""
     name, parameters = entry
     for key, value in parameters.items():
         if isinstance(value, list) and len(value) != grid.dim:
             raise ConfigError(f"initial.{key}: must have {grid.dim} entries, one per axis, got {value!r}")
-    rho0 = grid.cell_averages(INITIAL_DENSITIES[name].build(**parameters))
+    rho0 = at_points(INITIAL_DENSITIES[name].build(**parameters), grid)
     exact = None
     if name == "barenblatt":
         if energy_terms == [("porous-medium", {"m": parameters["m"]})]:
-            exact = lambda t: grid.cell_averages(  # noqa: E731
-                _barenblatt_density(parameters["t"] + t - start, parameters["m"], parameters["C"]))
+            exact = lambda t: at_points(  # noqa: E731
+                _barenblatt_density(parameters["t"] + t - start, parameters["m"], parameters["C"]), grid)
     elif grid.integrate(rho0) > 0:
         rho0 = rho0 / grid.integrate(rho0)
     return grid.check_density(rho0, "initial density"), exact

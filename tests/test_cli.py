@@ -3,15 +3,19 @@
 
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 from cli_configs import barenblatt_config
 
+from conftest import require
+
 from solver import cli, problems
 from solver.cli import CONFIGS, DEFAULT_CONFIG, main
 from solver.config import load
 
+ROOT = Path(__file__).resolve().parent.parent
 BARENBLATT = barenblatt_config() + "saves = 3\n"
 
 NETWORK = """
@@ -82,9 +86,43 @@ def test_compare_writes_the_study(tmp_path):
 
 
 @pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.toml")), ids=lambda p: p.name)
-def test_example_configs_are_valid(path):
+def test_example_configs_are_valid(path, monkeypatch):
+    if "[mesh]" in path.read_text():
+        require("dolfinx")
+        monkeypatch.chdir(ROOT)  # mesh paths are relative to the working directory
     run = load(path)
     assert run.save_at[-1] > run.save_at[0]
+
+
+def test_run_on_a_mesh_writes_xdmf_and_mesh_figures(tmp_path):
+    require("dolfinx")
+    text = f"""
+[mesh]
+file = "{ROOT / 'meshes' / 'disk_0.msh'}"
+[[energy]]
+term = "porous-medium"
+m = 2
+[initial]
+density = "barenblatt"
+C = 0.02
+[time]
+start = 1.0
+end = 1.5
+saves = 3
+"""
+    out = tmp_path / "results"
+    assert main(["run", str(config_file(tmp_path, text)), "--out", str(out)]) == 0
+    names = {"config.toml", "metadata.json", "densities.npz", "densities.xdmf", "densities.h5", "history.csv",
+             "snapshots.png", "energy.png", "error.png", "animation.gif", "summary.md"}
+    assert {p.name for p in out.iterdir()} == names
+    with np.load(out / "densities.npz") as data:
+        rho, points, weights, exact = data["rho"], data["points"], data["weights"], data["exact"]
+        assert rho.shape == (3, len(points)) and data["cells"].shape[1] == 3
+    error = np.sum(np.abs(rho[-1] - exact[-1]) * weights)
+    assert 0 < error < 2e-3 and f"{error:.3e}" in (out / "summary.md").read_text()
+    assert "densities.xdmf (for ParaView)" in (out / "summary.md").read_text()
+    (out / "snapshots.png").unlink()
+    assert main(["plot", str(out)]) == 0 and (out / "snapshots.png").stat().st_size > 0
 
 
 def test_the_default_is_the_network_comparison():

@@ -11,6 +11,7 @@ from solver import problems
 from solver.cli import main
 
 GRID = barenblatt_config(end=1.1)
+MESH = GRID.replace("[grid]\nbounds = [[-2, 2], [-2, 2]]\ncells = [16]\n", '[mesh]\nfile = "no/such.msh"\n')
 
 PRESET = """
 [problem]
@@ -63,6 +64,12 @@ BAD_CONFIGS = {
     "step not dividing saves": (PRESET.replace("step = 0.01", "step = 0.03"), "particles.step: must divide"),
     "unknown distance": (PRESET + 'distance = "w3"\n', "particles.distance: must be one of"),
     "animation not bool": (GRID + '[output]\nanimation = "yes"\n', "output.animation: must be true or false"),
+    "missing mesh file": (MESH, "mesh.file: no/such.msh does not exist (relative paths are from the working"),
+    "grid and mesh": (GRID + '[mesh]\nfile = "disk.msh"\n', "mesh: a config solves on [grid] or on [mesh], not both"),
+    "rkl2 on a mesh": (MESH + 'scheme = "rkl2"\n', "time.scheme: on a mesh must be one of 'explicit', 'implicit'"),
+    "preset and mesh": (PRESET + '[mesh]\nfile = "disk.msh"\n', "a config with [problem] (a preset) takes its"),
+    "zero particles": (PRESET.replace("m = [10]", "m = [0, 10]"), "particles.m: must be a list of integers >= 1"),
+    "fractional particles": (PRESET.replace("m = [10]", "m = [2.5]"), "particles.m: must be a list of integers"),
     "non-symmetric stiffness": (
         GRID + '[[energy]]\nterm = "quadratic-potential"\nstiffness = [[1, 2], [0, 1]]\ncenter = [0, 0]\n',
         "energy[1].stiffness: must be [[a]] or a symmetric 2×2"),

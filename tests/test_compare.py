@@ -136,3 +136,12 @@ def test_study_writes_its_report(tmp_path):
     assert (tmp_path / "study.csv").read_text().count("\n") == 13
     for name in ("distance_vs_m.png", "energy_vs_t.png", "density_particles.png"):
         assert (tmp_path / name).stat().st_size > 0
+
+
+@pytest.mark.parametrize("ms", [[], [0, 10], [2.5], [-3], [True]])
+def test_study_bad_particle_counts(ms):
+    from solver import problems
+    from solver.compare import study
+
+    with pytest.raises(ValueError, match=r"study: ms must be positive whole particle counts"):
+        study(problems.get("rbf-mixture", cells=8, n_data=10), ms=ms, times=[0, 0.1], seeds=[0], step=0.05)
