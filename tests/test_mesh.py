@@ -146,8 +146,9 @@ def test_grid_and_mesh_agree_on_the_square(fem):
 
 
 def test_bump_limit_on_the_disk(fem):
-    """The bump networks' limit flow fits a concave density on the disk; its risk decays at
-    the rate the linearization predicts (here: the mesh's own operator)."""
+    """The bump networks' limit flow fits a concave density on the disk: its risk falls at
+    every save and by more than 1000 times by t = 6 (the decay rate against the
+    linearization is tested on grids, in tests/test_bump.py)."""
     disk = mesh(fem, "disk", 1)
     target = lambda x: 2 / np.pi * (1 - np.sum(x**2, axis=-1))  # noqa: E731
     energy = BumpLimitRisk(target, Ball([0.0, 0.0], 1.0))
