@@ -70,6 +70,27 @@ def test_sgd_on_a_network_draws_batches_and_keeps_the_clock(rng):
     assert energy.risk(run.theta[-1], run.weights) < energy.risk(theta0, run.weights)
 
 
+def test_sgd_with_a_sampler_draws_fresh_samples():
+    """Online SGD on the population x ~ N(0, I₂): each step asks the sampler for a fresh
+    batch (counted), and the population risk, estimated on a large sample, falls."""
+    feature, teacher = Feature.fixed_output("tanh", 2), np.array([1.0, -1.0])
+    calls = []
+
+    def population(rng, size):
+        calls.append(size)
+        X = rng.normal(size=(size, 2))
+        return X, np.tanh(X @ teacher)
+
+    X_test, y_test = population(np.random.default_rng(5), 4000)
+    calls.clear()
+    energy = NetworkRisk(feature, X_test[:10], y_test[:10], sampler=population)
+    risk = NetworkRisk(feature, X_test, y_test).risk
+    theta0 = 0.3 * np.random.default_rng(6).normal(size=(50, 2))
+    run = simulate(energy, theta0, (0, 2), step=0.05, method="sgd", batch_size=16, rng=2)
+    assert calls == [16] * 40
+    assert risk(run.theta[-1], run.weights) < 0.5 * risk(theta0, run.weights)
+
+
 def test_a_nan_stops_the_run_and_keeps_what_was_computed():
     blow_up = Potential(lambda x: -np.sum(x**4, axis=-1), grad=lambda x: -4 * x**3)
     with np.errstate(over="ignore", invalid="ignore"), pytest.raises(
