@@ -33,6 +33,7 @@ import numpy as np
 
 from . import __version__, problems
 from .config import ENERGIES, INITIAL_DENSITIES, ConfigError, load
+from .fem import Mesh
 from .fv import State, solve
 
 CONFIGS = Path(__file__).parent / "configs"
@@ -123,15 +124,10 @@ def git_commit():
     return {"commit": head.stdout.strip(), "changed_files": len(status.stdout.splitlines())}
 
 
-def on_mesh(grid):
-    """Whether the run's discretization is a :class:`solver.fem.Mesh` (else a Grid)."""
-    return not hasattr(grid, "bounds")
-
-
 def write_results(folder, run, solution):
     """densities.npz and history.csv of the PDE solution; on a mesh, densities.xdmf too."""
     arrays = {"t": solution.t, "rho": solution.rho}
-    if on_mesh(run.grid):  # the vertices, triangles and lumped masses, for the figures
+    if isinstance(run.grid, Mesh):  # the vertices, triangles and lumped masses, for the figures
         arrays.update(points=run.grid.points, cells=run.grid.cells, weights=run.grid.weights)
         run.grid.write_xdmf(folder / "densities.xdmf", solution.t, solution.rho)
     else:
@@ -246,10 +242,10 @@ def summary(run, solution, config_name, comparison):
     if run.exact is not None:
         error = run.grid.integrate(np.abs(solution.rho[-1] - run.exact(solution.t[-1])))
         lines.append(f"| L1 error against the exact solution at t = {solution.t[-1]:g} | {error:.3e} |")
-    arrays = "points, cells, weights" if on_mesh(run.grid) else "bounds"
+    arrays = "points, cells, weights" if isinstance(run.grid, Mesh) else "bounds"
     lines += ["", f"Files: config.toml (the config run), metadata.json, densities.npz (t, rho, {arrays}"
               + (", exact" if run.exact is not None else "") + "), "
-              + ("densities.xdmf (for ParaView), " if on_mesh(run.grid) else "")
+              + ("densities.xdmf (for ParaView), " if isinstance(run.grid, Mesh) else "")
               + "history.csv (one row per accepted step), snapshots.png, energy.png"
               + (", error.png" if run.exact is not None else "")
               + (", animation.gif" if run.config["output"]["animation"] else "") + "."]

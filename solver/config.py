@@ -42,6 +42,7 @@ import numpy as np
 from . import problems
 from .analytic import barenblatt, gaussian
 from .energies import Entropy, Interaction, PorousMedium, Potential
+from .fem import Mesh  # the class only: DOLFINx is imported when a mesh is read
 from .grid import BOUNDARY_CONDITIONS, Grid
 
 REQUIRED = object()
@@ -247,9 +248,8 @@ class Run:
 
     ``config`` is the checked config with its defaults filled in (``time.end`` too);
     ``problem`` is the preset (None for a problem spelled out); ``grid`` a Grid or a
-    :class:`solver.fem.Mesh`; ``particles`` the
-    ``[particles]`` table or None; ``exact(t)`` the exact solution (cell averages, or
-    vertex values on a mesh) when known.
+    :class:`solver.fem.Mesh`; ``particles`` the ``[particles]`` table or None;
+    ``exact(t)`` the exact solution (cell averages, or vertex values on a mesh) when known.
     """
 
     config: dict
@@ -405,7 +405,7 @@ def _mesh(table):
 def at_points(density, grid):
     """A density (a callable of points) as the discretization holds it: cell averages on a
     grid, values at the vertices on a mesh."""
-    return grid.cell_averages(density) if hasattr(grid, "cell_averages") else density(grid.points)
+    return density(grid.points) if isinstance(grid, Mesh) else grid.cell_averages(density)
 
 
 def _energy(terms, grid):

@@ -205,8 +205,8 @@ class Mesh:
             why = (f"their two opposite angles sum to more than π; {self.obtuse_angles} obtuse angles in all"
                    if self.dim == 2 else "the dihedral angles opposite them are too large")
             warnings.warn(
-                f"mesh {name}: {self.non_delaunay_edges} edges are not Delaunay ({why}): their transmissibilities −K_ij are "
-                "negative, which would break positivity and energy dissipation, so they are set to 0, which loses "
+                f"mesh {name}: {self.non_delaunay_edges} edges are not Delaunay ({why}): their transmissibilities "
+                "−K_ij are negative, which would break positivity and energy dissipation, so they are set to 0, which loses "
                 "consistency on those edges; regenerate the mesh with a Delaunay algorithm", stacklevel=2)
         rows = np.repeat(np.arange(self.owned), np.diff(indptr))[off_diagonal]
         self.indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=self.owned))]).astype(np.int64)
@@ -215,6 +215,7 @@ class Mesh:
         # max_i Σ_j T_ij/m_i: the forward-Euler limit of linear diffusion is 1/(D · this)
         self.max_connectivity = self.maximum(np.bincount(rows, self.transmissibility, minlength=self.owned)
                                              / self.weights)
+        self._boundary = None  # boundary edges, made on first use by particles (see boundary)
 
     def __repr__(self):
         return f"Mesh({self.name!r}, {self.dim}D, {self.vertices} vertices)"
@@ -311,7 +312,7 @@ class Mesh:
         if self.dim != 2 or self.comm.size > 1:
             raise ValueError(f"mesh {self.name}: particles are projected onto 2D meshes in serial runs only "
                              f"(this one is {self.dim}D on {self.comm.size} ranks); pass a domain such as Ball instead")
-        if getattr(self, "_boundary", None) is None:
+        if self._boundary is None:
             edges = np.sort(self.cells[:, [[0, 1], [1, 2], [2, 0]]].reshape(-1, 2), axis=1)
             unique, counts = np.unique(edges, axis=0, return_counts=True)
             once = unique[counts == 1]
