@@ -327,8 +327,10 @@ class Mesh:
         straddles = (a[:, 1] > y) != (b[:, 1] > y)
         with np.errstate(divide="ignore", invalid="ignore"):
             crossing_x = a[:, 0] + (y - a[:, 1]) * (b[:, 0] - a[:, 0]) / (b[:, 1] - a[:, 1])
-        odd = np.count_nonzero(straddles & (x < crossing_x), axis=1) % 2 == 1
-        return odd | (self._closest_on_boundary(theta)[1] <= 1e-12 * np.abs(a).max())
+        inside = np.count_nonzero(straddles & (x < crossing_x), axis=1) % 2 == 1
+        if not inside.all():  # points on the boundary count as inside
+            inside[~inside] = self._closest_on_boundary(theta[~inside])[1] <= 1e-12 * np.abs(a).max()
+        return inside
 
     def project(self, theta):
         """The points of ``theta`` (m, 2), those outside the domain moved to the closest
