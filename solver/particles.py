@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from .domains import Annulus, Ball, Box  # noqa: F401  (the domains particles are projected onto)
 from .energies import Entropy, PorousMedium, Sum
-from .fv import SimulationError, check_times, one_blas_thread
+from .fv import SimulationError, check_times
 
 
 @dataclasses.dataclass
@@ -104,7 +104,7 @@ def simulate(energy, theta0, t_span, *, step, method="gd", batch_size=None, doma
     targets = np.round(counts).astype(int)
     saved, k, start = [], 0, time.perf_counter()
     with tqdm(total=int(targets[-1]), disable=None if progress is None else not progress, delay=1.0,
-              unit="step") as bar, one_blas_thread():
+              unit="step") as bar:
         for target in targets:
             while k < target:
                 velocity = sum(_velocity(term, theta, weights, method, batch_size, rng) for term in moving)
