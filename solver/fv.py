@@ -11,6 +11,7 @@ the upwind flux has the sign of u.
 """
 
 import dataclasses
+import math
 import time
 
 import numpy as np
@@ -19,6 +20,7 @@ import scipy.sparse.linalg
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
+from .kernels.stages import rkl2_stage
 from .kernels.upwind import axis_rate
 
 JACOBIAN_FLOOR = 1e-8  # relative density at which the Newton Jacobian takes f'' near vacuum
@@ -27,8 +29,8 @@ ENERGY_RTOL = 1e-12  # round-off allowance for the energy test, relative to Σ|�
 
 def axis_view(array, grid, axis):
     """``array`` viewed as (a, n, b) with n the cells along ``axis`` (no copy)."""
-    a = int(np.prod(grid.shape[:axis]))
-    b = int(np.prod(grid.shape[axis + 1 :]))
+    a = math.prod(grid.shape[:axis])
+    b = math.prod(grid.shape[axis + 1 :])
     return array.reshape(a, grid.shape[axis], b)
 
 
@@ -214,13 +216,16 @@ class SuperStep(ExplicitStep):
             return super().attempt(rho, rate, dt)
         first, rows = rkl2_coefficients(stages)
         previous, current = rho, rho + first * dt * rate
+        lowest = current.min()
         for mu, nu, mu_rate, gamma_rate in rows:
-            if current.min() < 0:
+            if lowest < 0:
                 return None
             current_rate, _ = upwind_rate(current, self.energy.first_variation(current, self.grid), self.grid)
-            previous, current = current, (mu * current + nu * previous + (1 - mu - nu) * rho
-                                          + mu_rate * dt * current_rate + gamma_rate * dt * rate)
-        return None if current.min() < 0 else current
+            following = previous if previous is not rho else np.empty_like(rho)  # Y_(j−2) is not needed after Y_j
+            lowest = rkl2_stage(current.ravel(), previous.ravel(), rho.ravel(), current_rate.ravel(), rate.ravel(),
+                                mu, nu, mu_rate * dt, gamma_rate * dt, following.ravel())
+            previous, current = current, following
+        return None if lowest < 0 else current
 
 
 class ImplicitStep:

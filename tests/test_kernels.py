@@ -1,10 +1,12 @@
-"""The Numba upwind kernel against its NumPy reference, and its conservation."""
+"""The Numba upwind kernel against its NumPy reference, and its conservation; the RKL2
+stage kernel against its reference."""
 
 import numpy as np
 import pytest
 
 from solver import Grid
 from solver.fv import upwind_rate
+from solver.kernels.stages import rkl2_stage, rkl2_stage_reference
 from solver.kernels.upwind import axis_rate_reference
 
 SHAPES = [(7,), (40,), (6, 5), (33, 40), (4, 5, 6), (9, 3, 40)]
@@ -56,3 +58,17 @@ def test_reconstruction_is_second_order_on_smooth_data():
         errors.append(grid.integrate(np.abs(rate - exact)))
     order = -np.polyfit(np.log([32, 64, 128]), np.log(errors), 1)[0]
     assert order >= 1.8, (errors, order)
+
+
+@pytest.mark.parametrize("in_place", [False, True])
+def test_rkl2_stage_matches_numpy_reference(rng, in_place):
+    """The fused stage equals the NumPy expression, also when it overwrites Y_(j−2)
+    (as SuperStep does), and returns the minimum."""
+    current, previous, start, current_rate, start_rate = (rng.normal(size=1000) for _ in range(5))
+    coefficients = (1.7, -0.8, 0.013, -0.004)
+    expected = np.empty(1000)
+    lowest_expected = rkl2_stage_reference(current, previous, start, current_rate, start_rate, *coefficients, expected)
+    out = previous.copy() if in_place else np.empty(1000)
+    lowest = rkl2_stage(current, out if in_place else previous, start, current_rate, start_rate, *coefficients, out)
+    np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
+    assert lowest == pytest.approx(lowest_expected, rel=1e-12) and lowest == out.min()
