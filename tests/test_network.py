@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from solver import Grid
+from solver.energies import network
 from solver.energies.network import Feature, NetworkRisk, teacher_labels
 from solver.kernels import network as kernels
 
@@ -95,18 +96,61 @@ def test_grid_first_variation_is_the_derivative_of_the_value(rng, loss):
     assert numeric == pytest.approx(grid.integrate(energy.first_variation(rho, grid) * phi), rel=1e-7)
 
 
-def test_grid_kernels_and_feature_matrix_agree(rng, monkeypatch):
-    """Grids use the cached feature matrix Φ, or the kernels when Φ would be too large."""
-    from solver.energies import network
+GRID_FEATURES = {name: FEATURES[name] for name in ("sigmoid", "tanh+bias", "fixed tanh", "fixed relu+bias",
+                                                   "gaussian", "gaussian 2D")}
+GRID_FEATURES["relu+bias 1D"] = Feature.neuron("relu", 1, bias=True)  # θ = (a, b, c), Chizat–Bach's 3D grid
+GRID_FEATURES["fixed sigmoid 3D"] = Feature.fixed_output("sigmoid", 3)
 
-    X = rng.normal(size=(40, 2))
+
+@pytest.mark.parametrize("form", [kernels.RELU_SUM, kernels.SIGMOID_PRODUCT, kernels.TANH_PRODUCT,
+                                  kernels.BUMP_PRODUCT])
+def test_separable_kernels_match_numpy(rng, form):
+    n = 2 * kernels.CHUNK + 31  # three chunks of data points, the last one short
+    low, high = (-2.0, 2.0) if form == kernels.RELU_SUM else (0.2, 3.0)
+    tables = [rng.uniform(low, high, size=(rows, n)) for rows in (3, 4, 5)]
+    matrix = kernels.separable_matrix_reference(form, *tables)
+    coef, weights = rng.normal(size=n), rng.random((3, 4, 5))
+    xi, h = np.empty(60), np.empty(n)
+    kernels.separable_first_variation(form, *tables, coef, xi)
+    np.testing.assert_allclose(xi, matrix @ coef, rtol=1e-12, atol=1e-12)
+    kernels.separable_predict(form, *[np.ascontiguousarray(t.T) for t in tables], weights, h)
+    np.testing.assert_allclose(h, weights.ravel() @ matrix, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", GRID_FEATURES)
+def test_cell_evaluations_agree(rng, name):
+    """Per-axis tables, the feature matrix and the pointwise kernels give the same h and
+    F' on grid cells (the tables and the others round differently: 1e-12 of the scale)."""
+    feature = GRID_FEATURES[name]
+    grid = Grid([(-2.0, 2.5), (-1.0, 3.0), (-3.0, 1.5)][: feature.dim], (7, 6, 5)[: feature.dim])
+    X = rng.normal(size=(33, feature.input_dim))
+    weights, coef = rng.random(grid.size), rng.normal(size=33)
+    separable, matrix, pointwise = (network.cell_evaluation(feature, grid, X, method)
+                                    for method in ("separable", "matrix", "pointwise"))
+    assert isinstance(network.cell_evaluation(feature, grid, X), network.SeparableCells)
+    h, xi = matrix.predict(weights), matrix.first_variation(coef)
+    for other in (separable, pointwise):
+        np.testing.assert_allclose(other.predict(weights), h, rtol=0, atol=1e-12 * np.abs(weights).sum())
+        np.testing.assert_allclose(other.first_variation(coef), xi, rtol=0, atol=1e-12 * np.abs(coef).sum())
+
+
+def test_cell_evaluation_falls_back_without_separable_tables(rng, monkeypatch):
+    """Exponents beyond ±EXPONENT_LIMIT: no tables (their product could overflow); the
+    feature matrix, or the pointwise kernels past MATRIX_LIMIT, give the same energy."""
+    X = 200 * rng.normal(size=(40, 2))  # |2 w·x| reaches thousands
     grid = Grid([(-2, 2), (-1, 3)], (9, 8))
     rho = rng.random(grid.shape)
-    with_matrix = NetworkRisk(FEATURES["fixed tanh"], X, X[:, 0]).value_and_first_variation(rho, grid)
+    assert isinstance(network.cell_evaluation(FEATURES["fixed tanh"], grid, X), network.MatrixCells)
+    with pytest.raises(ValueError, match="do not separate"):
+        network.cell_evaluation(FEATURES["fixed tanh"], grid, X, "separable")
+    with_matrix = NetworkRisk(FEATURES["fixed tanh"], X, np.tanh(X[:, 0])).value_and_first_variation(rho, grid)
     monkeypatch.setattr(network, "MATRIX_LIMIT", 0)
-    with_kernels = NetworkRisk(FEATURES["fixed tanh"], X, X[:, 0]).value_and_first_variation(rho, grid)
-    assert with_matrix[0] == pytest.approx(with_kernels[0], rel=1e-12)
+    assert isinstance(network.cell_evaluation(FEATURES["fixed tanh"], grid, X), network.PointwiseCells)
+    with_kernels = NetworkRisk(FEATURES["fixed tanh"], X, np.tanh(X[:, 0])).value_and_first_variation(rho, grid)
+    assert np.isfinite(with_matrix[0]) and with_matrix[0] == pytest.approx(with_kernels[0], rel=1e-12)
     np.testing.assert_allclose(with_matrix[1], with_kernels[1], rtol=1e-12, atol=1e-14)
+    with pytest.raises(ValueError, match="method must be one of"):
+        network.cell_evaluation(FEATURES["fixed tanh"], grid, X, "fast")
 
 
 def test_grid_and_particles_agree(rng):

@@ -12,15 +12,18 @@ empirical data set (x_i, y_i); SGD draws mini-batches from it or from a sampler.
 """
 
 import dataclasses
+import math
 
 import numpy as np
 from scipy.special import expit
 
+from ..grid import Grid
 from ..kernels import network as kernels
 from .base import Energy
 
-# Grids keep the feature matrix Φ[cell, data point] when it has at most this many
-# entries (8 bytes each: 1 GiB); each evaluation of F' is then two matrix-vector products.
+# Cells that cannot use per-axis tables (mesh vertices) keep the feature matrix
+# Φ[cell, data point] when it has at most this many entries (8 bytes each: 1 GiB); each
+# evaluation of F' is then two matrix-vector products.
 MATRIX_LIMIT = 2**27
 ACTIVATIONS = {"relu": kernels.RELU, "sigmoid": kernels.SIGMOID, "tanh": kernels.TANH}
 
@@ -119,6 +122,104 @@ class LogisticLoss:
 LOSSES = {"square": SquareLoss(), "logistic": LogisticLoss()}
 
 
+class PointwiseCells:
+    """h and F' at the cell points θ_j by the pointwise kernels (any points, no memory)."""
+
+    def __init__(self, spec, theta, X):
+        self.spec, self.theta, self.X = spec, theta, X
+
+    def predict(self, weights):
+        """h(x_i) = Σ_j w_j Φ(θ_j, x_i)."""
+        out = np.empty(len(self.X))
+        kernels.predict(self.spec, self.theta, weights, self.X, out)
+        return out
+
+    def first_variation(self, coef):
+        """Σ_i c_i Φ(θ_j, x_i) for every j."""
+        out = np.empty(len(self.theta))
+        kernels.first_variation(self.spec, self.theta, coef, self.X, out)
+        return out
+
+
+class MatrixCells:
+    """h and F' from the cached feature matrix Φ[j, i] = Φ(θ_j, x_i): two BLAS
+    matrix–vector products, h = Φᵀw and F' = Φc."""
+
+    def __init__(self, spec, theta, X):
+        self.matrix = np.empty((len(theta), len(X)))
+        kernels.feature_matrix(spec, theta, X, self.matrix)
+
+    def predict(self, weights):
+        """h = Φᵀw."""
+        return weights @ self.matrix
+
+    def first_variation(self, coef):
+        """Φc."""
+        return self.matrix @ coef
+
+
+class SeparableCells:
+    """h and F' on a Cartesian grid of θ from per-axis tables (see
+    :func:`solver.kernels.network.separable_tables`): Φ(θ, x_i) = c g(t_1[l_1, i], …),
+    so each (cell, data point) pair costs a few flops and no exponential. The output
+    weight c factors out: F'(…, c) = c Σ_i c_i g(…), and h sums w c over the c axis first.
+    """
+
+    def __init__(self, form, tables, output_axis, grid):
+        identity = np.zeros if form == kernels.RELU_SUM else np.ones
+        padded = [identity((1, tables[0].shape[1])) for _ in range(3 - len(tables))] + list(tables)
+        self.form, self.shape, self.output_axis = form, grid.shape, output_axis
+        self.output = None if output_axis is None else grid.axes[output_axis]
+        self.tables = [np.ascontiguousarray(t) for t in padded]
+        self.transposed = [np.ascontiguousarray(t.T) for t in padded]
+        self.padded_shape = tuple(len(t) for t in padded)
+
+    def predict(self, weights):
+        """h(x_i) = Σ_cells w Φ, with w summed against c over the output-weight axis."""
+        w = weights.reshape(self.shape)
+        if self.output_axis is not None:
+            w = np.moveaxis(w, self.output_axis, -1) @ self.output
+        out = np.empty(self.transposed[0].shape[0])
+        kernels.separable_predict(self.form, *self.transposed, np.ascontiguousarray(w.reshape(self.padded_shape)), out)
+        return out
+
+    def first_variation(self, coef):
+        """Σ_i c_i Φ(θ, x_i) on every cell (flat, C order)."""
+        out = np.empty(math.prod(self.padded_shape))
+        kernels.separable_first_variation(self.form, *self.tables, coef, out)
+        if self.output_axis is None:
+            return out
+        reduced = [n for axis, n in enumerate(self.shape) if axis != self.output_axis]
+        along_output = [-1 if axis == self.output_axis else 1 for axis in range(len(self.shape))]
+        return (np.expand_dims(out.reshape(reduced), self.output_axis) * self.output.reshape(along_output)).ravel()
+
+
+CELL_METHODS = ("auto", "separable", "matrix", "pointwise")
+
+
+def cell_evaluation(feature, grid, X, method="auto"):
+    """How h and F' are evaluated on the cells (or mesh vertices) of ``grid``.
+
+    ``method="auto"`` takes :class:`SeparableCells` on a Cartesian grid (unless an
+    exponential table could overflow), else :class:`MatrixCells` when the matrix has at
+    most ``MATRIX_LIMIT`` entries, else :class:`PointwiseCells`; the others force one
+    (for tests and benchmarks).
+    """
+    if method not in CELL_METHODS:
+        raise ValueError(f"cell_evaluation: method must be one of {CELL_METHODS}, got {method!r}")
+    theta = np.ascontiguousarray(grid.points.reshape(-1, grid.dim))
+    if method in ("auto", "separable") and isinstance(grid, Grid):
+        separable = kernels.separable_tables(feature.spec, grid.axes, X)
+        if separable is not None:
+            return SeparableCells(*separable, grid)
+    if method == "separable":
+        raise ValueError("cell_evaluation: the features do not separate on these cells (a mesh, or "
+                         f"exponents beyond ±{kernels.EXPONENT_LIMIT:g})")
+    if method == "matrix" or (method == "auto" and len(theta) * len(X) <= MATRIX_LIMIT):
+        return MatrixCells(feature.spec, theta, X)
+    return PointwiseCells(feature.spec, theta, X)
+
+
 def teacher_labels(feature, theta_star, X, weights=None):
     """y_i = Σ_k w_k Φ(θ*_k, x_i), the labels of a teacher network (default w_k = 1/m0)."""
     theta_star = np.atleast_2d(np.asarray(theta_star, dtype=float))
@@ -195,16 +296,12 @@ class NetworkRisk(Energy):
 
     # grids -----------------------------------------------------------------------------
     def cells(self, grid):
-        """The cell centres (N, dim) and, when it fits in ``MATRIX_LIMIT`` entries, the
-        feature matrix Φ[j, i] = Φ(θ_j, x_i) (else None); computed once per grid."""
+        """|θ_j|² at the cell centres and the :func:`cell_evaluation` of h and F';
+        computed once per grid."""
         if self._cells is None or self._cells[0] is not grid:
             self.check(grid)
-            theta = np.ascontiguousarray(grid.points.reshape(-1, grid.dim))
-            matrix = None
-            if len(theta) * len(self.X) <= MATRIX_LIMIT:
-                matrix = np.empty((len(theta), len(self.X)))
-                kernels.feature_matrix(self.feature.spec, theta, self.X, matrix)
-            self._cells = (grid, theta, matrix)
+            squared_norm = np.sum(grid.points.reshape(-1, grid.dim) ** 2, axis=1)
+            self._cells = (grid, squared_norm, cell_evaluation(self.feature, grid, self.X))
         return self._cells[1:]
 
     def check(self, grid):
@@ -215,18 +312,13 @@ class NetworkRisk(Energy):
             )
 
     def value_and_first_variation(self, rho, grid):
-        """F and F' on the cells: two products with the cached feature matrix Φ
-        (h = Φᵀw, F' = Φ c), or the Numba kernels when Φ is too large to keep."""
-        theta, matrix = self.cells(grid)
+        """F and F' on the cells: h_μ(x_i) from w = ρ|cell|, then F' = Σ_i c_i Φ(·, x_i)
+        with c_i = ∂ℓ(h_μ(x_i), y_i)/n (see :func:`cell_evaluation` for how)."""
+        squared_norm, evaluation = self.cells(grid)
         weights = np.ascontiguousarray(rho.ravel() * grid.weights.ravel())  # cell volumes, or lumped masses
-        h = self.predict(theta, weights) if matrix is None else weights @ matrix
+        h = evaluation.predict(weights)
         coef = self.loss.derivative(h, self.y) / len(self.y)
-        if matrix is None:
-            xi = np.empty(len(theta))
-            kernels.first_variation(self.feature.spec, theta, coef, self.X, xi)
-        else:
-            xi = matrix @ coef
-        squared_norm = np.sum(theta**2, axis=1)
+        xi = evaluation.first_variation(coef)
         value = float(np.mean(self.loss.value(h, self.y))) + self.weight_decay * squared_norm @ weights
         return value, (xi + self.weight_decay * squared_norm).reshape(grid.shape)
 
