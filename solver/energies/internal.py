@@ -61,7 +61,8 @@ class PorousMedium(Energy):
         return grid.integrate(rho**self.m) / (self.m - 1)
 
     def first_variation(self, rho, grid):
-        return self.m / (self.m - 1) * rho ** (self.m - 1)
+        power = rho if self.m == 2 else rho ** (self.m - 1)  # NumPy's ρ**1.0 takes the slow general pow
+        return self.m / (self.m - 1) * power
 
     def max_diffusivity(self, rho):
         return self.m * float(np.max(rho)) ** (self.m - 1)

@@ -29,9 +29,6 @@ import numpy as np
 from numba import njit, prange
 
 
-BLOCK = 32  # contiguous cells per task along the last index
-
-
 @njit(cache=True)
 def _slope(left, centre, right):
     """Monotonized-central limited slope (times h) of a cell."""
@@ -39,94 +36,108 @@ def _slope(left, centre, right):
     return max(0.0, min(a, b, c)) + min(0.0, max(a, b, c))
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _flux(xi_west, xi_east, west_value, east_value, inv_h):
-    """Upwind flux and |u| at a face, u = −(ξ_east − ξ_west)/h."""
+    """Upwind flux at a face, u = −(ξ_east − ξ_west)/h."""
     u = -(xi_east - xi_west) * inv_h
-    return max(u, 0.0) * west_value + min(u, 0.0) * east_value, abs(u)
+    return max(u, 0.0) * west_value + min(u, 0.0) * east_value
 
 
 @njit(cache=True, parallel=True)
 def _rate_along_lines(rho, xi, inv_h, periodic, second_order, rate, work):
     """The kernel for (a, n) arrays: lines of contiguous cells, one task per line;
-    ``work`` is scratch of shape (a, 2, n + 1)."""
+    ``work`` is scratch of shape (a, 2, n + 1). The interior loops have no wrap-around
+    indices (they vectorize); a periodic line's ends are done apart."""
     a, n = rho.shape
     speed = np.zeros(a)
     for i in prange(a):
+        r, x = rho[i], xi[i]
         slope, flux = work[i, 0], work[i, 1]
         slope[:] = 0.0
-        flux[:] = 0.0
         if second_order:
-            for j in range(0 if periodic else 1, n if periodic else n - 1):
-                west = j - 1 if j > 0 else n - 1
-                east = j + 1 if j < n - 1 else 0
-                slope[j] = _slope(rho[i, west], rho[i, j], rho[i, east])
+            for j in range(1, n - 1):
+                slope[j] = _slope(r[j - 1], r[j], r[j + 1])
+            if periodic:
+                slope[0] = _slope(r[n - 1], r[0], r[1])
+                slope[n - 1] = _slope(r[n - 2], r[n - 1], r[0])
         top = 0.0
-        for j in range(0 if periodic else 1, n):  # face j − ½ between cells j − 1 and j
-            west = j - 1 if j > 0 else n - 1
-            flux[j], u = _flux(xi[i, west], xi[i, j], rho[i, west] + 0.5 * slope[west],
-                               rho[i, j] - 0.5 * slope[j], inv_h)
-            top = max(top, u)
-        if periodic:  # the face after the last cell is the face before the first
-            flux[n] = flux[0]
+        for j in range(1, n):  # face j − ½ between cells j − 1 and j
+            flux[j] = _flux(x[j - 1], x[j], r[j - 1] + 0.5 * slope[j - 1], r[j] - 0.5 * slope[j], inv_h)
+            top = max(top, abs(x[j] - x[j - 1]))
+        if periodic:  # the face before the first cell is the face after the last
+            flux[0] = _flux(x[n - 1], x[0], r[n - 1] + 0.5 * slope[n - 1], r[0] - 0.5 * slope[0], inv_h)
+            top = max(top, abs(x[0] - x[n - 1]))
+        else:
+            flux[0] = 0.0
+        flux[n] = flux[0]
         for j in range(n):
             rate[i, j] -= (flux[j + 1] - flux[j]) * inv_h
-        speed[i] = top
+        speed[i] = top * inv_h
     return speed.max()
 
 
 @njit(cache=True, parallel=True)
-def _rate_across_lines(rho, xi, inv_h, periodic, second_order, rate, work):
-    """The kernel for (a, n, b) arrays, b > 1: tasks of one i and BLOCK values of l,
-    with l innermost (contiguous); ``work`` is scratch of shape (tasks, 3, n + 1, BLOCK)."""
+def _rate_across_lines(rho, xi, inv_h, periodic, second_order, rate, work, speeds):
+    """The kernel for (a, n, b) arrays, b > 1, in three parallel passes over the rows
+    (i, j) of b contiguous cells: slopes, then the fluxes through the faces j − ½ (and
+    their max |u|), then the divergence. ``work`` is scratch of shape (2, a, n, b) for
+    the slopes and fluxes; ``speeds`` of shape (a, n)."""
     a, n, b = rho.shape
-    blocks = (b + BLOCK - 1) // BLOCK
-    speed = np.zeros(a * blocks)
-    for task in prange(a * blocks):
-        i = task // blocks
-        first = (task - i * blocks) * BLOCK
-        width = min(BLOCK, b - first)
-        slope, flux, speeds = work[task, 0], work[task, 1], work[task, 2]  # (n + 1, BLOCK), contiguous
-        slope[:] = 0.0
-        flux[:] = 0.0
-        speeds[:] = 0.0
-        if second_order:
-            for j in range(0 if periodic else 1, n if periodic else n - 1):
-                west = j - 1 if j > 0 else n - 1
-                east = j + 1 if j < n - 1 else 0
-                for k in range(width):
-                    l = first + k
-                    slope[j, k] = _slope(rho[i, west, l], rho[i, j, l], rho[i, east, l])
-        for j in range(0 if periodic else 1, n):
-            west = j - 1 if j > 0 else n - 1
-            for k in range(width):
-                l = first + k
-                u = -(xi[i, j, l] - xi[i, west, l]) * inv_h
-                flux[j, k] = max(u, 0.0) * (rho[i, west, l] + 0.5 * slope[west, k]) + min(u, 0.0) * (rho[i, j, l] - 0.5 * slope[j, k])
-                speeds[j, k] = abs(u)
-        if periodic:
-            flux[n] = flux[0]
-        for j in range(n):
-            for k in range(width):
-                rate[i, j, first + k] -= (flux[j + 1, k] - flux[j, k]) * inv_h
-        speed[task] = speeds.max()
-    return speed.max()
+    slope, flux = work[0], work[1]
+    for task in prange(a * n):
+        i = task // n
+        j = task - i * n
+        s = slope[i, j]
+        if second_order and (periodic or 0 < j < n - 1):
+            west, centre = rho[i, j - 1 if j > 0 else n - 1], rho[i, j]
+            east = rho[i, j + 1 if j < n - 1 else 0]
+            for l in range(b):
+                s[l] = _slope(west[l], centre[l], east[l])
+        else:
+            s[:] = 0.0
+    for task in prange(a * n):  # face j − ½ between cells j − 1 and j (face 0: a wall, or periodic)
+        i = task // n
+        j = task - i * n
+        f = flux[i, j]
+        top = 0.0
+        if j > 0 or periodic:
+            w = j - 1 if j > 0 else n - 1
+            xi_west, xi_east, rho_west, rho_east = xi[i, w], xi[i, j], rho[i, w], rho[i, j]
+            slope_west, slope_east = slope[i, w], slope[i, j]
+            for l in range(b):
+                f[l] = _flux(xi_west[l], xi_east[l], rho_west[l] + 0.5 * slope_west[l],
+                             rho_east[l] - 0.5 * slope_east[l], inv_h)
+                top = max(top, abs(xi_east[l] - xi_west[l]))
+        else:
+            f[:] = 0.0
+        speeds[i, j] = top * inv_h
+    for task in prange(a * n):
+        i = task // n
+        j = task - i * n
+        west, r = flux[i, j], rate[i, j]
+        if j < n - 1 or periodic:
+            east = flux[i, j + 1 if j < n - 1 else 0]
+            for l in range(b):
+                r[l] -= (east[l] - west[l]) * inv_h
+        else:  # the wall after the last row
+            for l in range(b):
+                r[l] += west[l] * inv_h
+    return speeds.max()
 
 
 def axis_rate(rho, xi, inv_h, periodic, second_order, rate):
     """Add −(flux_(j+½) − flux_(j−½))/h along the middle axis of (a, n, b) arrays to ``rate``.
 
     Returns max |u| over the faces that carry flux. Along the last axis (b = 1) the
-    cells of a line are contiguous and one task handles a line; otherwise tasks take
-    blocks of the contiguous last index, innermost. (Neighbours are found without
-    %: an integer division per cell costs more than the flux.)
+    cells of a line are contiguous and one task handles a line; otherwise the passes go
+    over rows of b contiguous cells. (Neighbours are found without %: an integer
+    division per cell costs more than the flux.)
     """
     a, n, b = rho.shape
     if b == 1:
         work = _scratch((a, 2, n + 1))
         return _rate_along_lines(rho[:, :, 0], xi[:, :, 0], inv_h, periodic, second_order, rate[:, :, 0], work)
-    work = _scratch((a * ((b + BLOCK - 1) // BLOCK), 3, n + 1, BLOCK))
-    return _rate_across_lines(rho, xi, inv_h, periodic, second_order, rate, work)
+    return _rate_across_lines(rho, xi, inv_h, periodic, second_order, rate, _scratch((2, a, n, b)), _scratch((a, n)))
 
 
 @functools.lru_cache(maxsize=16)
