@@ -24,6 +24,13 @@ the L1 error against the exact cell averages at t = 4; the relative mass drift
 warm-up takes longer than ``--budget`` seconds is timed by its warm-up alone, which the
 table notes.
 
+py-pde's current releases need NumPy 2, which the project's environment cannot have
+(Debian's DOLFINx is built against NumPy 1), so there pip resolves an older py-pde. To
+time the py-pde a user would install today, give ``--peer-python`` an interpreter of
+another environment with py-pde, SciPy, Numba, threadpoolctl, tqdm and POT: the py-pde
+rows are then run there (this script, with ``--peer-row``, and the repository on its
+``PYTHONPATH``), in the same run, one size after another.
+
 The last line of output is a JSON object for the largest size: ``ours_scheme`` is the
 faster of our schemes among those whose L1 error is no larger than py-pde's (else the
 more accurate one), ``speedup`` is py-pde's median time over that scheme's; ``matched_*`` compare at equal
@@ -36,13 +43,17 @@ Run from the repository root::
     .venv/bin/python benchmarks/pme_vs_pypde.py            # 64², 128², 256²; 3 repeats
     .venv/bin/python benchmarks/pme_vs_pypde.py --quick    # 64², 128²; 1 repeat
     .venv/bin/python benchmarks/pme_vs_pypde.py --sizes 64 128 256 --repeats 5
+    .venv/bin/python benchmarks/pme_vs_pypde.py --peer-python /tmp/peer/bin/python
 """
 
 import argparse
 import json
 import os
 import statistics
+import subprocess
+import sys
 import time
+from pathlib import Path
 from functools import partial
 
 import numba
@@ -179,7 +190,8 @@ def measure(n, name, repeats, implicit_dt, budget):
     mass0 = grid.integrate(rho0)
     stepping = [info["stepping_seconds"] for info in infos if "stepping_seconds" in info]
     return {
-        "n": n, "solver": name, "seconds": statistics.median(times), "run_seconds": times,
+        "n": n, "solver": name, "version": pde.__version__ if name == "py-pde" else None,
+        "seconds": statistics.median(times), "run_seconds": times,
         "first_call_seconds": first,
         "stepping_seconds": statistics.median(stepping) if stepping else None,
         "steps": infos[-1]["steps"], "rejected": infos[-1].get("rejected"),
@@ -188,6 +200,16 @@ def measure(n, name, repeats, implicit_dt, budget):
         "min": float(rho.min()),
         "note": f"warm-up over {budget:g} s: one run, no median" if first > budget else "",
     }
+
+
+def measure_peer_elsewhere(python, n, repeats, budget):
+    """The py-pde row for n² cells, measured by ``python`` running this script with ``--peer-row``."""
+    root = Path(__file__).resolve().parent.parent
+    command = [python, __file__, "--peer-row", str(n), "--repeats", str(repeats), "--budget", str(budget)]
+    result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(root)})
+    if result.returncode != 0:
+        raise RuntimeError(f"--peer-python {python} failed:\n{result.stderr}")
+    return json.loads(result.stdout.splitlines()[-1])
 
 
 def best_of_ours(rows, n, peer_l1):
@@ -201,12 +223,12 @@ def best_of_ours(rows, n, peer_l1):
     return min(accurate, key=lambda r: r["seconds"]) if accurate else min(ours, key=lambda r: r["l1"])
 
 
-def print_table(rows, repeats, implicit_dt, load):
+def print_table(rows, repeats, implicit_dt, load, peer_version):
     """Print the rows as a markdown table under a line with the settings and ``load``,
     the 1-minute load average before the runs."""
     print(f"2D Barenblatt, m=2, C=0.1, box [-2,2]^2 with walls, t {T0:g} -> {T1:g}; "
           f"median of {repeats} run(s) after a warm-up; implicit dt = {implicit_dt:g}; "
-          f"py-pde {pde.__version__}, {numba.get_num_threads()} Numba threads ({numba.threading_layer()}), "
+          f"py-pde {peer_version}, {numba.get_num_threads()} Numba threads ({numba.threading_layer()}), "
           f"load average {load:.2f} at start")
     print("| cells | solver | median (s) | runs (s) | first call (s) | py-pde stepping (s) | steps | L1 error "
           "| mass drift | min | note |")
@@ -231,13 +253,22 @@ def main():
                              "upwind error in space)")
     parser.add_argument("--budget", type=float, default=60.0,
                         help="seconds; a solver whose warm-up takes longer is not repeated (default 60)")
+    parser.add_argument("--peer-python", help="run the py-pde rows with this interpreter (see above)")
+    parser.add_argument("--peer-row", type=int, metavar="N",
+                        help="only time py-pde on N² cells and print its row as JSON (what --peer-python runs)")
     args = parser.parse_args()
+    if args.peer_row:
+        print(json.dumps(measure(args.peer_row, "py-pde", args.repeats or 3, args.implicit_dt, args.budget)))
+        return
     sizes = args.sizes or ([64, 128] if args.quick else [64, 128, 256])
     repeats = args.repeats or (1 if args.quick else 3)
 
     load = os.getloadavg()[0]  # other work on the machine slows the threaded kernels
-    rows = [measure(n, name, repeats, args.implicit_dt, args.budget) for n in sizes for name in SOLVERS]
-    print_table(rows, repeats, args.implicit_dt, load)
+    rows = [measure_peer_elsewhere(args.peer_python, n, repeats, args.budget)
+            if name == "py-pde" and args.peer_python else measure(n, name, repeats, args.implicit_dt, args.budget)
+            for n in sizes for name in SOLVERS]
+    peer_version = next(r["version"] for r in rows if r["solver"] == "py-pde")
+    print_table(rows, repeats, args.implicit_dt, load, peer_version)
 
     n = max(sizes)
     peer = next(r for r in rows if r["n"] == n and r["solver"] == "py-pde")
@@ -256,7 +287,7 @@ def main():
         "matched_n": matched and matched["n"], "matched_scheme": matched and matched["solver"],
         "matched_seconds": matched and matched["seconds"], "matched_l1": matched and matched["l1"],
         "matched_speedup": matched and peer["seconds"] / matched["seconds"],
-        "repeats": repeats, "implicit_dt": args.implicit_dt, "pypde_version": pde.__version__,
+        "repeats": repeats, "implicit_dt": args.implicit_dt, "pypde_version": peer_version,
         "numba_threads": numba.get_num_threads(), "numba_threading_layer": numba.threading_layer(),
         "load_average_at_start": load,
         "rows": rows,

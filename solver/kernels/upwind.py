@@ -76,52 +76,54 @@ def _rate_along_lines(rho, xi, inv_h, periodic, second_order, rate, work):
     return speed.max()
 
 
+ROWS = 16  # rows of cells per task of _rate_across_lines
+
+
 @njit(cache=True, parallel=True)
 def _rate_across_lines(rho, xi, inv_h, periodic, second_order, rate, work, speeds):
-    """The kernel for (a, n, b) arrays, b > 1, in three parallel passes over the rows
-    (i, j) of b contiguous cells: slopes, then the fluxes through the faces j − ½ (and
-    their max |u|), then the divergence. ``work`` is scratch of shape (2, a, n, b) for
-    the slopes and fluxes; ``speeds`` of shape (a, n)."""
+    """The kernel for (a, n, b) arrays, b > 1, whose rows (i, j) are b contiguous cells:
+    one task per i and block of up to ``ROWS`` rows j. A task computes the slopes of its
+    rows and of the two rows next to them, the fluxes through its faces and their
+    divergence, so the tasks need no synchronization (one parallel region). ``work`` is
+    scratch of shape (tasks, 2, ROWS + 2, b), ``speeds`` of shape (tasks,)."""
     a, n, b = rho.shape
-    slope, flux = work[0], work[1]
-    for task in prange(a * n):
-        i = task // n
-        j = task - i * n
-        s = slope[i, j]
-        if second_order and (periodic or 0 < j < n - 1):
-            west, centre = rho[i, j - 1 if j > 0 else n - 1], rho[i, j]
-            east = rho[i, j + 1 if j < n - 1 else 0]
-            for l in range(b):
-                s[l] = _slope(west[l], centre[l], east[l])
-        else:
-            s[:] = 0.0
-    for task in prange(a * n):  # face j − ½ between cells j − 1 and j (face 0: a wall, or periodic)
-        i = task // n
-        j = task - i * n
-        f = flux[i, j]
+    blocks = (n + ROWS - 1) // ROWS
+    for task in prange(a * blocks):
+        i = task // blocks
+        first = (task - i * blocks) * ROWS
+        rows = min(ROWS, n - first)
+        slope, flux = work[task, 0], work[task, 1]  # slope[k]: row first − 1 + k; flux[k]: face first + k
+        for k in range(rows + 2):
+            j = first - 1 + k
+            s = slope[k]
+            if second_order and (periodic or 0 < j < n - 1):
+                j = (j + n) % n
+                west, centre, east = rho[i, (j + n - 1) % n], rho[i, j], rho[i, (j + 1) % n]
+                for l in range(b):
+                    s[l] = _slope(west[l], centre[l], east[l])
+            else:
+                s[:] = 0.0
         top = 0.0
-        if j > 0 or periodic:
-            w = j - 1 if j > 0 else n - 1
-            xi_west, xi_east, rho_west, rho_east = xi[i, w], xi[i, j], rho[i, w], rho[i, j]
-            slope_west, slope_east = slope[i, w], slope[i, j]
-            for l in range(b):
-                f[l] = _flux(xi_west[l], xi_east[l], rho_west[l] + 0.5 * slope_west[l],
-                             rho_east[l] - 0.5 * slope_east[l], inv_h)
-                top = max(top, abs(xi_east[l] - xi_west[l]))
-        else:
-            f[:] = 0.0
-        speeds[i, j] = top * inv_h
-    for task in prange(a * n):
-        i = task // n
-        j = task - i * n
-        west, r = flux[i, j], rate[i, j]
-        if j < n - 1 or periodic:
-            east = flux[i, j + 1 if j < n - 1 else 0]
+        for k in range(rows + 1):  # face j − ½ between rows j − 1 and j (faces 0 and n: walls, or one periodic face)
+            j = first + k
+            f = flux[k]
+            if periodic or 0 < j < n:
+                w, e = (j + n - 1) % n, j % n
+                xi_west, xi_east, rho_west, rho_east = xi[i, w], xi[i, e], rho[i, w], rho[i, e]
+                slope_west, slope_east = slope[k], slope[k + 1]
+                for l in range(b):
+                    f[l] = _flux(xi_west[l], xi_east[l], rho_west[l] + 0.5 * slope_west[l],
+                                 rho_east[l] - 0.5 * slope_east[l], inv_h)
+                if k < rows:  # the block's last face is the next block's first
+                    for l in range(b):
+                        top = max(top, abs(xi_east[l] - xi_west[l]))
+            else:
+                f[:] = 0.0
+        for k in range(rows):
+            r, west, east = rate[i, first + k], flux[k], flux[k + 1]
             for l in range(b):
                 r[l] -= (east[l] - west[l]) * inv_h
-        else:  # the wall after the last row
-            for l in range(b):
-                r[l] += west[l] * inv_h
+        speeds[task] = top * inv_h
     return speeds.max()
 
 
@@ -129,15 +131,17 @@ def axis_rate(rho, xi, inv_h, periodic, second_order, rate):
     """Add −(flux_(j+½) − flux_(j−½))/h along the middle axis of (a, n, b) arrays to ``rate``.
 
     Returns max |u| over the faces that carry flux. Along the last axis (b = 1) the
-    cells of a line are contiguous and one task handles a line; otherwise the passes go
-    over rows of b contiguous cells. (Neighbours are found without %: an integer
-    division per cell costs more than the flux.)
+    cells of a line are contiguous and one task handles a line; otherwise a task handles
+    a block of rows of b contiguous cells. (Neighbours are found without % per cell: an
+    integer division costs more than the flux.)
     """
     a, n, b = rho.shape
     if b == 1:
         work = _scratch((a, 2, n + 1))
         return _rate_along_lines(rho[:, :, 0], xi[:, :, 0], inv_h, periodic, second_order, rate[:, :, 0], work)
-    return _rate_across_lines(rho, xi, inv_h, periodic, second_order, rate, _scratch((2, a, n, b)), _scratch((a, n)))
+    tasks = a * ((n + ROWS - 1) // ROWS)
+    return _rate_across_lines(rho, xi, inv_h, periodic, second_order, rate, _scratch((tasks, 2, ROWS + 2, b)),
+                              _scratch((tasks,)))
 
 
 @functools.lru_cache(maxsize=16)
