@@ -207,7 +207,6 @@ def cell_evaluation(feature, grid, X, method="auto"):
     """
     if method not in CELL_METHODS:
         raise ValueError(f"cell_evaluation: method must be one of {CELL_METHODS}, got {method!r}")
-    theta = np.ascontiguousarray(grid.points.reshape(-1, grid.dim))
     if method in ("auto", "separable") and isinstance(grid, Grid):
         separable = kernels.separable_tables(feature.spec, grid.axes, X)
         if separable is not None:
@@ -215,6 +214,7 @@ def cell_evaluation(feature, grid, X, method="auto"):
     if method == "separable":
         raise ValueError("cell_evaluation: the features do not separate on these cells (a mesh, or "
                          f"exponents beyond ±{kernels.EXPONENT_LIMIT:g})")
+    theta = np.ascontiguousarray(grid.points.reshape(-1, grid.dim))
     if method == "matrix" or (method == "auto" and len(theta) * len(X) <= MATRIX_LIMIT):
         return MatrixCells(feature.spec, theta, X)
     return PointwiseCells(feature.spec, theta, X)

@@ -285,16 +285,17 @@ def separable_tables(spec, axes, X):
     if kind == RBF:
         tables = [np.exp(-((X[None, :, k] - axes[1 + k][:, None]) ** 2) / (2 * width**2)) for k in range(p)]
         return BUMP_PRODUCT, tables, 0
-    exponents = [axes[k][:, None] * X[None, :, k] for k in range(p)]
+    parts = [axes[k][:, None] * X[None, :, k] for k in range(p)]  # of the pre-activation u = Σ parts
     if bias:
-        exponents.append(np.repeat(axes[p][:, None], len(X), axis=1))
+        parts.append(np.repeat(axes[p][:, None], len(X), axis=1))
     output_axis = p + int(bias) if output_weight else None
     if code == RELU:
-        return RELU_SUM, exponents, output_axis
+        return RELU_SUM, parts, output_axis
     form, scale = (SIGMOID_PRODUCT, -1.0) if code == SIGMOID else (TANH_PRODUCT, 2.0)
-    if sum(np.abs(scale * e).max(initial=0.0) for e in exponents) >= EXPONENT_LIMIT:
+    exponents = [scale * part for part in parts]
+    if sum(np.abs(e).max(initial=0.0) for e in exponents) >= EXPONENT_LIMIT:
         return None
-    return form, [np.exp(scale * e) for e in exponents], output_axis
+    return form, [np.exp(e) for e in exponents], output_axis
 
 
 def separable_matrix_reference(form, T0, T1, T2):
