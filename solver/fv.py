@@ -11,7 +11,6 @@ the upwind flux has the sign of u.
 """
 
 import dataclasses
-import math
 import time
 
 import numpy as np
@@ -21,40 +20,34 @@ from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from .kernels.stages import rkl2_stage
-from .kernels.upwind import axis_rate
+from .kernels.upwind import grid_rate
 
 JACOBIAN_FLOOR = 1e-8  # relative density at which the Newton Jacobian takes f'' near vacuum
 ENERGY_RTOL = 1e-12  # round-off allowance for the energy test, relative to Σ|ρ ξ||cell|
 
 
-def axis_view(array, grid, axis):
-    """``array`` viewed as (a, n, b) with n the cells along ``axis`` (no copy)."""
-    a = math.prod(grid.shape[:axis])
-    b = math.prod(grid.shape[axis + 1 :])
-    return array.reshape(a, grid.shape[axis], b)
+def upwind_rate(rho, xi, grid, second_order=True, *, speeds=False, out=None, kernel=grid_rate):
+    """dρ/dt = −div(flux) of the upwind scheme; with ``speeds``, also max |u| per axis.
 
-
-def upwind_rate(rho, xi, grid, second_order=True, kernel=axis_rate):
-    """dρ/dt = −div(flux) of the upwind scheme, and max |u| per axis.
-
-    ``kernel`` is :func:`~solver.kernels.upwind.axis_rate` or its NumPy reference.
+    Parameters
+    ----------
+    rho, xi : arrays of the grid's shape
+        The density and ξ = F'(ρ).
+    second_order : bool
+        Limited linear reconstruction (else first-order upwind).
+    speeds : bool
+        Return (rate, max |u| per axis) instead of the rate alone.
+    out : array, optional
+        A C-contiguous float array of the grid's shape to write the rate into.
+    kernel : callable
+        :func:`~solver.kernels.upwind.grid_rate` or its NumPy reference.
     """
     rho = np.ascontiguousarray(rho, dtype=float)
     xi = np.ascontiguousarray(xi, dtype=float)
-    rate = np.zeros(grid.shape)
-    speeds = []
-    for axis in range(grid.dim):
-        speeds.append(
-            kernel(
-                axis_view(rho, grid, axis),
-                axis_view(xi, grid, axis),
-                1.0 / grid.h[axis],
-                grid.periodic[axis],
-                second_order,
-                axis_view(rate, grid, axis),
-            )
-        )
-    return rate, np.array(speeds)
+    rate = np.empty(grid.shape) if out is None else out
+    found = np.empty(grid.dim) if speeds else None
+    kernel(rho, xi, 1.0 / grid.h, grid.periodic, second_order, rate, found)
+    return (rate, found) if speeds else rate
 
 
 def step_limits(speeds, diffusivity, grid):
@@ -145,7 +138,7 @@ class ExplicitStep:
 
     def suggest(self, rho, xi):
         """Rate at ρ and the step the stability limits allow."""
-        rate, speeds = upwind_rate(rho, xi, self.grid)
+        rate, speeds = upwind_rate(rho, xi, self.grid, speeds=True)
         limit = stable_step(speeds, self.energy.max_diffusivity(rho), self.grid)
         return rate, self.cfl * limit
 
@@ -155,7 +148,7 @@ class ExplicitStep:
         if stage.min() < 0:
             return None
         xi_stage = self.energy.first_variation(stage, self.grid)
-        rate_stage, _ = upwind_rate(stage, xi_stage, self.grid)
+        rate_stage = upwind_rate(stage, xi_stage, self.grid)
         new = 0.5 * rho + 0.5 * (stage + dt * rate_stage)
         return None if new.min() < 0 else new
 
@@ -203,7 +196,7 @@ class SuperStep(ExplicitStep):
         self.parabolic = np.inf
 
     def suggest(self, rho, xi):
-        rate, speeds = upwind_rate(rho, xi, self.grid)
+        rate, speeds = upwind_rate(rho, xi, self.grid, speeds=True)
         transport, parabolic = step_limits(speeds, self.energy.max_diffusivity(rho), self.grid)
         self.parabolic = self.cfl * parabolic
         s = self.max_stages
@@ -217,10 +210,11 @@ class SuperStep(ExplicitStep):
         first, rows = rkl2_coefficients(stages)
         previous, current = rho, rho + first * dt * rate
         lowest = current.min()
+        current_rate = np.empty_like(rho)
         for mu, nu, mu_rate, gamma_rate in rows:
             if lowest < 0:
                 return None
-            current_rate, _ = upwind_rate(current, self.energy.first_variation(current, self.grid), self.grid)
+            upwind_rate(current, self.energy.first_variation(current, self.grid), self.grid, out=current_rate)
             following = previous if previous is not rho else np.empty_like(rho)  # Y_(j−2) is not needed after Y_j
             lowest = rkl2_stage(current.ravel(), previous.ravel(), rho.ravel(), current_rate.ravel(), rate.ravel(),
                                 mu, nu, mu_rate * dt, gamma_rate * dt, following.ravel())
@@ -259,7 +253,7 @@ class ImplicitStep:
         for _ in range(self.max_iterations):
             self.newton_iterations += 1
             xi = energy.first_variation(new, grid)
-            rate, _ = upwind_rate(new, xi, grid, second_order=False)
+            rate = upwind_rate(new, xi, grid, second_order=False)
             residual = new - rho - dt * rate
             if not np.all(np.isfinite(residual)):
                 return None
