@@ -190,7 +190,7 @@ def grid_rate(rho, xi, inv_h, periodic, second_order, rate, speeds=None):
 def _rows(rho, xi, rate, shape, across, line, second_order, accumulate, measure):
     """:func:`_rate_rows` on (a, n, b) views of the arrays; ``across`` and ``line`` are
     (1/h, periodic) of the middle and last axes (``line`` None: no fluxes along the rows).
-    Returns max |u| (across, along)."""
+    Returns max |u| (across, along) if ``measure``, else zeros."""
     a, n, b = shape
     tasks = a * ((n + ROWS - 1) // ROWS)
     speeds = _scratch("speeds", (tasks, 2))
@@ -198,7 +198,7 @@ def _rows(rho, xi, rate, shape, across, line, second_order, accumulate, measure)
     _rate_rows(rho.reshape(shape), xi.reshape(shape), across[0], across[1], line is not None, inv_h_line, periodic_line,
                second_order, accumulate, measure, rate.reshape(shape), speeds, _scratch("work", (tasks, 2, ROWS + 2, b)),
                _scratch("line", (tasks, 2, b + 1)))
-    return speeds.max(axis=0)
+    return speeds.max(axis=0) if measure else (0.0, 0.0)
 
 
 @functools.lru_cache(maxsize=16)
