@@ -44,6 +44,9 @@ def upwind_rate(rho, xi, grid, second_order=True, *, speeds=False, out=None, ker
     """
     rho = np.ascontiguousarray(rho, dtype=float)
     xi = np.ascontiguousarray(xi, dtype=float)
+    if out is not None and not (out.shape == grid.shape and out.dtype == float and out.flags.c_contiguous):
+        raise ValueError(f"upwind_rate: out must be a C-contiguous float array of shape {grid.shape}, got "
+                         f"{out.dtype} {out.shape}{'' if out.flags.c_contiguous else ', not C-contiguous'}")
     rate = np.empty(grid.shape) if out is None else out
     found = np.empty(grid.dim) if speeds else None
     kernel(rho, xi, 1.0 / grid.h, grid.periodic, second_order, rate, found)

@@ -40,6 +40,16 @@ def test_rate_conserves_mass_and_dissipates(rng, shape, bc):
     assert grid.integrate(xi * rate) < 0
 
 
+def test_rate_into_an_unsuitable_array_is_refused():
+    """A view the kernel would have to copy would lose the rate: it is an error."""
+    grid = Grid([(0, 1)] * 2, (6, 5))
+    rho = np.ones((6, 5))
+    with pytest.raises(ValueError, match="C-contiguous"):
+        upwind_rate(rho, rho, grid, out=np.empty((5, 6)).T)
+    with pytest.raises(ValueError, match="shape"):
+        upwind_rate(rho, rho, grid, out=np.empty(30))
+
+
 def test_first_order_flux_by_hand():
     """Two cells, wall boundaries: the single face moves mass downhill in ξ."""
     grid = Grid([(0, 2)], 2)
