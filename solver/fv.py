@@ -19,15 +19,14 @@ import scipy.sparse.linalg
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
-from .kernels.stages import rkl2_stage
-from .kernels.upwind import grid_rate
+from .kernels.upwind import grid_rate, grid_stage, positivity_rate
 
 JACOBIAN_FLOOR = 1e-8  # relative density at which the Newton Jacobian takes f'' near vacuum
 ENERGY_RTOL = 1e-12  # round-off allowance for the energy test, relative to Σ|ρ ξ||cell|
 
 
-def upwind_rate(rho, xi, grid, second_order=True, *, speeds=False, out=None, kernel=grid_rate):
-    """dρ/dt = −div(flux) of the upwind scheme; with ``speeds``, also max |u| per axis.
+def upwind_rate(rho, xi, grid, second_order=True, *, out=None, kernel=grid_rate):
+    """dρ/dt = −div(flux) of the upwind scheme.
 
     Parameters
     ----------
@@ -35,8 +34,6 @@ def upwind_rate(rho, xi, grid, second_order=True, *, speeds=False, out=None, ker
         The density and ξ = F'(ρ).
     second_order : bool
         Limited linear reconstruction (else first-order upwind).
-    speeds : bool
-        Return (rate, max |u| per axis) instead of the rate alone.
     out : array, optional
         A C-contiguous float array of the grid's shape to write the rate into.
     kernel : callable
@@ -48,24 +45,24 @@ def upwind_rate(rho, xi, grid, second_order=True, *, speeds=False, out=None, ker
         raise ValueError(f"upwind_rate: out must be a C-contiguous float array of shape {grid.shape}, got "
                          f"{out.dtype} {out.shape}{'' if out.flags.c_contiguous else ', not C-contiguous'}")
     rate = np.empty(grid.shape) if out is None else out
-    found = np.empty(grid.dim) if speeds else None
-    kernel(rho, xi, 1.0 / grid.h, grid.periodic, second_order, rate, found)
-    return (rate, found) if speeds else rate
+    kernel(rho, xi, 1.0 / grid.h, grid.periodic, second_order, rate)
+    return rate
 
 
-def step_limits(speeds, diffusivity, grid):
+def step_limits(xi, diffusivity, grid):
     """The forward-Euler step limits (transport, parabolic), ∞ where a part is absent.
 
-    Positivity of the reconstructed upwind step needs dt Σ_k 2 max|u_k| / h_k ≤ 1
-    (Carrillo–Chertock–Huang); the linearized diffusion D Δρ needs dt Σ_k 2D / h_k² ≤ 1.
+    Positivity of the reconstructed upwind step needs dt Σ_k 2 max|u_k| / h_k ≤ 1 in
+    every cell, with u_k on the cell's faces (:func:`~solver.kernels.upwind.positivity_rate`);
+    the linearized diffusion D Δρ needs dt Σ_k 2D / h_k² ≤ 1.
     """
-    transport, parabolic = np.sum(2 * speeds / grid.h), np.sum(2 * diffusivity / grid.h**2)
+    transport, parabolic = positivity_rate(xi, 1.0 / grid.h, grid.periodic), np.sum(2 * diffusivity / grid.h**2)
     return (np.inf if transport == 0 else 1.0 / transport), (np.inf if parabolic == 0 else 1.0 / parabolic)
 
 
-def stable_step(speeds, diffusivity, grid):
+def stable_step(xi, diffusivity, grid):
     """The forward-Euler step limit: the smaller of :func:`step_limits`."""
-    return min(step_limits(speeds, diffusivity, grid))
+    return min(step_limits(xi, diffusivity, grid))
 
 
 def energy_tolerance(rho, xi, grid):
@@ -141,9 +138,8 @@ class ExplicitStep:
 
     def suggest(self, rho, xi):
         """Rate at ρ and the step the stability limits allow."""
-        rate, speeds = upwind_rate(rho, xi, self.grid, speeds=True)
-        limit = stable_step(speeds, self.energy.max_diffusivity(rho), self.grid)
-        return rate, self.cfl * limit
+        limit = stable_step(xi, self.energy.max_diffusivity(rho), self.grid)
+        return upwind_rate(rho, xi, self.grid), self.cfl * limit
 
     def attempt(self, rho, rate, dt):
         """ρⁿ⁺¹, or None if a stage went negative."""
@@ -199,11 +195,10 @@ class SuperStep(ExplicitStep):
         self.parabolic = np.inf
 
     def suggest(self, rho, xi):
-        rate, speeds = upwind_rate(rho, xi, self.grid, speeds=True)
-        transport, parabolic = step_limits(speeds, self.energy.max_diffusivity(rho), self.grid)
+        transport, parabolic = step_limits(xi, self.energy.max_diffusivity(rho), self.grid)
         self.parabolic = self.cfl * parabolic
         s = self.max_stages
-        return rate, min(self.cfl * transport, self.parabolic * (s * s + s - 2) / 4)
+        return upwind_rate(rho, xi, self.grid), min(self.cfl * transport, self.parabolic * (s * s + s - 2) / 4)
 
     def attempt(self, rho, rate, dt):
         """ρⁿ⁺¹ after the fewest stages whose stability limit covers ``dt``, or None if a stage went negative."""
@@ -211,18 +206,21 @@ class SuperStep(ExplicitStep):
         if stages <= 2:
             return super().attempt(rho, rate, dt)
         first, rows = rkl2_coefficients(stages)
+        grid = self.grid
         previous, current = rho, rho + first * dt * rate
-        lowest = current.min()
-        current_rate = np.empty_like(rho)
+        spare = [np.empty_like(rho), np.empty_like(rho)]  # Y_j is written where neither Y_(j−1) nor Y_(j−2) is
+        negative = current.min() < 0
         for mu, nu, mu_rate, gamma_rate in rows:
-            if lowest < 0:
+            if negative:
                 return None
-            upwind_rate(current, self.energy.first_variation(current, self.grid), self.grid, out=current_rate)
-            following = previous if previous is not rho else np.empty_like(rho)  # Y_(j−2) is not needed after Y_j
-            lowest = rkl2_stage(current.ravel(), previous.ravel(), rho.ravel(), current_rate.ravel(), rate.ravel(),
-                                mu, nu, mu_rate * dt, gamma_rate * dt, following.ravel())
+            following = spare.pop()
+            xi = np.ascontiguousarray(self.energy.first_variation(current, grid), dtype=float)
+            negative = grid_stage(current, xi, 1.0 / grid.h, grid.periodic, True, previous, rho, rate,
+                                  np.array([mu, nu, mu_rate * dt, gamma_rate * dt]), following)
+            if previous is not rho:
+                spare.append(previous)  # Y_(j−2) is not needed after Y_j
             previous, current = current, following
-        return None if lowest < 0 else current
+        return None if negative else current
 
 
 class ImplicitStep:

@@ -19,8 +19,12 @@ C-contiguous reshape, so one kernel serves 1D, 2D and 3D).
 
 :func:`grid_rate` is the Numba version; :func:`grid_rate_reference` is the plain NumPy
 version it is tested against, one axis at a time (:func:`axis_rate_reference`). Both
-set ``rate`` to the sum over the axes and can report max |u| per axis over the faces
-that carry flux. ``fastmath`` is off: the fluxes must cancel exactly in the mass sum.
+set ``rate`` to the sum over the axes. :func:`grid_stage` (reference
+:func:`grid_stage_reference`) folds an RKL2 stage update into the same pass.
+``fastmath`` is off: the fluxes must cancel exactly in the mass sum.
+
+:func:`positivity_rate` (NumPy reference :func:`positivity_rate_reference`) gives the
+step bound that keeps a forward-Euler step of the scheme positive, cell by cell.
 """
 
 import functools
@@ -98,29 +102,35 @@ def _row_rate(west, east, inv_h, line_flux, inv_h_line, accumulate, out):
 
 
 @njit(cache=True)
-def _max_jump(west, east):
-    """max |east − west| (0 for empty arrays)."""
-    top = 0.0
-    for l in range(west.size):
-        top = max(top, abs(east[l] - west[l]))
-    return top
+def _row_stage(current, previous, start, start_rate, coefficients, out):
+    """out = μ current + ν previous + (1 − μ − ν) start + a out + b start_rate, with
+    (μ, ν, a, b) = ``coefficients`` and the row's rate in ``out`` on entry; returns the
+    number of negative values (counted apart: a min in the loop would stop it vectorizing)."""
+    mu, nu, a, b = coefficients[0], coefficients[1], coefficients[2], coefficients[3]
+    for l in range(out.size):
+        out[l] = mu * current[l] + nu * previous[l] + (1.0 - mu - nu) * start[l] + a * out[l] + b * start_rate[l]
+    negative = 0
+    for l in range(out.size):
+        negative += out[l] < 0.0
+    return negative
 
 
 @njit(cache=True, parallel=True)
-def _rate_rows(rho, xi, inv_h, periodic, along, inv_h_line, periodic_line, second_order, accumulate, measure,
-               rate, speeds, work, line):
+def _rate_rows(rho, xi, inv_h, periodic, along, inv_h_line, periodic_line, second_order, accumulate, stage, previous,
+               start, start_rate, coefficients, out, work, line):
     """The kernel for (a, n, b) arrays whose rows (i, j) are b contiguous cells: the rate
     of the fluxes across rows (the middle axis) and, if ``along``, along them (the last
     axis, a line). One task per i and block of up to ``ROWS`` rows j: it computes the
     slopes of its rows and of the two rows next to them, the fluxes through its faces and
     their divergence, so the tasks need no synchronization (one parallel region).
 
-    ``rate`` is overwritten, or added to if ``accumulate``. If ``measure``, ``speeds[task]``
-    gets the task's max |u| across and along (in loops apart: a max in the flux loops
-    would stop them vectorizing). Scratch: ``work`` (tasks, 2, ROWS + 2, b), ``line``
-    (tasks, 2, b + 1)."""
+    The rate overwrites ``out``, or is added to it if ``accumulate``. If ``stage``, each
+    row of ``out`` then becomes the RKL2 stage (:func:`_row_stage`) of ``rho`` (current),
+    ``previous``, ``start`` and ``start_rate``, and the kernel returns the number of
+    negative values. Scratch: ``work`` (tasks, 2, ROWS + 2, b), ``line`` (tasks, 2, b + 1)."""
     a, n, b = rho.shape
     blocks = (n + ROWS - 1) // ROWS
+    negative = 0
     for task in prange(a * blocks):
         i = task // blocks
         first = (task - i * blocks) * ROWS
@@ -133,72 +143,146 @@ def _rate_rows(rho, xi, inv_h, periodic, along, inv_h_line, periodic_line, secon
                 _row_slopes(rho[i, (j + n - 1) % n], rho[i, j], rho[i, (j + 1) % n], slope[k])
             else:
                 slope[k, :] = 0.0
-        top = 0.0
         for k in range(rows + 1):  # face j − ½ between rows j − 1 and j (faces 0 and n: walls, or one periodic face)
             j = first + k
             if periodic or 0 < j < n:
                 w, e = (j + n - 1) % n, j % n
                 _row_fluxes(xi[i, w], xi[i, e], rho[i, w], rho[i, e], slope[k], slope[k + 1], inv_h, flux[k])
-                if measure and k < rows:  # the block's last face is the next block's first
-                    top = max(top, _max_jump(xi[i, w], xi[i, e]))
             else:
                 flux[k, :] = 0.0
-        speeds[task, 0] = top * inv_h
-        top = 0.0
         line_slope, line_flux = line[task, 0], line[task, 1]  # line_flux[l]: face l − ½ of the row
         line_slope[:] = 0.0
         line_flux[:] = 0.0
         for k in range(rows):
+            j = first + k
             if along:
-                r, x = rho[i, first + k], xi[i, first + k]
+                r, x = rho[i, j], xi[i, j]
                 if second_order:
                     _line_slopes(r, periodic_line, line_slope[:b])
                 _line_fluxes(r, x, line_slope, periodic_line, inv_h_line, line_flux)
-                if measure:
-                    top = max(top, _max_jump(x[:-1], x[1:]), abs(x[0] - x[b - 1]) if periodic_line else 0.0)
-            _row_rate(flux[k], flux[k + 1], inv_h, line_flux, inv_h_line, accumulate, rate[i, first + k])
-        speeds[task, 1] = top * inv_h_line
+            _row_rate(flux[k], flux[k + 1], inv_h, line_flux, inv_h_line, accumulate, out[i, j])
+            if stage:
+                negative += _row_stage(rho[i, j], previous[i, j], start[i, j], start_rate[i, j], coefficients,
+                                             out[i, j])
+    return negative
 
 
-def grid_rate(rho, xi, inv_h, periodic, second_order, rate, speeds=None):
+def grid_rate(rho, xi, inv_h, periodic, second_order, rate):
     """Set ``rate`` to −div(flux), the sum over the axes of −(flux_(j+½) − flux_(j−½))/h,
     for cell arrays of 1, 2 or 3 dimensions; ``inv_h`` and ``periodic`` hold 1/h and the
-    periodicity per axis. If ``speeds`` (one entry per axis) is given, it gets max |u|
-    over the faces that carry flux.
+    periodicity per axis.
 
     One parallel pass in 1D and 2D: the rows of a task are lines along the last axis
     (neighbours are found without % per cell: an integer division costs more than the
     flux). In 3D, a first pass does the fluxes across the first axis (rows of n₁n₂ cells),
     a second the other two axes.
     """
-    shape, measure = rho.shape, speeds is not None
+    _passes(rho, xi, inv_h, periodic, second_order, rate, None)
+
+
+def grid_stage(rho, xi, inv_h, periodic, second_order, previous, start, start_rate, coefficients, out):
+    """An RKL2 stage in the same pass as the rate: ``out`` = μ ρ + ν previous +
+    (1 − μ − ν) start + a L(ρ) + b start_rate, with L(ρ) the rate of :func:`grid_rate`
+    (never stored) and (μ, ν, a, b) = ``coefficients``. ``out`` must not share memory
+    with the other arrays. Returns the number of negative values in ``out``.
+    """
+    return _passes(rho, xi, inv_h, periodic, second_order, out, (previous, start, start_rate, coefficients))
+
+
+def _passes(rho, xi, inv_h, periodic, second_order, out, stage):
+    """:func:`grid_rate` (``stage`` None) or :func:`grid_stage` (``stage`` = (previous,
+    start, start_rate, coefficients)); the number of negative values of a stage."""
+    shape = rho.shape
     if rho.ndim == 1:
-        found = _rows(rho, xi, rate, (1, 1) + shape, (1.0, False), (inv_h[0], periodic[0]), second_order, False, measure)
-        found = found[1:]
-    elif rho.ndim == 2:
-        found = _rows(rho, xi, rate, (1,) + shape, (inv_h[0], periodic[0]), (inv_h[1], periodic[1]), second_order, False,
-                      measure)
-    else:
-        first = _rows(rho, xi, rate, (1, shape[0], shape[1] * shape[2]), (inv_h[0], periodic[0]), None, second_order,
-                      False, measure)
-        rest = _rows(rho, xi, rate, shape, (inv_h[1], periodic[1]), (inv_h[2], periodic[2]), second_order, True, measure)
-        found = (first[0], *rest)
-    if measure:
-        speeds[:] = found
+        return _rows(rho, xi, out, (1, 1) + shape, (1.0, False), (inv_h[0], periodic[0]), second_order, False, stage)
+    if rho.ndim == 2:
+        return _rows(rho, xi, out, (1,) + shape, (inv_h[0], periodic[0]), (inv_h[1], periodic[1]), second_order, False,
+                     stage)
+    _rows(rho, xi, out, (1, shape[0], shape[1] * shape[2]), (inv_h[0], periodic[0]), None, second_order, False, None)
+    return _rows(rho, xi, out, shape, (inv_h[1], periodic[1]), (inv_h[2], periodic[2]), second_order, True, stage)
 
 
-def _rows(rho, xi, rate, shape, across, line, second_order, accumulate, measure):
+def _rows(rho, xi, out, shape, across, line, second_order, accumulate, stage):
     """:func:`_rate_rows` on (a, n, b) views of the arrays; ``across`` and ``line`` are
-    (1/h, periodic) of the middle and last axes (``line`` None: no fluxes along the rows).
-    Returns max |u| (across, along) if ``measure``, else zeros."""
+    (1/h, periodic) of the middle and last axes (``line`` None: no fluxes along the rows);
+    ``stage`` as in :func:`_passes`. Returns the number of negative values of a stage."""
     a, n, b = shape
     tasks = a * ((n + ROWS - 1) // ROWS)
-    speeds = _scratch("speeds", (tasks, 2))
     inv_h_line, periodic_line = (0.0, False) if line is None else line
-    _rate_rows(rho.reshape(shape), xi.reshape(shape), across[0], across[1], line is not None, inv_h_line, periodic_line,
-               second_order, accumulate, measure, rate.reshape(shape), speeds, _scratch("work", (tasks, 2, ROWS + 2, b)),
-               _scratch("line", (tasks, 2, b + 1)))
-    return speeds.max(axis=0) if measure else (0.0, 0.0)
+    previous, start, start_rate, coefficients = (rho, rho, rho, NO_COEFFICIENTS) if stage is None else stage
+    return _rate_rows(rho.reshape(shape), xi.reshape(shape), across[0], across[1], line is not None, inv_h_line,
+                      periodic_line, second_order, accumulate, stage is not None, previous.reshape(shape),
+                      start.reshape(shape), start_rate.reshape(shape), coefficients, out.reshape(shape),
+                      _scratch("work", (tasks, 2, ROWS + 2, b)), _scratch("line", (tasks, 2, b + 1)))
+
+
+NO_COEFFICIENTS = np.zeros(4)  # the stage coefficients of a plain rate (unused)
+
+
+@njit(cache=True)
+def _neighbour(i, step, n, periodic):
+    """The index of the cell ``step`` from i along an axis of n cells; i itself past a wall."""
+    j = i + step
+    if periodic:
+        return j % n
+    return j if 0 <= j < n else i
+
+
+@njit(cache=True)
+def _add_across(x, west, east, scale, total):
+    """total += scale max(|x − west|, |east − x|), cell by cell."""
+    for l in range(total.size):
+        total[l] += scale * max(abs(x[l] - west[l]), abs(east[l] - x[l]))
+
+
+@njit(cache=True)
+def _add_along(x, periodic, scale, total):
+    """total += scale max(|jump at the west face|, |jump at the east face|) along a line
+    (0 at a wall face)."""
+    n = x.size
+    for l in range(1, n - 1):
+        total[l] += scale * max(abs(x[l] - x[l - 1]), abs(x[l + 1] - x[l]))
+    if n > 1:
+        wrap = abs(x[0] - x[n - 1]) if periodic else 0.0
+        total[0] += scale * max(wrap, abs(x[1] - x[0]))
+        total[n - 1] += scale * max(abs(x[n - 1] - x[n - 2]), wrap)
+
+
+@njit(cache=True, parallel=True)
+def _positivity_rows(xi, scale, periodic, top):
+    """top[row] = the largest Σ_k scale_k max(|ξ jump at the two faces along k|) over the
+    cells of a row, for (n₀, n₁, n₂) arrays (the rows along the last axis)."""
+    n0, n1, n2 = xi.shape
+    for row in prange(n0 * n1):
+        i = row // n1
+        j = row - i * n1
+        x = xi[i, j]
+        total = np.zeros(n2)
+        _add_across(x, xi[_neighbour(i, -1, n0, periodic[0]), j], xi[_neighbour(i, 1, n0, periodic[0]), j], scale[0],
+                    total)
+        _add_across(x, xi[i, _neighbour(j, -1, n1, periodic[1])], xi[i, _neighbour(j, 1, n1, periodic[1])], scale[1],
+                    total)
+        _add_along(x, periodic[2], scale[2], total)
+        top[row] = total.max()
+
+
+def positivity_rate(xi, inv_h, periodic):
+    """max over the cells of Σ_k 2 max(|u|, on the cell's two faces along axis k)/h_k,
+    u = −(jump of ξ)/h, wall faces excluded.
+
+    A forward-Euler step of the upwind scheme, reconstructed or not, keeps ρ ≥ 0 if dt
+    times this is ≤ 1: with the face values ρ^E_k, ρ^W_k ≥ 0 and ρ = Σ_k α_k (ρ^E_k + ρ^W_k)/2,
+    the cell's new value is a sum of nonnegative terms when α_k ≥ 2 dt max|u_k|/h_k, and
+    such α_k summing to 1 exist. This is the condition of Carrillo, Chertock and Huang
+    cell by cell: their dt Σ_k 2 max|u_k|/h_k ≤ 1 takes each axis's maximum over the grid.
+    """
+    pad = 3 - xi.ndim
+    scale = np.concatenate([np.zeros(pad), 2.0 * np.asarray(inv_h, dtype=float) ** 2])
+    flags = np.concatenate([np.zeros(pad, dtype=bool), np.asarray(periodic, dtype=bool)])
+    view = np.ascontiguousarray(xi, dtype=float).reshape((1,) * pad + xi.shape)
+    top = np.empty(view.shape[0] * view.shape[1])
+    _positivity_rows(view, scale, flags, top)
+    return float(top.max())
 
 
 @functools.lru_cache(maxsize=16)
@@ -222,19 +306,26 @@ def axis_view(array, axis):
     return array.reshape(math.prod(shape[:axis]), shape[axis], math.prod(shape[axis + 1 :]))
 
 
-def grid_rate_reference(rho, xi, inv_h, periodic, second_order, rate, speeds=None):
+def grid_rate_reference(rho, xi, inv_h, periodic, second_order, rate):
     """NumPy version of :func:`grid_rate` (same arguments, same effect)."""
     rate[:] = 0.0
     for axis in range(rho.ndim):
-        speed = axis_rate_reference(axis_view(rho, axis), axis_view(xi, axis), inv_h[axis], periodic[axis],
-                                    second_order, axis_view(rate, axis))
-        if speeds is not None:
-            speeds[axis] = speed
+        axis_rate_reference(axis_view(rho, axis), axis_view(xi, axis), inv_h[axis], periodic[axis], second_order,
+                            axis_view(rate, axis))
+
+
+def grid_stage_reference(rho, xi, inv_h, periodic, second_order, previous, start, start_rate, coefficients, out):
+    """NumPy version of :func:`grid_stage` (same arguments, same effect)."""
+    mu, nu, a, b = coefficients
+    rate = np.empty(rho.shape)
+    grid_rate_reference(rho, xi, inv_h, periodic, second_order, rate)
+    out[:] = mu * rho + nu * previous + (1.0 - mu - nu) * start + a * rate + b * start_rate
+    return int(np.count_nonzero(out < 0))
 
 
 def axis_rate_reference(rho, xi, inv_h, periodic, second_order, rate):
     """Add one axis's −(flux_(j+½) − flux_(j−½))/h to ``rate``, for (a, n, b) arrays with
-    the axis in the middle; return max |u| over the faces that carry flux."""
+    the axis in the middle."""
     n = rho.shape[1]
     left, right = np.roll(rho, 1, axis=1), np.roll(rho, -1, axis=1)
     slope = _minmod_reference(2 * (rho - left), 0.5 * (right - left), 2 * (right - rho))
@@ -249,9 +340,20 @@ def axis_rate_reference(rho, xi, inv_h, periodic, second_order, rate):
     flux = np.where(u > 0, u * east_value, u * west_value)
     if not periodic:
         flux[:, 0, :] = 0.0
-        u = u[:, 1:, :]
     flux_east = np.roll(flux, -1, axis=1)
     if not periodic:
         flux_east[:, n - 1, :] = 0.0
     rate -= (flux_east - flux) * inv_h
-    return float(np.abs(u).max(initial=0.0))
+
+
+def positivity_rate_reference(xi, inv_h, periodic):
+    """NumPy version of :func:`positivity_rate`."""
+    total = np.zeros(xi.shape)
+    for axis in range(xi.ndim):
+        x = axis_view(xi, axis)
+        west = np.abs(x - np.roll(x, 1, axis=1)) * inv_h[axis]  # |u| at each cell's west face (face 0 wraps)
+        if not periodic[axis]:
+            west[:, 0, :] = 0.0
+        east = np.roll(west, -1, axis=1)  # the east face is the next cell's west face
+        axis_view(total, axis)[:] += 2 * inv_h[axis] * np.maximum(west, east)
+    return float(total.max())
