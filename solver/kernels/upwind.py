@@ -115,6 +115,39 @@ def _row_stage(current, previous, start, start_rate, coefficients, out):
     return negative
 
 
+@njit(cache=True)
+def _support(row):
+    """(index of the first nonzero value, index after the last), or (row.size, 0) if none."""
+    n = row.size
+    first = 0
+    while first < n and row[first] == 0.0:
+        first += 1
+    if first == n:
+        return n, 0
+    end = n
+    while row[end - 1] == 0.0:
+        end -= 1
+    return first, end
+
+
+@njit(cache=True)
+def _task_columns(rho, i, first, rows, periodic, periodic_line):
+    """The columns [lo, hi) outside which the rows first … first + rows − 1 of rho[i] have
+    no flux: the nonzero values of those rows and the rows next to them, widened by one
+    cell (the whole width along a periodic line)."""
+    n, b = rho.shape[1], rho.shape[2]
+    lo, hi = b, 0
+    for j in range(first - 1, first + rows + 1):
+        if periodic or 0 <= j < n:
+            start, end = _support(rho[i, (j + n) % n])
+            lo, hi = min(lo, start), max(hi, end)
+    if lo >= hi:
+        return 0, 0
+    if periodic_line:
+        return 0, b
+    return max(lo - 1, 0), min(hi + 1, b)
+
+
 @njit(cache=True, parallel=True)
 def _rate_rows(rho, xi, inv_h, periodic, along, inv_h_line, periodic_line, second_order, accumulate, stage, previous,
                start, start_rate, coefficients, out, work, line):
@@ -123,6 +156,13 @@ def _rate_rows(rho, xi, inv_h, periodic, along, inv_h_line, periodic_line, secon
     axis, a line). One task per i and block of up to ``ROWS`` rows j: it computes the
     slopes of its rows and of the two rows next to them, the fluxes through its faces and
     their divergence, so the tasks need no synchronization (one parallel region).
+
+    A task works on the columns where its rows can have flux (:func:`_task_columns`):
+    an empty cell with an empty neighbour has a zero limited slope, so its face values
+    are 0 unless both its neighbours are nonzero; a face carries flux only next to a
+    nonzero cell, and a cell's rate is nonzero only if it or a neighbour is. At the ends
+    of those columns the cells are empty with empty neighbours outside, so their zero
+    slopes and the zero fluxes beyond them (as at a wall) are the exact values.
 
     The rate overwrites ``out``, or is added to it if ``accumulate``. If ``stage``, each
     row of ``out`` then becomes the RKL2 stage (:func:`_row_stage`) of ``rho`` (current),
@@ -135,35 +175,41 @@ def _rate_rows(rho, xi, inv_h, periodic, along, inv_h_line, periodic_line, secon
         i = task // blocks
         first = (task - i * blocks) * ROWS
         rows = min(ROWS, n - first)
+        lo, hi = _task_columns(rho, i, first, rows, periodic, periodic_line)
         slope, flux = work[task, 0], work[task, 1]  # slope[k]: row first − 1 + k; flux[k]: face first + k
         for k in range(rows + 2):
             j = first - 1 + k
             if second_order and (periodic or 0 < j < n - 1):
                 j = (j + n) % n
-                _row_slopes(rho[i, (j + n - 1) % n], rho[i, j], rho[i, (j + 1) % n], slope[k])
+                _row_slopes(rho[i, (j + n - 1) % n, lo:hi], rho[i, j, lo:hi], rho[i, (j + 1) % n, lo:hi],
+                            slope[k, lo:hi])
             else:
-                slope[k, :] = 0.0
+                slope[k, lo:hi] = 0.0
         for k in range(rows + 1):  # face j − ½ between rows j − 1 and j (faces 0 and n: walls, or one periodic face)
             j = first + k
             if periodic or 0 < j < n:
                 w, e = (j + n - 1) % n, j % n
-                _row_fluxes(xi[i, w], xi[i, e], rho[i, w], rho[i, e], slope[k], slope[k + 1], inv_h, flux[k])
+                _row_fluxes(xi[i, w, lo:hi], xi[i, e, lo:hi], rho[i, w, lo:hi], rho[i, e, lo:hi], slope[k, lo:hi],
+                            slope[k + 1, lo:hi], inv_h, flux[k, lo:hi])
             else:
-                flux[k, :] = 0.0
-        line_slope, line_flux = line[task, 0], line[task, 1]  # line_flux[l]: face l − ½ of the row
+                flux[k, lo:hi] = 0.0
+        line_slope, line_flux = line[task, 0, : hi - lo], line[task, 1, : hi - lo + 1]  # line_flux[l]: face l − ½
         line_slope[:] = 0.0
         line_flux[:] = 0.0
         for k in range(rows):
             j = first + k
-            if along:
-                r, x = rho[i, j], xi[i, j]
+            if along and hi > lo:
+                r, x = rho[i, j, lo:hi], xi[i, j, lo:hi]
                 if second_order:
-                    _line_slopes(r, periodic_line, line_slope[:b])
+                    _line_slopes(r, periodic_line, line_slope)
                 _line_fluxes(r, x, line_slope, periodic_line, inv_h_line, line_flux)
-            _row_rate(flux[k], flux[k + 1], inv_h, line_flux, inv_h_line, accumulate, out[i, j])
+            if not accumulate:
+                out[i, j, :lo] = 0.0
+                out[i, j, hi:] = 0.0
+            _row_rate(flux[k, lo:hi], flux[k + 1, lo:hi], inv_h, line_flux, inv_h_line, accumulate, out[i, j, lo:hi])
             if stage:
                 negative += _row_stage(rho[i, j], previous[i, j], start[i, j], start_rate[i, j], coefficients,
-                                             out[i, j])
+                                       out[i, j])
     return negative
 
 
