@@ -116,41 +116,38 @@ def _row_stage(current, previous, start, start_rate, coefficients, out):
 
 
 @njit(cache=True)
-def _support(row):
-    """(index of the first nonzero value, index after the last), or (row.size, 0) if none."""
-    n = row.size
-    first = 0
-    while first < n and row[first] == 0.0:
-        first += 1
-    if first == n:
-        return n, 0
-    end = n
-    while row[end - 1] == 0.0:
-        end -= 1
-    return first, end
+def _mark_nonzero(row, marks):
+    """marks[l] += |row[l]|: 0 where the rows marked are 0 (a loop that vectorizes, unlike a search)."""
+    for l in range(marks.size):
+        marks[l] += abs(row[l])
 
 
 @njit(cache=True)
-def _task_columns(rho, i, first, rows, periodic, periodic_line):
+def _task_columns(rho, i, first, rows, periodic, periodic_line, marks):
     """The columns [lo, hi) outside which the rows first … first + rows − 1 of rho[i] have
     no flux: the nonzero values of those rows and the rows next to them, widened by one
-    cell (the whole width along a periodic line)."""
+    cell (the whole width along a periodic line). ``marks``: scratch of one row."""
     n, b = rho.shape[1], rho.shape[2]
-    lo, hi = b, 0
+    marks[:] = 0.0
     for j in range(first - 1, first + rows + 1):
         if periodic or 0 <= j < n:
-            start, end = _support(rho[i, (j + n) % n])
-            lo, hi = min(lo, start), max(hi, end)
-    if lo >= hi:
+            _mark_nonzero(rho[i, (j + n) % n], marks)
+    lo = 0
+    while lo < b and marks[lo] == 0.0:
+        lo += 1
+    if lo == b:
         return 0, 0
     if periodic_line:
         return 0, b
+    hi = b
+    while marks[hi - 1] == 0.0:
+        hi -= 1
     return max(lo - 1, 0), min(hi + 1, b)
 
 
 @njit(cache=True, parallel=True)
 def _rate_rows(rho, xi, inv_h, periodic, along, inv_h_line, periodic_line, second_order, accumulate, stage, previous,
-               start, start_rate, coefficients, out, work, line):
+               start, start_rate, coefficients, out, work, line, marks):
     """The kernel for (a, n, b) arrays whose rows (i, j) are b contiguous cells: the rate
     of the fluxes across rows (the middle axis) and, if ``along``, along them (the last
     axis, a line). One task per i and block of up to ``ROWS`` rows j: it computes the
@@ -167,7 +164,8 @@ def _rate_rows(rho, xi, inv_h, periodic, along, inv_h_line, periodic_line, secon
     The rate overwrites ``out``, or is added to it if ``accumulate``. If ``stage``, each
     row of ``out`` then becomes the RKL2 stage (:func:`_row_stage`) of ``rho`` (current),
     ``previous``, ``start`` and ``start_rate``, and the kernel returns the number of
-    negative values. Scratch: ``work`` (tasks, 2, ROWS + 2, b), ``line`` (tasks, 2, b + 1)."""
+    negative values. Scratch: ``work`` (tasks, 2, ROWS + 2, b), ``line`` (tasks, 2, b + 1),
+    ``marks`` (tasks, b)."""
     a, n, b = rho.shape
     blocks = (n + ROWS - 1) // ROWS
     negative = 0
@@ -175,38 +173,41 @@ def _rate_rows(rho, xi, inv_h, periodic, along, inv_h_line, periodic_line, secon
         i = task // blocks
         first = (task - i * blocks) * ROWS
         rows = min(ROWS, n - first)
-        lo, hi = _task_columns(rho, i, first, rows, periodic, periodic_line)
+        lo, hi = _task_columns(rho, i, first, rows, periodic, periodic_line, marks[task])
         slope, flux = work[task, 0], work[task, 1]  # slope[k]: row first − 1 + k; flux[k]: face first + k
-        for k in range(rows + 2):
-            j = first - 1 + k
-            if second_order and (periodic or 0 < j < n - 1):
-                j = (j + n) % n
-                _row_slopes(rho[i, (j + n - 1) % n, lo:hi], rho[i, j, lo:hi], rho[i, (j + 1) % n, lo:hi],
-                            slope[k, lo:hi])
-            else:
-                slope[k, lo:hi] = 0.0
-        for k in range(rows + 1):  # face j − ½ between rows j − 1 and j (faces 0 and n: walls, or one periodic face)
-            j = first + k
-            if periodic or 0 < j < n:
-                w, e = (j + n - 1) % n, j % n
-                _row_fluxes(xi[i, w, lo:hi], xi[i, e, lo:hi], rho[i, w, lo:hi], rho[i, e, lo:hi], slope[k, lo:hi],
-                            slope[k + 1, lo:hi], inv_h, flux[k, lo:hi])
-            else:
-                flux[k, lo:hi] = 0.0
         line_slope, line_flux = line[task, 0, : hi - lo], line[task, 1, : hi - lo + 1]  # line_flux[l]: face l − ½
         line_slope[:] = 0.0
         line_flux[:] = 0.0
+        if hi > lo:  # else no flux: the rows' rate is 0
+            for k in range(rows + 2):
+                j = first - 1 + k
+                if second_order and (periodic or 0 < j < n - 1):
+                    j = (j + n) % n
+                    _row_slopes(rho[i, (j + n - 1) % n, lo:hi], rho[i, j, lo:hi], rho[i, (j + 1) % n, lo:hi],
+                                slope[k, lo:hi])
+                else:
+                    slope[k, lo:hi] = 0.0
+            for k in range(rows + 1):  # face j − ½ between rows j − 1 and j (faces 0 and n: walls, or one periodic)
+                j = first + k
+                if periodic or 0 < j < n:
+                    w, e = (j + n - 1) % n, j % n
+                    _row_fluxes(xi[i, w, lo:hi], xi[i, e, lo:hi], rho[i, w, lo:hi], rho[i, e, lo:hi],
+                                slope[k, lo:hi], slope[k + 1, lo:hi], inv_h, flux[k, lo:hi])
+                else:
+                    flux[k, lo:hi] = 0.0
         for k in range(rows):
             j = first + k
-            if along and hi > lo:
-                r, x = rho[i, j, lo:hi], xi[i, j, lo:hi]
-                if second_order:
-                    _line_slopes(r, periodic_line, line_slope)
-                _line_fluxes(r, x, line_slope, periodic_line, inv_h_line, line_flux)
             if not accumulate:
                 out[i, j, :lo] = 0.0
                 out[i, j, hi:] = 0.0
-            _row_rate(flux[k, lo:hi], flux[k + 1, lo:hi], inv_h, line_flux, inv_h_line, accumulate, out[i, j, lo:hi])
+            if hi > lo:
+                if along:
+                    r, x = rho[i, j, lo:hi], xi[i, j, lo:hi]
+                    if second_order:
+                        _line_slopes(r, periodic_line, line_slope)
+                    _line_fluxes(r, x, line_slope, periodic_line, inv_h_line, line_flux)
+                _row_rate(flux[k, lo:hi], flux[k + 1, lo:hi], inv_h, line_flux, inv_h_line, accumulate,
+                          out[i, j, lo:hi])
             if stage:
                 negative += _row_stage(rho[i, j], previous[i, j], start[i, j], start_rate[i, j], coefficients,
                                        out[i, j])
@@ -259,7 +260,8 @@ def _rows(rho, xi, out, shape, across, line, second_order, accumulate, stage):
     return _rate_rows(rho.reshape(shape), xi.reshape(shape), across[0], across[1], line is not None, inv_h_line,
                       periodic_line, second_order, accumulate, stage is not None, previous.reshape(shape),
                       start.reshape(shape), start_rate.reshape(shape), coefficients, out.reshape(shape),
-                      _scratch("work", (tasks, 2, ROWS + 2, b)), _scratch("line", (tasks, 2, b + 1)))
+                      _scratch("work", (tasks, 2, ROWS + 2, b)), _scratch("line", (tasks, 2, b + 1)),
+                      _scratch("marks", (tasks, b)))
 
 
 NO_COEFFICIENTS = np.zeros(4)  # the stage coefficients of a plain rate (unused)
