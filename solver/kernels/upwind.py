@@ -230,8 +230,8 @@ def grid_rate(rho, xi, inv_h, periodic, second_order, rate):
 def grid_stage(rho, xi, inv_h, periodic, second_order, previous, start, start_rate, coefficients, out):
     """An RKL2 stage in the same pass as the rate: ``out`` = μ ρ + ν previous +
     (1 − μ − ν) start + a L(ρ) + b start_rate, with L(ρ) the rate of :func:`grid_rate`
-    (never stored) and (μ, ν, a, b) = ``coefficients``. ``out`` must not share memory
-    with the other arrays. Returns the number of negative values in ``out``.
+    (never stored) and (μ, ν, a, b) = ``coefficients``. ``out`` must be C-contiguous and
+    share no memory with the other arrays. Returns the number of negative values in ``out``.
     """
     return _passes(rho, xi, inv_h, periodic, second_order, out, (previous, start, start_rate, coefficients))
 
