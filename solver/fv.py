@@ -55,9 +55,9 @@ def upwind_rate(rho, xi, grid, second_order=True, *, out=None, kernel=grid_rate)
 def step_limits(xi, diffusivity, grid):
     """The forward-Euler step limits (transport, parabolic), ∞ where a part is absent.
 
-    Positivity of the reconstructed upwind step needs dt Σ_k 2 max|u_k| / h_k ≤ 1 in
-    every cell, with u_k on the cell's faces (:func:`~solver.kernels.upwind.positivity_rate`);
-    the linearized diffusion D Δρ needs dt Σ_k 2D / h_k² ≤ 1.
+    The reconstructed upwind step stays positive if dt Σ_k 2 max|u_k| / h_k ≤ 1 in every
+    cell, with u_k on the cell's faces (:func:`~solver.kernels.upwind.positivity_rate`);
+    the linearized diffusion D Δρ is stable if dt Σ_k 2D / h_k² ≤ 1.
     """
     transport, parabolic = positivity_rate(xi, 1.0 / grid.h, grid.periodic), np.sum(2 * diffusivity / grid.h**2)
     return (np.inf if transport == 0 else 1.0 / transport), (np.inf if parabolic == 0 else 1.0 / parabolic)
@@ -131,7 +131,9 @@ class ExplicitStep:
         ρ¹ = ρ + dt L(ρ),   ρⁿ⁺¹ = ½ ρ + ½ (ρ¹ + dt L(ρ¹)),
 
     with L the second-order upwind rate. A convex combination of forward-Euler steps,
-    so positive under the forward-Euler limit :func:`stable_step` (times ``cfl``).
+    so positive when both are within the forward-Euler limit :func:`stable_step` (times
+    ``cfl``); the step is chosen by the limit at ρ, and a negative ρ¹ or ρⁿ⁺¹ (the limit
+    at ρ¹ being shorter) rejects it.
     """
 
     def __init__(self, energy, grid, cfl=0.9):
@@ -406,7 +408,7 @@ def solve(energy, grid, rho0, t_span, *, save_at=None, scheme="explicit", cfl=0.
         Times at which to keep ρ (default: t0 and t1); steps land on them exactly.
     scheme : {"explicit", "rkl2", "implicit"}
         Second-order upwind in space with, in time: SSP-RK2 and adaptive steps
-        (``"explicit"``, positive by construction); RKL2 super-steps of up to
+        (``"explicit"``, a convex combination of positive Euler steps); RKL2 super-steps of up to
         ``RKL_MAX_STAGES`` stages (``"rkl2"``, explicit and second order, many times
         cheaper when diffusion limits the step, see :class:`SuperStep`); or backward
         Euler with Newton (``"implicit"``, first-order upwind, first order in time; for
@@ -438,7 +440,8 @@ def solve(energy, grid, rho0, t_span, *, save_at=None, scheme="explicit", cfl=0.
     Raises
     ------
     SimulationError
-        When a step gives a non-finite density or energy (a NaN in F', say): its
+        When a step gives a non-finite density, energy or first variation (a NaN in
+        F', say): its
         ``partial`` is the :class:`Solution` up to the last finite state.
 
     Notes
@@ -497,14 +500,15 @@ def solve(energy, grid, rho0, t_span, *, save_at=None, scheme="explicit", cfl=0.
             if new is not None:
                 new_value, new_xi = energy.value_and_first_variation(new, grid)
                 new_mass = grid.integrate(new)  # a NaN or inf anywhere makes it non-finite
-                if not (np.isfinite(new_value) and np.isfinite(new_mass)):
+                # ξ too: the kernels skip faces between empty cells, where a NaN in ξ would not show
+                if not (np.isfinite(new_value) and np.isfinite(new_mass) and np.isfinite(new_xi).all()):
                     partial = Solution(grid, energy, scheme, np.append(save_times[: len(saved)], t),
                                        np.array([*saved, rho]), {key: np.array(val) for key, val in history.items()},
                                        accepted, rejected, time.perf_counter() - start)
                     raise SimulationError(
-                        f"solve: non-finite density or energy at step {accepted + 1} (from t = {t:.6g} by "
-                        f"dt = {step:.3g}); the run stopped there: .partial holds the saves reached and the "
-                        f"state at t = {t:.6g}; check the energy's first variation for NaN", partial)
+                        f"solve: non-finite density, energy or first variation at step {accepted + 1} (from "
+                        f"t = {t:.6g} by dt = {step:.3g}); the run stopped there: .partial holds the saves reached "
+                        f"and the state at t = {t:.6g}; check the energy's first variation for NaN", partial)
                 if new_value > value and new_value > value + energy_tolerance(rho, xi, grid):  # the sum only if needed
                     new = None
             if new is None:

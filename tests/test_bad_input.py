@@ -104,22 +104,39 @@ def test_input_is_not_modified(grid):
 
 
 class TurnsNaN(Potential):
-    """V = |x|²/2, whose first variation turns NaN from its ``after``-th evaluation on."""
+    """V = |x|²/2, whose first variation turns NaN from its ``after``-th evaluation on:
+    everywhere, or (``first_row``) only in the first row of cells."""
 
-    def __init__(self, after):
+    def __init__(self, after, first_row=False):
         super().__init__(lambda x: 0.5 * np.sum(x**2, axis=-1))
-        self.after, self.calls = after, 0
+        self.after, self.first_row, self.calls = after, first_row, 0
 
     def first_variation(self, rho, grid):
         self.calls += 1
         xi = super().first_variation(rho, grid)
-        return xi if self.calls < self.after else np.full_like(xi, np.nan)
+        if self.calls >= self.after:
+            xi = xi.copy()
+            xi[0 if self.first_row else slice(None)] = np.nan
+        return xi
+
+
+@pytest.mark.parametrize("scheme", ["explicit", "rkl2"])
+def test_a_nan_far_from_the_mass_stops_the_run(scheme):
+    """The kernels skip the faces between empty cells, so a NaN in F' there leaves ρ
+    finite: the check on F' itself stops the run."""
+    grid = Grid([(-1, 1), (-1, 1)], (40, 5))
+    start = np.zeros(grid.shape)
+    start[30:] = 1.0  # the mass does not reach the first row before t = 0.05
+    energy = PorousMedium(2) + TurnsNaN(after=4, first_row=True)
+    with pytest.raises(SimulationError, match=r"non-finite density, energy or first variation at step \d+ "):
+        solve(energy, grid, start, (0, 0.05), scheme=scheme)
 
 
 @pytest.mark.parametrize("scheme", ["explicit", "rkl2"])
 def test_a_nan_during_a_run_stops_it_and_keeps_what_was_computed(grid, scheme):
     energy = PorousMedium(2) + TurnsNaN(after=8)
-    with pytest.raises(SimulationError, match=r"non-finite density or energy at step \d+ \(from t = ") as error:
+    with pytest.raises(SimulationError, match=r"non-finite density, energy or first variation at step \d+ \(from t = ") \
+            as error:
         solve(energy, grid, density(grid), (0, 1), save_at=np.linspace(0, 1, 101), scheme=scheme)
     partial = error.value.partial
     assert partial.accepted >= 1 and np.all(np.isfinite(partial.rho))

@@ -104,6 +104,8 @@ def test_rate_into_an_unsuitable_array_is_refused():
         upwind_rate(rho, rho, grid, out=np.empty((5, 6)).T)
     with pytest.raises(ValueError, match="shape"):
         upwind_rate(rho, rho, grid, out=np.empty(30))
+    with pytest.raises(ValueError, match="C-contiguous"):
+        grid_stage(rho, rho, 1.0 / grid.h, grid.periodic, True, rho, rho, rho, np.zeros(4), np.empty((5, 6)).T)
 
 
 def test_first_order_flux_by_hand():

@@ -233,6 +233,8 @@ def grid_stage(rho, xi, inv_h, periodic, second_order, previous, start, start_ra
     (never stored) and (μ, ν, a, b) = ``coefficients``. ``out`` must be C-contiguous and
     share no memory with the other arrays. Returns the number of negative values in ``out``.
     """
+    if not out.flags.c_contiguous:
+        raise ValueError("grid_stage: out must be C-contiguous (a copy would lose the stage)")
     return _passes(rho, xi, inv_h, periodic, second_order, out, (previous, start, start_rate, coefficients))
 
 
