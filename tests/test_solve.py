@@ -1,5 +1,8 @@
 """Behaviour of ``solve``: save times, step bounds, step counts, silence off a terminal."""
 
+import os
+import subprocess
+import sys
 from functools import partial
 
 import numpy as np
@@ -58,3 +61,15 @@ def test_steps_do_not_page_fault_on_reused_memory():
         pytest.skip("not glibc, or MALLOC_TOP_PAD_ set in the environment")
     assert solution.accepted >= 5
     assert faults < 100
+
+
+def test_idle_threads_spin_briefly_unless_told_otherwise():
+    """Importing solver sets GOMP_SPINCOUNT (read when OpenMP loads, with the first
+    parallel kernel), keeping a value the environment already has."""
+    code = "import os, solver; print(os.environ['GOMP_SPINCOUNT'])"
+    for given, expected in ((None, "3000"), ("123", "123")):
+        env = {key: value for key, value in os.environ.items() if key != "GOMP_SPINCOUNT"}
+        if given is not None:
+            env["GOMP_SPINCOUNT"] = given
+        result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+        assert result.stdout.split() == [expected]
