@@ -211,7 +211,7 @@ class SuperStep(ExplicitStep):
         if stages <= 2:
             return super().attempt(rho, rate, dt)
         first, rows = rkl2_coefficients(stages)
-        grid = self.grid
+        grid, inv_h = self.grid, 1.0 / self.grid.h
         previous, current = rho, rho + first * dt * rate
         spare = [np.empty_like(rho), np.empty_like(rho)]  # Y_j is written where neither Y_(j−1) nor Y_(j−2) is
         negative = current.min() < 0
@@ -220,7 +220,7 @@ class SuperStep(ExplicitStep):
                 return None
             following = spare.pop()
             xi = np.ascontiguousarray(self.energy.first_variation(current, grid), dtype=float)
-            negative = grid_stage(current, xi, 1.0 / grid.h, grid.periodic, True, previous, rho, rate,
+            negative = grid_stage(current, xi, inv_h, grid.periodic, True, previous, rho, rate,
                                   np.array([mu, nu, mu_rate * dt, gamma_rate * dt]), following)
             if previous is not rho:
                 spare.append(previous)  # Y_(j−2) is not needed after Y_j
