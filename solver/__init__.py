@@ -11,7 +11,7 @@ import os
 os.environ.setdefault("GOMP_SPINCOUNT", "3000")
 
 from .energies import BumpLimitRisk, BumpRisk, Energy, Entropy, Feature, Interaction, NetworkRisk, PorousMedium, Potential, Sum
-from .fv import Solution, solve
+from .timeloop import Solution, solve
 from .grid import Grid
 
 __all__ = ["Grid", "solve", "Solution", "Energy", "Sum", "BumpRisk", "BumpLimitRisk", "Entropy", "PorousMedium", "Potential", "Interaction",

@@ -33,8 +33,7 @@ import numpy as np
 
 from . import __version__, problems
 from .config import ENERGIES, INITIAL_DENSITIES, ConfigError, load
-from .fem import Mesh
-from .fv import State, solve
+from .timeloop import SCHEMES, State, solve
 
 CONFIGS = Path(__file__).parent / "configs"
 DEFAULT_CONFIG = CONFIGS / "network.toml"
@@ -61,7 +60,7 @@ def write_atomically(path, write):
 
 
 def save_state(state, path):
-    """Write a :class:`~solver.fv.State` to the npz file ``path`` atomically."""
+    """Write a :class:`~solver.timeloop.State` to the npz file ``path`` atomically."""
     arrays = {"t": state.t, "rho": state.rho, "cap": state.cap, "accepted": state.accepted,
               "rejected": state.rejected, "saved": np.array(state.saved)}
     arrays.update({f"history_{key}": np.array(values) for key, values in state.history.items()})
@@ -69,7 +68,7 @@ def save_state(state, path):
 
 
 def load_state(path):
-    """The :class:`~solver.fv.State` in the npz file ``path`` (as :func:`save_state` wrote it)."""
+    """The :class:`~solver.timeloop.State` in the npz file ``path`` (as :func:`save_state` wrote it)."""
     with np.load(path) as data:
         return State(t=float(data["t"]), rho=data["rho"], cap=float(data["cap"]), accepted=int(data["accepted"]),
                      rejected=int(data["rejected"]), saved=list(data["saved"]),
@@ -77,7 +76,7 @@ def load_state(path):
 
 
 class Checkpointer:
-    """The ``checkpoint`` callback of :func:`~solver.fv.solve`: saves the state to ``path``
+    """The ``checkpoint`` callback of :func:`~solver.timeloop.solve`: saves the state to ``path``
     when ``every`` wall seconds have passed since the last save (0: every step)."""
 
     def __init__(self, path, every):
@@ -125,13 +124,12 @@ def git_commit():
 
 
 def write_results(folder, run, solution):
-    """densities.npz and history.csv of the PDE solution; on a mesh, densities.xdmf too."""
-    arrays = {"t": solution.t, "rho": solution.rho}
-    if isinstance(run.grid, Mesh):  # the vertices, triangles and lumped masses, for the figures
-        arrays.update(points=run.grid.points, cells=run.grid.cells, weights=run.grid.weights)
-        run.grid.write_xdmf(folder / "densities.xdmf", solution.t, solution.rho)
-    else:
-        arrays["bounds"] = run.grid.bounds
+    """densities.npz and history.csv of the PDE solution, and the discretization's own
+    files and arrays (on a mesh densities.xdmf, and the vertices, triangles and lumped
+    masses for the figures; on a grid its bounds). Returns (the discretization's files,
+    a dict of name → what it is for, and the names of its arrays)."""
+    files, grid_arrays = run.grid.write_results(folder, solution.t, solution.rho)
+    arrays = {"t": solution.t, "rho": solution.rho, **grid_arrays}
     if run.exact is not None:
         arrays["exact"] = np.array([run.exact(t) for t in solution.t])
     np.savez_compressed(folder / "densities.npz", **arrays)
@@ -139,6 +137,7 @@ def write_results(folder, run, solution):
         writer = csv.writer(handle)
         writer.writerow(HISTORY)
         writer.writerows(zip(*(map(repr, map(float, solution.history[key])) for key in HISTORY)))
+    return files, list(grid_arrays)
 
 
 def read_results(folder):
@@ -227,8 +226,8 @@ def plot(folder, animation=True):
         plt.close(fig)
 
 
-def summary(run, solution, config_name, comparison):
-    """The text of summary.md."""
+def summary(run, solution, config_name, comparison, written):
+    """The text of summary.md; ``written`` is what :func:`write_results` returned."""
     report = solution.invariants()
     title = run.config["problem"]["name"] if run.problem else config_name
     lines = [f"# {title}", "", f"config: `{config_name}`; energy: `{run.energy!r}`; grid: `{run.grid!r}`", "",
@@ -242,10 +241,10 @@ def summary(run, solution, config_name, comparison):
     if run.exact is not None:
         error = run.grid.integrate(np.abs(solution.rho[-1] - run.exact(solution.t[-1])))
         lines.append(f"| L1 error against the exact solution at t = {solution.t[-1]:g} | {error:.3e} |")
-    arrays = "points, cells, weights" if isinstance(run.grid, Mesh) else "bounds"
-    lines += ["", f"Files: config.toml (the config run), metadata.json, densities.npz (t, rho, {arrays}"
+    files, arrays = written
+    lines += ["", f"Files: config.toml (the config run), metadata.json, densities.npz (t, rho, {', '.join(arrays)}"
               + (", exact" if run.exact is not None else "") + "), "
-              + ("densities.xdmf (for ParaView), " if isinstance(run.grid, Mesh) else "")
+              + "".join(f"{name} ({what}), " for name, what in files.items())
               + "history.csv (one row per accepted step), snapshots.png, energy.png"
               + (", error.png" if run.exact is not None else "")
               + (", animation.gif" if run.config["output"]["animation"] else "") + "."]
@@ -293,7 +292,7 @@ def execute(config_path, out, command, require_particles=False, resume=False):
         solution = solve(run.energy, run.grid, run.rho0, (run.save_at[0], run.save_at[-1]), save_at=run.save_at,
                          checkpoint=Checkpointer(staging / CHECKPOINT, run.config["output"]["checkpoint_seconds"]),
                          resume=state, **run.solve_options)
-        write_results(staging, run, solution)
+        written = write_results(staging, run, solution)
         plot(staging, animation=run.config["output"]["animation"])
         if run.particles:
             from .compare import study
@@ -302,7 +301,8 @@ def execute(config_path, out, command, require_particles=False, resume=False):
             study(run.problem, particles["m"], run.save_at, particles["seeds"], particles["step"], out=staging,
                   method=particles["distance"], pde=solution)
         comparison = staging if run.particles else None
-        (staging / "summary.md").write_text(summary(run, solution, Path(info["config_file"]).name, comparison))
+        (staging / "summary.md").write_text(summary(run, solution, Path(info["config_file"]).name, comparison,
+                                                    written))
         info["wall_seconds"] = round(time.perf_counter() - start, 3)
         (staging / "metadata.json").write_text(json.dumps(info, indent=2) + "\n")
         (staging / CHECKPOINT).unlink(missing_ok=True)
@@ -339,6 +339,8 @@ def list_problems():
     lines.append("Initial densities ([initial] density = ...):")
     lines += [f"  {name:<15} {term.help}; keys: {', '.join(term.keys) or 'none'}"
               for name, term in INITIAL_DENSITIES.items()]
+    lines.append("Time schemes ([time] scheme = ...):")
+    lines += [f"  {name:<15} {stepper.summary}" for name, stepper in SCHEMES.items()]
     lines.append(f"Example configs: {CONFIGS}")
     return "\n".join(lines)
 

@@ -42,11 +42,10 @@ import numpy as np
 from . import problems
 from .analytic import barenblatt, gaussian
 from .energies import Entropy, Interaction, PorousMedium, Potential
-from .fem import Mesh  # the class only: DOLFINx is imported when a mesh is read
 from .grid import BOUNDARY_CONDITIONS, Grid
+from .timeloop import SCHEMES
 
 REQUIRED = object()
-MESH_SCHEMES = ("explicit", "implicit")
 
 
 class ConfigError(ValueError):
@@ -222,7 +221,7 @@ SCHEMA = {
         "start": Key("number", 0.0, "t0"),
         "end": Key("number", None, "t1 > t0 (default: the preset's horizon)"),
         "saves": Key("integer", 9, "equally spaced save times from start to end", low=2, high=1000),
-        "scheme": Key("string", "explicit", "time stepping", choices=("explicit", "rkl2", "implicit")),
+        "scheme": Key("string", "explicit", "time stepping (see `wgf problems`)", choices=tuple(SCHEMES)),
         "cfl": Key("number", 0.9, "explicit: fraction of the stable step", low=0, high=1, low_open=True),
         "max_step": Key("number", None, "explicit: largest step", low=0, low_open=True),
         "dt": Key("number", None, "implicit: the step", low=0, low_open=True),
@@ -309,10 +308,6 @@ def validate(raw):
         if missing:
             raise ConfigError(f"{missing[0]}: missing; give [problem] name = a preset, or [grid] (or [mesh]), "
                               "[[energy]] and [initial]")
-        scheme = config.get("time", {}).get("scheme", "explicit")
-        if "mesh" in raw and scheme not in MESH_SCHEMES:
-            raise ConfigError(f"time.scheme: on a mesh must be one of {', '.join(map(repr, MESH_SCHEMES))}, "
-                              f"got {scheme!r}")
         if "particles" in raw:
             raise ConfigError("particles: the comparison with particles needs a network problem: give "
                               "[problem] name = one of " + ", ".join(problems.PRESETS))
@@ -405,7 +400,7 @@ def _mesh(table):
 def at_points(density, grid):
     """A density (a callable of points) as the discretization holds it: cell averages on a
     grid, values at the vertices on a mesh."""
-    return density(grid.points) if isinstance(grid, Mesh) else grid.cell_averages(density)
+    return grid.initial_density(density)
 
 
 def _energy(terms, grid):

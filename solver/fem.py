@@ -23,22 +23,25 @@ and M ≤ 2ρ_up, so a forward-Euler step keeps ρ ≥ 0 for dt Σ_j T_ij (ξ_i 
 (at most twice as strict as plain upwinding). Edges with T_ij < 0 (non-Delaunay) would
 break the last two; they are reported and their transmissibility set to 0.
 
-:class:`Mesh` plays the part of :class:`~solver.grid.Grid`: ``points``, ``weights``,
-``dim``, ``integrate``, ``check_density``, so that the energies run unchanged on its
-vertices, and ``solve`` takes it in place of a grid. Under MPI (``mpirun -n 2``) each rank
-owns a part of the vertices (DOLFINx's distribution), ghost values come through DOLFINx's
-scatter, and every decision of the time loop (step size, rejection) uses global
-reductions, so the answer is the serial one to round-off. DOLFINx is imported lazily: the
-rest of the package works without it.
+:class:`Mesh` is a :class:`~solver.discretization.Discretization`: the energies run
+unchanged on its vertices and :func:`solver.timeloop.solve` takes it in place of a grid,
+with every scheme. Under MPI (``mpirun -n 2``) each rank owns a part of the vertices
+(DOLFINx's distribution), ghost values come through DOLFINx's scatter, and its reductions
+(``integrate``, ``minimum``, ``all_finite``, …) are global, so every decision of the time
+loop (step size, rejection, stopping on a NaN) is the same on every rank and the answer
+is the serial one to round-off. DOLFINx is imported lazily: the rest of the package
+works without it.
 """
 
+import functools
 import warnings
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse
-import scipy.sparse.linalg
 from numba import njit, prange
+
+from .discretization import Discretization
 
 INSTALL_HINT = ("the mesh solver needs DOLFINx: on Debian `apt-get install python3-dolfinx` (the README's "
                 "commands do it as root), elsewhere `conda install -c conda-forge fenics-dolfinx`")
@@ -147,7 +150,7 @@ def edge_rate_reference(indptr, own, columns, transmissibility, rho, xi, masses)
     return rate, outflow
 
 
-class Mesh:
+class Mesh(Discretization):
     """A simplicial mesh as the solver sees it: vertices with lumped masses, and the edge
     transmissibilities T_ij = −K_ij of the P1 stiffness matrix (see the module doc).
 
@@ -198,9 +201,10 @@ class Mesh:
         transmissibility = -values[off_diagonal]
         negative = transmissibility < -1e-12 * np.abs(transmissibility).max(initial=0.0)
         # an edge appears in the rows of both its ends (on one rank or two): count it once
-        self.non_delaunay_edges = self._sum(int(np.count_nonzero(
+        self.non_delaunay_edges = self.global_sum(int(np.count_nonzero(
             negative & (global_rows[off_diagonal] < global_columns[off_diagonal]))))
-        self.obtuse_angles = self._sum(_count_obtuse(coordinates, self.cells[_owned_cells(self.cells, self.owned)]))
+        self.obtuse_angles = self.global_sum(
+            _count_obtuse(coordinates, self.cells[_owned_cells(self.cells, self.owned)]))
         if self.non_delaunay_edges:
             why = (f"their two opposite angles sum to more than π; {self.obtuse_angles} obtuse angles in all"
                    if self.dim == 2 else "the dihedral angles opposite them are too large")
@@ -220,7 +224,7 @@ class Mesh:
     def __repr__(self):
         return f"Mesh({self.name!r}, {self.dim}D, {self.vertices} vertices)"
 
-    # -- what the energies and solve need -----------------------------------------------
+    # -- the discretization protocol --------------------------------------------------
     @property
     def shape(self):
         """The shape of a density on this rank: one value per owned vertex."""
@@ -229,13 +233,13 @@ class Mesh:
     @property
     def vertices(self):
         """The number of vertices of the whole mesh."""
-        return self._sum(self.owned)
+        return self.global_sum(self.owned)
 
     def integrate(self, values):
         """Σ_i m_i values_i over all vertices (all ranks). A NumPy sum, not a BLAS dot
         product: OpenBLAS's threads, waking between the Numba kernels' own, made each
         call tens of times slower on 2 cores."""
-        return self._sum(float(np.sum(np.asarray(values).ravel() * self.weights)))
+        return self.global_sum(float(np.sum(np.asarray(values).ravel() * self.weights)))
 
     def minimum(self, values):
         """min_i values_i over all ranks."""
@@ -252,8 +256,13 @@ class Mesh:
         self.comm.Allreduce(local, result, op=self._MPI.MAX)
         return result
 
-    def _sum(self, value):
-        return self.comm.allreduce(value, op=self._MPI.SUM)
+    def global_sum(self, number):
+        """The sum of a per-rank number over all ranks."""
+        return self.comm.allreduce(number, op=self._MPI.SUM)
+
+    def all_finite(self, values):
+        """Whether every value on every rank is finite."""
+        return self.global_sum(int(not np.isfinite(values).all())) == 0
 
     def check_density(self, rho, name="rho0"):
         """``rho`` as a float array after checking it is a density on this mesh's vertices."""
@@ -261,7 +270,7 @@ class Mesh:
         if rho.shape != self.shape:
             raise ValueError(f"{name} has shape {rho.shape} but the mesh {self.name} has {self.owned} vertices "
                              f"(on this rank): give one value per vertex (e.g. evaluate on mesh.points)")
-        bad = self._sum(int(np.count_nonzero(~np.isfinite(rho))))
+        bad = self.global_sum(int(np.count_nonzero(~np.isfinite(rho))))
         if bad:
             raise ValueError(f"{name} has {bad} NaN or infinite values: a density must be finite")
         lowest = self.minimum(rho)
@@ -281,7 +290,24 @@ class Mesh:
                               mode=PETSc.ScatterMode.FORWARD)
         return self._neighbourhood.array.copy()
 
-    def rate(self, rho, xi):
+    def initial_density(self, f):
+        """The values of ``f`` at the vertices this rank owns."""
+        return f(self.points)
+
+    def check_problem(self, energy, jacobian=False):
+        """Under MPI, refuse nonlocal terms (their sums over all vertices run in one
+        process) and the Newton ``jacobian`` (its sparse solve is serial)."""
+        if self.comm.size > 1:
+            nonlocal_terms = [term for term in getattr(energy, "terms", [energy]) if not term.local]
+            if nonlocal_terms:
+                raise ValueError(f"{', '.join(map(repr, nonlocal_terms))}: a nonlocal term sums over all the "
+                                 f"vertices, which on meshes happens in one process; run without mpirun "
+                                 f"(this run has {self.comm.size} ranks)")
+            if jacobian:
+                raise ValueError("the implicit mesh scheme runs serially only; use scheme='explicit' or 'rkl2' "
+                                 "under MPI")
+
+    def rate_and_outflow(self, rho, xi):
         """(dρ/dt, outflow) at the owned vertices: a forward-Euler step keeps ρ ≥ 0 for
         dt ≤ 1/max outflow (see :func:`edge_rate`)."""
         rate, outflow = np.empty(self.owned), np.empty(self.owned)
@@ -289,21 +315,63 @@ class Mesh:
                   self.neighbourhood(xi), self.weights, rate, outflow)
         return rate, outflow
 
-    def stepper(self, scheme, energy, cfl):
-        """The time step of ``solve`` on this mesh."""
-        if self.comm.size > 1:
-            nonlocal_terms = [term for term in getattr(energy, "terms", [energy]) if not term.local]
-            if nonlocal_terms:
-                raise ValueError(f"{', '.join(map(repr, nonlocal_terms))}: a nonlocal term sums over all the "
-                                 f"vertices, which on meshes happens in one process; run without mpirun "
-                                 f"(this run has {self.comm.size} ranks)")
-        if scheme == "explicit":
-            return MeshExplicitStep(energy, self, cfl)
-        if scheme == "implicit":
-            if self.comm.size > 1:
-                raise ValueError("the implicit mesh scheme runs serially only; use scheme='explicit' under MPI")
-            return MeshImplicitStep(energy, self)
-        raise ValueError(f"on meshes scheme must be 'explicit' or 'implicit', got {scheme!r}")
+    def rate(self, rho, xi, second_order=True, out=None):
+        """dρ/dt = −(1/m_i) Σ_j F_ij at the owned vertices (:func:`edge_rate`). The
+        centred-limited mobility is the mesh's one rate: ``second_order`` changes nothing."""
+        rate = np.empty(self.owned) if out is None else out
+        edge_rate(self.indptr, self.own_positions, self.columns, self.transmissibility, self.neighbourhood(rho),
+                  self.neighbourhood(xi), self.weights, rate, np.empty(self.owned))
+        return rate
+
+    def step_limits(self, rho, xi, diffusivity):
+        """(transport, parabolic) = (1/max_i outflow_i, 1/(D max_i Σ_j T_ij/m_i)) over all
+        ranks; see :meth:`rate_and_step_limits`."""
+        return self.rate_and_step_limits(rho, xi, diffusivity)[1]
+
+    def rate_and_step_limits(self, rho, xi, diffusivity):
+        """The rate and the forward-Euler limits from one pass of :func:`edge_rate`:
+        transport 1/max outflow (positivity) and parabolic 1/(D max_i Σ_j T_ij/m_i) (the
+        linearized diffusion D Δρ), both maxima in one global reduction."""
+        rate, outflow = self.rate_and_outflow(rho, xi)
+        top_outflow, diffusivity = self.maxima([outflow.max(initial=0.0), np.max(diffusivity)])
+        transport = np.inf if top_outflow == 0 else 1.0 / top_outflow
+        parabolic = np.inf if diffusivity == 0 else 1.0 / (diffusivity * self.max_connectivity)
+        return rate, (transport, parabolic)
+
+    def implicit_rate(self, rho, xi):
+        """The rate of :meth:`rate` (already monotone: the mobility is limited)."""
+        return self.rate(rho, xi)
+
+    def jacobian(self, rho, xi, curvature, dt):
+        """I − dt dL/dρ: m_i dL_i/dρ = −Σ_j dF_ij/dρ with dF_ij/dρ_i = T(f''_i M + d ∂M/∂ρ_i),
+        dF_ij/dρ_j = T(−f''_j M + d ∂M/∂ρ_j), d = ξ_i − ξ_j, M = min(½(ρ_up + ρ_down), 2ρ_up)
+        (∂M/∂ρ_up, ∂M/∂ρ_down = ½, ½ where centred, 2, 0 where limited), f'' = ``curvature``."""
+        i, j, T = self._rows, self.columns, self.transmissibility
+        curvature = np.broadcast_to(curvature, rho.shape)
+        drop = xi[i] - xi[j]
+        leaves_i = drop > 0
+        upwind, downwind = np.where(leaves_i, rho[i], rho[j]), np.where(leaves_i, rho[j], rho[i])
+        centred = 0.5 * (upwind + downwind) <= 2 * upwind
+        mobility = np.where(centred, 0.5 * (upwind + downwind), 2 * upwind)
+        d_upwind, d_downwind = np.where(centred, 0.5, 2.0), np.where(centred, 0.5, 0.0)
+        d_own = T * (curvature[i] * mobility + drop * np.where(leaves_i, d_upwind, d_downwind))
+        d_other = T * (-curvature[j] * mobility + drop * np.where(leaves_i, d_downwind, d_upwind))
+        scale = dt / self.weights[i]
+        n = self.owned
+        return scipy.sparse.csc_matrix(
+            (np.concatenate([np.ones(n), scale * d_own, scale * d_other]),
+             (np.concatenate([np.arange(n), i, i]), np.concatenate([np.arange(n), i, j]))), shape=(n, n))
+
+    @functools.cached_property
+    def _rows(self):
+        """The owned vertex of each CSR entry (the row of ``columns``)."""
+        return np.repeat(np.arange(self.owned), np.diff(self.indptr))
+
+    def write_results(self, folder, times, densities):
+        """``densities.xdmf`` (:meth:`write_xdmf`); the arrays ``points``, ``cells``, ``weights``."""
+        self.write_xdmf(Path(folder) / "densities.xdmf", times, densities)
+        return {"densities.xdmf": "for ParaView"}, {"points": self.points, "cells": self.cells,
+                                                     "weights": self.weights}
 
     # -- the domain, for particles ------------------------------------------------------
     def boundary(self):
@@ -403,81 +471,3 @@ def _count_obtuse(coordinates, cells):
         b = corners[:, (k + 2) % 3] - corners[:, k]
         count += int(np.count_nonzero(np.sum(a * b, axis=1) < -1e-12 * np.sum(a * a, axis=1)))
     return count
-
-
-class MeshExplicitStep:
-    """SSP-RK2 (Heun) with the mesh rate: ρ¹ = ρ + dt L(ρ), ρⁿ⁺¹ = ½ρ + ½(ρ¹ + dt L(ρ¹)),
-    with dt within ``cfl`` times the forward-Euler transport and parabolic limits; a
-    stage that goes negative anywhere (on any rank) rejects the step."""
-
-    def __init__(self, energy, mesh, cfl=0.9):
-        if not 0 < cfl <= 1:
-            raise ValueError(f"cfl must be in (0, 1], got {cfl}")
-        self.energy, self.mesh, self.cfl = energy, mesh, cfl
-
-    def suggest(self, rho, xi):
-        """Rate at ρ and the step the limits allow: 1/max outflow (transport) and
-        1/(D max_i Σ_j T_ij/m_i) (diffusion), both maxima in one global reduction."""
-        rate, outflow = self.mesh.rate(rho, xi)
-        diffusivity = np.max(self.energy.max_diffusivity(rho))
-        top_outflow, diffusivity = self.mesh.maxima([outflow.max(initial=0.0), diffusivity])
-        transport = np.inf if top_outflow == 0 else 1.0 / top_outflow
-        parabolic = np.inf if diffusivity == 0 else 1.0 / (diffusivity * self.mesh.max_connectivity)
-        return rate, self.cfl * min(transport, parabolic)
-
-    def attempt(self, rho, rate, dt):
-        stage = rho + dt * rate
-        if self.mesh.minimum(stage) < 0:
-            return None
-        rate_stage, _ = self.mesh.rate(stage, self.energy.first_variation(stage, self.mesh))
-        new = 0.5 * rho + 0.5 * (stage + dt * rate_stage)
-        return None if self.mesh.minimum(new) < 0 else new
-
-
-class MeshImplicitStep:
-    """Backward Euler, G(ρ) = ρ − ρⁿ − dt L(ρ) = 0 by Newton's method with the sparse
-    Jacobian of the local terms (nonlocal terms are left to the iteration), as
-    :class:`solver.fv.ImplicitStep` on grids; serial runs."""
-
-    def __init__(self, energy, mesh, rtol=1e-14, max_iterations=30):
-        self.energy, self.mesh, self.rtol, self.max_iterations = energy, mesh, rtol, max_iterations
-        self.rows = np.repeat(np.arange(mesh.owned), np.diff(mesh.indptr))
-
-    def attempt(self, rho, dt):
-        mesh = self.mesh
-        mass = mesh.integrate(rho)
-        new = rho.copy()
-        for _ in range(self.max_iterations):
-            xi = self.energy.first_variation(new, mesh)
-            rate, _ = mesh.rate(new, xi)
-            residual = new - rho - dt * rate
-            if not np.all(np.isfinite(residual)):
-                return None
-            if mesh.integrate(np.abs(residual)) <= self.rtol * mass:
-                return new if new.min() >= 0 else None
-            step = scipy.sparse.linalg.spsolve(self.jacobian(new, xi, dt), residual)
-            new = np.maximum(new - step, 0.0)
-        return None
-
-    def jacobian(self, rho, xi, dt):
-        """I − dt dL/dρ: m_i dL_i/dρ = −Σ_j dF_ij/dρ with dF_ij/dρ_i = T(f''_i M + d ∂M/∂ρ_i),
-        dF_ij/dρ_j = T(−f''_j M + d ∂M/∂ρ_j), d = ξ_i − ξ_j, M = min(½(ρ_up + ρ_down), 2ρ_up)
-        (∂M/∂ρ_up, ∂M/∂ρ_down = ½, ½ where centred, 2, 0 where limited), f'' floored near vacuum."""
-        from .fv import JACOBIAN_FLOOR
-
-        i, j, T = self.rows, self.mesh.columns, self.mesh.transmissibility
-        floored = np.maximum(rho, JACOBIAN_FLOOR * rho.max())
-        curvature = np.broadcast_to(self.energy.second_variation_diagonal(floored), rho.shape)
-        drop = xi[i] - xi[j]
-        leaves_i = drop > 0
-        upwind, downwind = np.where(leaves_i, rho[i], rho[j]), np.where(leaves_i, rho[j], rho[i])
-        centred = 0.5 * (upwind + downwind) <= 2 * upwind
-        mobility = np.where(centred, 0.5 * (upwind + downwind), 2 * upwind)
-        d_upwind, d_downwind = np.where(centred, 0.5, 2.0), np.where(centred, 0.5, 0.0)
-        d_own = T * (curvature[i] * mobility + drop * np.where(leaves_i, d_upwind, d_downwind))
-        d_other = T * (-curvature[j] * mobility + drop * np.where(leaves_i, d_downwind, d_upwind))
-        scale = dt / self.mesh.weights[i]
-        n = self.mesh.owned
-        return scipy.sparse.csc_matrix(
-            (np.concatenate([np.ones(n), scale * d_own, scale * d_other]),
-             (np.concatenate([np.arange(n), i, i]), np.concatenate([np.arange(n), i, j]))), shape=(n, n))

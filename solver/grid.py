@@ -1,11 +1,19 @@
-"""Cartesian cell-centred grids in 1D, 2D and 3D with per-axis boundary conditions."""
+"""Cartesian cell-centred grids in 1D, 2D and 3D with per-axis boundary conditions: a
+:class:`~solver.discretization.Discretization` whose spatial operators are the upwind
+finite volumes of :mod:`solver.fv`."""
+
+import functools
 
 import numpy as np
+
+from . import fv
+from .discretization import Discretization
+from .kernels.upwind import grid_stage
 
 BOUNDARY_CONDITIONS = ("wall", "periodic")
 
 
-class Grid:
+class Grid(Discretization):
     """A box ``[lo_1, hi_1] × … × [lo_d, hi_d]`` cut into ``shape`` equal cells.
 
     Densities on the grid are arrays of ``shape`` holding cell averages of a density
@@ -69,6 +77,11 @@ class Grid:
         """Quadrature weights of the cells (their volumes), an array of ``shape``."""
         return np.full(self.shape, self.cell_volume)
 
+    @property
+    def separable_axes(self):
+        """The cell centres along each axis (``points`` is their tensor product)."""
+        return self.axes
+
     def cell_averages(self, f, nodes=6):
         """Averages of ``f(x)`` (points of shape (..., d) → values) over every cell, by a
         tensor Gauss–Legendre rule with ``nodes`` points per axis.
@@ -84,9 +97,34 @@ class Grid:
             total += np.prod([w[i] for i in index]) * f(self.points + offset)
         return total / 2**self.dim
 
+    def initial_density(self, f):
+        """The cell averages of ``f`` (:meth:`cell_averages`)."""
+        return self.cell_averages(f)
+
+    # -- reductions: one process holds every cell --------------------------------------
     def integrate(self, values):
         """``Σ_i values_i |cell|``: the integral of a cell-wise function."""
         return float(np.sum(values)) * self.cell_volume
+
+    def minimum(self, values):
+        """min_i values_i."""
+        return float(np.min(values))
+
+    def maximum(self, values):
+        """max_i values_i."""
+        return float(np.max(values))
+
+    def maxima(self, values):
+        """The numbers themselves, as an array (one process)."""
+        return np.asarray(values, dtype=float)
+
+    def global_sum(self, number):
+        """The number itself (one process)."""
+        return number
+
+    def all_finite(self, values):
+        """Whether every value is finite."""
+        return bool(np.isfinite(values).all())
 
     def check_density(self, rho, name="rho0"):
         """Return ``rho`` as a float array after checking it is a density on this grid.
@@ -107,3 +145,40 @@ class Grid:
         if self.integrate(rho) <= 0:
             raise ValueError(f"{name} has zero mass: give a density with positive integral")
         return rho
+
+    # -- the upwind finite volumes of solver.fv --------------------------------------------
+    def rate(self, rho, xi, second_order=True, out=None):
+        """The upwind rate −div(flux) (:func:`solver.fv.upwind_rate`)."""
+        return fv.upwind_rate(rho, xi, self, second_order, out=out)
+
+    def step_limits(self, rho, xi, diffusivity):
+        """The forward-Euler limits (transport, parabolic) of :func:`solver.fv.step_limits`."""
+        return fv.step_limits(xi, diffusivity, self)
+
+    def rkl2_stage(self, current, xi, previous, start, start_rate, coefficients, out):
+        """The RKL2 stage in the pass of the second-order rate
+        (:func:`~solver.kernels.upwind.grid_stage`; ``out`` C-contiguous, sharing no memory
+        with the other arrays)."""
+        return grid_stage(current, np.ascontiguousarray(xi, dtype=float), self._inverse_h, self.periodic, True,
+                          previous, start, start_rate, np.asarray(coefficients, dtype=float), out)
+
+    def implicit_rate(self, rho, xi):
+        """The first-order upwind rate."""
+        return fv.upwind_rate(rho, xi, self, second_order=False)
+
+    def jacobian(self, rho, xi, curvature, dt):
+        """I − dt dL₁/dρ of the first-order upwind rate (:func:`solver.fv.upwind_jacobian`)."""
+        return fv.upwind_jacobian(rho, xi, curvature, dt, self._faces)
+
+    @functools.cached_property
+    def _faces(self):
+        return fv.faces(self)
+
+    @functools.cached_property
+    def _inverse_h(self):
+        return 1.0 / self.h
+
+    # -- results -------------------------------------------------------------------------------
+    def write_results(self, folder, times, densities):
+        """No files of its own; the arrays: ``bounds``."""
+        return {}, {"bounds": self.bounds}

@@ -21,7 +21,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from . import problems
-from .fv import solve
+from .timeloop import solve
 from .particles import simulate
 
 DELTAS = (1 / 5, 1 / 10, 1 / 20)

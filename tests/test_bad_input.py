@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from solver import Entropy, Grid, PorousMedium, Potential, solve
-from solver.fv import SimulationError
+from solver.timeloop import SimulationError
 
 
 @pytest.fixture

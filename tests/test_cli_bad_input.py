@@ -66,7 +66,6 @@ BAD_CONFIGS = {
     "animation not bool": (GRID + '[output]\nanimation = "yes"\n', "output.animation: must be true or false"),
     "missing mesh file": (MESH, "mesh.file: no/such.msh does not exist (relative paths are from the working"),
     "grid and mesh": (GRID + '[mesh]\nfile = "disk.msh"\n', "mesh: a config solves on [grid] or on [mesh], not both"),
-    "rkl2 on a mesh": (MESH + 'scheme = "rkl2"\n', "time.scheme: on a mesh must be one of 'explicit', 'implicit'"),
     "preset and mesh": (PRESET + '[mesh]\nfile = "disk.msh"\n', "a config with [problem] (a preset) takes its"),
     "zero particles": (PRESET.replace("m = [10]", "m = [0, 10]"), "particles.m: must be a list of integers >= 1"),
     "fractional particles": (PRESET.replace("m = [10]", "m = [2.5]"), "particles.m: must be a list of integers"),

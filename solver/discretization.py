@@ -1,0 +1,151 @@
+r"""What a discretization of ∂tρ = ∇·(ρ∇F'(ρ)) answers: the protocol that the time loop and
+the energies talk to, implemented by :class:`solver.grid.Grid` (cell-centred finite
+volumes on a box) and :class:`solver.fem.Mesh` (vertex-centred finite volumes on a
+simplicial mesh, possibly distributed over MPI ranks).
+
+A density is held as an array of :attr:`~Discretization.shape`: one value per cell (grid,
+cell averages) or per vertex this rank owns (mesh, nodal values), with quadrature
+points x_i (:attr:`~Discretization.points`) and weights w_i (:attr:`~Discretization.weights`,
+cell volumes or lumped masses), so that ∫g dx ≈ Σ_i w_i g(x_i) over all ranks.
+
+The spatial operator is the semi-discrete flux form
+
+    dρ_i/dt = L(ρ, ξ)_i = −(1/w_i) Σ_(faces or edges ij) F_ij,   ξ = F'(ρ),
+
+with F_ij = −F_ji (mass is conserved to round-off: Σ_i w_i L_i = 0) and F_ij of the sign
+of ξ_i − ξ_j (the energy dissipates: dF/dt = Σ_i w_i ξ_i L_i ≤ 0). A discretization gives
+L (:meth:`~Discretization.rate`), the forward-Euler step limits of L (positivity of the
+transport part, stability of the linearized diffusion; :meth:`~Discretization.step_limits`),
+the rate of the implicit scheme and its Newton matrix I − dt ∂L/∂ρ
+(:meth:`~Discretization.implicit_rate`, :meth:`~Discretization.jacobian`), global
+reductions (every decision of the time loop is taken on them, so that all MPI ranks take
+the same one), initial data from a function and the writer of its own results.
+
+Fast paths that only some discretizations have (per-axis tables on a Cartesian grid,
+FFT convolutions) are attributes or methods that are ``None`` here: a consumer asks for
+them once and falls back to the general path, never tests the class.
+"""
+
+import abc
+
+import numpy as np
+
+
+class Discretization(abc.ABC):
+    """A discretization of a domain Ω ⊂ R^d for densities (see the module doc).
+
+    Attributes
+    ----------
+    dim : int
+        The dimension d.
+    shape : tuple of int
+        The shape of a density on this rank.
+    points : array, ``shape + (dim,)``
+        The quadrature points (cell centres, vertices).
+    weights : array, ``shape``
+        The quadrature weights w_i (cell volumes, lumped masses).
+    separable_axes : tuple of arrays or None
+        On a Cartesian grid, the coordinates along each axis (``points`` is their
+        tensor product): energies may build per-axis tables instead of tables over
+        all points. None elsewhere.
+    """
+
+    dim: int
+    shape: tuple
+    points: np.ndarray
+    weights: np.ndarray
+    separable_axes = None
+
+    # -- global reductions (over every MPI rank; the plain answers on one process) ------
+    @abc.abstractmethod
+    def integrate(self, values):
+        """Σ_i w_i values_i over the whole domain, a float (≈ ∫ values dx)."""
+
+    @abc.abstractmethod
+    def minimum(self, values):
+        """min_i values_i over the whole domain, a float."""
+
+    @abc.abstractmethod
+    def maximum(self, values):
+        """max_i values_i over the whole domain, a float."""
+
+    @abc.abstractmethod
+    def maxima(self, values):
+        """The elementwise maxima over all ranks of a short list of per-rank numbers (one
+        reduction for several maxima), an array."""
+
+    @abc.abstractmethod
+    def global_sum(self, number):
+        """The sum over all ranks of a per-rank number (the number itself on one process)."""
+
+    @abc.abstractmethod
+    def all_finite(self, values):
+        """Whether every value on every rank is finite, a bool."""
+
+    # -- densities -------------------------------------------------------------------------
+    @abc.abstractmethod
+    def check_density(self, rho, name="rho0"):
+        """``rho`` as a float array after checking that it is a density here: the right
+        shape, finite, ≥ 0 and of positive mass; ``ValueError`` naming ``name`` otherwise."""
+
+    @abc.abstractmethod
+    def initial_density(self, f):
+        """The density of ``f`` (a callable of points (..., d) → values) as this
+        discretization holds it: cell averages on a grid, vertex values on a mesh."""
+
+    def check_problem(self, energy, jacobian=False):
+        """Raise ``ValueError`` if the time loop cannot run ``energy`` here (with the
+        Newton ``jacobian`` if asked); nothing to refuse by default."""
+
+    # -- the spatial operators of the time loop --------------------------------------------
+    @abc.abstractmethod
+    def rate(self, rho, xi, second_order=True, out=None):
+        """L(ρ, ξ) = dρ/dt of the explicit schemes, an array of ``shape`` (written into
+        ``out`` if given); ``second_order`` asks for the limited reconstruction where the
+        discretization has a first-order variant."""
+
+    @abc.abstractmethod
+    def step_limits(self, rho, xi, diffusivity):
+        """(transport, parabolic): the global forward-Euler step limits of L at (ρ, ξ), ∞
+        where a part is absent. ρ + dt L(ρ, ξ) ≥ 0 for dt ≤ transport; the linearized
+        diffusion D Δρ, with D = ``diffusivity`` (max ρf''(ρ) on this rank), is stable for
+        dt ≤ parabolic."""
+
+    def rate_and_step_limits(self, rho, xi, diffusivity):
+        """(:meth:`rate`, :meth:`step_limits`) at once, for discretizations whose kernel
+        gives both in one pass."""
+        return self.rate(rho, xi), self.step_limits(rho, xi, diffusivity)
+
+    def rkl2_stage(self, current, xi, previous, start, start_rate, coefficients, out):
+        """One RKL2 stage, written into ``out``:
+
+            out = μ Y_(j−1) + ν Y_(j−2) + (1 − μ − ν) Y₀ + a L(Y_(j−1), ξ) + b L(Y₀),
+
+        with (Y_(j−1), Y_(j−2), Y₀, L(Y₀)) = (``current``, ``previous``, ``start``,
+        ``start_rate``) and (μ, ν, a, b) = ``coefficients``. Returns the number of negative
+        values of ``out`` over all ranks. Here on :meth:`rate`; a grid does it in the
+        rate's own pass.
+        """
+        mu, nu, a, b = coefficients
+        rate = self.rate(current, xi)
+        out[...] = mu * current + nu * previous + (1.0 - mu - nu) * start + a * rate + b * start_rate
+        return self.global_sum(int(np.count_nonzero(out < 0)))
+
+    @abc.abstractmethod
+    def implicit_rate(self, rho, xi):
+        """The rate L₁(ρ, ξ) of the backward-Euler scheme (a first-order or otherwise
+        monotone variant of :meth:`rate`)."""
+
+    @abc.abstractmethod
+    def jacobian(self, rho, xi, curvature, dt):
+        """I − dt ∂L₁/∂ρ as a ``scipy.sparse`` matrix (n × n, n the number of values on this
+        rank), with ∂ξ_i/∂ρ_i = ``curvature`` (f''(ρ_i) of the local terms; the coupling
+        of nonlocal terms is left out: an inexact Newton method)."""
+
+    # -- results ---------------------------------------------------------------------------
+    @abc.abstractmethod
+    def write_results(self, folder, times, densities):
+        """Write this discretization's own files of a run (the densities at ``times``) into
+        ``folder``; return (files, arrays): the files written (a dict of name → what it is
+        for) and the arrays that describe the discretization in ``densities.npz`` (a dict
+        of name → array)."""

@@ -1,0 +1,518 @@
+r"""The time loop of ∂tρ = ∇·(ρ∇F'(ρ)) on any :class:`~solver.discretization.Discretization`:
+steppers of one interface, the table of schemes, and one step controller (:func:`solve`).
+
+Time is the clock of the gradient flow: one unit of PDE time is one unit of particle time
+(dθ/dt = −∇F'(μ)(θ)).
+
+A stepper advances the semi-discrete system dρ/dt = L(ρ, F'(ρ)) of the discretization by
+one step: :meth:`Stepper.propose` gives the longest step its stability allows at ρ, and
+:meth:`Stepper.attempt` takes a step dt and returns ρⁿ⁺¹, or None to reject it. The
+controller chooses dt = min(proposal, cap, ``max_step``, time to the next save), lands on
+the save times exactly, and rejects a step whose result is negative somewhere (never
+clipped), or that raises the discrete energy F(ρ) beyond round-off (the semi-discrete
+schemes dissipate it exactly); a rejection halves the cap, an accepted step doubles it.
+Every scheme conserves mass to round-off (the fluxes cancel in pairs).
+
+Every decision (rejection, the energy test, stopping on a non-finite value) is taken on
+the discretization's global reductions, so that under MPI every rank takes the same one.
+"""
+
+import abc
+import dataclasses
+import time
+
+import numpy as np
+import scipy.sparse.linalg
+from threadpoolctl import threadpool_limits
+from tqdm.auto import tqdm
+
+JACOBIAN_FLOOR = 1e-8  # relative density at which the Newton Jacobian takes f'' near vacuum
+ENERGY_RTOL = 1e-12  # round-off allowance for the energy test, relative to Σ|ρ ξ| w_i
+RKL_MAX_STAGES = 40  # stages of the longest super-step (a step of 410 forward-Euler limits)
+
+
+# TODO(merge): call energy.max_diffusivity(rho, grid) directly
+def _max_diffusivity(energy, rho, grid):
+    """``energy.max_diffusivity(rho, grid)``, or the one-argument form of energies not yet
+    given the discretization."""
+    try:
+        return energy.max_diffusivity(rho, grid)
+    except TypeError:
+        return energy.max_diffusivity(rho)
+
+
+# TODO(merge): call energy.second_variation_diagonal(rho, grid) directly
+def _second_variation_diagonal(energy, rho, grid):
+    """``energy.second_variation_diagonal(rho, grid)``, or the one-argument form of
+    energies not yet given the discretization."""
+    try:
+        return energy.second_variation_diagonal(rho, grid)
+    except TypeError:
+        return energy.second_variation_diagonal(rho)
+
+
+class SimulationError(ValueError):
+    """A run produced a non-finite value; ``partial`` holds what was computed up to the
+    last finite state (the saves reached, then that state)."""
+
+    def __init__(self, message, partial):
+        super().__init__(message)
+        self.partial = partial
+
+
+@dataclasses.dataclass
+class Solution:
+    """What :func:`solve` returns.
+
+    Attributes
+    ----------
+    t : array (k,)
+        The save times.
+    rho : array (k, *grid.shape)
+        The densities at the save times.
+    history : dict of arrays
+        One entry per accepted step (and the initial state): ``t``, ``dt``, ``energy``,
+        ``mass``, ``min`` (min ρ).
+    accepted, rejected : int
+        Step counts; a step is rejected when it would make ρ negative, raise the
+        energy, or (implicit) when Newton does not converge; it is retried shorter.
+    wall_time : float
+        Seconds spent in :func:`solve`.
+    newton_iterations : int
+        Newton iterations of the implicit scheme in this call (0 for explicit schemes).
+    """
+
+    grid: object
+    energy: object
+    scheme: str
+    t: np.ndarray
+    rho: np.ndarray
+    history: dict
+    accepted: int
+    rejected: int
+    wall_time: float
+    newton_iterations: int = 0
+
+    def invariants(self):
+        """Worst values over the accepted steps: ``mass_drift`` (relative to the initial
+        mass), ``min`` (of ρ) and ``energy_rise`` (largest one-step increase of F,
+        relative to max |F|; 0 when F never rose)."""
+        h = self.history
+        scale = max(np.abs(h["energy"]).max(), np.finfo(float).tiny)
+        return {
+            "mass_drift": float(np.abs(h["mass"] - h["mass"][0]).max() / h["mass"][0]),
+            "min": float(h["min"].min()),
+            "energy_rise": float(max(np.diff(h["energy"]).max(initial=0.0), 0.0) / scale),
+        }
+
+
+@dataclasses.dataclass
+class State:
+    """What the time loop of :func:`solve` carries from one accepted step to the next.
+
+    ``solve(..., resume=state)`` continues from it bit for bit: ρ, t and the adaptive
+    step cap come back exactly, and F(ρ), F'(ρ) are recomputed from ρ (deterministically).
+
+    Attributes
+    ----------
+    t : float
+        The time reached.
+    rho : array
+        The density at ``t``.
+    cap : float
+        The current bound on the step (halved on a rejection, doubled after an accepted
+        step).
+    accepted, rejected : int
+        Step counts so far.
+    history : dict of lists
+        As :attr:`Solution.history`, up to ``t``.
+    saved : list of arrays
+        The densities at the save times reached so far.
+    """
+
+    t: float
+    rho: np.ndarray
+    cap: float
+    accepted: int
+    rejected: int
+    history: dict
+    saved: list
+
+
+def check_times(t_span, save_at):
+    """Validate ``t_span`` and ``save_at``; return (t0, t1, sorted save times)."""
+    try:
+        t0, t1 = (float(t) for t in t_span)
+    except (TypeError, ValueError):
+        raise ValueError(f"t_span must be a pair (t0, t1), got {t_span!r}") from None
+    if not (np.isfinite(t0) and np.isfinite(t1)) or t1 <= t0:
+        raise ValueError(f"t_span must be finite with t0 < t1, got ({t0}, {t1}): an empty or reversed span")
+    save = np.array([t0, t1] if save_at is None else save_at, dtype=float).ravel()
+    if save.size == 0 or not np.all(np.isfinite(save)) or save.min() < t0 or save.max() > t1:
+        raise ValueError(f"save_at must be finite times inside t_span [{t0}, {t1}], got {save_at!r}")
+    return t0, t1, np.unique(save)
+
+
+def one_blas_thread():
+    """A context in which BLAS (NumPy's matrix products) runs on one thread.
+
+    The time loops alternate Numba's parallel kernels with BLAS products (the network
+    risks' feature-matrix products, integrals); with both thread pools spinning for work
+    on a 2-core machine, the network presets' PDE runs took 1.6 to 4.5 times longer than
+    with one BLAS thread (measured on problems a, b, c)."""
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+# ------------------------------------------------------------------------------- steppers
+class Stepper(abc.ABC):
+    """One scheme's step for :func:`solve`, on any discretization ``grid``.
+
+    The controller calls :meth:`propose` at the accepted state (ρ, ξ = F'(ρ)), then
+    :meth:`attempt` with a step no longer than the proposal (nor than :attr:`ceiling`).
+
+    Attributes
+    ----------
+    summary : str
+        One line on the scheme (listed by ``wgf problems``).
+    needs_jacobian : bool
+        Whether the scheme asks the discretization for its Newton matrix.
+    ceiling : float
+        The largest step the controller may grow its cap to (∞: no bound of the scheme's own).
+    newton_iterations : int
+        Newton iterations so far (0 for explicit schemes).
+    """
+
+    summary = ""
+    needs_jacobian = False
+
+    def __init__(self, energy, grid):
+        grid.check_problem(energy, jacobian=self.needs_jacobian)
+        self.energy, self.grid = energy, grid
+        self.ceiling = np.inf
+        self.newton_iterations = 0
+
+    @classmethod
+    def from_options(cls, energy, grid, *, cfl, dt, t_span):
+        """The stepper for :func:`solve`'s options (explicit schemes: ``cfl``)."""
+        return cls(energy, grid, cfl)
+
+    @abc.abstractmethod
+    def propose(self, rho, xi):
+        """The longest step the scheme's stability allows at (ρ, ξ), ∞ if it has no bound."""
+
+    @abc.abstractmethod
+    def attempt(self, rho, xi, dt):
+        """ρⁿ⁺¹ after a step dt from the state of the last :meth:`propose`, or None to reject it."""
+
+
+class SSPRK2(Stepper):
+    """Heun's method, the two-stage strong-stability-preserving Runge–Kutta (SSP-RK2),
+
+        ρ¹ = ρ + dt L(ρ),   ρⁿ⁺¹ = ½ ρ + ½ (ρ¹ + dt L(ρ¹)),
+
+    with L the discretization's (second-order) rate. A convex combination of forward-Euler
+    steps, so positive when both are within the forward-Euler limit (the smaller of the
+    discretization's ``step_limits``, times ``cfl``); the step is chosen by the limit at ρ,
+    and a negative ρ¹ or ρⁿ⁺¹ (the limit at ρ¹ being shorter) rejects it. Sufficient for
+    positivity, not guaranteed: the rejection is the guarantee.
+    """
+
+    summary = "SSP-RK2 (Heun) with adaptive steps within the forward-Euler limits: second order, the default"
+
+    def __init__(self, energy, grid, cfl=0.9):
+        if not 0 < cfl <= 1:
+            raise ValueError(f"cfl must be in (0, 1], got {cfl}")
+        super().__init__(energy, grid)
+        self.cfl = cfl
+        self.rate = None  # L(ρ) at the state of the last proposal
+
+    def propose(self, rho, xi):
+        """``cfl`` times the smaller forward-Euler limit at ρ; keeps L(ρ) for :meth:`attempt`."""
+        self.rate, limits = self.grid.rate_and_step_limits(rho, xi, _max_diffusivity(self.energy, rho, self.grid))
+        return self.cfl * min(limits)
+
+    def attempt(self, rho, xi, dt):
+        """ρⁿ⁺¹, or None if a stage went negative."""
+        grid = self.grid
+        stage = rho + dt * self.rate
+        if grid.minimum(stage) < 0:
+            return None
+        rate_stage = grid.rate(stage, self.energy.first_variation(stage, grid))
+        new = 0.5 * rho + 0.5 * (stage + dt * rate_stage)
+        return None if grid.minimum(new) < 0 else new
+
+
+def rkl2_coefficients(stages):
+    """(μ̃₁, [(μ_j, ν_j, μ̃_j, γ̃_j) for j = 2 … s]) of the s-stage RKL2 method (see :class:`RKL2`)."""
+    s = stages
+    b = [1 / 3, 1 / 3, 1 / 3] + [(j * j + j - 2) / (2 * j * (j + 1)) for j in range(3, s + 1)]
+    w1 = 4 / (s * s + s - 2)
+    rows = []
+    for j in range(2, s + 1):
+        mu, nu = (2 * j - 1) / j * b[j] / b[j - 1], -(j - 1) / j * b[j] / b[j - 2]
+        rows.append((mu, nu, mu * w1, -(1 - b[j - 1]) * mu * w1))
+    return b[1] * w1, rows
+
+
+class RKL2(SSPRK2):
+    """Runge–Kutta–Legendre super-time-stepping, RKL2 (Meyer, Balsara and Aslam 2014):
+    one step of s stages,
+
+        Y₀ = ρ,  Y₁ = Y₀ + μ̃₁ dt L(Y₀),
+        Y_j = μ_j Y_(j−1) + ν_j Y_(j−2) + (1 − μ_j − ν_j) Y₀ + μ̃_j dt L(Y_(j−1)) + γ̃_j dt L(Y₀),
+        ρⁿ⁺¹ = Y_s,
+
+    with b_j = (j² + j − 2)/(2j(j + 1)) (b₀ = b₁ = b₂ = 1/3), w₁ = 4/(s² + s − 2),
+    μ_j = (2j − 1) b_j/(j b_(j−1)), ν_j = −(j − 1) b_j/(j b_(j−2)), μ̃₁ = b₁w₁, μ̃_j = μ_j w₁,
+    γ̃_j = −(1 − b_(j−1)) μ̃_j; L the discretization's rate (each stage by its
+    ``rkl2_stage``: on grids in the rate's own pass). Second order in time and stable for
+    dt ≤ (s² + s − 2)/4 forward-Euler parabolic limits, so s ≈ 2√(dt/dt_par) stages do the
+    work of dt/dt_par Euler steps: for diffusion-dominated flows (porous medium, entropy)
+    far fewer rate evaluations than SSP-RK2. The transport (positivity) limit still bounds
+    dt, and at most ``max_stages`` stages are used. The stages are not convex combinations
+    of Euler steps, so positivity is checked, not guaranteed: a negative stage rejects the
+    step, which is retried shorter. Steps short enough for s = 2 (within one Euler limit:
+    nothing to gain) are SSP-RK2 steps, positive by construction, so repeated rejections
+    end in the explicit scheme's steps; that matters at the edge of vacuum with an entropy
+    term, where the rate jumps as soon as mass arrives.
+    """
+
+    summary = ("Runge–Kutta–Legendre super-steps of up to 40 stages: second order, far cheaper when "
+               "diffusion limits the step")
+
+    def __init__(self, energy, grid, cfl=0.9, max_stages=RKL_MAX_STAGES):
+        super().__init__(energy, grid, cfl)
+        self.max_stages = max_stages
+        self.parabolic = np.inf
+
+    def propose(self, rho, xi):
+        """The transport limit, or the parabolic one times (s² + s − 2)/4 at s = ``max_stages``."""
+        self.rate, (transport, parabolic) = self.grid.rate_and_step_limits(
+            rho, xi, _max_diffusivity(self.energy, rho, self.grid))
+        self.parabolic = self.cfl * parabolic
+        s = self.max_stages
+        return min(self.cfl * transport, self.parabolic * (s * s + s - 2) / 4)
+
+    def attempt(self, rho, xi, dt):
+        """ρⁿ⁺¹ after the fewest stages whose stability limit covers ``dt``, or None if a stage went negative."""
+        stages = int(np.ceil(np.sqrt(4 * dt / self.parabolic + 9 / 4) - 0.5))
+        if stages <= 2:
+            return super().attempt(rho, xi, dt)
+        first, rows = rkl2_coefficients(stages)
+        grid, rate = self.grid, self.rate
+        previous, current = rho, rho + first * dt * rate
+        spare = [np.empty_like(rho), np.empty_like(rho)]  # Y_j is written where neither Y_(j−1) nor Y_(j−2) is
+        negative = grid.minimum(current) < 0
+        for mu, nu, mu_rate, gamma_rate in rows:
+            if negative:
+                return None
+            following = spare.pop()
+            negative = grid.rkl2_stage(current, self.energy.first_variation(current, grid), previous, rho, rate,
+                                       np.array([mu, nu, mu_rate * dt, gamma_rate * dt]), following)
+            if previous is not rho:
+                spare.append(previous)  # Y_(j−2) is not needed after Y_j
+            previous, current = current, following
+        return None if negative else current
+
+
+class BackwardEuler(Stepper):
+    """Backward Euler, solved by Newton's method: G(ρ) = ρ − ρⁿ − dt L₁(ρ) = 0 with L₁ the
+    discretization's ``implicit_rate`` (on grids the first-order upwind rate) and the
+    Jacobian I − dt ∂L₁/∂ρ of its ``jacobian``, with ∂ξ_i/∂ρ_i = f''(ρ_i) from the local
+    terms (nonlocal terms are left to the iteration: an inexact Newton method).
+
+    The exact solution of the discrete system is positive for every dt (its matrix at
+    fixed velocities is an M-matrix transposed) and, for convex F,
+    F(ρⁿ⁺¹) ≤ F(ρⁿ) − dt·dissipation. Newton stops when Σ|G| w_i ≤ ``rtol`` × mass, so the
+    mass moves by less than that. Near vacuum f''(ρ) may be infinite (entropy, porous
+    medium with m < 2): the Jacobian takes it at max(ρ, JACOBIAN_FLOOR·max ρ), and
+    iterates are projected onto ρ ≥ 0. Both only steer the iteration; its end is judged
+    by the true residual. An entropy term fills vacuum at once (its exact step is positive
+    everywhere), but Newton fills one more layer of vacuum cells per iteration: from a
+    density with a large vacuum region, prefer the explicit scheme or a positive start.
+    The step is ``dt`` (:attr:`ceiling`), shortened by the controller after a rejection.
+    """
+
+    summary = ("backward Euler with Newton and a sparse Jacobian, first order: for stiff diffusion at steps "
+               "far beyond the explicit limit")
+    needs_jacobian = True
+
+    def __init__(self, energy, grid, dt, rtol=1e-14, max_iterations=30):
+        super().__init__(energy, grid)
+        self.ceiling, self.rtol, self.max_iterations = dt, rtol, max_iterations
+
+    @classmethod
+    def from_options(cls, energy, grid, *, cfl, dt, t_span):
+        """The stepper of step ``dt`` (default: a hundredth of ``t_span``)."""
+        step = (t_span[1] - t_span[0]) / 100 if dt is None else float(dt)
+        if not np.isfinite(step) or step <= 0:
+            raise ValueError(f"dt must be finite and > 0, got {dt}")
+        return cls(energy, grid, step)
+
+    def propose(self, rho, xi):
+        """No stability bound: ∞."""
+        return np.inf
+
+    def attempt(self, rho, xi, dt):
+        """ρⁿ⁺¹, or None if Newton failed or the iterate is negative."""
+        grid, energy = self.grid, self.energy
+        mass = grid.integrate(rho)
+        new = rho.copy()
+        for _ in range(self.max_iterations):
+            self.newton_iterations += 1
+            xi_new = energy.first_variation(new, grid)
+            residual = new - rho - dt * grid.implicit_rate(new, xi_new)
+            if not grid.all_finite(residual):
+                return None
+            if grid.integrate(np.abs(residual)) <= self.rtol * mass:
+                return new if grid.minimum(new) >= 0 else None
+            # the matrix is structurally symmetric: a minimum-degree order on AᵀA + A
+            # fills in about half as much as the default column order on grids
+            step = scipy.sparse.linalg.spsolve(self.jacobian(new, xi_new, dt), residual.ravel(),
+                                               permc_spec="MMD_AT_PLUS_A")
+            new = np.maximum(new - step.reshape(grid.shape), 0.0)  # iterates stay in the domain of F'
+        return None
+
+    def jacobian(self, rho, xi, dt):
+        """I − dt ∂L₁/∂ρ at ρ, with f'' of the local terms at max(ρ, JACOBIAN_FLOOR·max ρ)."""
+        floored = np.maximum(rho, JACOBIAN_FLOOR * self.grid.maximum(rho))
+        return self.grid.jacobian(rho, xi, _second_variation_diagonal(self.energy, floored, self.grid), dt)
+
+
+SCHEMES = {"explicit": SSPRK2, "rkl2": RKL2, "implicit": BackwardEuler}
+"""The time schemes by name (``solve(..., scheme=name)``, ``[time] scheme`` of a config);
+each stepper class's ``summary`` says what it is in one line."""
+
+
+# ---------------------------------------------------------------------------- the controller
+def energy_tolerance(rho, xi, grid):
+    """Round-off allowance when testing that the energy did not increase."""
+    return ENERGY_RTOL * grid.integrate(np.abs(rho * xi)) + 1e-300
+
+
+def solve(energy, grid, rho0, t_span, *, save_at=None, scheme="explicit", cfl=0.9, dt=None,
+          max_step=np.inf, max_steps=10_000_000, progress=None, checkpoint=None, resume=None):
+    """Evolve ∂tρ = ∇·(ρ ∇F'(ρ)) on a discretization from ``rho0`` over ``t_span``.
+
+    Parameters
+    ----------
+    energy : Energy
+        The free energy F (a term or a sum of terms).
+    grid : Discretization
+        A :class:`~solver.grid.Grid` or a :class:`solver.fem.Mesh` (serial or under MPI;
+        there nonlocal terms and the implicit scheme are refused); ``rho0`` has its shape.
+    rho0 : array
+        Initial density (cell or vertex values, ≥ 0, finite, positive mass).
+    t_span : (t0, t1)
+        Start and end time, t0 < t1.
+    save_at : sequence of float, optional
+        Times at which to keep ρ (default: t0 and t1); steps land on them exactly.
+    scheme : {"explicit", "rkl2", "implicit"}
+        A key of :data:`SCHEMES`: SSP-RK2 and adaptive steps (``"explicit"``, a convex
+        combination of positive Euler steps, see :class:`SSPRK2`); RKL2 super-steps of up
+        to ``RKL_MAX_STAGES`` stages (``"rkl2"``, explicit and second order, many times
+        cheaper when diffusion limits the step, see :class:`RKL2`); or backward Euler with
+        Newton (``"implicit"``, first order; for diffusion-dominated problems, at steps far
+        beyond the explicit limit, see :class:`BackwardEuler`). In space, the
+        discretization's own operators (on grids second-order upwind, first-order for the
+        implicit scheme).
+    cfl : float
+        Explicit schemes: fraction of the forward-Euler limits used.
+    dt : float, optional
+        Implicit scheme: the step (halved on rejection, regrown after); default
+        (t1 − t0)/100.
+    max_step : float
+        An upper bound on the step, for accuracy in time when the stability limit allows
+        long steps (slow transport).
+    max_steps : int
+        Give up (RuntimeError) after this many attempted steps.
+    progress : bool, optional
+        Show a tqdm bar; by default only in a terminal and after a second.
+    checkpoint : callable, optional
+        Called as ``checkpoint(state)`` with a :class:`State` after every accepted step
+        (its lists are the loop's own: write them out before returning).
+    resume : State, optional
+        Continue from this state of an earlier call with the same arguments, instead of
+        from ``rho0``; the result is then bit for bit that of an uninterrupted call
+        (``wall_time`` counts only this call).
+
+    Returns
+    -------
+    Solution
+
+    Raises
+    ------
+    SimulationError
+        When a step gives a non-finite density, energy or first variation (a NaN in
+        F', say) anywhere (on any rank, all ranks raise it): its ``partial`` is the
+        :class:`Solution` up to the last finite state.
+    """
+    if scheme not in SCHEMES:
+        raise ValueError(f"scheme must be one of {tuple(SCHEMES)}, got {scheme!r}")
+    rho = grid.check_density(rho0, "rho0").copy()
+    t0, t1, save_times = check_times(t_span, save_at)
+    energy.check(grid)
+    if not max_step > 0:
+        raise ValueError(f"max_step must be > 0, got {max_step}")
+    stepper = SCHEMES[scheme].from_options(energy, grid, cfl=cfl, dt=dt, t_span=(t0, t1))
+    start = time.perf_counter()
+    if resume is not None:
+        if not (t0 <= resume.t <= t1 and len(resume.saved) <= len(save_times)):
+            raise ValueError(f"resume: a state at t = {resume.t} with {len(resume.saved)} saves does not belong "
+                             f"to t_span ({t0}, {t1}) with {len(save_times)} save times")
+        rho = grid.check_density(resume.rho, "resume.rho").copy()
+    value, xi = energy.value_and_first_variation(rho, grid)
+    if resume is None:
+        t, cap, accepted, rejected = t0, stepper.ceiling, 0, 0
+        history = {"t": [t], "dt": [0.0], "energy": [value], "mass": [grid.integrate(rho)],
+                   "min": [grid.minimum(rho)]}
+        saved = [rho.copy()] if save_times[0] == t0 else []
+    else:
+        t, cap, accepted, rejected = resume.t, resume.cap, resume.accepted, resume.rejected
+        history = {key: list(values) for key, values in resume.history.items()}
+        saved = list(resume.saved)
+    pending = list(save_times[len(saved):])
+
+    def solution(times, densities):
+        return Solution(grid, energy, scheme, times, densities, {key: np.array(val) for key, val in history.items()},
+                        accepted, rejected, time.perf_counter() - start, stepper.newton_iterations)
+
+    bar = tqdm(total=t1 - t0, initial=t - t0, disable=None if progress is None else not progress, delay=1.0,
+               unit="t", bar_format="{l_bar}{bar}| t={n:.3g}/{total:.3g} [{elapsed}<{remaining}]")
+    with bar, one_blas_thread():
+        while pending:
+            if accepted + rejected >= max_steps:
+                raise RuntimeError(f"solve: max_steps={max_steps} reached at t={t:.6g} before t1={t1}")
+            step = min(stepper.propose(rho, xi), cap, max_step, pending[0] - t)
+            new = stepper.attempt(rho, xi, step)
+            if new is not None:
+                new_value, new_xi = energy.value_and_first_variation(new, grid)
+                new_mass = grid.integrate(new)  # a NaN or inf anywhere makes it non-finite
+                # ξ too: the kernels skip faces between empty cells, where a NaN in ξ would not show
+                if not (np.isfinite(new_value) and np.isfinite(new_mass) and grid.all_finite(new_xi)):
+                    raise SimulationError(
+                        f"solve: non-finite density, energy or first variation at step {accepted + 1} (from "
+                        f"t = {t:.6g} by dt = {step:.3g}); the run stopped there: .partial holds the saves reached "
+                        f"and the state at t = {t:.6g}; check the energy's first variation for NaN",
+                        solution(np.append(save_times[: len(saved)], t), np.array([*saved, rho])))
+                if new_value > value and new_value > value + energy_tolerance(rho, xi, grid):  # the sum only if needed
+                    new = None
+            if new is None:
+                rejected += 1
+                cap = step / 2
+                if cap < 1e-14 * (t1 - t0):
+                    raise RuntimeError(f"solve: the step fell below {cap:.3g} at t={t:.6g}")
+                continue
+            accepted += 1
+            cap = min(2 * cap, stepper.ceiling)
+            t = pending[0] if step == pending[0] - t else t + step
+            rho, value, xi = new, new_value, new_xi
+            for key, item in zip(history, (t, step, value, new_mass, grid.minimum(rho))):
+                history[key].append(item)
+            bar.update(step)
+            if t == pending[0]:
+                saved.append(rho.copy())
+                pending.pop(0)
+            if checkpoint is not None:
+                checkpoint(State(t, rho, cap, accepted, rejected, history, saved))
+    return solution(save_times, np.array(saved))
