@@ -1,6 +1,7 @@
 """The DOLFINx mesh solver: the edge kernel against NumPy, the mesh files, exact solutions
 on the disk, grid against mesh, bump networks on the disk, MPI, output and bad input."""
 
+import json
 import os
 import runpy
 import subprocess
@@ -220,6 +221,55 @@ def test_mpi_gives_the_serial_answer(fem, tmp_path):
     np.testing.assert_allclose(parallel[:, 2], serial[:, 2], rtol=0, atol=1e-10 * serial[:, 2].max())
     error = (tmp_path / "parallel.npy.error").read_text()
     assert "a nonlocal term sums over all the vertices" in error and "run without mpirun" in error, error
+
+
+MPI_NAN_SCRIPT = """
+import json, sys
+import numpy as np
+from solver import Energy, PorousMedium, fem, solve
+from solver.analytic import barenblatt
+from solver.timeloop import SimulationError
+
+
+class NaNOnRankOne(Energy):
+    # F = 0, but from the third state on F' is NaN at the vertices rank 1 owns; F and the
+    # steppers' own calls of F' stay finite, so only the time loop's check can see it
+    states = 0
+
+    def value(self, rho, grid):
+        return 0.0
+
+    def first_variation(self, rho, grid):
+        return np.zeros(rho.shape)
+
+    def value_and_first_variation(self, rho, grid):
+        self.states += 1
+        return 0.0, np.full(rho.shape, np.nan if self.states >= 3 and grid.comm.rank == 1 else 0.0)
+
+
+disk = fem.read(sys.argv[1])
+try:
+    solve(PorousMedium(2) + NaNOnRankOne(), disk, barenblatt(disk.points, 1.0, C=0.02), (1.0, 1.5))
+except SimulationError as error:
+    report = {"error": str(error), "accepted": error.partial.accepted, "t": error.partial.t.tolist()}
+    open(f"{sys.argv[2]}.{disk.comm.rank}", "w").write(json.dumps(report))
+"""
+
+
+def test_mpi_a_nan_on_one_rank_stops_every_rank(fem, tmp_path):
+    """Every decision of the time loop is global: a NaN in F' at rank 1's vertices only
+    stops both ranks with the same SimulationError (a rank that went on would wait for
+    the other in its next reduction: the timeout fails the test)."""
+    require("mpi4py")
+    script = tmp_path / "nan.py"
+    script.write_text(MPI_NAN_SCRIPT)
+    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
+    subprocess.run(["mpirun", "--allow-run-as-root", "--oversubscribe", "-n", "2", sys.executable, str(script),
+                    str(MESHES["path"]("disk", 1)), str(tmp_path / "error")], check=True, env=environment, timeout=300)
+    reports = [json.loads((tmp_path / f"error.{rank}").read_text()) for rank in (0, 1)]
+    assert reports[0] == reports[1], reports
+    assert reports[0]["error"].startswith("solve: non-finite density, energy or first variation at step 2 "), reports
+    assert reports[0]["accepted"] == 1 and reports[0]["t"][0] == 1.0 and 1.0 < reports[0]["t"][1] < 1.5, reports
 
 
 NON_DELAUNAY = """$MeshFormat
