@@ -8,7 +8,7 @@ Solvers:
 
 - ``explicit``: ours, second-order upwind fluxes with SSP-RK2 and adaptive steps;
 - ``rkl2``: ours, the same fluxes with RKL2 super-steps (Runge–Kutta–Legendre, up to
-  ``solver.fv.RKL_MAX_STAGES`` stages per step);
+  ``solver.timeloop.RKL_MAX_STAGES`` stages per step);
 - ``implicit``: ours, backward Euler with Newton (first-order upwind), fixed step
   ``--implicit-dt``;
 - ``py-pde``: ``PDE({"c": "laplace(c**2)"})`` with py-pde's adaptive explicit Euler
