@@ -62,7 +62,8 @@ def write_atomically(path, write):
 def save_state(state, path):
     """Write a :class:`~solver.timeloop.State` to the npz file ``path`` atomically."""
     arrays = {"t": state.t, "rho": state.rho, "cap": state.cap, "accepted": state.accepted,
-              "rejected": state.rejected, "saved": np.array(state.saved)}
+              "rejected": state.rejected, "saved": np.array(state.saved), "last_rejected": state.last_rejected,
+              "since_rejection": state.since_rejection, "newton_iterations": state.newton_iterations}
     arrays.update({f"history_{key}": np.array(values) for key, values in state.history.items()})
     write_atomically(path, lambda handle: np.savez(handle, **arrays))
 
@@ -72,7 +73,9 @@ def load_state(path):
     with np.load(path) as data:
         return State(t=float(data["t"]), rho=data["rho"], cap=float(data["cap"]), accepted=int(data["accepted"]),
                      rejected=int(data["rejected"]), saved=list(data["saved"]),
-                     history={key: list(data[f"history_{key}"]) for key in HISTORY})
+                     history={key: list(data[f"history_{key}"]) for key in HISTORY},
+                     last_rejected=float(data["last_rejected"]), since_rejection=int(data["since_rejection"]),
+                     newton_iterations=int(data["newton_iterations"]))
 
 
 class Checkpointer:
@@ -235,6 +238,7 @@ def summary(run, solution, config_name, comparison, written):
              "| quantity | value |", "|---|---|",
              f"| F(ρ) at start / end | {solution.history['energy'][0]:.6g} / {solution.history['energy'][-1]:.6g} |",
              f"| steps accepted / rejected | {solution.accepted} / {solution.rejected} |",
+             *([f"| Newton iterations | {solution.newton_iterations} |"] if solution.newton_iterations else []),
              f"| max relative mass drift | {report['mass_drift']:.2e} |",
              f"| min ρ over all steps | {report['min']:.3g} |",
              f"| max energy rise over a step | {report['energy_rise']:.2e} |"]

@@ -10,8 +10,14 @@ one step: :meth:`Stepper.propose` gives the longest step its stability allows at
 controller chooses dt = min(proposal, cap, ``max_step``, time to the next save), lands on
 the save times exactly, and rejects a step whose result is negative somewhere (never
 clipped), or that raises the discrete energy F(ρ) beyond round-off (the semi-discrete
-schemes dissipate it exactly); a rejection halves the cap, an accepted step doubles it.
-Every scheme conserves mass to round-off (the fluxes cancel in pairs).
+schemes dissipate it exactly). A rejection halves the cap; an accepted step doubles it,
+except in the ``CAUTIOUS_STEPS`` accepted steps after a rejection, where it grows by
+``CAUTIOUS_GROWTH`` and stays below the rejected step divided by that factor: a scheme that
+fails at some step size is not sent back to it at once (without that, an implicit run
+that fails at dt and succeeds at dt/2 rejected every other step). A step too short to
+move t (t + dt == t, or dt < ``STEP_FLOOR`` (t1 − t0)) stops the run with one line that
+names the time, the step and what bounded it. Every scheme conserves mass to round-off
+(the fluxes cancel in pairs).
 
 Every decision (rejection, the energy test, stopping on a non-finite value) is taken on
 the discretization's global reductions, so that under MPI every rank takes the same one.
@@ -29,6 +35,9 @@ from tqdm.auto import tqdm
 JACOBIAN_FLOOR = 1e-8  # relative density at which the Newton Jacobian takes f'' near vacuum
 ENERGY_RTOL = 1e-12  # round-off allowance for the energy test, relative to Σ|ρ ξ| w_i
 RKL_MAX_STAGES = 40  # stages of the longest super-step (a step of 410 forward-Euler limits)
+STEP_FLOOR = 1e-14  # the shortest step, relative to t1 − t0: below it, or where t + dt == t, the run stops
+CAUTIOUS_GROWTH = 1.25  # per accepted step, for CAUTIOUS_STEPS accepted steps after a rejection
+CAUTIOUS_STEPS = 20
 
 
 # TODO(merge): call energy.max_diffusivity(rho, grid) directly
@@ -79,7 +88,7 @@ class Solution:
     wall_time : float
         Seconds spent in :func:`solve`.
     newton_iterations : int
-        Newton iterations of the implicit scheme in this call (0 for explicit schemes).
+        Newton iterations of the implicit scheme (0 for explicit schemes).
     """
 
     grid: object
@@ -128,6 +137,12 @@ class State:
         As :attr:`Solution.history`, up to ``t``.
     saved : list of arrays
         The densities at the save times reached so far.
+    last_rejected : float
+        The last rejected step (∞ before the first rejection).
+    since_rejection : int
+        Accepted steps since then (the cap grows cautiously for ``CAUTIOUS_STEPS`` of them).
+    newton_iterations : int
+        Newton iterations so far (implicit scheme).
     """
 
     t: float
@@ -137,6 +152,9 @@ class State:
     rejected: int
     history: dict
     saved: list
+    last_rejected: float = np.inf
+    since_rejection: int = CAUTIOUS_STEPS
+    newton_iterations: int = 0
 
 
 def check_times(t_span, save_at):
@@ -464,14 +482,18 @@ def solve(energy, grid, rho0, t_span, *, save_at=None, scheme="explicit", cfl=0.
     value, xi = energy.value_and_first_variation(rho, grid)
     if resume is None:
         t, cap, accepted, rejected = t0, stepper.ceiling, 0, 0
+        last_rejected, since_rejection = np.inf, CAUTIOUS_STEPS
         history = {"t": [t], "dt": [0.0], "energy": [value], "mass": [grid.integrate(rho)],
                    "min": [grid.minimum(rho)]}
         saved = [rho.copy()] if save_times[0] == t0 else []
     else:
         t, cap, accepted, rejected = resume.t, resume.cap, resume.accepted, resume.rejected
+        last_rejected, since_rejection = resume.last_rejected, resume.since_rejection
+        stepper.newton_iterations = resume.newton_iterations
         history = {key: list(values) for key, values in resume.history.items()}
         saved = list(resume.saved)
     pending = list(save_times[len(saved):])
+    floor = STEP_FLOOR * (t1 - t0)
 
     def solution(times, densities):
         return Solution(grid, energy, scheme, times, densities, {key: np.array(val) for key, val in history.items()},
@@ -483,7 +505,17 @@ def solve(energy, grid, rho0, t_span, *, save_at=None, scheme="explicit", cfl=0.
         while pending:
             if accepted + rejected >= max_steps:
                 raise RuntimeError(f"solve: max_steps={max_steps} reached at t={t:.6g} before t1={t1}")
-            step = min(stepper.propose(rho, xi), cap, max_step, pending[0] - t)
+            bounds = {"the scheme's stability limit": stepper.propose(rho, xi), "the step cap": cap,
+                      "max_step": max_step}
+            step = min(*bounds.values(), pending[0] - t)
+            if step != pending[0] - t and (step < floor or t + step == t):
+                bound = min(bounds, key=bounds.get)
+                raise RuntimeError(
+                    f"solve: the step fell below {floor:.3g} at t={t:.6g}: step {accepted + rejected + 1} "
+                    f"would be dt = {step:.3g}, bounded by {bound}"
+                    + (" after rejections" if bound == "the step cap" else "")
+                    + (", where t + dt == t" if t + step == t else "")
+                    + f"; the run cannot reach t1 = {t1:.6g}")
             new = stepper.attempt(rho, xi, step)
             if new is not None:
                 new_value, new_xi = energy.value_and_first_variation(new, grid)
@@ -499,12 +531,14 @@ def solve(energy, grid, rho0, t_span, *, save_at=None, scheme="explicit", cfl=0.
                     new = None
             if new is None:
                 rejected += 1
-                cap = step / 2
-                if cap < 1e-14 * (t1 - t0):
-                    raise RuntimeError(f"solve: the step fell below {cap:.3g} at t={t:.6g}")
+                cap, last_rejected, since_rejection = step / 2, step, 0
                 continue
             accepted += 1
-            cap = min(2 * cap, stepper.ceiling)
+            since_rejection += 1
+            if since_rejection <= CAUTIOUS_STEPS:
+                cap = min(CAUTIOUS_GROWTH * cap, last_rejected / CAUTIOUS_GROWTH, stepper.ceiling)
+            else:
+                cap = min(2 * cap, stepper.ceiling)
             t = pending[0] if step == pending[0] - t else t + step
             rho, value, xi = new, new_value, new_xi
             for key, item in zip(history, (t, step, value, new_mass, grid.minimum(rho))):
@@ -514,5 +548,6 @@ def solve(energy, grid, rho0, t_span, *, save_at=None, scheme="explicit", cfl=0.
                 saved.append(rho.copy())
                 pending.pop(0)
             if checkpoint is not None:
-                checkpoint(State(t, rho, cap, accepted, rejected, history, saved))
+                checkpoint(State(t, rho, cap, accepted, rejected, history, saved, last_rejected, since_rejection,
+                                 stepper.newton_iterations))
     return solution(save_times, np.array(saved))

@@ -62,6 +62,17 @@ def test_run_writes_a_results_folder(tmp_path):
     assert 0 < error < 0.02
 
 
+def test_the_summary_counts_newton_iterations(tmp_path):
+    out = tmp_path / "results"
+    implicit = BARENBLATT + 'scheme = "implicit"\ndt = 0.1\n[output]\nanimation = false\n'
+    assert main(["run", str(config_file(tmp_path, implicit)), "--out", str(out)]) == 0
+    lines = (out / "summary.md").read_text().splitlines()
+    counts = lines.index(next(line for line in lines if line.startswith("| steps accepted / rejected |")))
+    accepted = int(lines[counts].split("|")[2].split("/")[0])
+    assert lines[counts + 1].startswith("| Newton iterations | ")
+    assert int(lines[counts + 1].split("|")[2]) >= 2 * accepted  # at least one update and its check per step
+
+
 def test_a_second_run_replaces_the_first(tmp_path):
     out = tmp_path / "results"
     config = str(config_file(tmp_path, BARENBLATT))

@@ -6,10 +6,11 @@ import sys
 from functools import partial
 
 import numpy as np
+import pytest
 from conftest import assert_invariants
 
-from solver import Grid, PorousMedium, solve
-from solver.analytic import barenblatt
+from solver import Entropy, Grid, PorousMedium, Potential, solve
+from solver.analytic import barenblatt, gaussian
 from solver.fv import stable_step
 
 
@@ -55,3 +56,34 @@ def test_idle_threads_spin_briefly_unless_told_otherwise():
             env["GOMP_SPINCOUNT"] = given
         result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
         assert result.stdout.split() == [expected]
+
+
+def test_a_step_that_cannot_move_t_stops_at_once():
+    """A step below the floor (1e-14 of the span) or too short to change t stops the run
+    at its first step with one line naming the time, the step and its bound, instead of
+    running max_steps = 10⁷ steps that do not advance."""
+    grid, rho0 = barenblatt_start()
+    with pytest.raises(RuntimeError, match=r"^solve: the step fell below 1e-14 at t=1: step 1 would be "
+                       r"dt = 1e-300, bounded by max_step, where t \+ dt == t; the run cannot reach t1 = 2$"):
+        solve(PorousMedium(2), grid, rho0, (1, 2), max_step=1e-300)
+    with pytest.raises(RuntimeError, match=r"^solve: the step fell below 1e-14 at t=0: step 1 would be "
+                       r"dt = 1e-15, bounded by max_step; the run cannot reach t1 = 1$"):
+        solve(PorousMedium(2), grid, rho0, (0, 1), max_step=1e-15)
+    with pytest.raises(RuntimeError, match=r"at t=1e\+17: step 1 would be dt = \S+, bounded by the scheme's "
+                       r"stability limit, where t \+ dt == t;"):
+        solve(PorousMedium(2), grid, rho0, (1e17, 1e17 + 1e3))
+
+
+def test_the_implicit_step_cap_learns_after_a_rejection():
+    """Ornstein–Uhlenbeck, τ = 0.5, dt = 0.005 at 32²: Newton fails at dt and converges at
+    dt/2. A cap that doubled back to dt after each accepted step rejected every other step
+    (102 accepted, 94 rejected, 30 Newton iterations each); growing cautiously after a
+    rejection, 82 accepted and 8 rejected."""
+    A, b = np.array([[2.0, 0.5], [0.5, 1.0]]), np.array([0.5, -0.5])
+    energy = Potential(lambda x: 0.5 * np.einsum("...i,ij,...j->...", x - b, A, x - b)) + Entropy(0.5)
+    grid = Grid([(-4, 4)] * 2, 32)
+    rho0 = grid.cell_averages(partial(gaussian, mean=np.array([-1.0, 1.0]), cov=np.diag([0.36, 0.16])))
+    solution = solve(energy, grid, rho0 / grid.integrate(rho0), (0, 0.25), scheme="implicit", dt=0.005)
+    assert_invariants(solution)
+    assert 0 < solution.rejected <= 0.15 * solution.accepted, (solution.accepted, solution.rejected)
+    assert solution.newton_iterations >= solution.accepted + 30 * solution.rejected
