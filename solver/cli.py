@@ -129,8 +129,8 @@ def git_commit():
 def write_results(folder, run, solution):
     """densities.npz and history.csv of the PDE solution, and the discretization's own
     files and arrays (on a mesh densities.xdmf, and the vertices, triangles and lumped
-    masses for the figures; on a grid its bounds). Returns (the discretization's files,
-    a dict of name → what it is for, and the names of its arrays)."""
+    masses for the figures; on a grid its bounds). Returns (files, array names): the
+    discretization's own files (a dict of name → what it is for) and its arrays' names."""
     files, grid_arrays = run.grid.write_results(folder, solution.t, solution.rho)
     arrays = {"t": solution.t, "rho": solution.rho, **grid_arrays}
     if run.exact is not None:
