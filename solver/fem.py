@@ -32,6 +32,7 @@ reductions, so the answer is the serial one to round-off. DOLFINx is imported la
 rest of the package works without it.
 """
 
+import functools
 import warnings
 from pathlib import Path
 
@@ -40,6 +41,8 @@ import scipy.sparse
 import scipy.sparse.linalg
 from numba import njit, prange
 
+PAIR_MATRIX_LIMIT = 2**26
+"""Most entries of a vertex-pair matrix :meth:`Mesh.kernel_convolution` keeps (512 MiB)."""
 INSTALL_HINT = ("the mesh solver needs DOLFINx: on Debian `apt-get install python3-dolfinx` (the README's "
                 "commands do it as root), elsewhere `conda install -c conda-forge fenics-dolfinx`")
 
@@ -386,6 +389,32 @@ class Mesh:
         ax.set_aspect("equal")
         return art
 
+    # -- fast paths offered to the energies --
+    def initial_density(self, f):
+        """The values of ``f`` at the vertices this rank owns."""
+        return np.asarray(f(self.points), dtype=float)
+
+    def kernel_convolution(self, W):
+        """The operator ``values ↦ (W ∗ values)_i = Σ_j W(x_i − x_j) values_j m_j`` over the
+        vertices with their lumped masses, for a kernel ``W(z)`` of displacements z (..., d):
+        a product with the matrix W(x_i − x_j), made here and kept (serial runs, up to
+        ``PAIR_MATRIX_LIMIT`` entries; ``ValueError`` beyond, or if W is not finite)."""
+        if self.comm.size > 1:
+            raise ValueError(f"mesh {self.name}: sums over vertex pairs run serially (this run has "
+                             f"{self.comm.size} ranks)")
+        if len(self.points) ** 2 > PAIR_MATRIX_LIMIT:
+            raise ValueError(f"sums over vertex pairs need at most {int(PAIR_MATRIX_LIMIT**0.5)} vertices: "
+                             f"mesh {self.name} has {len(self.points)} (use a grid)")
+        matrix = np.asarray(W(self.points[:, None, :] - self.points[None, :, :]), dtype=float)
+        if not np.all(np.isfinite(matrix)):
+            raise ValueError("W is not finite at some displacement between the mesh's vertices")
+        return functools.partial(_pair_sum, matrix, self.weights)
+
+
+def _pair_sum(matrix, weights, values):
+    """Σ_j matrix_ij values_j m_j (:meth:`Mesh.kernel_convolution`)."""
+    return matrix @ (values * weights)
+
 
 def _owned_cells(cells, owned):
     """Cells whose first vertex this rank owns (each cell counted on one rank)."""
@@ -419,7 +448,7 @@ class MeshExplicitStep:
         """Rate at ρ and the step the limits allow: 1/max outflow (transport) and
         1/(D max_i Σ_j T_ij/m_i) (diffusion), both maxima in one global reduction."""
         rate, outflow = self.mesh.rate(rho, xi)
-        diffusivity = np.max(self.energy.max_diffusivity(rho))
+        diffusivity = np.max(self.energy.max_diffusivity(rho, self.mesh))
         top_outflow, diffusivity = self.mesh.maxima([outflow.max(initial=0.0), diffusivity])
         transport = np.inf if top_outflow == 0 else 1.0 / top_outflow
         parabolic = np.inf if diffusivity == 0 else 1.0 / (diffusivity * self.mesh.max_connectivity)
@@ -467,7 +496,7 @@ class MeshImplicitStep:
 
         i, j, T = self.rows, self.mesh.columns, self.mesh.transmissibility
         floored = np.maximum(rho, JACOBIAN_FLOOR * rho.max())
-        curvature = np.broadcast_to(self.energy.second_variation_diagonal(floored), rho.shape)
+        curvature = np.broadcast_to(self.energy.second_variation_diagonal(floored, self.mesh), rho.shape)
         drop = xi[i] - xi[j]
         leaves_i = drop > 0
         upwind, downwind = np.where(leaves_i, rho[i], rho[j]), np.where(leaves_i, rho[j], rho[i])

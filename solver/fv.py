@@ -143,7 +143,7 @@ class ExplicitStep:
 
     def suggest(self, rho, xi):
         """Rate at ρ and the step the stability limits allow."""
-        limit = stable_step(xi, self.energy.max_diffusivity(rho), self.grid)
+        limit = stable_step(xi, self.energy.max_diffusivity(rho, self.grid), self.grid)
         return upwind_rate(rho, xi, self.grid), self.cfl * limit
 
     def attempt(self, rho, rate, dt):
@@ -200,7 +200,7 @@ class SuperStep(ExplicitStep):
         self.parabolic = np.inf
 
     def suggest(self, rho, xi):
-        transport, parabolic = step_limits(xi, self.energy.max_diffusivity(rho), self.grid)
+        transport, parabolic = step_limits(xi, self.energy.max_diffusivity(rho, self.grid), self.grid)
         self.parabolic = self.cfl * parabolic
         s = self.max_stages
         return upwind_rate(rho, xi, self.grid), min(self.cfl * transport, self.parabolic * (s * s + s - 2) / 4)
@@ -277,7 +277,7 @@ class ImplicitStep:
         """I − dt dL₁/dρ as a sparse matrix."""
         r, x = rho.ravel(), xi.ravel()
         floored = np.maximum(rho, JACOBIAN_FLOOR * rho.max())
-        curvature = np.broadcast_to(self.energy.second_variation_diagonal(floored), rho.shape).ravel()
+        curvature = np.broadcast_to(self.energy.second_variation_diagonal(floored, self.grid), rho.shape).ravel()
         rows, cols, vals = [np.arange(r.size)], [np.arange(r.size)], [np.ones(r.size)]
         for west, east, inv_h in self.faces:
             u = -(x[east] - x[west]) * inv_h

@@ -68,7 +68,7 @@ def test_sum_adds_terms_and_flattens():
     rho = np.linspace(0.1, 1, 10)
     assert total.value(rho, grid) == pytest.approx(sum(t.value(rho, grid) for t in (a, b, c)))
     np.testing.assert_allclose(total.first_variation(rho, grid), sum(t.first_variation(rho, grid) for t in (a, b, c)))
-    assert total.max_diffusivity(rho) == pytest.approx(1 + 2 * 1.0)
+    assert total.max_diffusivity(rho, grid) == pytest.approx(1 + 2 * 1.0)
     with pytest.raises(TypeError):
         a + 1
 
@@ -78,7 +78,7 @@ def test_local_terms_by_formula():
     rho = np.array([0.0, 0.5, 1.0, 2.0])
     assert Entropy(2).value(rho, grid) == pytest.approx(2 * 0.25 * (0.5 * np.log(0.5) + 2 * np.log(2)))
     np.testing.assert_allclose(PorousMedium(3).first_variation(rho, grid), 1.5 * rho**2)
-    assert PorousMedium(3).max_diffusivity(rho) == pytest.approx(3 * 4)
+    assert PorousMedium(3).max_diffusivity(rho, grid) == pytest.approx(3 * 4)
 
 
 def test_potential_particle_velocity_is_minus_gradient(rng):
