@@ -101,3 +101,75 @@ def test_interaction_particle_velocity(rng):
     )
     with pytest.raises(NotImplementedError, match="Entropy does not move particles"):
         Entropy(1).particle_velocity(theta, w)
+
+
+def particle_terms():
+    """(term, particle dimension) for every term that moves particles, and a sum."""
+    from solver import BumpRisk, Feature, NetworkRisk, problems
+    from solver.domains import Box
+
+    data = np.random.default_rng(3)
+    X = data.normal(size=(30, 2))
+    network = NetworkRisk(Feature.neuron("tanh", 2), X, np.sin(X[:, 0]), weight_decay=0.1)
+    exact_interaction = Interaction(gaussian_kernel, grad=lambda z: z * (-2 * np.exp(-np.sum(z**2, -1)) - 0.6)[..., None])
+    return [
+        (Potential(quadratic), 2),
+        (Potential(quadratic, grad=quadratic_grad), 2),
+        (Interaction(gaussian_kernel), 2),
+        (exact_interaction, 2),
+        (network, 3),
+        (BumpRisk(problems.jmm_target, 0.3, Box([-1.0], [1.0])), 1),
+        (Potential(quadratic, grad=quadratic_grad) + exact_interaction, 2),
+    ]
+
+
+@pytest.mark.parametrize("energy, dim", particle_terms(), ids=lambda p: repr(p) if not isinstance(p, int) else "")
+def test_particle_velocity_is_minus_the_gradient_of_the_particle_energy(rng, energy, dim):
+    """v_i = −∇θ_i F(μ_m) / w_i, by central differences of the particle energy (unequal weights)."""
+    theta = rng.uniform(-0.6, 0.6, (6, dim))
+    weights = rng.uniform(0.5, 1.5, 6)
+    weights /= weights.sum()
+    step = 1e-6
+    gradient = np.empty_like(theta)
+    for i, k in np.ndindex(*theta.shape):
+        e = np.zeros_like(theta)
+        e[i, k] = step
+        gradient[i, k] = (energy.particle_energy(theta + e, weights)
+                          - energy.particle_energy(theta - e, weights)) / (2 * step)
+    np.testing.assert_allclose(energy.particle_velocity(theta, weights), -gradient / weights[:, None],
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_a_sum_moves_and_weighs_particles_as_its_terms_add(rng):
+    terms = [Potential(quadratic, grad=quadratic_grad), Interaction(gaussian_kernel), Entropy(0.3)]
+    total = terms[0] + terms[1] + terms[2]
+    theta, weights = rng.normal(size=(7, 2)), np.full(7, 1 / 7)
+    np.testing.assert_allclose(total.particle_velocity(theta, weights),
+                               terms[0].particle_velocity(theta, weights) + terms[1].particle_velocity(theta, weights))
+    assert (terms[0] + terms[1]).particle_energy(theta, weights) == pytest.approx(
+        terms[0].particle_energy(theta, weights) + terms[1].particle_energy(theta, weights), rel=1e-14)
+    assert [term.particles for term in terms] == ["velocity", "velocity", "noise"] and terms[2].temperature == 0.3
+    with pytest.raises(NotImplementedError, match="Entropy has no energy of a particle measure: on particles it is "
+                                                  "Langevin noise at temperature 0.3"):
+        total.particle_energy(theta, weights)
+
+
+def test_particle_energies_by_formula(rng):
+    theta, weights = rng.normal(size=(5, 2)), rng.random(5)
+    W = lambda z: np.sum(z**2, axis=-1)  # noqa: E731
+    pairs = sum(weights[i] * weights[j] * W(theta[i] - theta[j]) for i in range(5) for j in range(5))
+    assert Interaction(W).particle_energy(theta, weights) == pytest.approx(0.5 * pairs, rel=1e-14)
+    assert Potential(quadratic).particle_energy(theta, weights) == pytest.approx(weights @ quadratic(theta), rel=1e-14)
+
+
+@pytest.mark.parametrize("method", ["particle_velocity", "particle_energy"])
+def test_terms_without_a_particle_version_say_so(rng, method):
+    from solver import BumpLimitRisk, problems
+    from solver.domains import Box
+
+    theta, weights = rng.normal(size=(3, 1)), np.full(3, 1 / 3)
+    for term in (PorousMedium(2), BumpLimitRisk(problems.jmm_target, Box([-1.0], [1.0])),
+                 Potential(quadratic) + PorousMedium(3)):
+        with pytest.raises(NotImplementedError, match="PorousMedium|BumpLimitRisk") as error:
+            getattr(term, method)(theta, weights)
+        assert "it has no particle version (it needs a density)" in str(error.value)
