@@ -173,3 +173,32 @@ def test_terms_without_a_particle_version_say_so(rng, method):
         with pytest.raises(NotImplementedError, match="PorousMedium|BumpLimitRisk") as error:
             getattr(term, method)(theta, weights)
         assert "it has no particle version (it needs a density)" in str(error.value)
+
+
+@pytest.mark.parametrize("bc", [("wall", "wall"), ("periodic", "wall"), ("periodic", "periodic")])
+def test_stencil_convolution_matches_direct_sum(rng, bc):
+    """Σ_k κ_k v_(i−k) |cell|: zero beyond walls, wrapped around periodic axes (a stencil wider
+    than the 4 cells of the first axis wraps more than once)."""
+    grid = Grid([(-1, 1), (0, 3)], (4, 11), bc=bc)
+    values, stencil = rng.random(grid.shape), rng.random((7, 3))
+    expected = np.zeros(grid.shape)
+    for i in np.ndindex(*grid.shape):
+        for k in np.ndindex(*stencil.shape):
+            j = [i[a] - (k[a] - stencil.shape[a] // 2) for a in range(2)]
+            if all(p or 0 <= j[a] < grid.shape[a] for a, p in enumerate(grid.periodic)):
+                expected[i] += stencil[k] * values[tuple(j[a] % grid.shape[a] for a in range(2))]
+    for method in ("direct", "fft", "auto"):
+        np.testing.assert_allclose(grid.stencil_convolution(values, stencil, method), expected * grid.cell_volume,
+                                   rtol=1e-12)
+
+
+@pytest.mark.parametrize("bc", ["wall", "periodic"])
+def test_diffusion_matrix(bc):
+    """Symmetric, constants in its kernel, and −(a u')' for a = 1 + sin(x)/4, u = cos x (u' = 0
+    at the walls) to O(h²) (the wall cells to O(h))."""
+    grid = Grid([(0, 2 * np.pi)], 200, bc=bc)
+    x = grid.axes[0]
+    A = grid.diffusion_matrix(1 + np.sin(x) / 4)
+    assert abs(A - A.T).max() == 0 and np.abs(A @ np.ones(200)).max() < 1e-10
+    error = A @ np.cos(x) - (np.cos(x) + np.sin(x) * np.cos(x) / 2)
+    assert np.abs(error[1:-1]).max() < 1e-3 and np.abs(error).max() < (1e-3 if bc == "periodic" else 0.1)
