@@ -400,8 +400,8 @@ class Mesh:
         a product with the matrix W(x_i − x_j), made here and kept (serial runs, up to
         ``PAIR_MATRIX_LIMIT`` entries; ``ValueError`` beyond, or if W is not finite)."""
         if self.comm.size > 1:
-            raise ValueError(f"mesh {self.name}: sums over vertex pairs run serially (this run has "
-                             f"{self.comm.size} ranks)")
+            raise ValueError(f"mesh {self.name}: a nonlocal term sums over all the vertices, which on meshes "
+                             f"happens in one process; run without mpirun (this run has {self.comm.size} ranks)")
         if len(self.points) ** 2 > PAIR_MATRIX_LIMIT:
             raise ValueError(f"sums over vertex pairs need at most {int(PAIR_MATRIX_LIMIT**0.5)} vertices: "
                              f"mesh {self.name} has {len(self.points)} (use a grid)")

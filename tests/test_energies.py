@@ -202,3 +202,34 @@ def test_diffusion_matrix(bc):
     assert abs(A - A.T).max() == 0 and np.abs(A @ np.ones(200)).max() < 1e-10
     error = A @ np.cos(x) - (np.cos(x) + np.sin(x) * np.cos(x) / 2)
     assert np.abs(error[1:-1]).max() < 1e-3 and np.abs(error).max() < (1e-3 if bc == "periodic" else 0.1)
+
+
+def test_values_are_kept_per_discretization_and_go_with_it():
+    """Alternating grids gives each its own V (not the last grid's), and a grid that is gone
+    leaves nothing behind in the term."""
+    import gc
+
+    energy = Potential(quadratic)
+    coarse, fine = Grid([(0, 1)], 4), Grid([(0, 1)], 8)
+    for grid in (coarse, fine, coarse, fine):
+        np.testing.assert_array_equal(energy.first_variation(np.ones(grid.shape), grid), quadratic(grid.points))
+    assert energy.values_on(coarse) is energy.values_on(coarse)
+    del coarse, grid
+    gc.collect()
+    assert list(energy._per_discretization["values_on"].keys()) == [fine]
+
+
+def test_bump_risk_needs_no_check_first():
+    """max_diffusivity and second_variation_diagonal get the grid: no state set by check()."""
+    from solver import BumpRisk, problems
+    from solver.domains import Box
+
+    grid = Grid([(-1, 1)], 40)
+    rho = np.linspace(0.5, 1.5, 40)
+    fresh, checked = BumpRisk(problems.jmm_target, 0.2, Box([-1.0], [1.0])), BumpRisk(problems.jmm_target, 0.2,
+                                                                                    Box([-1.0], [1.0]))
+    checked.check(grid)
+    stencil = checked.stencil(grid)
+    stiffness = np.sum(stencil**2) * grid.cell_volume**2 / checked.volume  # ∂F'_j/∂ρ_j = |cell|² Σ κ² / |Ω|
+    assert fresh.second_variation_diagonal(rho, grid) == pytest.approx(stiffness, rel=1e-14)
+    assert fresh.max_diffusivity(rho, grid) == pytest.approx(1.5 * stiffness, rel=1e-14)
