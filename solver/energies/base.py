@@ -15,6 +15,9 @@ import weakref
 import numpy as np
 
 
+_MISSING = object()
+
+
 def once_per_discretization(method):
     """Decorate ``method(self, discretization)`` of an energy term so that it runs once per
     term and discretization and is reused after (grid tables, kernel transforms, stencils).
@@ -26,12 +29,14 @@ def once_per_discretization(method):
 
     @functools.wraps(method)
     def cached(self, discretization):
-        values = self.__dict__.setdefault("_per_discretization", {}).setdefault(name, weakref.WeakKeyDictionary())
-        try:
-            return values[discretization]
-        except KeyError:
+        caches = self.__dict__.setdefault("_per_discretization", {})
+        values = caches.get(name)
+        if values is None:
+            values = caches[name] = weakref.WeakKeyDictionary()
+        value = values.get(discretization, _MISSING)
+        if value is _MISSING:
             value = values[discretization] = method(self, discretization)
-            return value
+        return value
 
     return cached
 
