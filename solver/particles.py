@@ -12,7 +12,7 @@ particle version (``PorousMedium``) and the run is refused. With a ``domain``, e
 ends with the projection onto it (projected SGD).
 
 A run that diverges stops with a :class:`SimulationError`: a non-finite particle, or
-particles gone :data:`RUNAWAY_FACTOR` times farther from the origin than they started while
+particles gone :data:`RUNAWAY_FACTOR` times farther out (max |θ|) than they started while
 the energy of the particle measure (of the terms that move them) rose above its start by
 :data:`ENERGY_RISE_FACTOR` times its size (gradient descent on a stable step lowers it);
 where a term has no particle energy, the distance alone, beyond :data:`RUNAWAY_LIMIT`.
@@ -170,11 +170,11 @@ class Runaway:
         if radius <= self.threshold:
             return None
         self.threshold *= 10
-        far = f"particles {radius:.3g} from the origin ({radius / self.start:.3g} times the start)"
+        far = f"max |θ| = {radius:.3g} ({radius / self.start:.3g} times the start)"
         if self.energy0 is None:
             return f"diverging: {far}" if radius > RUNAWAY_LIMIT * self.start else None
         energy = self.energy(theta)
-        if energy > self.energy0 + ENERGY_RISE_FACTOR * max(abs(self.energy0), np.finfo(float).tiny):
+        if energy is not None and energy > self.energy0 + ENERGY_RISE_FACTOR * max(abs(self.energy0), np.finfo(float).tiny):
             return f"diverging: {far}, particle energy {energy:.3g} from {self.energy0:.3g} at the start"
         return None
 

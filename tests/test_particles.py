@@ -138,7 +138,7 @@ def test_a_diverging_run_stops_with_its_step_and_time(rng):
     energy far above its start, and keeps what was computed."""
     energy = Potential(lambda x: 0.5 * np.sum(x**2, axis=-1), grad=lambda x: x)
     theta0 = rng.normal(size=(10, 2))
-    with pytest.raises(SimulationError, match=r"diverging: particles .* particle energy .* at step (\d+) "
+    with pytest.raises(SimulationError, match=r"diverging: max \|θ\| = .* particle energy .* at step (\d+) "
                                               r"\(t = \d+\); the run stopped there") as error:
         simulate(energy, theta0, (0, 3000), step=3.0, save_at=[0, 3, 3000])
     partial = error.value.partial
@@ -159,5 +159,5 @@ def test_a_diverging_term_without_a_particle_energy_stops_far_out():
         def particle_velocity(self, theta, weights, batch=None):
             return theta
 
-    with pytest.raises(SimulationError, match=r"diverging: particles .* times the start\) at step (2\d) "):
+    with pytest.raises(SimulationError, match=r"diverging: max \|θ\| = .* times the start\) at step (2\d) "):
         simulate(Outward(), np.ones((3, 1)), (0, 300), step=3.0)
