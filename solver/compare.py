@@ -258,23 +258,29 @@ def _exact_support(grid, rho, refine, max_points):
 
 
 def energy_of_particles(energy, theta, weights):
-    """F(μ_m) of a network risk: the risk of the m-neuron network plus the weight decay
-    (the studies below are for network problems)."""
-    return energy.risk(theta, weights) + energy.weight_decay * weights @ np.sum(theta**2, axis=1)
+    """F(μ_m) of the particle measure μ_m = Σ_i w_i δ_θi: ``energy.particle_energy``, for any
+    energy whose terms have one (a network's risk plus weight decay, Σ w V(θ), ½ΣΣ w w W,
+    a bump network's risk), NaN for an energy with a term that has none (an entropy: a
+    particle measure has no density)."""
+    try:
+        return float(energy.particle_energy(theta, weights))
+    except NotImplementedError:
+        return np.nan
 
 
 def study(problem, ms, times, seeds, step, out=None, method="sliced", pde=None, **solve_options):
     """The PDE against gradient descent on m particles, over ``ms``, ``times`` and ``seeds``.
 
     Solves the PDE once (``solve_options`` go to :func:`solver.solve`; or give its
-    :class:`~solver.fv.Solution` saved at ``times`` as ``pde``), runs GD with step
+    :class:`~solver.timeloop.Solution` saved at ``times`` as ``pde``), runs GD with step
     ``step`` from i.i.d. samples of the initial density for every (m, seed), and measures
     at each time W2 and W1 (``method``: "sliced" or "exact"; W1 exact only if asked) and
-    the energy gap |F(μ_m(t)) − F(ρ(t))|. Returns a dict with ``rows`` (one per m, seed,
+    the energy gap |F(μ_m(t)) − F(ρ(t))| (:func:`energy_of_particles`; NaN for an
+    energy without one). Returns a dict with ``rows`` (one per m, seed,
     time), ``pde_energy`` and ``slopes`` (fitted slope of the seed-averaged W2 against m
     at each time). With ``out``, writes ``study.csv``, ``study.md`` and three figures.
     """
-    from .fv import solve
+    from .timeloop import solve
     from .particles import simulate
 
     ms = list(ms)
@@ -292,12 +298,12 @@ def study(problem, ms, times, seeds, step, out=None, method="sliced", pde=None, 
                            step=step, save_at=times)
             last_runs[m] = run
             for k, (t, theta) in enumerate(zip(times, run.theta)):
+                particle_energy = energy_of_particles(problem.energy, theta, run.weights)
                 rows.append({"m": m, "seed": seed, "t": t,
                              "w2": wasserstein(grid, pde.rho[k], theta, method=method, refine=2),
                              "w1": wasserstein(grid, pde.rho[k], theta, p=1, method=method, refine=2),
-                             "energy_gap": abs(energy_of_particles(problem.energy, theta, run.weights) - pde_energy[k]),
-                             "particle_energy": energy_of_particles(problem.energy, theta, run.weights),
-                             "pde_energy": pde_energy[k]})
+                             "energy_gap": abs(particle_energy - pde_energy[k]),
+                             "particle_energy": particle_energy, "pde_energy": pde_energy[k]})
     mean_w2 = {(m, t): np.mean([r["w2"] for r in rows if r["m"] == m and r["t"] == t]) for m in ms for t in times}
     slopes = {float(t): fit_slope(ms, [mean_w2[m, t] for m in ms]) for t in times} if len(ms) > 1 else {}
     result = {"rows": rows, "pde_energy": pde_energy, "slopes": slopes, "times": times, "ms": ms}
@@ -342,7 +348,8 @@ def _write_study(problem, pde, result, mean_w2, last_runs, out):
     for m in ms:
         ax.plot(times, [np.mean([r["particle_energy"] for r in rows if r["m"] == m and r["t"] == t]) for t in times],
                 "o--", label=f"GD, m = {m}")
-    ax.set(xlabel="t", ylabel="F (risk)", yscale="log", title=problem.name)
+    positive = min(result["pde_energy"]) > 0 and all(r["particle_energy"] > 0 for r in rows)
+    ax.set(xlabel="t", ylabel="F (risk)", yscale="log" if positive else "linear", title=problem.name)
     ax.legend()
     fig.savefig(out / "energy_vs_t.png", dpi=110)
     plt.close(fig)

@@ -43,6 +43,8 @@ from numba import njit, prange
 
 from .discretization import Discretization
 
+PAIR_MATRIX_LIMIT = 2**26
+"""Most entries of a vertex-pair matrix :meth:`Mesh.kernel_convolution` keeps (512 MiB)."""
 INSTALL_HINT = ("the mesh solver needs DOLFINx: on Debian `apt-get install python3-dolfinx` (the README's "
                 "commands do it as root), elsewhere `conda install -c conda-forge fenics-dolfinx`")
 
@@ -453,6 +455,32 @@ class Mesh(Discretization):
                            **options)
         ax.set_aspect("equal")
         return art
+
+    # -- fast paths offered to the energies --
+    def initial_density(self, f):
+        """The values of ``f`` at the vertices this rank owns."""
+        return np.asarray(f(self.points), dtype=float)
+
+    def kernel_convolution(self, W):
+        """The operator ``values ↦ (W ∗ values)_i = Σ_j W(x_i − x_j) values_j m_j`` over the
+        vertices with their lumped masses, for a kernel ``W(z)`` of displacements z (..., d):
+        a product with the matrix W(x_i − x_j), made here and kept (serial runs, up to
+        ``PAIR_MATRIX_LIMIT`` entries; ``ValueError`` beyond, or if W is not finite)."""
+        if self.comm.size > 1:
+            raise ValueError(f"mesh {self.name}: a nonlocal term sums over all the vertices, which on meshes "
+                             f"happens in one process; run without mpirun (this run has {self.comm.size} ranks)")
+        if len(self.points) ** 2 > PAIR_MATRIX_LIMIT:
+            raise ValueError(f"sums over vertex pairs need at most {int(PAIR_MATRIX_LIMIT**0.5)} vertices: "
+                             f"mesh {self.name} has {len(self.points)} (use a grid)")
+        matrix = np.asarray(W(self.points[:, None, :] - self.points[None, :, :]), dtype=float)
+        if not np.all(np.isfinite(matrix)):
+            raise ValueError("W is not finite at some displacement between the mesh's vertices")
+        return functools.partial(_pair_sum, matrix, self.weights)
+
+
+def _pair_sum(matrix, weights, values):
+    """Σ_j matrix_ij values_j m_j (:meth:`Mesh.kernel_convolution`)."""
+    return matrix @ (values * weights)
 
 
 def _owned_cells(cells, owned):

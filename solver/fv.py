@@ -92,7 +92,3 @@ def faces(grid):
         per_axis.append((west.ravel(), east.ravel(), 1.0 / grid.h[axis]))
     return per_axis
 
-
-# TODO(merge): particles.py and compare.py (other branches) import these from here; the lead
-# points them at solver.timeloop and removes this line.
-from .timeloop import SimulationError, check_times, solve  # noqa: E402,F401

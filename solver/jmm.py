@@ -95,7 +95,7 @@ def figure1(deltas=DELTAS, n_neurons=200, seeds=(0, 1, 2, 3, 4), cells=200, hori
             keep = np.isin(save, t)
             sgd_risks.append([energy.risk(theta, run.weights) / energy.reference_risk for theta in run.theta[keep]])
             if estimates is None:
-                estimates = {s: energy.predict(x[:, None], run.theta[list(save).index(s)], run.weights)
+                estimates = {s: energy.predict(run.theta[list(save).index(s)], run.weights, x[:, None])
                              for s in snapshot_times}
         result["runs"][delta] = {
             "pde": _risks(energy, grid, pde, t), "sgd": np.mean(sgd_risks, axis=0), "sgd_runs": np.array(sgd_risks),

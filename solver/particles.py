@@ -4,10 +4,18 @@ energy objects as the PDE.
 Time is the PDE's clock: dθ_i/dt = −∇θF'(μ_m)(θ_i) with μ_m = Σ_i w_i δ_θi, and a step
 of size ε advances time by ε (t = kε). Gradient descent (``method="gd"``) takes the
 explicit Euler step θ ← θ + ε v(θ) with the full data; SGD (``"sgd"``) takes v from a
-fresh mini-batch each step (terms that can draw one, via ``sample_batch``). Entropy
-terms τ∫ρ log ρ of the energy become Langevin noise √(2τε)·g, g ~ N(0, I): noisy
-(S)GD at temperature τ is the particle side of a PDE with an ``Entropy(τ)`` term. With a
-``domain``, every step ends with the projection onto it (projected SGD).
+fresh mini-batch each step (terms that can draw one, via ``sample_batch``). Each term
+declares how it acts on particles (``Energy.particles``): its velocity moves them, or it
+becomes Langevin noise √(2Tε)·g, g ~ N(0, I), at its temperature T (noisy (S)GD at
+temperature τ is the particle side of a PDE with an ``Entropy(τ)`` term), or it has no
+particle version (``PorousMedium``) and the run is refused. With a ``domain``, every step
+ends with the projection onto it (projected SGD).
+
+A run that diverges stops with a :class:`SimulationError`: a non-finite particle, or
+particles gone :data:`RUNAWAY_FACTOR` times farther out (max |θ|) than they started while
+the energy of the particle measure (of the terms that move them) rose above its start by
+:data:`ENERGY_RISE_FACTOR` times its size (gradient descent on a stable step lowers it);
+where a term has no particle energy, the distance alone, beyond :data:`RUNAWAY_LIMIT`.
 """
 
 import dataclasses
@@ -17,8 +25,16 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .domains import Annulus, Ball, Box  # noqa: F401  (the domains particles are projected onto)
-from .energies import Entropy, PorousMedium, Sum
-from .fv import SimulationError, check_times
+from .energies import Sum
+from .timeloop import SimulationError, check_times
+
+RUNAWAY_FACTOR = 1e3
+"""Particles this many times farther out than the start (max |θ|, at least 1) have the
+energy of their measure checked, and again at each further factor 10."""
+ENERGY_RISE_FACTOR = 1e3
+"""A particle energy above E_0 + this × max(|E_0|, tiny) at such a check stops the run."""
+RUNAWAY_LIMIT = 1e12
+"""Without a particle energy to check, particles this many times farther out stop the run."""
 
 
 @dataclasses.dataclass
@@ -33,13 +49,14 @@ class Trajectory:
 
 
 def _split(energy):
-    """(terms that move particles, total temperature of the Entropy terms)."""
+    """(terms that move particles, total temperature of the noise terms), as the terms declare
+    (``Energy.particles``)."""
     terms = energy.terms if isinstance(energy, Sum) else [energy]
     for term in terms:
-        if isinstance(term, PorousMedium):
-            raise ValueError("simulate: a PorousMedium term has no particle version (it needs a density)")
-    moving = [term for term in terms if not isinstance(term, Entropy)]
-    return moving, sum(term.tau for term in terms if isinstance(term, Entropy))
+        if term.particles is None:
+            raise ValueError(f"simulate: a {type(term).__name__} term has no particle version (it needs a density)")
+    moving = [term for term in terms if term.particles == "velocity"]
+    return moving, sum(term.temperature for term in terms if term.particles == "noise")
 
 
 def _positive_int(value, name):
@@ -55,7 +72,7 @@ def simulate(energy, theta0, t_span, *, step, method="gd", batch_size=None, doma
     Parameters
     ----------
     energy : Energy
-        Terms with ``particle_velocity``; Entropy terms become noise (see module doc).
+        Terms with ``particle_velocity``, or that are noise (``Entropy``; see module doc).
     theta0 : array (m, d)
         Initial particles, weights 1/m.
     t_span : (t0, t1)
@@ -102,6 +119,7 @@ def simulate(energy, theta0, t_span, *, step, method="gd", batch_size=None, doma
     rng = np.random.default_rng(rng)
     weights = np.full(len(theta), 1 / len(theta))
     targets = np.round(counts).astype(int)
+    runaway = Runaway(moving, theta, weights)
     saved, k, start = [], 0, time.perf_counter()
     with tqdm(total=int(targets[-1]), disable=None if progress is None else not progress, delay=1.0,
               unit="step") as bar:
@@ -113,16 +131,52 @@ def simulate(energy, theta0, t_span, *, step, method="gd", batch_size=None, doma
                     new += np.sqrt(2 * tau * step) * rng.standard_normal(theta.shape)
                 if domain is not None:
                     new = domain.project(new)
-                if not np.all(np.isfinite(new)):
+                problem = runaway.check(new)
+                if problem:
                     partial = Trajectory(np.append(save_times[: len(saved)], t0 + k * step),
                                          np.array([*saved, theta]), weights, k, time.perf_counter() - start)
                     raise SimulationError(
-                        f"simulate: non-finite particles at step {k + 1} (t = {t0 + (k + 1) * step:.6g}); "
+                        f"simulate: {problem} at step {k + 1} (t = {t0 + (k + 1) * step:.6g}); "
                         f"the run stopped there: see .partial; try a smaller step", partial)
                 theta, k = new, k + 1
                 bar.update(1)
             saved.append(theta.copy())
     return Trajectory(save_times, np.array(saved), weights, k, time.perf_counter() - start)
+
+
+class Runaway:
+    """Tells a diverging run: non-finite particles, or particles far beyond their start
+    whose energy rose far above its start (see the module doc)."""
+
+    def __init__(self, moving, theta, weights):
+        self.moving, self.weights = moving, weights
+        self.start = max(float(np.abs(theta).max()), 1.0)
+        self.energy0 = self.energy(theta)
+        self.threshold = RUNAWAY_FACTOR * self.start
+
+    def energy(self, theta):
+        """The particle energy of the moving terms, None if one of them has none (or cannot give
+        it, as a potential given by its values on a grid)."""
+        try:
+            return sum(term.particle_energy(theta, self.weights) for term in self.moving)
+        except (NotImplementedError, ValueError):
+            return None
+
+    def check(self, theta):
+        """What is wrong with the particles ``theta`` (a phrase), or None."""
+        radius = float(np.abs(theta).max())
+        if not np.isfinite(radius):
+            return "non-finite particles"
+        if radius <= self.threshold:
+            return None
+        self.threshold *= 10
+        far = f"max |θ| = {radius:.3g} ({radius / self.start:.3g} times the start)"
+        if self.energy0 is None:
+            return f"diverging: {far}" if radius > RUNAWAY_LIMIT * self.start else None
+        energy = self.energy(theta)
+        if energy is not None and energy > self.energy0 + ENERGY_RISE_FACTOR * max(abs(self.energy0), np.finfo(float).tiny):
+            return f"diverging: {far}, particle energy {energy:.3g} from {self.energy0:.3g} at the start"
+        return None
 
 
 def _velocity(term, theta, weights, method, batch_size, rng):

@@ -40,26 +40,6 @@ CAUTIOUS_GROWTH = 1.25  # per accepted step, for CAUTIOUS_STEPS accepted steps a
 CAUTIOUS_STEPS = 20
 
 
-# TODO(merge): call energy.max_diffusivity(rho, grid) directly
-def _max_diffusivity(energy, rho, grid):
-    """``energy.max_diffusivity(rho, grid)``, or the one-argument form of energies not yet
-    given the discretization."""
-    try:
-        return energy.max_diffusivity(rho, grid)
-    except TypeError:
-        return energy.max_diffusivity(rho)
-
-
-# TODO(merge): call energy.second_variation_diagonal(rho, grid) directly
-def _second_variation_diagonal(energy, rho, grid):
-    """``energy.second_variation_diagonal(rho, grid)``, or the one-argument form of
-    energies not yet given the discretization."""
-    try:
-        return energy.second_variation_diagonal(rho, grid)
-    except TypeError:
-        return energy.second_variation_diagonal(rho)
-
-
 class SimulationError(ValueError):
     """A run produced a non-finite value; ``partial`` holds what was computed up to the
     last finite state (the saves reached, then that state)."""
@@ -246,7 +226,7 @@ class SSPRK2(Stepper):
 
     def propose(self, rho, xi):
         """``cfl`` times the smaller forward-Euler limit at ρ; keeps L(ρ) for :meth:`attempt`."""
-        self.rate, limits = self.grid.rate_and_step_limits(rho, xi, _max_diffusivity(self.energy, rho, self.grid))
+        self.rate, limits = self.grid.rate_and_step_limits(rho, xi, self.energy.max_diffusivity(rho, self.grid))
         return self.cfl * min(limits)
 
     def attempt(self, rho, xi, dt):
@@ -306,7 +286,7 @@ class RKL2(SSPRK2):
     def propose(self, rho, xi):
         """The transport limit, or the parabolic one times (s² + s − 2)/4 at s = ``max_stages``."""
         self.rate, (transport, parabolic) = self.grid.rate_and_step_limits(
-            rho, xi, _max_diffusivity(self.energy, rho, self.grid))
+            rho, xi, self.energy.max_diffusivity(rho, self.grid))
         self.parabolic = self.cfl * parabolic
         s = self.max_stages
         return min(self.cfl * transport, self.parabolic * (s * s + s - 2) / 4)
@@ -394,7 +374,7 @@ class BackwardEuler(Stepper):
     def jacobian(self, rho, xi, dt):
         """I − dt ∂L₁/∂ρ at ρ, with f'' of the local terms at max(ρ, JACOBIAN_FLOOR·max ρ)."""
         floored = np.maximum(rho, JACOBIAN_FLOOR * self.grid.maximum(rho))
-        return self.grid.jacobian(rho, xi, _second_variation_diagonal(self.energy, floored, self.grid), dt)
+        return self.grid.jacobian(rho, xi, self.energy.second_variation_diagonal(floored, self.grid), dt)
 
 
 SCHEMES = {"explicit": SSPRK2, "rkl2": RKL2, "implicit": BackwardEuler}

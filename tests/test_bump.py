@@ -82,6 +82,9 @@ class Vertices:
     def integrate(self, values):
         return float(self.weights @ values)
 
+    def initial_density(self, f):
+        return f(self.points)
+
 
 def test_vertex_sums_match_the_grid_up_to_discretization():
     grid = Grid([(-1, 1)], 400)
@@ -98,7 +101,7 @@ def test_particle_velocity_is_minus_the_gradient_of_the_first_variation(rng):
     x, w = energy.quadrature
 
     def first_variation(points):  # F'(μ_m)(w) = 1/|Ω| ∫ (f̂ − f)(x) K^δ(x − w) dx
-        residual = energy.predict(x, theta, weights) - energy.f_at_quadrature
+        residual = energy.predict(theta, weights, x) - energy.f_at_quadrature
         return kernels.bump_sum(points.reshape(-1, 1), x, w * residual, energy.delta, energy.scale) / energy.volume
 
     step = 1e-6

@@ -145,3 +145,29 @@ def test_study_bad_particle_counts(ms):
 
     with pytest.raises(ValueError, match=r"study: ms must be positive whole particle counts"):
         study(problems.get("rbf-mixture", cells=8, n_data=10), ms=ms, times=[0, 0.1], seeds=[0], step=0.05)
+
+
+def test_study_reports_the_energy_gap_of_any_energy_with_a_particle_energy(tmp_path):
+    """Potential + Interaction: F(μ_m) = Σ w V + ½ΣΣ w w W against the PDE's F(ρ) at every time."""
+    from solver import Entropy, Interaction, Potential
+    from solver.compare import energy_of_particles, study
+    from solver.problems import Problem
+
+    grid = Grid([(-3, 3), (-3, 3)], 24)
+    rho0 = grid.cell_averages(lambda x: np.exp(-2 * np.sum(x**2, axis=-1)))
+    energy = (Potential(lambda x: 0.5 * np.sum(x**2, axis=-1), grad=lambda x: x)
+              + Interaction(lambda z: -np.exp(-0.5 * np.sum(z**2, axis=-1)),
+                            grad=lambda z: z * np.exp(-0.5 * np.sum(z**2, axis=-1))[..., None]))
+    problem = Problem("confined-attraction", "", "", energy, grid, rho0 / grid.integrate(rho0), 0.2,
+                      lambda rng, m: 0.5 * rng.standard_normal((m, 2)))
+    result = study(problem, ms=(50, 400), times=[0, 0.1, 0.2], seeds=[0, 1], step=0.02, out=tmp_path)
+    rows = result["rows"]
+    assert np.all(np.isfinite([row["energy_gap"] for row in rows])) and max(row["energy_gap"] for row in rows) < 0.2
+    gap = {m: np.mean([row["energy_gap"] for row in rows if row["m"] == m]) for m in (50, 400)}
+    assert gap[400] < 0.03 and gap[400] < gap[50]  # Monte Carlo: the PDE energy falls from -0.08 to -0.24
+    for m, seed in [(50, 0), (50, 1), (400, 0), (400, 1)]:  # the particles' energy falls as the PDE's does
+        first, last = [row["particle_energy"] for row in rows if (row["m"], row["seed"]) == (m, seed)][::2]
+        assert last < first - 0.1
+    assert "energy_gap" in (tmp_path / "study.csv").read_text().splitlines()[0]
+    theta = np.random.default_rng(0).normal(size=(4, 2))
+    assert np.isnan(energy_of_particles(energy + Entropy(0.1), theta, np.full(4, 0.25)))

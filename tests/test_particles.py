@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy.linalg import expm
 
-from solver import Entropy, Feature, Interaction, NetworkRisk, PorousMedium, Potential
+from solver import Energy, Entropy, Feature, Interaction, NetworkRisk, PorousMedium, Potential
 from solver.particles import Ball, Box, SimulationError, simulate
 
 A = np.array([[1.5, 0.5], [0.5, 1.0]])
@@ -130,3 +130,34 @@ def test_dimension_and_porous_medium_errors():
         simulate(energy, np.zeros((5, 2)), (0, 1), step=0.1)
     with pytest.raises(ValueError, match="PorousMedium term has no particle version"):
         simulate(PorousMedium(2), np.zeros((5, 2)), (0, 1), step=0.1)
+
+
+def test_a_diverging_run_stops_with_its_step_and_time(rng):
+    """Gradient descent on |x|²/2 with ε = 3 multiplies θ by −2 every step (issue 14: it ran
+    to |θ| ≈ 3e301 without a word); it stops once the particles are far out and their
+    energy far above its start, and keeps what was computed."""
+    energy = Potential(lambda x: 0.5 * np.sum(x**2, axis=-1), grad=lambda x: x)
+    theta0 = rng.normal(size=(10, 2))
+    with pytest.raises(SimulationError, match=r"diverging: max \|θ\| = .* particle energy .* at step (\d+) "
+                                              r"\(t = \d+\); the run stopped there") as error:
+        simulate(energy, theta0, (0, 3000), step=3.0, save_at=[0, 3, 3000])
+    partial = error.value.partial
+    assert 8 <= partial.steps <= 15 and partial.t[-1] == 3 * partial.steps
+    np.testing.assert_array_equal(partial.theta[0], theta0)
+    np.testing.assert_allclose(partial.theta[-1], (-2.0) ** partial.steps * theta0)
+
+
+def test_a_run_going_far_out_on_a_falling_energy_goes_on():
+    """dθ/dt = 2θ on −|x|² (the energy falls): θ grows 2e4 times, by the same rule as the PDE."""
+    outward = Potential(lambda x: -np.sum(x**2, axis=-1), grad=lambda x: -2 * x)
+    run = simulate(outward, np.ones((3, 1)), (0, 5), step=0.01)
+    np.testing.assert_allclose(run.theta[-1], 1.02**500, rtol=1e-12)
+
+
+def test_a_diverging_term_without_a_particle_energy_stops_far_out():
+    class Outward(Energy):  # moves particles, declares no particle energy
+        def particle_velocity(self, theta, weights, batch=None):
+            return theta
+
+    with pytest.raises(SimulationError, match=r"diverging: max \|θ\| = .* times the start\) at step (2\d) "):
+        simulate(Outward(), np.ones((3, 1)), (0, 300), step=3.0)

@@ -33,7 +33,7 @@ def test_save_times_are_hit_exactly_and_steps_are_bounded():
 def test_implicit_steps_far_beyond_the_explicit_limit():
     grid, rho0 = barenblatt_start(256)
     energy = PorousMedium(2)
-    explicit_limit = stable_step(energy.first_variation(rho0, grid), energy.max_diffusivity(rho0), grid)
+    explicit_limit = stable_step(energy.first_variation(rho0, grid), energy.max_diffusivity(rho0, grid), grid)
     solution = solve(energy, grid, rho0, (1, 2), scheme="implicit", dt=0.1)
     assert solution.history["dt"][1:].max() >= 50 * explicit_limit
     assert_invariants(solution)

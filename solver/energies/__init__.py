@@ -1,5 +1,7 @@
-"""Energy terms: each answers ``value``, ``first_variation`` and, where it can,
-``particle_velocity``; terms add with ``+``."""
+"""Energy terms: each answers ``value``, ``first_variation``, ``max_diffusivity`` and
+``second_variation_diagonal`` on a discretization given in every call, and declares how it
+acts on particles (``particle_velocity`` and ``particle_energy``, Langevin noise, or none);
+terms add with ``+`` (see :mod:`solver.energies.base`)."""
 
 from .base import Energy, Sum
 from .bump import BumpLimitRisk, BumpRisk

@@ -1,26 +1,71 @@
 """The energy interface shared by the grid solver, the mesh solver and the particles.
 
-A discretization (a :class:`~solver.grid.Grid`, later a mesh) provides ``points`` (an
-array of shape ``rho.shape + (d,)``), ``weights`` (quadrature weights, the shape of
-``rho``) and ``integrate(values)``. Densities are nodal/cell values of a density.
+A discretization (a :class:`~solver.grid.Grid` or a :class:`~solver.fem.Mesh`) provides
+``points`` (an array of shape ``rho.shape + (d,)``), ``weights`` (quadrature weights, the
+shape of ``rho``) and ``integrate(values)``, and is passed to every call that concerns
+densities. Densities are nodal/cell values of a density. Fast paths a discretization may
+offer (``kernel_convolution``, ``cell_average_stencil``, ``separable_axes``) are asked
+for by name, never by the discretization's type. A particle measure is μ_m = Σ_i w_i δ_θi,
+given as ``theta`` (m, d) and ``weights`` (m,).
 """
 
+import functools
+import weakref
+
 import numpy as np
+
+
+_MISSING = object()
+
+
+def once_per_discretization(method):
+    """Decorate ``method(self, discretization)`` of an energy term so that it runs once per
+    term and discretization and is reused after (grid tables, kernel transforms, stencils).
+
+    The values are kept in the term, weakly keyed by the discretization: a term used on
+    many grids keeps none of them alive, and a value must not refer to its discretization.
+    """
+    name = method.__name__
+
+    @functools.wraps(method)
+    def cached(self, discretization):
+        caches = self.__dict__.setdefault("_per_discretization", {})
+        values = caches.get(name)
+        if values is None:
+            values = caches[name] = weakref.WeakKeyDictionary()
+        value = values.get(discretization, _MISSING)
+        if value is _MISSING:
+            value = values[discretization] = method(self, discretization)
+        return value
+
+    return cached
 
 
 class Energy:
     """A term F(ρ) of a free energy; terms add with ``+`` into a :class:`Sum`.
 
-    Subclasses implement :meth:`value` and :meth:`first_variation`. Local terms
-    (∫ f(ρ)) also give the diffusivity ρ f''(ρ) and f''(ρ) used by the adaptive
-    explicit step and the Newton Jacobian of the implicit step; terms that know the
-    gradient of their first variation at arbitrary points give :meth:`particle_velocity`.
+    On grids and meshes (the discretization ``grid`` is an argument of every call)
+    subclasses implement :meth:`value` and :meth:`first_variation`. Local terms (∫ f(ρ))
+    also give the diffusivity max ρ f''(ρ) and f''(ρ) used by the adaptive explicit step
+    and the Newton Jacobian of the implicit step; :meth:`check` raises early for a
+    discretization the term cannot use. No method needs another to be called first.
+
+    On particles, ``particles`` declares how the term acts on them:
+
+    - ``"velocity"`` (the default): it moves them by :meth:`particle_velocity`
+      (−∇θF'(μ_m)(θ_i)), and :meth:`particle_energy` is F(μ_m);
+    - ``"noise"``: it becomes Langevin noise √(2Tε)·g at the temperature
+      :attr:`temperature` (the entropy τ∫ρ log ρ, T = τ);
+    - ``None``: it has no particle version (it needs a density, as ∫ρ^m does).
 
     ``local`` is False for terms whose F' at a point sums over every point (interaction,
     network risks, bumps): on meshes those run in one process (not under MPI).
     """
 
     local = True
+    particles = "velocity"
+    temperature = 0.0
+    """The temperature T of a ``particles = "noise"`` term."""
 
     def value(self, rho, grid):
         """F(ρ) as a float."""
@@ -34,21 +79,40 @@ class Energy:
         """Both at once; nonlocal terms override it to share their convolution."""
         return self.value(rho, grid), self.first_variation(rho, grid)
 
-    def max_diffusivity(self, rho):
-        """max ρ f''(ρ): the diffusion coefficient that limits the explicit step (0 if none)."""
+    def max_diffusivity(self, rho, grid):
+        """max ρ f''(ρ) on ``grid``: the diffusion coefficient that limits the explicit step
+        (0 if none)."""
         return 0.0
 
-    def second_variation_diagonal(self, rho):
-        """f''(ρ) of a local term (0 for terms whose first variation ignores the local ρ).
+    def second_variation_diagonal(self, rho, grid):
+        """∂F'_i/∂ρ_i on ``grid``: f''(ρ) of a local term, an array of ``rho.shape`` or a
+        number (0 for terms whose first variation ignores the local ρ).
 
-        The implicit scheme uses it for its Newton Jacobian; nonlocal terms return 0 and
-        their coupling is left to the Newton iteration (an inexact Newton method).
+        The implicit scheme uses it for its Newton Jacobian; the coupling of nonlocal terms
+        is left to the Newton iteration (an inexact Newton method).
         """
         return 0.0
 
-    def particle_velocity(self, theta, weights):
-        """-∇θ F'(μ_m)(θ_i) for the particle measure μ_m = Σ_i w_i δ_θi, shape (m, d)."""
-        raise NotImplementedError(f"{type(self).__name__} does not move particles")
+    def particle_velocity(self, theta, weights, batch=None):
+        """−∇θ F'(μ_m)(θ_i) for the particle measure μ_m = Σ_i w_i δ_θi, shape (m, d).
+
+        ``batch`` is a mini-batch from ``sample_batch(rng, size)`` for SGD, for terms that
+        average over data (the others ignore it).
+        """
+        raise NotImplementedError(self._no_particle_version("does not move particles"))
+
+    def particle_energy(self, theta, weights):
+        """F(μ_m) of the particle measure μ_m = Σ_i w_i δ_θi, a float; its gradient in θ_i
+        is −w_i times :meth:`particle_velocity`."""
+        raise NotImplementedError(self._no_particle_version("has no energy of a particle measure"))
+
+    def _no_particle_version(self, what):
+        name = type(self).__name__
+        if self.particles == "noise":
+            return f"{name} {what}: on particles it is Langevin noise at temperature {self.temperature:g}"
+        if self.particles is None:
+            return f"{name} {what}: it has no particle version (it needs a density)"
+        return f"{name} {what}"
 
     def check(self, grid):
         """Raise ``ValueError`` if the term cannot be evaluated on ``grid``."""
@@ -82,14 +146,22 @@ class Sum(Energy):
         pairs = [term.value_and_first_variation(rho, grid) for term in self.terms]
         return sum(v for v, _ in pairs), sum(xi for _, xi in pairs)
 
-    def max_diffusivity(self, rho):
-        return sum(term.max_diffusivity(rho) for term in self.terms)
+    def max_diffusivity(self, rho, grid):
+        return sum(term.max_diffusivity(rho, grid) for term in self.terms)
 
-    def second_variation_diagonal(self, rho):
-        return sum(term.second_variation_diagonal(rho) for term in self.terms)
+    def second_variation_diagonal(self, rho, grid):
+        return sum(term.second_variation_diagonal(rho, grid) for term in self.terms)
 
-    def particle_velocity(self, theta, weights):
-        return sum(term.particle_velocity(theta, weights) for term in self.terms)
+    def particle_velocity(self, theta, weights, batch=None):
+        """The sum over the terms, but for the noise terms (not velocities); a term without a
+        particle version raises. A ``batch`` goes to every term (one term that averages over
+        data, as in SGD on a regularized risk)."""
+        return sum(term.particle_velocity(theta, weights, batch) for term in self.terms if term.particles != "noise")
+
+    def particle_energy(self, theta, weights):
+        """The sum over all the terms: raises if one of them has no energy of a particle
+        measure (an entropy: atoms have none)."""
+        return sum(term.particle_energy(theta, weights) for term in self.terms)
 
     def check(self, grid):
         for term in self.terms:

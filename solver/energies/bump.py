@@ -20,14 +20,10 @@ import numpy as np
 import scipy.integrate
 import scipy.linalg
 import scipy.optimize
-import scipy.signal
-import scipy.sparse
 import scipy.sparse.linalg
 
-from ..domains import composite_gauss
-from ..grid import Grid
 from ..kernels.bump import bump_gradient_sum, bump_sum, unnormalized_bump
-from .base import Energy
+from .base import Energy, once_per_discretization
 
 UNIT_SPHERE_AREA = {1: 2.0, 2: 2 * math.pi, 3: 4 * math.pi}
 STEP_SAFETY = 0.1
@@ -68,31 +64,16 @@ def bump_constants(dim):
 
 
 def cell_average_stencil(grid, delta):
-    """κ_k = (1/|cell|) ∫_(cell k) K^δ(y) dy for the cells k = (k_1, …, k_d) around the
-    origin's cell, |k_a| ≤ r_a = ⌈δ/h_a + ½⌉ − 1 (the cells the support reaches), as an
-    array of shape (2r_a + 1)_a. Σ_k κ_k |cell| = 1.
+    """The cell-averaged bump κ_k = (1/|cell|) ∫_(cell k) K^δ(y) dy on ``grid``, of unit mass
+    Σ_k κ_k |cell| = 1 (the grid's ``cell_average_stencil`` of the bump), or None where
+    the discretization has no cells of one shape (a mesh).
 
-    With these weights (K^δ∗ρ)_i = Σ_j κ_(i−j) ρ_j |cell| is exact for a piecewise
-    constant ρ, and for δ < h/2 the stencil is the identity (κ_0 = 1/|cell|): on a fixed
-    grid F_δ becomes F_0 as δ → 0. The averages use composite Gauss rules with
-    sub-intervals ≤ δ/8 (relative error about 1e-9), then the stencil is scaled to unit
-    mass exactly.
+    With it (K^δ∗ρ)_i = Σ_j κ_(i−j) ρ_j |cell| is exact for a piecewise constant ρ, and for
+    δ < h/2 the stencil is the identity (κ_0 = 1/|cell|): on a fixed grid F_δ becomes F_0
+    as δ → 0.
     """
-    h = grid.h
-    if delta < 0.5 * h.min():  # the ball of radius δ lies inside the centre cell
-        return np.full((1,) * grid.dim, 1 / grid.cell_volume)
-    reach = [max(0, math.ceil(delta / ha + 0.5) - 1) for ha in h]
-    pieces = math.ceil(8 * h.max() / delta)
-    rules = []
-    for r, ha in zip(reach, h):
-        x, w = composite_gauss(-0.5 * ha, 0.5 * ha, ha / pieces)
-        rules.append((np.arange(-r, r + 1)[:, None] * ha + x[None, :], w / ha))  # a mean over the cell
-    stencil = np.zeros([2 * r + 1 for r in reach])
-    mean_weights = np.prod(np.meshgrid(*[w for _, w in rules], indexing="ij"), axis=0)
-    for k in np.ndindex(*stencil.shape):
-        points = np.stack(np.meshgrid(*[rules[a][0][k[a]] for a in range(grid.dim)], indexing="ij"), axis=-1)
-        stencil[k] = np.sum(mean_weights * unnormalized_bump(points / delta))
-    return stencil / (np.sum(stencil) * grid.cell_volume)
+    offered = getattr(grid, "cell_average_stencil", None)
+    return None if offered is None else offered(lambda y: unnormalized_bump(y / delta), delta)
 
 
 def _check_domain(domain, owner):
@@ -122,7 +103,6 @@ class _FitToTarget(Energy):
         self.reference_risk = float(self.quadrature[1] @ self.f_at_quadrature**2) / (2 * self.volume)
         """1/(2|Ω|) ∫_Ω f²: the risk of the zero network; risks divided by it are the
         normalized risks ∫(f − f̂)²/∫f² of the paper's figure."""
-        self._target = None
 
     def _checked_target(self, points, where):
         values = np.asarray(self.f(points), dtype=float)
@@ -139,25 +119,20 @@ class _FitToTarget(Energy):
                              f"x = {at}); f is the density the bumps fit and must be >= 0 on Ω")
         return np.maximum(values, 0.0)
 
+    @once_per_discretization
     def target_on(self, geometry):
-        """f on ``geometry``: cell averages on a grid, values at the vertices otherwise."""
-        if self._target is not None and self._target[0] is geometry:
-            return self._target[1]
+        """f on ``geometry`` as it holds densities (its ``initial_density``: cell averages on a
+        grid, values at the vertices of a mesh); once per discretization."""
         if geometry.dim != self.dim:
             raise ValueError(f"{type(self).__name__}: Ω has dimension {self.dim} but the discretization has "
                              f"dimension {geometry.dim}")
-        if isinstance(geometry, Grid):
-            if any(geometry.periodic) or not np.allclose(geometry.bounds, np.stack(
-                    [getattr(self.domain, "lower", np.nan), getattr(self.domain, "upper", np.nan)], axis=-1)):
-                raise ValueError(f"{type(self).__name__}: on a grid, Ω = {self.domain!r} must be the grid's box "
-                                 f"{geometry.bounds.tolist()} with walls (no periodic axes); use a mesh for "
-                                 "other domains")
-            values = geometry.cell_averages(self.f)
-            self._checked_target(geometry.points, "the grid")
-        else:
-            values = self._checked_target(geometry.points, "the mesh vertices")
-        self._target = (geometry, values)
-        return values
+        bounds = getattr(geometry, "bounds", None)  # a discretization of a box must be Ω's, with walls
+        if bounds is not None and (any(geometry.periodic) or not np.allclose(bounds, np.stack(
+                [getattr(self.domain, "lower", np.nan), getattr(self.domain, "upper", np.nan)], axis=-1))):
+            raise ValueError(f"{type(self).__name__}: on a grid, Ω = {self.domain!r} must be the grid's box "
+                             f"{bounds.tolist()} with walls (no periodic axes); use a mesh for other domains")
+        self._checked_target(geometry.points, f"the points of {geometry!r}")
+        return np.maximum(geometry.initial_density(self.f), 0.0)
 
     def check(self, geometry):
         self.target_on(geometry)
@@ -177,6 +152,8 @@ class BumpLimitRisk(_FitToTarget):
         Ω (see :mod:`solver.domains`); a non-convex Ω warns.
     """
 
+    particles = None
+
     def __repr__(self):
         return f"BumpLimitRisk(f={getattr(self.f, '__name__', 'f')}, {self.domain!r})"
 
@@ -186,10 +163,10 @@ class BumpLimitRisk(_FitToTarget):
     def first_variation(self, rho, grid):
         return (rho - self.target_on(grid)) / self.volume
 
-    def max_diffusivity(self, rho):
+    def max_diffusivity(self, rho, grid):
         return float(np.max(rho)) / self.volume
 
-    def second_variation_diagonal(self, rho):
+    def second_variation_diagonal(self, rho, grid):
         return 1 / self.volume
 
     def minimizer(self, grid, mass=1.0):
@@ -210,24 +187,13 @@ class BumpLimitRisk(_FitToTarget):
         ∂t u = −A u with A u = −(1/|Ω|) ∇·(ρ* ∇u) and no flux through ∂Ω: a weighted
         Neumann operator, self-adjoint and ≥ 0 in L², with the constants as its kernel.
         Hence u(t) ≈ e^(−λ₁ t) φ₁ and F_0(ρ) − F_0(ρ*) = 1/(2|Ω|) ∫u² decays at the rate
-        2λ₁, λ₁ the smallest non-zero eigenvalue of A. A is discretized by finite volumes
-        on ``grid`` with ρ* averaged to the faces (a symmetric matrix); λ₁ comes from a
+        2λ₁, λ₁ the smallest non-zero eigenvalue of A. A is the grid's finite-volume
+        ``diffusion_matrix`` with ρ* averaged to the faces (symmetric); λ₁ comes from a
         shift-invert Lanczos iteration. Initial data orthogonal to φ₁ (symmetric data when
         φ₁ is odd, as on a square with a radial f) decay faster, at the rate of the
         slowest mode they excite.
         """
-        rho = self.minimizer(grid, mass)
-        index = np.arange(grid.size).reshape(grid.shape)
-        rows, cols, values = [], [], []
-        for axis in range(grid.dim):
-            west = np.delete(index, -1, axis=axis).ravel()
-            east = np.delete(index, 0, axis=axis).ravel()
-            face = 0.5 * (rho.ravel()[west] + rho.ravel()[east]) / (self.volume * grid.h[axis] ** 2)
-            rows += [west, east, west, east]
-            cols += [west, east, east, west]
-            values += [face, face, -face, -face]
-        A = scipy.sparse.csr_matrix((np.concatenate(values), (np.concatenate(rows), np.concatenate(cols))),
-                                    shape=(grid.size, grid.size))
+        A = grid.diffusion_matrix(self.minimizer(grid, mass)) / self.volume
         if grid.size <= 2000:
             eigenvalues = scipy.linalg.eigvalsh(A.toarray(), subset_by_index=[0, 1])
         else:
@@ -242,7 +208,7 @@ class BumpRisk(_FitToTarget):
     On a grid, (K^δ∗ρ)_i = Σ_j κ_(i−j) ρ_j |cell| with the cell-averaged bump κ of
     :func:`cell_average_stencil`, and the discrete energy 1/(2|Ω|) Σ_i |cell| r_i²,
     r = K^δ∗ρ − f, has the exact discrete first variation F_δ' = K^δ∗r / |Ω| (κ is even):
-    two convolutions, zero-padded (``scipy.signal.convolve``, by FFT or directly). On a mesh
+    two convolutions, zero-padded (the grid's ``stencil_convolution``). On a mesh
     (any discretization with ``points`` and lumped ``weights``) both are direct sums of
     the bump over vertex pairs (Numba), the bump sampled at the vertices: that needs δ
     well above the mesh size. Particles: f̂ = Σ_i w_i K^δ(· − w_i); the full
@@ -281,26 +247,24 @@ class BumpRisk(_FitToTarget):
         super().__init__(f, domain, spacing=delta / 8 if domain.dim == 1 else delta / 2)
         self.normalization, self.l2_squared, self.slope_squared, self.curvature = bump_constants(self.dim)
         self.scale = 1 / (self.normalization * delta**self.dim)
-        self._stencil = self._stiffness = None
 
     def __repr__(self):
         return f"BumpRisk(f={getattr(self.f, '__name__', 'f')}, delta={self.delta:g}, {self.domain!r})"
 
     # -- densities on a grid or a mesh ---------------------------------------------------
-    def stencil(self, grid):
-        """The cell-averaged bump κ on ``grid`` (once per grid)."""
-        if self._stencil is None or self._stencil[0] is not grid:
-            self._stencil = (grid, cell_average_stencil(grid, self.delta))
-        return self._stencil[1]
+    @once_per_discretization
+    def stencil(self, geometry):
+        """The cell-averaged bump κ on ``geometry`` (:func:`cell_average_stencil`, once per
+        discretization), None where it offers none (a mesh)."""
+        return cell_average_stencil(geometry, self.delta)
 
     def smooth(self, values, geometry):
-        """K^δ ∗ values on ``geometry`` (cell values on grids, vertex values on meshes)."""
-        if isinstance(geometry, Grid):
-            stencil = self.stencil(geometry)
-            method = self.convolution
-            if method == "auto":
-                method = scipy.signal.choose_conv_method(values, stencil, mode="same")
-            return scipy.signal.convolve(values, stencil, mode="same", method=method) * geometry.cell_volume
+        """K^δ ∗ values on ``geometry``: with the cell-averaged stencil where the discretization
+        offers one (grids: ``stencil_convolution``), else by sums of the bump over the pairs of
+        points with their quadrature weights (mesh vertices)."""
+        stencil = self.stencil(geometry)
+        if stencil is not None:
+            return geometry.stencil_convolution(values, stencil, self.convolution)
         points = geometry.points.reshape(-1, self.dim)
         weighted = (values * geometry.weights).ravel()
         return bump_sum(points, points, weighted, self.delta, self.scale).reshape(values.shape)
@@ -319,40 +283,41 @@ class BumpRisk(_FitToTarget):
     def first_variation(self, rho, grid):
         return self.value_and_first_variation(rho, grid)[1]
 
+    @once_per_discretization
     def local_stiffness(self, geometry):
-        """∂F_δ'_j/∂ρ_j: |cell|² Σ_k κ_k² / |Ω| on grids (1/|Ω| when δ < h/2, as for F_0);
-        max_j m_j ‖K^δ‖²_L2 / |Ω| on meshes. The diagonal of the Hessian, used for the
-        explicit step limit and the Newton Jacobian."""
-        if isinstance(geometry, Grid):
-            return float(np.sum(self.stencil(geometry) ** 2)) * geometry.cell_volume**2 / self.volume
+        """∂F_δ'_j/∂ρ_j: |cell|² Σ_k κ_k² / |Ω| = Σ_k κ_k² / ((Σ_k κ_k)² |Ω|) with a stencil
+        (1/|Ω| when δ < h/2, as for F_0); max_j m_j ‖K^δ‖²_L2 / |Ω| by vertex sums. The
+        diagonal of the Hessian, for the explicit step limit and the Newton Jacobian."""
+        stencil = self.stencil(geometry)
+        if stencil is not None:
+            return float(np.sum(stencil**2) / np.sum(stencil) ** 2) / self.volume
         return float(np.max(geometry.weights)) * self.l2_squared / self.delta**self.dim / self.volume
 
     def check(self, geometry):
         super().check(geometry)
-        self._stiffness = self.local_stiffness(geometry)
+        self.local_stiffness(geometry)
 
-    def _checked_stiffness(self):
-        if self._stiffness is None:
-            raise RuntimeError("BumpRisk: call check(geometry) first (solve does): it computes the local stiffness")
-        return self._stiffness
+    def max_diffusivity(self, rho, grid):
+        return float(np.max(rho)) * self.local_stiffness(grid)
 
-    def max_diffusivity(self, rho):
-        return float(np.max(rho)) * self._checked_stiffness()
-
-    def second_variation_diagonal(self, rho):
-        return self._checked_stiffness()
+    def second_variation_diagonal(self, rho, grid):
+        return self.local_stiffness(grid)
 
     # -- particles -------------------------------------------------------------------------
-    def predict(self, x, theta, weights):
-        """f̂(x) = Σ_i w_i K^δ(x − θ_i) at points x (n, d)."""
-        return bump_sum(np.asarray(x, dtype=float), np.asarray(theta, dtype=float), np.asarray(weights, float),
-                        self.delta, self.scale)
+    def predict(self, theta, weights, x=None):
+        """f̂(x) = Σ_i w_i K^δ(x − θ_i) at points x (n, d), by default the quadrature points of Ω."""
+        x = self.quadrature[0] if x is None else np.asarray(x, dtype=float)
+        return bump_sum(x, np.asarray(theta, dtype=float), np.asarray(weights, float), self.delta, self.scale)
 
     def risk(self, theta, weights):
         """1/(2|Ω|) ∫_Ω (f − f̂)² by quadrature on Ω: composite 8-point Gauss rules with
         sub-intervals δ/8 in 1D (relative error about 1e-9), δ/2 in 2D and 3D."""
         x, w = self.quadrature
-        return float(w @ (self.f_at_quadrature - self.predict(x, theta, weights)) ** 2) / (2 * self.volume)
+        return float(w @ (self.f_at_quadrature - self.predict(theta, weights)) ** 2) / (2 * self.volume)
+
+    def particle_energy(self, theta, weights):
+        """F_δ(μ_m): the :meth:`risk` of the N bumps."""
+        return self.risk(theta, weights)
 
     def sample_batch(self, rng, size):
         """(x, y): x ~ Unif(Ω), y = f(x) + noise·g with g ~ N(0, 1)."""
@@ -365,10 +330,10 @@ class BumpRisk(_FitToTarget):
         theta = np.asarray(theta, dtype=float)
         if batch is None:
             x, w = self.quadrature
-            coefficients = w * (self.f_at_quadrature - self.predict(x, theta, weights)) / self.volume
+            coefficients = w * (self.f_at_quadrature - self.predict(theta, weights)) / self.volume
         else:
             x, y = batch
-            coefficients = (y - self.predict(x, theta, weights)) / len(y)
+            coefficients = (y - self.predict(theta, weights, x)) / len(y)
         return bump_gradient_sum(x, coefficients, theta, self.delta, self.scale)
 
     def stable_step(self):

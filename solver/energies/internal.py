@@ -14,8 +14,11 @@ TINY = np.finfo(float).tiny
 class Entropy(Energy):
     """τ ∫ ρ log ρ: with a potential, the Fokker–Planck equation ∂tρ = ∇·(ρ∇V) + τΔρ.
 
-    F'(ρ) = τ (log ρ + 1); diffusivity ρ f''(ρ) = τ.
+    F'(ρ) = τ (log ρ + 1); diffusivity ρ f''(ρ) = τ. On particles it is Langevin noise at
+    temperature τ (a particle measure has no entropy).
     """
+
+    particles = "noise"
 
     def __init__(self, tau=1.0):
         tau = float(tau)
@@ -26,16 +29,21 @@ class Entropy(Energy):
     def __repr__(self):
         return f"Entropy(tau={self.tau})"
 
+    @property
+    def temperature(self):
+        """τ: the temperature of the Langevin noise it becomes on particles."""
+        return self.tau
+
     def value(self, rho, grid):
         return self.tau * grid.integrate(xlogy(rho, rho))
 
     def first_variation(self, rho, grid):
         return self.tau * (np.log(np.maximum(rho, TINY)) + 1.0)
 
-    def max_diffusivity(self, rho):
+    def max_diffusivity(self, rho, grid):
         return self.tau
 
-    def second_variation_diagonal(self, rho):
+    def second_variation_diagonal(self, rho, grid):
         return self.tau / np.maximum(rho, TINY)
 
 
@@ -43,8 +51,10 @@ class PorousMedium(Energy):
     """∫ ρ^m / (m − 1), m > 1: the porous-medium equation ∂tρ = Δ(ρ^m).
 
     F'(ρ) = m ρ^(m−1) / (m − 1); diffusivity ρ f''(ρ) = m ρ^(m−1). m = 1 is the
-    entropy (use :class:`Entropy`).
+    entropy (use :class:`Entropy`). It has no particle version: it needs a density.
     """
+
+    particles = None
 
     def __init__(self, m=2.0):
         m = float(m)
@@ -64,8 +74,8 @@ class PorousMedium(Energy):
         power = rho if self.m == 2 else rho ** (self.m - 1)  # NumPy's ρ**1.0 takes the slow general pow
         return self.m / (self.m - 1) * power
 
-    def max_diffusivity(self, rho):
+    def max_diffusivity(self, rho, grid):
         return self.m * float(np.max(rho)) ** (self.m - 1)
 
-    def second_variation_diagonal(self, rho):
+    def second_variation_diagonal(self, rho, grid):
         return self.m * np.maximum(rho, TINY) ** (self.m - 2)

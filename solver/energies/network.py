@@ -17,9 +17,8 @@ import math
 import numpy as np
 from scipy.special import expit
 
-from ..grid import Grid
 from ..kernels import network as kernels
-from .base import Energy
+from .base import Energy, once_per_discretization
 
 # Cells that cannot use per-axis tables (mesh vertices) keep the feature matrix
 # Φ[cell, data point] when it has at most this many entries (8 bytes each: 1 GiB); each
@@ -165,11 +164,11 @@ class SeparableCells:
     weight c factors out: F'(…, c) = c Σ_i c_i g(…), and h sums w c over the c axis first.
     """
 
-    def __init__(self, form, tables, output_axis, grid):
+    def __init__(self, form, tables, output_axis, axes):
         identity = np.zeros if form == kernels.RELU_SUM else np.ones
         padded = [identity((1, tables[0].shape[1])) for _ in range(3 - len(tables))] + list(tables)
-        self.form, self.shape, self.output_axis = form, grid.shape, output_axis
-        self.output = None if output_axis is None else grid.axes[output_axis]
+        self.form, self.shape, self.output_axis = form, tuple(len(axis) for axis in axes), output_axis
+        self.output = None if output_axis is None else axes[output_axis]
         self.tables = [np.ascontiguousarray(t) for t in padded]
         self.transposed = [np.ascontiguousarray(t.T) for t in padded]
         self.padded_shape = tuple(len(t) for t in padded)
@@ -200,17 +199,18 @@ CELL_METHODS = ("auto", "separable", "matrix", "pointwise")
 def cell_evaluation(feature, grid, X, method="auto"):
     """How h and F' are evaluated on the cells (or mesh vertices) of ``grid``.
 
-    ``method="auto"`` takes :class:`SeparableCells` on a Cartesian grid (unless an
-    exponential table could overflow), else :class:`MatrixCells` when the matrix has at
+    ``method="auto"`` takes :class:`SeparableCells` where the discretization offers
+    ``separable_axes`` (a Cartesian grid; unless an exponential table could overflow), else :class:`MatrixCells` when the matrix has at
     most ``MATRIX_LIMIT`` entries, else :class:`PointwiseCells`; the others force one
     (for tests and benchmarks).
     """
     if method not in CELL_METHODS:
         raise ValueError(f"cell_evaluation: method must be one of {CELL_METHODS}, got {method!r}")
-    if method in ("auto", "separable") and isinstance(grid, Grid):
-        separable = kernels.separable_tables(feature.spec, grid.axes, X)
+    axes = getattr(grid, "separable_axes", None)
+    if method in ("auto", "separable") and axes is not None:
+        separable = kernels.separable_tables(feature.spec, axes, X)
         if separable is not None:
-            return SeparableCells(*separable, grid)
+            return SeparableCells(*separable, axes)
     if method == "separable":
         raise ValueError("cell_evaluation: the features do not separate on these cells (a mesh, or "
                          f"exponents beyond ±{kernels.EXPONENT_LIMIT:g})")
@@ -268,17 +268,16 @@ class NetworkRisk(Energy):
         self.feature, self.X, self.y = feature, X, y
         self.weight_decay, self.sampler = weight_decay, sampler
         self.dim = feature.dim
-        self._cells = None
 
     def __repr__(self):
         return f"NetworkRisk({self.feature.kind}/{self.feature.activation}, {self.loss.name}, n={len(self.X)})"
 
     # particles and grids share these three -------------------------------------------
-    def predict(self, theta, weights, X=None):
-        """h_μ(x) = Σ_j w_j Φ(θ_j, x) at the data points (or at ``X``)."""
-        X = self.X if X is None else np.ascontiguousarray(X, dtype=float)
-        out = np.empty(len(X))
-        kernels.predict(self.feature.spec, self._params(theta), np.ascontiguousarray(weights, float), X, out)
+    def predict(self, theta, weights, x=None):
+        """h_μ(x) = Σ_j w_j Φ(θ_j, x) at the data points (or at the inputs ``x`` (n, input_dim))."""
+        x = self.X if x is None else np.ascontiguousarray(x, dtype=float)
+        out = np.empty(len(x))
+        kernels.predict(self.feature.spec, self._params(theta), np.ascontiguousarray(weights, float), x, out)
         return out
 
     def risk(self, theta, weights):
@@ -295,14 +294,13 @@ class NetworkRisk(Energy):
         return theta
 
     # grids -----------------------------------------------------------------------------
+    @once_per_discretization
     def cells(self, grid):
         """|θ_j|² at the cell centres and the :func:`cell_evaluation` of h and F';
         computed once per grid."""
-        if self._cells is None or self._cells[0] is not grid:
-            self.check(grid)
-            squared_norm = np.sum(grid.points.reshape(-1, grid.dim) ** 2, axis=1)
-            self._cells = (grid, squared_norm, cell_evaluation(self.feature, grid, self.X))
-        return self._cells[1:]
+        self.check(grid)
+        squared_norm = np.sum(grid.points.reshape(-1, grid.dim) ** 2, axis=1)
+        return squared_norm, cell_evaluation(self.feature, grid, self.X)
 
     def check(self, grid):
         if grid.dim != self.dim:
@@ -336,6 +334,12 @@ class NetworkRisk(Energy):
             return np.ascontiguousarray(X, dtype=float), np.asarray(y, dtype=float)
         index = rng.integers(len(self.X), size=size)
         return self.X[index], self.y[index]
+
+    def particle_energy(self, theta, weights):
+        """F(μ_m) = (1/n) Σ_i ℓ(h_μm(x_i), y_i) + λ Σ_j w_j |θ_j|²: the risk of the m-neuron
+        network plus the weight decay."""
+        return self.risk(theta, weights) + self.weight_decay * float(np.asarray(weights) @ np.sum(
+            np.asarray(theta, dtype=float) ** 2, axis=1))
 
     def particle_velocity(self, theta, weights, batch=None):
         """−∇θF'(μ_m)(θ_j), from the full data or from a mini-batch (X_b, y_b)."""

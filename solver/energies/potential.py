@@ -2,11 +2,11 @@
 
 import numpy as np
 
-from .base import Energy, finite_difference_gradient
+from .base import Energy, finite_difference_gradient, once_per_discretization
 
 
 class Potential(Energy):
-    """∫ V(x) ρ(x) dx, with F'(ρ) = V.
+    """∫ V(x) ρ(x) dx, with F'(ρ) = V; on particles Σ_i w_i V(θ_i), moved by −∇V.
 
     Parameters
     ----------
@@ -21,15 +21,13 @@ class Potential(Energy):
     def __init__(self, V, grad=None):
         self.V = V
         self.grad = grad
-        self._cache = None
 
     def __repr__(self):
         return f"Potential({getattr(self.V, '__name__', 'array')})"
 
+    @once_per_discretization
     def values_on(self, grid):
         """V at the cells of ``grid`` (checked finite, computed once per grid)."""
-        if self._cache is not None and self._cache[0] is grid:
-            return self._cache[1]
         values = np.asarray(self.V(grid.points) if callable(self.V) else self.V, dtype=float)
         if values.shape != tuple(grid.shape):
             raise ValueError(
@@ -41,7 +39,6 @@ class Potential(Energy):
                 f"Potential: V is not finite on the grid (e.g. at the cell {tuple(bad)}, "
                 f"x = {grid.points[tuple(bad)]}); make V finite on the whole box"
             )
-        self._cache = (grid, values)
         return values
 
     def check(self, grid):
@@ -53,8 +50,16 @@ class Potential(Energy):
     def first_variation(self, rho, grid):
         return self.values_on(grid)
 
-    def particle_velocity(self, theta, weights):
+    def _particle_potential(self):
         if not callable(self.V):
             raise ValueError("Potential: particles need V as a callable (or grad=), not an array")
-        grad = self.grad(theta) if self.grad else finite_difference_gradient(self.V, theta)
+        return self.V
+
+    def particle_velocity(self, theta, weights, batch=None):
+        """−∇V(θ_i)."""
+        grad = self.grad(theta) if self.grad else finite_difference_gradient(self._particle_potential(), theta)
         return -np.asarray(grad, dtype=float)
+
+    def particle_energy(self, theta, weights):
+        """Σ_i w_i V(θ_i)."""
+        return float(np.asarray(weights, dtype=float) @ self._particle_potential()(np.asarray(theta, dtype=float)))
