@@ -93,23 +93,25 @@ def _certify(A, y, q, penalty, c_plus, c_minus, method):
     return ConvexMinimum(c_plus, c_minus, value, risk, gradient_plus, gradient_minus, kkt, method)
 
 
-def _active_set(H, f, tol, max_iterations):
-    """min ½cᵀHc + fᵀc over c ≥ 0, H = MᵀM positive semi-definite (Lawson–Hanson).
+def _active_set(M, target, penalty, tol, max_iterations):
+    """min J(c) = ½|Mc − ỹ|² + λ'1ᵀc over c ≥ 0 (Lawson–Hanson, generalized to λ' ≥ 0).
 
-    The passive set P holds the free coordinates. Each outer step frees the coordinate of
-    most negative gradient g = Hc + f; the inner loop minimizes over P with the others 0:
-    if H_PP z = −f_P has a solution z > 0, c = z; if it has one with some z_i ≤ 0, c moves
-    towards z until a coordinate reaches 0, which leaves P; if it has none (H_PP singular,
-    −f_P outside its range), the least-squares residual d = −f_P − H_PP z lies in the null
-    space of H_PP with fᵀd = −|d|² < 0, a direction of linear descent, and c moves along d
-    to the bound. With f = −Mᵀỹ + λ'1, λ' > 0, such a d has Σd < 0 (J = ½|Mc − ỹ|² + λ'Σc is
-    bounded below on c ≥ 0), so the bound is reached. J decreases at every move.
+    In the quadratic form ½cᵀHc + fᵀc, H = MᵀM, f = −Mᵀỹ + λ'1, the gradient is
+    g = Mᵀ(Mc − ỹ) + λ'. The passive set P holds the free coordinates. Each outer step frees
+    the coordinate of most negative gradient; the inner loop minimizes over P with the
+    others 0: if H_PP z = −f_P has a solution z > 0, c = z; if it has one with some
+    z_i ≤ 0, c moves towards z until a coordinate reaches 0, which leaves P; if it has none
+    (H_PP singular, −f_P outside its range), the least-squares residual d = −f_P − H_PP z
+    lies in the null space of H_PP with fᵀd = −|d|² < 0, a direction of linear descent, and
+    c moves along d to the bound: for λ' > 0 such a d has Σd < 0 (Md = 0 and fᵀd = λ'Σd),
+    so the bound is reached; a residual without negative entries is round-off in the
+    singular values lstsq cuts off, and z is taken as the solution. J decreases at every move. Only H_PP = M_PᵀM_P is
+    formed, so K may be large.
     """
-    n = len(f)
-    c, passive = np.zeros(n), np.zeros(n, dtype=bool)
-    scale = max(1.0, float(np.max(np.abs(f))))
+    c, passive = np.zeros(M.shape[1]), np.zeros(M.shape[1], dtype=bool)
+    f_scale = max(1.0, float(np.max(np.abs(M.T @ target))) + penalty)
     for _ in range(max_iterations):
-        g = H @ c + f
+        g = M.T @ (M @ c - target) + penalty
         blocked = np.where(passive, np.inf, g)
         j = int(np.argmin(blocked))
         if blocked[j] >= -tol:
@@ -117,22 +119,22 @@ def _active_set(H, f, tol, max_iterations):
         passive[j] = True
         for _ in range(max_iterations):
             index = np.flatnonzero(passive)
-            rhs = -f[index]
-            z = np.linalg.lstsq(H[np.ix_(index, index)], rhs, rcond=None)[0]
-            residual = rhs - H[np.ix_(index, index)] @ z
-            if np.max(np.abs(residual)) <= 1e-12 * scale:
+            M_P = M[:, index]
+            H_PP = M_P.T @ M_P
+            rhs = M_P.T @ target - penalty
+            z = np.linalg.lstsq(H_PP, rhs, rcond=None)[0]
+            residual = rhs - H_PP @ z
+            if np.max(np.abs(residual)) <= 1e-12 * f_scale or not np.any(residual < 0):
+                # solvable (or a residual of round-off in the singular values lstsq cuts off)
                 if np.all(z > 0):
                     c[:] = 0.0
                     c[index] = z
                     break
-                direction = z - c[index]
+                direction, shrinking = z - c[index], z <= 0
             else:
-                direction = residual
-            shrinking = direction < 0
-            if not np.any(shrinking):
-                raise RuntimeError("convex: the problem is unbounded below on this support (λ' = 0 with "
-                                   "linearly dependent features?)")
-            step = np.min(c[index][shrinking] / -direction[shrinking])
+                direction, shrinking = residual, residual < 0
+            room = -direction[shrinking]
+            step = np.min(np.divide(c[index][shrinking], room, out=np.zeros_like(room), where=room > 0))
             c[index] += step * direction
             leaving = index[c[index] <= 1e-15 * max(1.0, float(np.max(c)))]
             c[leaving] = 0.0
@@ -166,7 +168,7 @@ def convex_minimum(features, y, penalty=0.0, quadrature=None, method="auto", tol
         q_i ≥ 0; default 1/n (the empirical mean, as NetworkRisk).
     method : {"auto", "nnls", "active-set", "l-bfgs-b"}
         ``"nnls"`` (λ' = 0 only): :func:`scipy.optimize.nnls` on M, ỹ. ``"active-set"``:
-        a Lawson–Hanson active-set method on (H, f), exact up to round-off for any λ'.
+        a Lawson–Hanson active-set method, exact up to round-off for any λ'.
         ``"l-bfgs-b"``: :func:`scipy.optimize.minimize` with bounds, an independent check
         (it warns when it stops above ``tol``). ``"auto"``: nnls for λ' = 0, else active-set.
     tol : float
@@ -195,10 +197,10 @@ def convex_minimum(features, y, penalty=0.0, quadrature=None, method="auto", tol
     if method == "nnls":
         c = optimize.nnls(M, target, maxiter=50 * M.shape[1])[0]
     else:
-        H, f = M.T @ M, -M.T @ target + penalty
         if method == "active-set":
-            c = _active_set(H, f, tol / 10, max_iterations=20 * len(f) + 100)
+            c = _active_set(M, target, penalty, tol / 10, max_iterations=20 * M.shape[1] + 100)
         else:
+            H, f = M.T @ M, -M.T @ target + penalty
             result = optimize.minimize(lambda c: (0.5 * c @ H @ c + f @ c, H @ c + f), np.zeros(2 * K), jac=True,
                                        method="L-BFGS-B", bounds=[(0, None)] * (2 * K),
                                        options={"ftol": 0.0, "gtol": tol / 10, "maxiter": 100000, "maxcor": 50})
