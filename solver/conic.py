@@ -1,5 +1,7 @@
-"""Conic particle gradient descent (Chizat, "Sparse optimization on measures with
-over-parameterized gradient descent", Math. Program. 2022; seed 003).
+"""Conic particle gradient descent on measures on the sphere.
+
+Chizat, "Sparse optimization on measures with over-parameterized gradient descent",
+Math. Program. 2022 (seed 003).
 
 A measure on the sphere in two species, ν = Σ_j m_j δ_(s_j) with signs ε_j
 (:class:`solver.lift.SphereMeasure`), and the lifted energy of balanced ReLU units

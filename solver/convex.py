@@ -82,7 +82,7 @@ def _check_problem(features, y, quadrature, penalty):
 
 
 def _certify(A, y, q, penalty, c_plus, c_minus, method):
-    """The value, gradients and KKT residual of (1) at c±."""
+    """Return the value, gradients and KKT residual of (1) at c±."""
     h = A @ (c_plus - c_minus)
     risk = 0.5 * float(q @ (h - y) ** 2)
     correlation = A.T @ (q * (h - y))
@@ -94,7 +94,7 @@ def _certify(A, y, q, penalty, c_plus, c_minus, method):
 
 
 def _active_set(M, target, penalty, tol, max_iterations):
-    """min J(c) = ½|Mc − ỹ|² + λ'1ᵀc over c ≥ 0 (Lawson–Hanson, generalized to λ' ≥ 0).
+    """Minimize J(c) = ½|Mc − ỹ|² + λ'1ᵀc over c ≥ 0 (Lawson–Hanson, generalized to λ' ≥ 0).
 
     In the quadratic form ½cᵀHc + fᵀc, H = MᵀM, f = −Mᵀỹ + λ'1, the gradient is
     g = Mᵀ(Mc − ỹ) + λ'. The passive set P holds the free coordinates. Each outer step frees
@@ -240,7 +240,7 @@ class MaxMargin:
 
 
 def max_margin(features, y, tol=1e-9):
-    """The F1 max margin on fixed directions, a linear program (Chizat–Bach 2020).
+    """Compute the F1 max margin on fixed directions, a linear program (Chizat–Bach 2020).
 
         maximize γ  over c+, c− ≥ 0, γ ∈ R
         subject to  y_i Σ_k (c+_k − c−_k) A_ik ≥ γ  (i = 1…n),   Σ_k (c+_k + c−_k) ≤ 1,
@@ -297,7 +297,8 @@ def max_margin(features, y, tol=1e-9):
         blocking = blocking[np.argsort(margins[blocking], kind="stable")]
         worst = int(blocking[0]) if len(blocking) else int(np.argmin(margins))
         raise ValueError(
-            f"max_margin: the data are not separable by these features (F1 max margin γ* = {margin + 0.0:.3g} <= {tol:g}): "
+            f"max_margin: the data are not separable by these features "
+            f"(F1 max margin γ* = {margin + 0.0:.3g} <= {tol:g}): "
             f"the smallest margin constraint y_i h(x_i) >= γ > 0 that fails is at data point i = {worst} "
             f"(y = {y[worst]:+g}, y_i h(x_i) = {margins[worst]:.3g}); the dual certificate puts weight on points "
             f"{blocking[:8].tolist()}")

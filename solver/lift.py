@@ -167,7 +167,7 @@ def lift(theta, weights, balanced=True, tol=1e-8):
 
 
 def balanced_relu_init(m, dim, rng, signs="alternating"):
-    """The Chizat–Bach initialization: a_j ~ Unif(S^(dim−1)), b_j = ±1.
+    """Draw the Chizat–Bach initialization: a_j ~ Unif(S^(dim−1)), b_j = ±1.
 
     Parameters
     ----------
@@ -334,8 +334,11 @@ class ReluRegression:
 
 @dataclasses.dataclass(frozen=True)
 class Trajectory:
-    """A flow saved at given times: ``predictions[k]`` is h at ``times[k]``, ``states[k]``
-    the particles (theta) or the lifted measure then, ``energies[k]`` F."""
+    """A flow saved at given times.
+
+    ``predictions[k]`` is h at ``times[k]``, ``states[k]`` the particles (theta) or the
+    lifted measure then, ``energies[k]`` F.
+    """
 
     times: np.ndarray
     predictions: np.ndarray
@@ -347,15 +350,17 @@ KINK_DEPTH = 12
 
 
 def _rk4(velocity, state, times, step, retract, pattern):
-    """Classical RK4 on a state that is a tuple of arrays, in equal steps of at most ``step``
-    between consecutive save times (from t = 0), ``retract`` applied after every step.
+    """Integrate by classical RK4 and return the states at ``times``.
+
+    The state is a tuple of arrays; the steps are equal, of at most ``step``, between
+    consecutive save times (from t = 0), with ``retract`` applied after every step.
 
     The ReLU velocity fields jump where a unit's activation pattern 1{a·x̃_i > 0} changes,
     and an RK4 step across such a kink is only first-order accurate there. A step whose
     ``pattern(state)`` differs at its two ends is therefore redone as two half steps,
     recursively down to step/2^KINK_DEPTH, which locates each crossing and makes its error
     negligible (one level of refinement divides the local error of the crossing step by
-    about 4). Returns the states at ``times``.
+    about 4).
     """
     times = np.asarray(times, dtype=float)
     if times.ndim != 1 or np.any(np.diff(times) <= 0) or times[0] < 0 or not step > 0:
@@ -385,8 +390,9 @@ def _rk4(velocity, state, times, step, retract, pattern):
 
 
 def gradient_flow(problem, theta, weights, times, step):
-    """Plain gradient descent in w, dw_j/dt = −∇_w F'(μ)(w_j), by RK4 (a reference; steps
-    across a ReLU kink are refined, see :func:`_rk4`).
+    """Run plain gradient descent in w, dw_j/dt = −∇_w F'(μ)(w_j), by RK4 (a reference).
+
+    Steps across a ReLU kink are refined (see :func:`_rk4`).
 
     Parameters
     ----------
@@ -414,7 +420,7 @@ def gradient_flow(problem, theta, weights, times, step):
 
 
 def lifted_flow(problem, measure, times, step):
-    """The balanced lifted particle flow on the sphere, by RK4 (a reference).
+    """Run the balanced lifted particle flow on the sphere by RK4 (a reference).
 
         ds_j/dt = −ε_j ∇_S G(s_j),    dm_j/dt = −2(ε_j G(s_j) + 2λ) m_j,
 

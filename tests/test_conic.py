@@ -6,8 +6,15 @@ import pytest
 
 from solver.conic import conic_gradient_descent
 from solver.convex import convex_minimum
-from solver.lift import ReluRegression, SphereMeasure, balanced_relu_init, circle_directions, lift, lifted_flow, \
-    relu_features
+from solver.lift import (
+    ReluRegression,
+    SphereMeasure,
+    balanced_relu_init,
+    circle_directions,
+    lift,
+    lifted_flow,
+    relu_features,
+)
 
 TEACHER = np.array([0.4, 2.5, 4.4])  # angles of a 3-neuron teacher with output signs +, −, +
 

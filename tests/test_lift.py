@@ -6,8 +6,18 @@ lifted particle flow give the same predictions at every save time), whose consta
 import numpy as np
 import pytest
 
-from solver.lift import (ReluRegression, SphereMeasure, balanced_relu_init, circle_directions, first_variation,
-                         first_variation_on_circle, gradient_flow, lift, lifted_flow, relu_features)
+from solver.lift import (
+    ReluRegression,
+    SphereMeasure,
+    balanced_relu_init,
+    circle_directions,
+    first_variation,
+    first_variation_on_circle,
+    gradient_flow,
+    lift,
+    lifted_flow,
+    relu_features,
+)
 
 TIMES = [0.5, 1.0, 2.0, 5.0]
 
