@@ -38,9 +38,9 @@ of the whole w = (a, b)): ν = Σ_j ω_j |w_j|² δ_(s_j) predicts the same h wi
 (``lift(..., balanced=False)``); its flow has reaction 4 instead of 2 (REFERENCES.md).
 
 The flows here are NumPy references for particles (:func:`gradient_flow` in w,
-:func:`lifted_flow` on the sphere) with a fixed-step classical Runge–Kutta method; the
-two are the same ODE in two coordinate systems, so their predictions agree at fixed
-times up to the integrators' errors.
+:func:`lifted_flow` on the sphere) by classical Runge–Kutta steps, refined where a step
+crosses a ReLU kink; the two are the same ODE in two coordinate systems, so their
+predictions agree at fixed times up to the integrators' errors.
 """
 
 import dataclasses
@@ -197,6 +197,12 @@ def balanced_relu_init(m, dim, rng, signs="alternating"):
     return np.concatenate([a, b[:, None]], axis=1)
 
 
+def _value_and_gradient(points, coefficients, inputs):
+    """G(s) = Σ_i r_i (s·x̃_i)₊ and its Euclidean gradient Σ_i r_i 1{s·x̃_i > 0} x̃_i at each row s."""
+    dots = points @ inputs.T
+    return np.maximum(dots, 0.0) @ coefficients, (dots > 0) @ (coefficients[:, None] * inputs)
+
+
 def first_variation(directions, coefficients, inputs):
     """G(s) = Σ_i r_i (s·x̃_i)₊ and its tangential gradient ∇_S G(s) = (I − ssᵀ)∇G(s).
 
@@ -219,9 +225,7 @@ def first_variation(directions, coefficients, inputs):
     tangential : array (K, p)
     """
     directions = np.atleast_2d(np.asarray(directions, dtype=float))
-    dots = directions @ inputs.T
-    G = np.maximum(dots, 0.0) @ coefficients
-    gradient = (dots > 0) @ (coefficients[:, None] * inputs)
+    G, gradient = _value_and_gradient(directions, coefficients, inputs)
     radial = np.sum(gradient * directions, axis=1) / np.sum(directions**2, axis=1)
     return G, gradient - radial[:, None] * directions
 
@@ -313,9 +317,7 @@ class ReluRegression:
         """dw_j/dt = −∇_w F'(μ)(w_j) = (−b_j ∇G(a_j) − 2λa_j, −G(a_j) − 2λb_j)."""
         r = self.coefficients(self.network_prediction(theta, weights))
         a, b = theta[:, :-1], theta[:, -1]
-        dots = a @ self.inputs.T
-        G = np.maximum(dots, 0.0) @ r
-        gradient = (dots > 0) @ (r[:, None] * self.inputs)
+        G, gradient = _value_and_gradient(a, r, self.inputs)
         return np.concatenate([-b[:, None] * gradient - 2 * self.weight_decay * a,
                                (-G - 2 * self.weight_decay * b)[:, None]], axis=1)
 
