@@ -208,3 +208,19 @@ def test_lifted_flow_needs_species_and_good_times(rng):
         lifted_flow(problem, SphereMeasure(measure.directions, measure.masses), [1.0], 0.1)
     with pytest.raises(ValueError, match="times must increase"):
         lifted_flow(problem, measure, [1.0, 0.5], 0.1)
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_conventions_agree_with_network_risk(rng, bias):
+    """The same network by solver.energies.network.NetworkRisk (ReLU neuron c(a·x̃)₊, θ = (a, c)):
+    R = (1/n)Σ½(h − y)², the weight decay λΣω|θ|² and the particle velocity −∇F'(θ_j) agree."""
+    from solver.energies.network import Feature, NetworkRisk
+
+    X, y = rng.normal(size=(40, 2)), rng.normal(size=40)
+    problem = ReluRegression.from_data(X, y, bias=bias, weight_decay=0.3)
+    risk = NetworkRisk(Feature.neuron("relu", 2, bias=bias), X, y, loss="square", weight_decay=0.3)
+    theta, weights = rng.normal(size=(6, 3 + bias)), rng.random(6)
+    energy = risk.risk(theta, weights) + 0.3 * weights @ np.sum(theta**2, axis=1)
+    assert problem.network_energy(theta, weights) == pytest.approx(energy, rel=1e-13)
+    np.testing.assert_allclose(problem.network_velocity(theta, weights), risk.particle_velocity(theta, weights),
+                               rtol=1e-12, atol=1e-14)
