@@ -35,6 +35,7 @@ from . import __version__, problems
 from .config import ENERGIES, INITIAL_DENSITIES, ConfigError, load
 from .fem import Mesh
 from .fv import State, solve
+from .process import tune_process
 
 CONFIGS = Path(__file__).parent / "configs"
 DEFAULT_CONFIG = CONFIGS / "network.toml"
@@ -369,7 +370,9 @@ def parser():
 
 
 def main(argv=None):
-    """Entry point of ``wgf``; returns the exit status."""
+    """Entry point of ``wgf``; returns the exit status. The process is wgf's: it is tuned
+    first (:func:`solver.process.tune_process`)."""
+    tune_process()
     args = parser().parse_args(argv)
     command = "wgf " + " ".join(map(str, sys.argv[1:] if argv is None else argv))
     try:
