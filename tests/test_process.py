@@ -6,14 +6,15 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import warnings
 from functools import partial
 
 import numpy as np
 import pytest
 
-from solver import Grid, PorousMedium, solve, tune_process
-from solver.analytic import barenblatt
+from solver import Entropy, Grid, PorousMedium, Potential, solve, tune_process
+from solver.analytic import barenblatt, gaussian
 from solver.process import keep_freed_memory
 
 
@@ -75,3 +76,30 @@ def test_steps_do_not_page_fault_on_reused_memory():
     assert solution.accepted >= 5
     assert faults < 100
 
+
+def test_two_solves_in_two_threads_give_the_serial_answers():
+    """The kernels' scratch memory belongs to each call: two solves at once, of different
+    problems on grids of one shape (which shared a per-shape cache of scratch memory
+    before, and then failed this test), give the answers of the same solves one after
+    the other, bit for bit."""
+    square, wider = Grid([(-2, 2)] * 2, 128), Grid([(-3, 3)] * 2, 128)
+    runs = [
+        partial(solve, PorousMedium(2), square, square.cell_averages(partial(barenblatt, m=2, C=0.1, t=1.0)),
+                (1.0, 1.5), scheme="rkl2"),
+        partial(solve, Potential(lambda x: 0.5 * np.sum(x**2, axis=-1)) + Entropy(0.5), wider,
+                wider.cell_averages(partial(gaussian, mean=np.full(2, 0.3), cov=0.5 * np.eye(2))), (0.0, 0.2)),
+    ]
+    serial = [run().rho for run in runs]
+    threaded = [[], []]
+
+    def work(k):
+        for _ in range(3):  # repeated, so that the two threads' kernels overlap
+            threaded[k].append(runs[k]().rho)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for expected, answers in zip(serial, threaded):
+        assert len(answers) == 3 and all(np.array_equal(answer, expected) for answer in answers)
