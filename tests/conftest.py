@@ -35,6 +35,13 @@ def assert_invariants(solution, mass_rtol=1e-12):
     assert solution.accepted == len(solution.history["t"]) - 1
 
 
+def observed_order(h, errors):
+    """The observed order of convergence: the slope of log error against log h, fitted by
+    least squares over the mesh sizes ``h`` (any constant multiple of them: cell counts n
+    give h ∝ 1/n)."""
+    return float(np.polyfit(np.log(h), np.log(errors), 1)[0])
+
+
 def require(name):
     """Import the optional module ``name``: skip without it, except under CI (CI=true),
     where the project's own set-up must have installed it, so its absence fails."""
@@ -51,3 +58,4 @@ def require(name):
 def dolfinx():
     """The dolfinx module (see :func:`require`)."""
     return require("dolfinx")
+

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import assert_invariants, require
+from conftest import assert_invariants, observed_order, require
 
 from solver import Entropy, Grid, PorousMedium, Potential, solve
 from solver.analytic import barenblatt, gaussian, ornstein_uhlenbeck
@@ -35,10 +35,6 @@ def mesh(fem, name, level):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # the 3D ball is not Delaunay: its own test
         return fem.read(MESHES["path"](name, level))
-
-
-def observed_order(sizes, errors):
-    return np.polyfit(np.log(sizes), np.log(errors), 1)[0]  # sizes are mesh sizes h
 
 
 def test_edge_kernel_matches_numpy(fem, rng):
