@@ -59,3 +59,15 @@ def dolfinx():
     """The dolfinx module (see :func:`require`)."""
     return require("dolfinx")
 
+
+@pytest.fixture(scope="session")
+def relu_teacher_pde():
+    """The PDE side of the ReLU teacher problem (c) on its 3D grid, solved once per session
+    (the suite's most expensive solve, shared by test_problems and test_mean_field):
+    (problem, save times, solution)."""
+    from solver import problems, solve
+
+    problem = problems.get("relu-teacher")
+    times = np.linspace(0, problem.t_end, 9)
+    return problem, times, solve(problem.energy, problem.grid, problem.rho0, (0, problem.t_end), save_at=times)
+
