@@ -39,7 +39,7 @@ def test_barenblatt_order(m, d, cells, t1, bound, scheme):
     exact = partial(barenblatt, m=m, C=0.1)
     errors = l1_errors(PorousMedium(m), lambda x, t: exact(x, t), [(-2, 2)] * d, cells, (1.0, t1), scheme=scheme)
     order = observed_order(1 / np.asarray(cells), errors)
-    assert order >= 1.0, (errors, order)
+    assert 1.0 <= order <= 2.3, (errors, order)  # measured 1.12 to 1.81; the scheme's order is 2
     assert errors[-1] <= bound, errors
 
 
@@ -51,7 +51,8 @@ def test_barenblatt_implicit_order():
         l1_errors(PorousMedium(2), barenblatt, [(-2, 2)], [n], (1.0, 2.0), scheme="implicit", dt=2 / n)[0]
         for n in cells
     ]
-    assert observed_order(1 / np.asarray(cells), errors) >= 0.85, errors  # tends to 1 slowly: the free boundary
+    # measured 0.91: tends to 1 slowly (the free boundary)
+    assert 0.85 <= observed_order(1 / np.asarray(cells), errors) <= 1.3, errors
     assert errors[-1] <= 5e-4, errors
 
 
@@ -68,7 +69,7 @@ def test_fokker_planck_anisotropic_order(scheme):
     energy = Potential(lambda x: 0.5 * np.einsum("...i,ij,...j->...", x - b, A, x - b)) + Entropy(tau)
     cells = (32, 64, 128)
     errors = l1_errors(energy, exact, [(-5, 5)] * 2, cells, (0.0, 0.5), scheme=scheme)
-    assert observed_order(1 / np.asarray(cells), errors) >= 1.8, errors
+    assert 1.8 <= observed_order(1 / np.asarray(cells), errors) <= 2.3, errors  # measured 1.91 (both schemes)
     assert errors[-1] <= 6e-4, errors
 
 
@@ -91,7 +92,7 @@ def test_quadratic_interaction_with_entropy():
         centres = np.einsum("kab,abi->ki", solution.rho, grid.points) * grid.cell_volume
         drifts.append(np.abs(centres - centres[0]).max())
         errors.append(grid.integrate(np.abs(solution.rho[-1] - grid.cell_averages(partial(exact, t=0.5)))))
-    assert observed_order(1 / np.asarray(cells), errors) >= 1.8, errors
+    assert 1.8 <= observed_order(1 / np.asarray(cells), errors) <= 2.3, errors  # measured 1.98
     assert drifts[-1] <= 1e-5 and drifts[-1] < drifts[0], drifts
 
 

@@ -130,7 +130,7 @@ def test_reconstruction_is_second_order_on_smooth_data():
         rate = upwind_rate(rho, xi, grid)
         errors.append(grid.integrate(np.abs(rate - exact)))
     order = observed_order(1 / np.array([32, 64, 128]), errors)
-    assert order >= 1.8, (errors, order)
+    assert 1.8 <= order <= 2.3, (errors, order)  # measured 1.98
 
 
 @pytest.mark.parametrize("shape", SHAPES)
