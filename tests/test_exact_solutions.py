@@ -33,7 +33,8 @@ BARENBLATT_CASES = [
 ]
 
 
-@pytest.mark.parametrize("scheme", ["explicit", "rkl2"])
+# The explicit runs take many times longer than RKL2's (slow); RKL2 checks every case in the fast part.
+@pytest.mark.parametrize("scheme", [pytest.param("explicit", marks=pytest.mark.slow), "rkl2"])
 @pytest.mark.parametrize("m, d, cells, t1, bound", BARENBLATT_CASES)
 def test_barenblatt_order(m, d, cells, t1, bound, scheme):
     exact = partial(barenblatt, m=m, C=0.1)
@@ -43,6 +44,7 @@ def test_barenblatt_order(m, d, cells, t1, bound, scheme):
     assert errors[-1] <= bound, errors
 
 
+@pytest.mark.slow
 def test_barenblatt_implicit_order():
     """Backward Euler (first order in time and space) converges too, with dt ∝ h at steps
     far beyond the explicit limit (dt_explicit ∝ h²)."""
@@ -56,7 +58,7 @@ def test_barenblatt_implicit_order():
     assert errors[-1] <= 5e-4, errors
 
 
-@pytest.mark.parametrize("scheme", ["explicit", "rkl2"])
+@pytest.mark.parametrize("scheme", [pytest.param("explicit", marks=pytest.mark.slow), "rkl2"])
 def test_fokker_planck_anisotropic_order(scheme):
     """V = ½(x−b)ᵀA(x−b) with a non-diagonal A, τ = 1: Gaussians stay Gaussian (REFERENCES 2)."""
     A = np.array([[1.5, 0.5], [0.5, 1.0]])
@@ -73,6 +75,7 @@ def test_fokker_planck_anisotropic_order(scheme):
     assert errors[-1] <= 6e-4, errors
 
 
+@pytest.mark.slow
 def test_quadratic_interaction_with_entropy():
     """W = |z|²/2 with unit mass: ∇(W∗ρ) = x − x̄, the OU case with A = I, b = x̄ (REFERENCES 3).
     The centre of mass is conserved by the flow; the scheme keeps it to discretization error."""

@@ -88,6 +88,7 @@ def test_committed_meshes_are_delaunay(fem, name):
         assert m.integrate(np.ones(m.shape)) == pytest.approx(area, rel=1e-12)  # lumped masses: the area
 
 
+@pytest.mark.slow
 def test_barenblatt_on_the_disk(fem):
     """m = 2, C = 0.02 (the support stays inside the unit disk), t from 1 to 2."""
     sizes, errors = (0.1, 0.05, 0.025), []
@@ -141,6 +142,7 @@ def test_grid_and_mesh_agree_on_the_square(fem):
     assert difference < 2 * (mesh_error + grid_error) + 1e-4, (difference, mesh_error, grid_error)
 
 
+@pytest.mark.slow
 def test_bump_limit_on_the_disk(fem):
     """The bump networks' limit flow fits a concave density on the disk: its risk falls at
     every save and by more than 1000 times by t = 6 (the decay rate against the
@@ -316,6 +318,7 @@ def test_mesh_domain_for_particles(fem):
         mesh(fem, "ball", 0).project(np.zeros((1, 3)))
 
 
+@pytest.mark.slow
 def test_bump_risk_on_the_disk_pde_against_sgd_projected_onto_the_mesh(fem):
     """Fixed δ = 0.3 on the disk: the mesh PDE and SGD on N = 400 bumps (projected onto
     the mesh's polygon) give the same risk curve (measured within 6%)."""

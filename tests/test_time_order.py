@@ -15,6 +15,7 @@ from solver.analytic import gaussian
 # (scheme, cells, step): each step below the run's stability limits, so that max_step sets every step.
 # On 40 cells SSP-RK2's limit is the parabolic one, ≈ 0.018; on 200 cells RKL2 takes super-steps of
 # 8, 11 and 15 stages (parabolic limit ≈ 7e-4) and the transport limit is ≈ 0.06.
+@pytest.mark.slow
 @pytest.mark.parametrize("scheme, cells, step", [("explicit", 40, 0.004), ("rkl2", 200, 0.01)])
 def test_second_order_in_time(scheme, cells, step):
     """Ornstein–Uhlenbeck, V = |x|²/2 with τ = 1, from N(0.3, 1): a smooth flow (the Gaussian
