@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from solver import Grid
+from solver import Grid, tune_process
 from solver.domains import Box
 from solver.energies import BumpRisk
 
@@ -37,6 +37,7 @@ def seconds(energy, rho, grid, repeats):
 
 
 def main():
+    tune_process()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small grids, fewer ratios")
     args = parser.parse_args()

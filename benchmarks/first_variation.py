@@ -34,7 +34,7 @@ import time
 
 import numpy as np
 
-from solver import Feature, Grid, problems, solve
+from solver import Feature, Grid, problems, solve, tune_process
 from solver.energies.network import cell_evaluation
 from solver.kernels import network as kernels
 
@@ -94,6 +94,7 @@ def cells_with_mass(name, cells=32):
 
 def main():
     """Run the cases, print the table and the JSON line."""
+    tune_process()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="small cases only, for a smoke test")

@@ -15,12 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
-from solver import jmm
+from solver import tune_process
 
 REPORT_TIMES = (0.5, 1.0, 2.0, 3.0)
 
 
 def main():
+    tune_process()
+    from solver import jmm  # after tune_process: jmm imports matplotlib, whose PIL loads libgomp (OpenMP)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="one δ, N = 50, one seed, a coarse grid")
     parser.add_argument("--seeds", type=int, default=5, help="SGD runs per δ (default 5)")

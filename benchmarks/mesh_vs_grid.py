@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from solver import Grid, PorousMedium, fem, solve
+from solver import Grid, PorousMedium, fem, solve, tune_process
 from solver.analytic import barenblatt
 
 MESHES = runpy.run_path(str(Path(__file__).resolve().parent.parent / "meshes" / "generate.py"))
@@ -40,6 +40,7 @@ def timed(run, repeats):
 
 
 def main():
+    tune_process()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="levels 1 and 2, one repeat")
     args = parser.parse_args()

@@ -26,8 +26,9 @@ ROOT = Path(__file__).resolve().parent.parent
 RUN = """
 import json, statistics, sys, time, warnings
 import numpy as np
-from solver import PorousMedium, fem, solve
+from solver import PorousMedium, fem, solve, tune_process
 from solver.analytic import barenblatt
+tune_process()
 warnings.simplefilter("ignore", UserWarning)
 disk = fem.read(sys.argv[1])
 end, repeats = float(sys.argv[2]), int(sys.argv[3])

@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from solver import problems, solve
+from solver import problems, solve, tune_process
 from solver.particles import simulate
 
 
@@ -46,6 +46,7 @@ def particle_curve(m, seed, times, n_data, step):
 
 def main():
     """Find the cheapest PDE and particle runs within the tolerance; print table and JSON."""
+    tune_process()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--t-end", type=float, default=2.0)
     parser.add_argument("--tolerance", type=float, default=0.01)

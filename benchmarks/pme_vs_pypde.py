@@ -60,7 +60,7 @@ import numba
 import numpy as np
 import pde
 
-from solver import Grid, PorousMedium, solve
+from solver import Grid, PorousMedium, solve, tune_process
 from solver.analytic import barenblatt
 
 T0, T1 = 1.0, 4.0
@@ -243,6 +243,7 @@ def print_table(rows, repeats, implicit_dt, load, peer_version):
 
 def main():
     """Parse the options, run every size and solver, print the table and the JSON line."""
+    tune_process()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="64² and 128² with one repeat (a smoke test)")
     parser.add_argument("--sizes", type=int, nargs="+", help="cells per axis (default 64 128 256)")

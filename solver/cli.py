@@ -33,6 +33,7 @@ import numpy as np
 
 from . import __version__, problems
 from .config import ENERGIES, INITIAL_DENSITIES, ConfigError, load
+from .process import tune_process
 from .timeloop import SCHEMES, State, solve
 
 CONFIGS = Path(__file__).parent / "configs"
@@ -375,7 +376,9 @@ def parser():
 
 
 def main(argv=None):
-    """Entry point of ``wgf``; returns the exit status."""
+    """Entry point of ``wgf``; returns the exit status. The process is wgf's: it is tuned
+    first (:func:`solver.process.tune_process`)."""
+    tune_process()
     args = parser().parse_args(argv)
     command = "wgf " + " ".join(map(str, sys.argv[1:] if argv is None else argv))
     try:

@@ -35,6 +35,13 @@ def assert_invariants(solution, mass_rtol=1e-12):
     assert solution.accepted == len(solution.history["t"]) - 1
 
 
+def observed_order(h, errors):
+    """The observed order of convergence: the slope of log error against log h, fitted by
+    least squares over the mesh sizes ``h`` (any constant multiple of them: cell counts n
+    give h ∝ 1/n)."""
+    return float(np.polyfit(np.log(h), np.log(errors), 1)[0])
+
+
 def require(name):
     """Import the optional module ``name``: skip without it, except under CI (CI=true),
     where the project's own set-up must have installed it, so its absence fails."""
@@ -51,3 +58,16 @@ def require(name):
 def dolfinx():
     """The dolfinx module (see :func:`require`)."""
     return require("dolfinx")
+
+
+@pytest.fixture(scope="session")
+def relu_teacher_pde():
+    """The PDE side of the ReLU teacher problem (c) on its 3D grid, solved once per session
+    (the suite's most expensive solve, shared by test_problems and test_mean_field):
+    (problem, save times, solution)."""
+    from solver import problems, solve
+
+    problem = problems.get("relu-teacher")
+    times = np.linspace(0, problem.t_end, 9)
+    return problem, times, solve(problem.energy, problem.grid, problem.rho0, (0, problem.t_end), save_at=times)
+

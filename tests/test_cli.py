@@ -15,6 +15,10 @@ from solver import cli, problems
 from solver.cli import CONFIGS, DEFAULT_CONFIG, main
 from solver.config import load
 
+# main() tunes its process first (solver.tune_process); here that is the test process, where OpenMP is loaded
+# already, so the spin count cannot be set and it warns
+pytestmark = pytest.mark.filterwarnings("ignore:tune_process:RuntimeWarning")
+
 ROOT = Path(__file__).resolve().parent.parent
 BARENBLATT = barenblatt_config() + "saves = 3\n"
 

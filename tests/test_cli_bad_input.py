@@ -10,6 +10,10 @@ from cli_configs import barenblatt_config
 from solver import problems
 from solver.cli import main
 
+# main() tunes its process first (solver.tune_process); here that is the test process, where OpenMP is loaded
+# already, so the spin count cannot be set and it warns
+pytestmark = pytest.mark.filterwarnings("ignore:tune_process:RuntimeWarning")
+
 GRID = barenblatt_config(end=1.1)
 MESH = GRID.replace("[grid]\nbounds = [[-2, 2], [-2, 2]]\ncells = [16]\n", '[mesh]\nfile = "no/such.msh"\n')
 

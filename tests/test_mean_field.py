@@ -35,10 +35,8 @@ def test_particles_converge_to_the_pde_in_w2(name):
     assert grid_error < distances[-1] / 2, (grid_error, distances)
 
 
-def test_relu_particles_follow_the_pde_to_zero_risk():
-    problem = problems.get("relu-teacher")
-    times = np.linspace(0, problem.t_end, 9)
-    solution = solve(problem.energy, problem.grid, problem.rho0, (0, problem.t_end), save_at=times)
+def test_relu_particles_follow_the_pde_to_zero_risk(relu_teacher_pde):
+    problem, times, solution = relu_teacher_pde
     pde = np.array([problem.energy.value(rho, problem.grid) for rho in solution.rho])
     late = times >= problem.t_end / 2
     for m, tolerance in ((25, 0.6), (100, 0.35), (1000, 0.1)):  # m ≥ 5 m0, m0 = 5

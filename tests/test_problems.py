@@ -17,11 +17,9 @@ def test_presets_dissipate(name):
     assert values[-1] < 0.95 * values[0], values
 
 
-def test_relu_teacher_pde_risk_goes_to_zero():
+def test_relu_teacher_pde_risk_goes_to_zero(relu_teacher_pde):
     """Chizat–Bach: from mass in every direction, the flow reaches the global minimum (zero risk)."""
-    problem = problems.get("relu-teacher")
-    times = np.linspace(0, problem.t_end, 9)
-    solution = solve(problem.energy, problem.grid, problem.rho0, (0, problem.t_end), save_at=times)
+    problem, times, solution = relu_teacher_pde
     assert_invariants(solution)
     risk = np.array([problem.energy.value(rho, problem.grid) for rho in solution.rho])
     assert np.all(np.diff(risk) < 0), risk

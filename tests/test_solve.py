@@ -1,8 +1,5 @@
 """Behaviour of ``solve``: save times, step bounds, step counts, silence off a terminal."""
 
-import os
-import subprocess
-import sys
 from functools import partial
 
 import numpy as np
@@ -44,18 +41,6 @@ def test_no_progress_output_off_a_terminal(capsys):
     solve(PorousMedium(2), grid, rho0, (1, 2))
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err == ""
-
-
-def test_idle_threads_spin_briefly_unless_told_otherwise():
-    """Importing solver sets GOMP_SPINCOUNT (read when OpenMP loads, with the first
-    parallel kernel), keeping a value the environment already has."""
-    code = "import os, solver; print(os.environ['GOMP_SPINCOUNT'])"
-    for given, expected in ((None, "3000"), ("123", "123")):
-        env = {key: value for key, value in os.environ.items() if key != "GOMP_SPINCOUNT"}
-        if given is not None:
-            env["GOMP_SPINCOUNT"] = given
-        result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-        assert result.stdout.split() == [expected]
 
 
 def test_a_step_that_cannot_move_t_stops_at_once():
