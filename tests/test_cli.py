@@ -43,7 +43,7 @@ def test_run_writes_a_results_folder(tmp_path):
     assert main(["run", str(config_file(tmp_path, BARENBLATT)), "--out", str(out)]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.toml", "results"]
     names = {"config.toml", "metadata.json", "densities.npz", "history.csv", "snapshots.png", "energy.png",
-             "error.png", "animation.gif", "summary.md"}
+             "error.png", "animation.gif", "summary.md", "manifest.json"}
     assert {p.name for p in out.iterdir()} == names
     assert all((out / name).stat().st_size > 0 for name in names)
     assert (out / "config.toml").read_text() == BARENBLATT
@@ -66,9 +66,9 @@ def test_a_second_run_replaces_the_first(tmp_path):
     out = tmp_path / "results"
     config = str(config_file(tmp_path, BARENBLATT))
     assert main(["run", config, "--out", str(out)]) == 0
-    (out / "summary.md").write_text("old")
+    first = (out / "summary.md").stat().st_ino  # a changed file would make the folder no longer the run's own
     assert main(["run", config, "--out", str(out)]) == 0
-    assert (out / "summary.md").read_text() != "old"
+    assert (out / "summary.md").stat().st_ino != first
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.toml", "results"]
 
 
@@ -113,7 +113,7 @@ saves = 3
     out = tmp_path / "results"
     assert main(["run", str(config_file(tmp_path, text)), "--out", str(out)]) == 0
     names = {"config.toml", "metadata.json", "densities.npz", "densities.xdmf", "densities.h5", "history.csv",
-             "snapshots.png", "energy.png", "error.png", "animation.gif", "summary.md"}
+             "snapshots.png", "energy.png", "error.png", "animation.gif", "summary.md", "manifest.json"}
     assert {p.name for p in out.iterdir()} == names
     with np.load(out / "densities.npz") as data:
         rho, points, weights, exact = data["rho"], data["points"], data["weights"], data["exact"]
