@@ -178,12 +178,13 @@ def fingerprint(run):
 
 
 def changed_keys(old, new, prefix=""):
-    """The dotted keys (``time.end``, ``energy[0].tau``) whose values differ between two
-    JSON-like trees."""
+    """The keys (``time.end``, ``grid.bounds``, ``energy[0].tau``) whose values differ
+    between two configs as JSON trees (tables by their keys, lists of tables by index)."""
     if isinstance(old, dict) and isinstance(new, dict):
         return [key for name in sorted(set(old) | set(new), key=str)
                 for key in changed_keys(old.get(name), new.get(name), f"{prefix}.{name}" if prefix else str(name))]
-    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+    if (isinstance(old, list) and isinstance(new, list) and len(old) == len(new)
+            and all(isinstance(item, dict) for item in old + new)):
         return [key for k, (a, b) in enumerate(zip(old, new)) for key in changed_keys(a, b, f"{prefix}[{k}]")]
     return [] if old == new else [prefix]
 
@@ -664,7 +665,11 @@ def check_checkpoint(path, run):
     if stored is None:
         raise UsageError(f"{path} holds no fingerprint of its run (an older solver wrote it); it cannot be checked "
                          "against the config, so it is not resumed: delete it to restart the run from its start")
-    changed = changed_keys(stored, fingerprint(run))
+    current = fingerprint(run)
+    if stored.get("solver") != current["solver"]:
+        raise UsageError(f"{path} was written by solver {stored.get('solver')}, this is solver {current['solver']}; "
+                         "resume it with that version, or delete it to restart the run from its start")
+    changed = changed_keys(stored.get("config"), current["config"])
     if changed:
         raise UsageError(f"the config of {path.parent} differs from the one its checkpoint was computed with, in "
                          f"{', '.join(changed)}; undo the change to resume, or run the changed config into another "
