@@ -10,7 +10,7 @@ or::
 
     [grid]
     bounds = [[-2, 2], [-2, 2]]
-    cells = 128                    # one count for every axis, or one per axis
+    cells = [128]                  # one count for every axis, or one per axis
     [[energy]]                     # one table per term; the terms are added
     term = "porous-medium"
     m = 2
@@ -43,6 +43,7 @@ from . import problems
 from .analytic import barenblatt, gaussian
 from .energies import Entropy, Interaction, PorousMedium, Potential
 from .fem import Mesh  # the class only: DOLFINx is imported when a mesh is read
+from .fv import check_scheme_options
 from .grid import BOUNDARY_CONDITIONS, Grid
 
 REQUIRED = object()
@@ -209,6 +210,7 @@ SCHEMA = {
         "cells": Key("integer", None, "cells per axis (default: the preset's)", low=4, high=256),
         "n_data": Key("integer", None, "data points (default: the preset's)", low=1, high=10**6),
         "seed": Key("integer", None, "seed of the preset's data (default: the preset's)", low=0),
+        "delta": Key("number", None, "bump width δ of jmm-bumps and jmm-square (0: the porous-medium limit)", low=0),
     },
     "grid": {
         "bounds": Key("matrix", REQUIRED, "[[lo, hi], …], one pair per axis (1 to 3 axes)"),
@@ -223,9 +225,10 @@ SCHEMA = {
         "end": Key("number", None, "t1 > t0 (default: the preset's horizon)"),
         "saves": Key("integer", 9, "equally spaced save times from start to end", low=2, high=1000),
         "scheme": Key("string", "explicit", "time stepping", choices=("explicit", "rkl2", "implicit")),
-        "cfl": Key("number", 0.9, "explicit: fraction of the stable step", low=0, high=1, low_open=True),
-        "max_step": Key("number", None, "explicit: largest step", low=0, low_open=True),
-        "dt": Key("number", None, "implicit: the step", low=0, low_open=True),
+        "cfl": Key("number", None, "explicit and rkl2 only: fraction of the stable step (default 0.9)", low=0,
+                   high=1, low_open=True),
+        "max_step": Key("number", None, "explicit and rkl2 only: largest step", low=0, low_open=True),
+        "dt": Key("number", None, "implicit only: the step", low=0, low_open=True),
     },
     "particles": {
         "m": Key("integers", REQUIRED, "particle counts", low=1, high=10**6),
@@ -322,6 +325,11 @@ def validate(raw):
         config["energy"] = [_entry(f"energy[{k}]", term, ENERGIES, "term") for k, term in enumerate(raw["energy"])]
         config["initial"] = _entry("initial", raw["initial"], INITIAL_DENSITIES, "density")
     config.setdefault("time", _table("time", {}, SCHEMA["time"]))
+    time = config["time"]
+    try:
+        check_scheme_options(time["scheme"], time["dt"], time["max_step"], time["cfl"])
+    except ValueError as error:
+        raise ConfigError(f"time.{error}") from None
     config.setdefault("output", _table("output", {}, SCHEMA["output"]))
     return config
 
@@ -355,8 +363,8 @@ def build(config):
             raise ConfigError("time.end: missing; it must be a number > time.start")
     if not time["end"] > time["start"]:
         raise ConfigError(f"time.end: must be a number > time.start ({time['start']:g}), got {time['end']:g}")
-    options = {"scheme": time["scheme"], "cfl": time["cfl"]}
-    options.update({key: time[key] for key in ("max_step", "dt") if time[key] is not None})
+    options = {"scheme": time["scheme"]}
+    options.update({key: time[key] for key in ("cfl", "max_step", "dt") if time[key] is not None})
     if "particles" in config:
         interval, step = (time["end"] - time["start"]) / (time["saves"] - 1), config["particles"]["step"]
         steps_per_save = interval / step

@@ -350,7 +350,38 @@ def check_times(t_span, save_at):
     save = np.array([t0, t1] if save_at is None else save_at, dtype=float).ravel()
     if save.size == 0 or not np.all(np.isfinite(save)) or save.min() < t0 or save.max() > t1:
         raise ValueError(f"save_at must be finite times inside t_span [{t0}, {t1}], got {save_at!r}")
-    return t0, t1, np.unique(save)
+    if np.any(np.diff(save) <= 0):
+        raise ValueError(f"save_at must be increasing, without repeats (one density is kept per entry), got "
+                         f"{save_at!r}")
+    return t0, t1, save
+
+
+def check_scheme_options(scheme, dt, max_step, cfl):
+    """Check the options of a time scheme: each is taken by the schemes it applies to and
+    refused by the others (rather than ignored). Returns ``(cfl, max_step, dt)`` with the
+    defaults of the scheme: ``cfl`` 0.9 and ``max_step`` ∞ for "explicit" and "rkl2",
+    ``dt`` None (the caller's default) for "implicit"; the others None. Messages start with
+    the option's name."""
+    if scheme not in SCHEMES:
+        raise ValueError(f"scheme must be one of {SCHEMES}, got {scheme!r}")
+    if scheme == "implicit":
+        for name, value in (("cfl", cfl), ("max_step", max_step)):
+            if value is not None:
+                raise ValueError(f"{name}: the implicit scheme takes no {name} (it bounds the explicit schemes' "
+                                 "steps); give its step as dt, or choose an explicit scheme")
+        if dt is not None and not (np.isfinite(dt) and dt > 0):
+            raise ValueError(f"dt must be finite and > 0, got {dt}")
+        return None, None, dt
+    if dt is not None:
+        raise ValueError(f"dt: the {scheme} scheme chooses its own steps and takes no dt; bound them with max_step, "
+                         "or choose scheme 'implicit' for a fixed step")
+    cfl = 0.9 if cfl is None else cfl
+    if not 0 < cfl <= 1:
+        raise ValueError(f"cfl must be in (0, 1], got {cfl}")
+    max_step = np.inf if max_step is None else max_step
+    if not max_step > 0:
+        raise ValueError(f"max_step must be > 0, got {max_step}")
+    return cfl, max_step, None
 
 
 @dataclasses.dataclass
@@ -389,8 +420,8 @@ class State:
 SCHEMES = ("explicit", "rkl2", "implicit")
 
 
-def solve(energy, grid, rho0, t_span, *, save_at=None, scheme="explicit", cfl=0.9, dt=None,
-          max_step=np.inf, max_steps=10_000_000, progress=None, checkpoint=None, resume=None):
+def solve(energy, grid, rho0, t_span, *, save_at=None, scheme="explicit", cfl=None, dt=None,
+          max_step=None, max_steps=10_000_000, progress=None, checkpoint=None, resume=None):
     """Evolve ∂tρ = ∇·(ρ ∇F'(ρ)) on a grid (or a :class:`solver.fem.Mesh`) from ``rho0`` over ``t_span``.
 
     Parameters
@@ -405,7 +436,7 @@ def solve(energy, grid, rho0, t_span, *, save_at=None, scheme="explicit", cfl=0.
     t_span : (t0, t1)
         Start and end time, t0 < t1.
     save_at : sequence of float, optional
-        Times at which to keep ρ (default: t0 and t1); steps land on them exactly.
+        Increasing times at which to keep ρ (default: t0 and t1); steps land on them exactly.
     scheme : {"explicit", "rkl2", "implicit"}
         Second-order upwind in space with, in time: SSP-RK2 and adaptive steps
         (``"explicit"``, a convex combination of positive Euler steps); RKL2 super-steps of up to
@@ -413,14 +444,15 @@ def solve(energy, grid, rho0, t_span, *, save_at=None, scheme="explicit", cfl=0.
         cheaper when diffusion limits the step, see :class:`SuperStep`); or backward
         Euler with Newton (``"implicit"``, first-order upwind, first order in time; for
         diffusion-dominated problems, at steps far beyond the explicit limit).
-    cfl : float
-        Explicit schemes: fraction of the forward-Euler limits used.
+    cfl : float, optional
+        Explicit schemes only: fraction of the forward-Euler limits used (default 0.9).
     dt : float, optional
-        Implicit scheme: the step (halved on rejection, regrown after); default
+        Implicit scheme only: the step (halved on rejection, regrown after); default
         (t1 − t0)/100.
-    max_step : float
-        Explicit schemes: an upper bound on the step, for accuracy in time when the
-        stability limit allows long steps (slow transport).
+    max_step : float, optional
+        Explicit schemes only: an upper bound on the step, for accuracy in time when the
+        stability limit allows long steps (slow transport); default none. An option given
+        to a scheme it does not apply to is refused (ValueError), not ignored.
     max_steps : int
         Give up (RuntimeError) after this many attempted steps.
     progress : bool, optional
@@ -450,17 +482,12 @@ def solve(energy, grid, rho0, t_span, *, save_at=None, scheme="explicit", cfl=0.
     process (:func:`keep_freed_memory`: fewer page faults; set ``MALLOC_TOP_PAD_`` to
     choose otherwise).
     """
-    if scheme not in SCHEMES:
-        raise ValueError(f"scheme must be one of {SCHEMES}, got {scheme!r}")
+    cfl, max_step, dt = check_scheme_options(scheme, dt, max_step, cfl)
     rho = grid.check_density(rho0, "rho0").copy()
     t0, t1, save_times = check_times(t_span, save_at)
     energy.check(grid)
-    if not max_step > 0:
-        raise ValueError(f"max_step must be > 0, got {max_step}")
     if scheme == "implicit":
         dt_max = (t1 - t0) / 100 if dt is None else float(dt)
-        if not np.isfinite(dt_max) or dt_max <= 0:
-            raise ValueError(f"dt must be finite and > 0, got {dt}")
     if hasattr(grid, "stepper"):  # a mesh (solver.fem.Mesh) brings its own steps
         stepper = grid.stepper(scheme, energy, cfl)
     elif scheme == "implicit":

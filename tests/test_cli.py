@@ -217,3 +217,17 @@ def test_an_interrupted_run_keeps_its_checkpoint(tmp_path, monkeypatch, capsys):
     assert f"wgf run --resume {out}" in capsys.readouterr().err
     assert not out.exists()
     assert cli.load_state(tmp_path / "results.incomplete" / "checkpoint.npz").t == 1.25
+
+
+def test_the_documented_configs_are_accepted(tmp_path):
+    """What the config docstring and the README show is what the schema takes: the
+    docstring's spelled-out grid, and the README's option delta of jmm-bumps."""
+    from solver import config
+
+    spelled_out = config.__doc__.split("or::\n")[1].split("\n\nwhere")[0]
+    text = "\n".join(line[4:] for line in spelled_out.splitlines()) + "\n[time]\nend = 1.1\n"
+    path = config_file(tmp_path, text.replace("cells = [128]", "cells = [8]"))
+    assert "cells = [128]" in text and load(path).grid.shape == (8, 8)
+    assert "option `delta`" in (ROOT / "README.md").read_text()
+    run = load(config_file(tmp_path, '[problem]\nname = "jmm-bumps"\ndelta = 0.05\ncells = 64\n'))
+    assert run.config["problem"]["delta"] == 0.05 and run.energy.delta == 0.05

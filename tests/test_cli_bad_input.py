@@ -70,6 +70,13 @@ BAD_CONFIGS = {
     "preset and mesh": (PRESET + '[mesh]\nfile = "disk.msh"\n', "a config with [problem] (a preset) takes its"),
     "zero particles": (PRESET.replace("m = [10]", "m = [0, 10]"), "particles.m: must be a list of integers >= 1"),
     "fractional particles": (PRESET.replace("m = [10]", "m = [2.5]"), "particles.m: must be a list of integers"),
+    "dt with an explicit scheme": (GRID + "dt = 0.01\n", "time.dt: the explicit scheme chooses its own steps"),
+    "dt with rkl2": (GRID + 'scheme = "rkl2"\ndt = 0.01\n', "time.dt: the rkl2 scheme chooses its own steps"),
+    "max_step with implicit": (GRID + 'scheme = "implicit"\nmax_step = 0.01\n',
+                               "time.max_step: the implicit scheme takes no max_step"),
+    "cfl with implicit": (GRID + 'scheme = "implicit"\ncfl = 0.5\n', "time.cfl: the implicit scheme takes no cfl"),
+    "delta of a preset without bumps": (PRESET.replace("n_data = 20", "n_data = 20\ndelta = 0.1"),
+                                        "problem.delta: the preset tanh-teacher does not take it"),
     "non-symmetric stiffness": (
         GRID + '[[energy]]\nterm = "quadratic-potential"\nstiffness = [[1, 2], [0, 1]]\ncenter = [0, 0]\n',
         "energy[1].stiffness: must be [[a]] or a symmetric 2×2"),
