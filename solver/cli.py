@@ -113,6 +113,34 @@ class Ranks:
             raise value
         return value
 
+    def agree(self, make):
+        """``make()`` run on every rank; its result there, or on every rank the exception
+        the lowest failing rank raised."""
+        try:
+            outcome = (True, make())
+        except Exception as error:  # noqa: BLE001 -- re-raised on every rank below
+            outcome = (False, error)
+        if self.comm is None:
+            outcomes = [outcome]
+        else:
+            outcomes = self.comm.allgather(outcome)
+        for succeeded, value in outcomes:
+            if not succeeded:
+                raise value
+        return outcome[1]
+
+    def all_reach(self, seconds=10.0):
+        """Whether every rank reaches this call within ``seconds`` (a non-blocking
+        barrier): after an error, whether it happened on all of them."""
+        if self.comm is None:
+            return True
+        request, deadline = self.comm.Ibarrier(), time.monotonic() + seconds
+        while not request.Test():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
+        return True
+
     def any(self, flag):
         """Whether ``flag`` holds on some rank."""
         return bool(flag) if self.comm is None else bool(self.comm.allreduce(bool(flag), op=max_op()))
@@ -159,9 +187,10 @@ def write_json(path, data):
     write_atomically(path, lambda handle: handle.write((json.dumps(data, indent=2) + "\n").encode()))
 
 
-def checkpoint_name(ranks):
-    """The checkpoint file of this rank: ``checkpoint.npz`` in a serial run, else one per rank."""
-    return CHECKPOINT if ranks.size == 1 else f"checkpoint.{ranks.rank}-of-{ranks.size}.npz"
+def checkpoint_names(ranks):
+    """The checkpoint files of a run on ``ranks``: ``checkpoint.npz`` in a serial run, else
+    one per rank, ``checkpoint.R-of-N.npz`` (each rank writes the part of ρ it holds)."""
+    return [CHECKPOINT] if ranks.size == 1 else [f"checkpoint.{rank}-of-{ranks.size}.npz" for rank in range(ranks.size)]
 
 
 def fingerprint(run):
@@ -643,10 +672,15 @@ def start_staging(config_path, out, run, command):
         raise EnvironmentProblem(f"--out {out}: cannot write {staging}: {error.strerror}") from None
 
 
-def open_resume(out):
+def open_resume(out, ranks):
     """Rank 0's part of a resume, before anything changes: lock the staging folder and
     read its metadata. Returns the metadata."""
     staging = staging_of(out)
+    others = sorted({path.name for path in staging.glob("checkpoint*.npz")} - set(checkpoint_names(ranks)))
+    if others:
+        raise UsageError(f"{staging} holds {', '.join(others)}, checkpoints of a run on another number of MPI ranks "
+                         f"than this one's {ranks.size}; resume it as it ran (checkpoint.npz: without mpirun; "
+                         "checkpoint.R-of-N.npz: mpirun -n N)")
     take_lock(staging, out)
     try:
         return json.loads((staging / "metadata.json").read_text())
@@ -690,17 +724,18 @@ def execute(config_path, out, command, require_particles=False, resume=False):
             if ranks.rank == 0:
                 print(f"wgf: {staging} was complete; moved it to {out}", file=sys.stderr)
             return 0
-        info = ranks.decide(lambda: open_resume(out))
+        info = ranks.decide(lambda: open_resume(out, ranks))
     else:
         ranks.decide(lambda: start_staging(config_path, out, run, command))
         info = json.loads((staging / "metadata.json").read_text()) if ranks.rank == 0 else None
-    path = staging / checkpoint_name(ranks)
+    path = staging / checkpoint_names(ranks)[ranks.rank]
     checkpointer = Checkpointer(path, run.config["output"]["checkpoint_seconds"], fingerprint(run), ranks)
     solved = False
     try:
-        state = check_checkpoint(path, run) if resume else None
-        if resume and ranks.size > 1:
-            ranks.decide(lambda: None)  # every rank has read its checkpoint
+        state = ranks.agree(lambda: check_checkpoint(path, run)) if resume else None
+        if ranks.any(state is None) and ranks.any(state is not None):
+            raise UsageError(f"{staging} lacks the checkpoint of some ranks; delete its checkpoint files to "
+                             "restart the run from its start")
         start = time.perf_counter()
         with stopping_on_signals(checkpointer):
             checkpointer.solving = True
@@ -710,16 +745,19 @@ def execute(config_path, out, command, require_particles=False, resume=False):
             solved = True
             checkpointer.save_last()
             finish_results(run, solution, staging, info, start, ranks)
-    except (Interrupted, KeyboardInterrupt) as error:
-        signum = error.signum if isinstance(error, Interrupted) else signal.SIGINT
-        ranks.decide(lambda: print(f"wgf: interrupted; continue with `wgf run --resume {out}`", file=sys.stderr))
-        release(staging, ranks)
-        return 128 + signum
-    except DiskFull as error:
-        release(staging, ranks)
-        raise EnvironmentProblem(f"disk full while writing {error.path.name}; the run can be resumed with `wgf run "
-                                 f"--resume {out}` once there is room") from None
-    except BaseException:
+    except BaseException as error:
+        if not ranks.all_reach():  # the error of some ranks only: the others wait in a collective
+            print(f"wgf: error on rank {ranks.rank} of {ranks.size}: {error!r}; ending every rank", file=sys.stderr)
+            ranks.comm.Abort(1)
+        if isinstance(error, (Interrupted, KeyboardInterrupt)):
+            signum = error.signum if isinstance(error, Interrupted) else signal.SIGINT
+            ranks.decide(lambda: print(f"wgf: interrupted; continue with `wgf run --resume {out}`", file=sys.stderr))
+            release(staging, ranks)
+            return 128 + signum
+        if isinstance(error, DiskFull):
+            release(staging, ranks)
+            raise EnvironmentProblem(f"disk full while writing {error.path.name}; the run can be resumed with `wgf "
+                                     f"run --resume {out}` once there is room") from None
         if resume or solved:  # a failed resume leaves the folder as it found it; a solved run can be resumed
             release(staging, ranks)
         else:
