@@ -20,6 +20,7 @@ import argparse
 import contextlib
 import csv
 import errno
+import glob
 import hashlib
 import json
 import os
@@ -544,6 +545,14 @@ def foreign_files(folder):
 def check_out(out):
     """Refuse an ``out`` that a run must not write or replace, before anything is written:
     a run replaces a folder only when its manifest lists exactly what it holds."""
+    try:
+        check_replaceable(out)
+    except OSError as error:  # a name too long, a loop of links, …
+        raise UsageError(f"--out {out}: {error.strerror}; give another --out") from None
+
+
+def check_replaceable(out):
+    """:func:`check_out` (OSError from the file system passes)."""
     if out.name in ("", ".", "..") or out.resolve() == Path(out.resolve().anchor):
         raise UsageError(f"--out {str(out) or repr('')}: give the name of a results folder to create or replace "
                          "(e.g. --out results)")
@@ -639,37 +648,51 @@ def finish_swap(out):
 
 # ---------------------------------------------------------------------------- commands
 def start_staging(config_path, out, run, command):
-    """Rank 0's part of a new run: finish an interrupted swap, check ``out``, make the
-    staging folder with its lock, the config and metadata.json. A disk full here leaves
-    nothing (there is nothing to resume)."""
+    """Rank 0's part of a new run: finish an interrupted swap, check ``out``, and make the
+    staging folder with its lock, the config and metadata.json, atomically: they are
+    written in ``DIR.incomplete-starting-PID``, renamed to ``DIR.incomplete`` when whole
+    (a kill before leaves that folder, removed by the next run once its process is gone).
+    A disk full here leaves nothing (there is nothing to resume)."""
+    check_out(out)
     staging = staging_of(out)
+    for debris in out.parent.glob(f"{glob.escape(out.name)}.incomplete-starting-*"):
+        if lock_holder(debris) is None:
+            shutil.rmtree(debris, ignore_errors=True)
     if finish_swap(out):
         print(f"wgf: finished moving the completed run of {staging} to {out}", file=sys.stderr)
     check_out(out)
+    if staging.exists():
+        refuse_staging(staging, out)
+    starting = out.with_name(f"{out.name}.incomplete-starting-{os.getpid()}")
     try:
-        staging.mkdir(parents=True)
-    except FileExistsError:
-        holder = lock_holder(staging)
-        if holder is not None:
-            raise EnvironmentProblem(f"{out} is in use by process {holder}; wait for it to finish or give "
-                                     "another --out") from None
-        raise UsageError(f"{staging} holds an interrupted run: continue it with `wgf run --resume {out}` or delete "
-                         "that folder") from None
+        starting.mkdir(parents=True)
     except OSError as error:
         raise EnvironmentProblem(f"--out {out}: cannot create {staging}: {error.strerror}; give a writable "
                                  "--out") from None
     try:
-        take_lock(staging, out)
+        take_lock(starting, out)
         with writing(staging / "config.toml"):
-            shutil.copyfile(config_path, staging / "config.toml")
-        write_json(staging / "metadata.json", metadata_of(run, command, config_path))
+            shutil.copyfile(config_path, starting / "config.toml")
+        write_json(starting / "metadata.json", metadata_of(run, command, config_path))
+        starting.rename(staging)
     except DiskFull as error:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise EnvironmentProblem(f"disk full while writing {error.path}; nothing was computed: run again once there "
-                                 "is room") from None
+        shutil.rmtree(starting, ignore_errors=True)
+        raise EnvironmentProblem(f"disk full while writing {error.path.name}; nothing was computed: run again once "
+                                 "there is room") from None
     except OSError as error:
-        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(starting, ignore_errors=True)
+        if staging.exists():  # another run made it meanwhile
+            refuse_staging(staging, out)
         raise EnvironmentProblem(f"--out {out}: cannot write {staging}: {error.strerror}") from None
+
+
+def refuse_staging(staging, out):
+    """Why a new run cannot use ``out`` while ``staging`` exists: in use, or interrupted."""
+    holder = lock_holder(staging)
+    if holder is not None:
+        raise EnvironmentProblem(f"{out} is in use by process {holder}; wait for it to finish or give another --out")
+    raise UsageError(f"{staging} holds an interrupted run: continue it with `wgf run --resume {out}` or delete that "
+                     "folder")
 
 
 def open_resume(out, ranks):
@@ -714,11 +737,13 @@ def check_checkpoint(path, run):
 def execute(config_path, out, command, require_particles=False, resume=False):
     """Run a config into ``out`` (see the module docstring); returns the exit status."""
     ranks = Ranks()
-    staging = staging_of(out)
     run = load(config_path)
     if require_particles and not run.particles:
         raise ConfigError("particles: missing; `wgf compare` needs [particles] with m = [...] "
                           "(or use `wgf run`)")
+    if not resume:
+        ranks.decide(lambda: check_out(out))
+    staging = staging_of(out)
     if resume:
         if ranks.decide(lambda: finish_swap(out)):
             if ranks.rank == 0:
@@ -895,6 +920,8 @@ def command_status(args, command):
     if args.command == "run" and args.resume is not None:
         if args.config is not None:
             raise UsageError("--resume takes the config of the interrupted run: give no CONFIG")
+        if args.resume.name.removesuffix(".incomplete") in ("", ".", ".."):
+            raise UsageError(f"--resume {args.resume}: give the results folder of the interrupted run")
         out = args.resume.with_name(args.resume.name.removesuffix(".incomplete"))
         if not (staging_of(out) / "config.toml").is_file():
             raise UsageError(f"nothing to resume: {staging_of(out)} holds no interrupted run")

@@ -32,6 +32,7 @@ constructor and its parameters.
 
 import dataclasses
 import inspect
+import os
 import tomllib
 from functools import partial
 from numbers import Integral, Real
@@ -47,6 +48,10 @@ from .fv import check_scheme_options
 from .grid import BOUNDARY_CONDITIONS, Grid
 
 REQUIRED = object()
+EXACT_MAX_POINTS = 4000  # solver.compare.wasserstein's max_points
+ARRAYS_PER_CELL = 24
+"""Arrays of a grid's shape a run holds besides its saves (stages, rates, F', limits):
+for the memory estimate of :func:`check_fits`."""
 MESH_SCHEMES = ("explicit", "implicit")
 
 
@@ -96,7 +101,10 @@ class Key:
         def number(item, integer):
             if isinstance(item, bool) or not isinstance(item, Integral if integer else Real):
                 fail()
-            item = int(item) if integer else float(item)
+            try:
+                item = int(item) if integer else float(item)
+            except OverflowError:  # an integer beyond the largest float
+                fail()
             if not np.isfinite(item):
                 fail()
             if self.low is not None and (item <= self.low if self.low_open else item < self.low):
@@ -356,7 +364,7 @@ def build(config):
     else:
         problem = None
         grid = _built("mesh", lambda: _mesh(config["mesh"])) if "mesh" in config else _built(
-            "grid", lambda: _grid(config["grid"]))
+            "grid", lambda: _grid(config["grid"], time["saves"]))
         energy = _built("energy", lambda: _energy(config["energy"], grid))
         rho0, exact = _built("initial", lambda: _initial(config["initial"], grid, config["energy"], time["start"]))
         if time["end"] is None:
@@ -372,8 +380,28 @@ def build(config):
             raise ConfigError(f"particles.step: must divide (time.end − time.start)/(time.saves − 1) = {interval:g} "
                               f"a whole number of times, so that every save time is a whole number of steps; "
                               f"got {step:g}")
+    if "particles" in config:
+        _check_particles(config["particles"], problem, config["problem"]["name"], grid)
     save_at = np.linspace(time["start"], time["end"], time["saves"])
     return Run(dict(config, time=time), grid, energy, rho0, save_at, options, config.get("particles"), problem, exact)
+
+
+def _check_particles(table, problem, name, grid):
+    """Refuse ``[particles]`` for a preset the comparison cannot run (no energy of a
+    particle measure), and exact distances whose cost matrix would not fit in memory."""
+    from .compare import energy_of_particles
+
+    theta = problem.sample(np.random.default_rng(0), 2)
+    try:
+        energy_of_particles(problem.energy, theta, np.full(2, 0.5))
+    except (AttributeError, NotImplementedError, TypeError):
+        raise ConfigError(f"particles: the preset {name} has no particle version of its energy to compare "
+                          "with; remove [particles] (or use a network preset: tanh-teacher, rbf-mixture, "
+                          "relu-teacher)") from None
+    if table["distance"] == "exact" and grid.dim > 1:
+        points = min(grid.size * 2**grid.dim, EXACT_MAX_POINTS)  # the measure the study uses (refine=2), capped
+        check_fits("particles.distance", 2 * 8 * points * max(table["m"]),
+                   f'"exact" with m = {max(table["m"])} particles (an N × m cost matrix, N = {points})')
 
 
 def _built(table, make):
@@ -386,13 +414,33 @@ def _built(table, make):
         raise ConfigError(f"{table}: {error}") from None
 
 
-def _grid(table):
+def memory_bytes():
+    """The physical memory of this machine in bytes (None if unknown)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_fits(key, needed, what):
+    """ConfigError naming ``key`` if ``needed`` bytes exceed this machine's memory."""
+    memory = memory_bytes()
+    if memory is not None and needed > memory:
+        raise ConfigError(f"{key}: {what} needs about {needed / 2**30:.3g} GiB of memory, more than this machine's "
+                          f"{memory / 2**30:.3g} GiB; make it smaller")
+
+
+def _grid(table, saves):
     bounds = table["bounds"]
     if not all(len(pair) == 2 for pair in bounds):
         raise ConfigError(f"grid.bounds: must be [[lo, hi], …], one pair per axis, got {bounds!r}")
     cells = table["cells"]
     if len(cells) not in (1, len(bounds)):
         raise ConfigError(f"grid.cells: must give one count or {len(bounds)} (one per axis), got {cells!r}")
+    count = int(np.prod(cells * len(bounds) if len(cells) == 1 else cells, dtype=float))
+    # the saves, the history's densities, ~20 work arrays of the steps and the first variation
+    check_fits("grid.cells", 8 * count * (saves + ARRAYS_PER_CELL), f"{cells} on {len(bounds)} axes "
+               f"({count:.3g} cells, {saves} saves)")
     return Grid(bounds, cells[0] if len(cells) == 1 else cells, table["bc"])
 
 
@@ -465,4 +513,7 @@ def load(path):
         raise ConfigError(f"cannot read the config: {error.strerror}") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"not valid TOML: {error}") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"not a text file in UTF-8 (byte {error.start}: {error.reason}); a config is TOML "
+                          "text") from None
     return build(validate(raw))

@@ -302,3 +302,23 @@ def test_a_stale_lock_is_no_obstacle(tmp_path, monkeypatch):
     (cli.staging_of(out) / ".wgf-lock").write_text(f"{dead.pid} {os.uname().nodename}\n")
     assert main(["run", "--resume", str(out)]) == 0
     assert (out / "summary.md").is_file() and not cli.staging_of(out).exists()
+
+
+# ---------------------------------------------------------------------------- 11: damaged run folders
+@pytest.mark.parametrize("damage", ["truncated checkpoint", "checkpoint of zeros", "metadata.json"])
+def test_a_damaged_run_folder_is_named_and_kept(tmp_path, monkeypatch, capsys, damage):
+    out = interrupt(tmp_path, monkeypatch)
+    staging = cli.staging_of(out)
+    if damage == "metadata.json":
+        (staging / "metadata.json").write_text('{"command": "wgf run')
+    else:
+        data = (staging / "checkpoint.npz").read_bytes()
+        (staging / "checkpoint.npz").write_bytes(data[: len(data) // 2] if "truncated" in damage
+                                                 else bytes(len(data)))
+    before = snapshot(staging)
+    capsys.readouterr()
+    assert main(["run", "--resume", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and f"{staging / damage.split()[-1].replace('checkpoint', 'checkpoint.npz')}" \
+        in err and "cannot be read" in err, err
+    assert snapshot(staging) == before
