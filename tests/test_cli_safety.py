@@ -249,10 +249,11 @@ sys.exit(main(sys.argv[2:]))
 """
 
 
-@pytest.mark.parametrize("renames, then", [(1, "resume"), (1, "run"), (2, "run")])
+@pytest.mark.parametrize("renames, then", [(2, "resume"), (2, "run"), (3, "run")])
 def test_a_kill_during_the_final_swap_is_recovered(tmp_path, capsys, renames, then):
-    """Killed after the first rename (the old results moved aside) or the second (the new
-    ones in place): the next resume or run finishes the swap; nothing is recomputed or left."""
+    """Killed after the second rename of the run (the first makes its staging folder; the
+    second moves the old results aside) or the third (the new ones in place): the next
+    resume or run finishes the swap; nothing is recomputed or left."""
     config = config_file(tmp_path)
     out = tmp_path / "results"
     assert main(["run", str(config), "--out", str(out)]) == 0
@@ -319,6 +320,6 @@ def test_a_damaged_run_folder_is_named_and_kept(tmp_path, monkeypatch, capsys, d
     capsys.readouterr()
     assert main(["run", "--resume", str(out)]) == 1
     err = capsys.readouterr().err
-    assert len(err.splitlines()) == 1 and f"{staging / damage.split()[-1].replace('checkpoint', 'checkpoint.npz')}" \
-        in err and "cannot be read" in err, err
+    named = staging / ("metadata.json" if damage == "metadata.json" else "checkpoint.npz")
+    assert len(err.splitlines()) == 1 and f"{named} cannot be read" in err, err
     assert snapshot(staging) == before
