@@ -8,12 +8,17 @@ checkpoint. ``wgf compare CONFIG.toml`` does the same with the comparison agains
 particles required; ``wgf problems`` lists the presets and the config's building blocks;
 ``wgf plot DIR`` redraws the figures of a results folder.
 
-A run writes into ``DIR.incomplete`` and renames it to ``DIR`` only when everything is
-written; it checkpoints there (atomically: write, then rename) every
-``[output] checkpoint_seconds``. A config or argument that cannot run ends with a
-one-line error, exit status 2, before anything is written; a run that fails (the solver
-gives up, particles blow up) ends with a one-line error, exit status 1, and leaves no
-folder.
+A run writes into ``DIR.incomplete`` (locked by ``.wgf-lock``, its process id) and
+moves it to ``DIR`` only when everything is written, listed in ``manifest.json``; it
+replaces an earlier ``DIR`` only when that manifest lists exactly what the folder holds
+(:func:`check_out`), and the move survives a kill (:func:`swap_in`). It checkpoints
+(atomically: write, sync, rename) every ``[output] checkpoint_seconds``, on SIGINT and
+SIGTERM, and when the PDE is solved, with a :func:`fingerprint` of the config that a
+resume must match. A config or argument that cannot run ends with a one-line error, exit
+status 2, before anything is written; a run that fails in the solver ends with a
+one-line error, exit status 1, and leaves no folder; one stopped by its environment (a
+full disk, a signal, a folder in use) says so in one line and keeps what can be resumed.
+Under ``mpirun`` rank 0 alone writes the folders and decides for every rank (:class:`Ranks`).
 """
 
 import argparse
@@ -95,7 +100,7 @@ class Ranks:
         if size > 1:
             from mpi4py import MPI
 
-            self.comm = MPI.COMM_WORLD
+            self.comm, self.maximum = MPI.COMM_WORLD, MPI.MAX
         self.rank = 0 if self.comm is None else self.comm.rank
         self.size = 1 if self.comm is None else self.comm.size
 
@@ -144,14 +149,7 @@ class Ranks:
 
     def any(self, flag):
         """Whether ``flag`` holds on some rank."""
-        return bool(flag) if self.comm is None else bool(self.comm.allreduce(bool(flag), op=max_op()))
-
-
-def max_op():
-    """MPI.MAX (mpi4py is imported only by MPI runs)."""
-    from mpi4py import MPI
-
-    return MPI.MAX
+        return bool(flag) if self.comm is None else bool(self.comm.allreduce(bool(flag), op=self.maximum))
 
 
 @contextlib.contextmanager
@@ -343,15 +341,15 @@ def write_results(folder, run, solution, ranks=None):
     gathered vertices)."""
     ranks = Ranks() if ranks is None else ranks
     arrays = {"t": solution.t, "rho": solution.rho}
+    if run.exact is not None:
+        arrays["exact"] = np.array([run.exact(t) for t in solution.t])
     if isinstance(run.grid, Mesh):  # the vertices, triangles and lumped masses, for the figures
         run.grid.write_xdmf(folder / "densities.xdmf", solution.t, solution.rho)
         arrays.update(zip(("points", "cells", "weights", "rho"), gathered_mesh(run.grid, solution.rho)))
+        if run.exact is not None:
+            arrays["exact"] = gathered_mesh(run.grid, arrays["exact"])[3]
     else:
         arrays["bounds"] = run.grid.bounds
-    if run.exact is not None:
-        arrays["exact"] = np.array([run.exact(t) for t in solution.t])
-        if isinstance(run.grid, Mesh):
-            arrays["exact"] = gathered_mesh(run.grid, arrays["exact"])[3]
     if ranks.rank != 0:
         return
     np.savez_compressed(folder / "densities.npz", **arrays)

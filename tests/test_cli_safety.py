@@ -4,7 +4,6 @@ disk, Ctrl-C, SIGTERM, a kill during the final swap); a checkpoint resumes only 
 it was computed with; a folder in use is said to be."""
 
 import errno
-import json
 import os
 import signal
 import subprocess
