@@ -96,7 +96,7 @@ def test_out_never_names_a_staging_folder(tmp_path, monkeypatch, capsys):
     assert snapshot(staging) == before
 
 
-# ---------------------------------------------------------------------------- 2, 5: a resume checks, and keeps what it refuses
+# ------------------------------------------------------------------------- 2, 5: resumes check, keep what they refuse
 @pytest.mark.parametrize("edit, keys", [
     (("cells = [16]", "cells = [20]"), "grid.cells"),
     (("end = 1.5", "end = 1.2"), "time.end"),
