@@ -8,23 +8,36 @@ checkpoint. ``wgf compare CONFIG.toml`` does the same with the comparison agains
 particles required; ``wgf problems`` lists the presets and the config's building blocks;
 ``wgf plot DIR`` redraws the figures of a results folder.
 
-A run writes into ``DIR.incomplete`` and renames it to ``DIR`` only when everything is
-written; it checkpoints there (atomically: write, then rename) every
-``[output] checkpoint_seconds``. A config or argument that cannot run ends with a
-one-line error, exit status 2, before anything is written; a run that fails (the solver
-gives up, particles blow up) ends with a one-line error, exit status 1, and leaves no
-folder.
+A run writes into ``DIR.incomplete`` (locked by ``.wgf-lock``, its process id) and
+moves it to ``DIR`` only when everything is written, listed in ``manifest.json``; it
+replaces an earlier ``DIR`` only when that manifest lists exactly what the folder holds
+(:func:`check_out`), and the move survives a kill (:func:`swap_in`). It checkpoints
+(atomically: write, sync, rename) every ``[output] checkpoint_seconds``, on SIGINT and
+SIGTERM, and when the PDE is solved, with a :func:`fingerprint` of the config that a
+resume must match. A config or argument that cannot run ends with a one-line error, exit
+status 2, before anything is written; a run that fails in the solver ends with a
+one-line error, exit status 1, and leaves no folder; one stopped by its environment (a
+full disk, a signal, a folder in use) says so in one line and keeps what can be resumed.
+Under ``mpirun`` rank 0 alone writes the folders and decides for every rank (:class:`Ranks`).
 """
 
 import argparse
+import contextlib
 import csv
+import errno
+import glob
+import hashlib
 import json
 import os
 import platform
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
+import zipfile
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -39,6 +52,9 @@ from .timeloop import SCHEMES, State, solve
 CONFIGS = Path(__file__).parent / "configs"
 DEFAULT_CONFIG = CONFIGS / "network.toml"
 CHECKPOINT = "checkpoint.npz"
+MANIFEST = "manifest.json"
+LOCK = ".wgf-lock"
+REPLACED = ".wgf-replaced"
 PACKAGES = ("numpy", "scipy", "numba", "matplotlib", "tqdm", "POT", "pillow")
 HISTORY = ("t", "dt", "energy", "mass", "min")
 
@@ -47,49 +63,244 @@ class UsageError(Exception):
     """A command that cannot run as given (exit status 2, nothing written)."""
 
 
+# ---------------------------------------------------------------------------- processes
+class EnvironmentProblem(Exception):
+    """A run that its environment stops (a folder in use, a full disk, an unreadable
+    checkpoint): exit status 1, one line; whatever can be resumed is kept."""
+
+
+class DiskFull(EnvironmentProblem):
+    """The disk filled up while writing ``path``."""
+
+    def __init__(self, path):
+        super().__init__(path)
+        self.path = Path(path)
+
+
+class Interrupted(Exception):
+    """SIGINT or SIGTERM stopped the run (after a final checkpoint when it was solving)."""
+
+    def __init__(self, signum):
+        super().__init__(signum)
+        self.signum = signum
+
+
+class Ranks:
+    """The processes of one run: the MPI ranks under ``mpirun``, else this process alone.
+
+    Rank 0 alone touches the results folders; every decision is made there and broadcast
+    (:meth:`decide`), so all ranks take the same branch, and an error there is raised on
+    every rank. An MPI run is recognised by Open MPI's or a PMI launcher's environment,
+    so that a serial run never imports mpi4py.
+    """
+
+    def __init__(self):
+        size = int(os.environ.get("OMPI_COMM_WORLD_SIZE") or os.environ.get("PMI_SIZE") or 1)
+        self.comm = None
+        if size > 1:
+            from mpi4py import MPI
+
+            self.comm, self.maximum = MPI.COMM_WORLD, MPI.MAX
+        self.rank = 0 if self.comm is None else self.comm.rank
+        self.size = 1 if self.comm is None else self.comm.size
+
+    def decide(self, make):
+        """``make()`` run on rank 0; its result, or the exception it raised, on every rank."""
+        if self.comm is None:
+            return make()
+        outcome = None
+        if self.rank == 0:
+            try:
+                outcome = (True, make())
+            except Exception as error:  # noqa: BLE001 -- re-raised on every rank below
+                outcome = (False, error)
+        succeeded, value = self.comm.bcast(outcome, root=0)
+        if not succeeded:
+            raise value
+        return value
+
+    def agree(self, make):
+        """``make()`` run on every rank; its result there, or on every rank the exception
+        the lowest failing rank raised."""
+        try:
+            outcome = (True, make())
+        except Exception as error:  # noqa: BLE001 -- re-raised on every rank below
+            outcome = (False, error)
+        if self.comm is None:
+            outcomes = [outcome]
+        else:
+            outcomes = self.comm.allgather(outcome)
+        for succeeded, value in outcomes:
+            if not succeeded:
+                raise value
+        return outcome[1]
+
+    def all_reach(self, seconds=10.0):
+        """Whether every rank reaches this call within ``seconds`` (a non-blocking
+        barrier): after an error, whether it happened on all of them."""
+        if self.comm is None:
+            return True
+        request, deadline = self.comm.Ibarrier(), time.monotonic() + seconds
+        while not request.Test():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
+        return True
+
+    def any(self, flag):
+        """Whether ``flag`` holds on some rank."""
+        return bool(flag) if self.comm is None else bool(self.comm.allreduce(bool(flag), op=self.maximum))
+
+
+@contextlib.contextmanager
+def writing(path):
+    """Turn a full disk (ENOSPC, or a full quota, EDQUOT) while writing ``path`` into :class:`DiskFull`."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DiskFull(path) from error
+        raise
+
+
 # ---------------------------------------------------------------------------- checkpoints
 def write_atomically(path, write):
     """Call ``write(handle)`` on a temporary sibling of ``path``, sync it, then rename it to
-    ``path``: a reader (or a crash) sees the old file or the new one, never half of one."""
+    ``path``: a reader (or a crash, or a full disk) sees the old file or the new one, never
+    half of one. A full disk raises :class:`DiskFull` and leaves the old file."""
     path = Path(path)
     temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "wb") as handle:
-        write(handle)
-        handle.flush()
-        os.fsync(handle.fileno())
+    try:
+        with writing(path), open(temporary, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
     os.replace(temporary, path)
 
 
-def save_state(state, path):
-    """Write a :class:`~solver.timeloop.State` to the npz file ``path`` atomically."""
+def write_json(path, data):
+    """``data`` as indented JSON in ``path``, atomically (:func:`write_atomically`)."""
+    write_atomically(path, lambda handle: handle.write((json.dumps(data, indent=2) + "\n").encode()))
+
+
+def checkpoint_names(ranks):
+    """The checkpoint files of a run on ``ranks``: ``checkpoint.npz`` in a serial run, else
+    one per rank, ``checkpoint.R-of-N.npz`` (each rank writes the part of ρ it holds)."""
+    return [CHECKPOINT] if ranks.size == 1 else [f"checkpoint.{rank}-of-{ranks.size}.npz" for rank in range(ranks.size)]
+
+
+def fingerprint(run):
+    """What makes a run's result: the version of the solver and the config without its
+    ``[output]`` table, as plain JSON (energy terms and the initial density as the tables
+    of the TOML file), to be stored in every checkpoint and compared on resume."""
+    config = {key: value for key, value in run.config.items() if key != "output"}
+    if "energy" in config:
+        config["energy"] = [{"term": name, **parameters} for name, parameters in config["energy"]]
+    if "initial" in config:
+        name, parameters = config["initial"]
+        config["initial"] = {"density": name, **parameters}
+    return json.loads(json.dumps({"solver": __version__, "config": config}))
+
+
+def changed_keys(old, new, prefix=""):
+    """The keys (``time.end``, ``grid.bounds``, ``energy[0].tau``) whose values differ
+    between two configs as JSON trees (tables by their keys, lists of tables by index)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [key for name in sorted(set(old) | set(new), key=str)
+                for key in changed_keys(old.get(name), new.get(name), f"{prefix}.{name}" if prefix else str(name))]
+    if (isinstance(old, list) and isinstance(new, list) and len(old) == len(new)
+            and all(isinstance(item, dict) for item in old + new)):
+        return [key for k, (a, b) in enumerate(zip(old, new)) for key in changed_keys(a, b, f"{prefix}[{k}]")]
+    return [] if old == new else [prefix]
+
+
+def save_state(state, path, run_fingerprint=None):
+    """Write a :class:`~solver.timeloop.State` (and the run's :func:`fingerprint`) to the npz
+    file ``path`` atomically."""
     arrays = {"t": state.t, "rho": state.rho, "cap": state.cap, "accepted": state.accepted,
               "rejected": state.rejected, "saved": np.array(state.saved), "last_rejected": state.last_rejected,
-              "since_rejection": state.since_rejection, "newton_iterations": state.newton_iterations}
+              "since_rejection": state.since_rejection, "newton_iterations": state.newton_iterations,
+              "fingerprint": np.array(json.dumps(run_fingerprint))}
     arrays.update({f"history_{key}": np.array(values) for key, values in state.history.items()})
     write_atomically(path, lambda handle: np.savez(handle, **arrays))
 
 
 def load_state(path):
     """The :class:`~solver.timeloop.State` in the npz file ``path`` (as :func:`save_state` wrote it)."""
-    with np.load(path) as data:
-        return State(t=float(data["t"]), rho=data["rho"], cap=float(data["cap"]), accepted=int(data["accepted"]),
-                     rejected=int(data["rejected"]), saved=list(data["saved"]),
-                     history={key: list(data[f"history_{key}"]) for key in HISTORY},
-                     last_rejected=float(data["last_rejected"]), since_rejection=int(data["since_rejection"]),
-                     newton_iterations=int(data["newton_iterations"]))
+    return load_checkpoint(path)[0]
+
+
+def load_checkpoint(path):
+    """(State, fingerprint or None) of the npz file ``path``; :class:`EnvironmentProblem`
+    naming the file if it cannot be read (truncated, corrupt, not a checkpoint)."""
+    try:
+        with np.load(path) as data:
+            state = State(t=float(data["t"]), rho=data["rho"], cap=float(data["cap"]),
+                          accepted=int(data["accepted"]), rejected=int(data["rejected"]), saved=list(data["saved"]),
+                          history={key: list(data[f"history_{key}"]) for key in HISTORY},
+                          last_rejected=float(data["last_rejected"]), since_rejection=int(data["since_rejection"]),
+                          newton_iterations=int(data["newton_iterations"]))
+            stored = json.loads(str(data["fingerprint"])) if "fingerprint" in data.files else None
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+        raise EnvironmentProblem(f"{path} cannot be read ({type(error).__name__}: {error}); it is not a whole "
+                                 f"checkpoint: delete it to restart the interrupted run from its start with "
+                                 f"--resume") from None
+    return state, stored
 
 
 class Checkpointer:
     """The ``checkpoint`` callback of :func:`~solver.timeloop.solve`: saves the state to ``path``
-    when ``every`` wall seconds have passed since the last save (0: every step)."""
+    when ``every`` wall seconds have passed since the last save (0: every step), and at
+    once, ending the run with :class:`Interrupted`, after SIGINT or SIGTERM (``stop``, set
+    by :func:`stopping_on_signals`; under MPI when any rank got one).
 
-    def __init__(self, path, every):
-        self.path, self.every, self.last = path, every, time.monotonic()
+    :meth:`save_last` writes the last state it was given (after ``solve`` returns: then
+    a failure in writing the results is resumed without solving again)."""
+
+    def __init__(self, path, every, run_fingerprint=None, ranks=None):
+        self.path, self.every, self.fingerprint = path, every, run_fingerprint
+        self.ranks = Ranks() if ranks is None else ranks
+        self.last, self.state, self.stop, self.solving = time.monotonic(), None, None, False
 
     def __call__(self, state):
-        if time.monotonic() - self.last >= self.every:
-            save_state(state, self.path)
+        self.state = state
+        stop = self.ranks.any(self.stop is not None)
+        if stop or time.monotonic() - self.last >= self.every:
+            self.save_last()
+        if stop:
+            raise Interrupted(self.stop or signal.SIGINT)
+
+    def save_last(self):
+        """Write the last state given (if any) to ``path``."""
+        if self.state is not None:
+            save_state(self.state, self.path, self.fingerprint)
             self.last = time.monotonic()
+
+
+@contextlib.contextmanager
+def stopping_on_signals(checkpointer):
+    """SIGINT and SIGTERM ask ``checkpointer`` to checkpoint and stop at the next step
+    while it is ``solving``; otherwise (or on a second signal) they interrupt at once.
+    Outside the main thread, signals are left alone."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        if checkpointer.solving and checkpointer.stop is None:
+            checkpointer.stop = signum
+        else:
+            raise Interrupted(signum)
+
+    previous = {signum: signal.signal(signum, handler) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, action in previous.items():
+            signal.signal(signum, action)
 
 
 # ---------------------------------------------------------------------------- results
@@ -127,15 +338,20 @@ def git_commit():
     return {"commit": head.stdout.strip(), "changed_files": len(status.stdout.splitlines())}
 
 
-def write_results(folder, run, solution):
+def write_results(folder, run, solution, ranks=None):
     """densities.npz and history.csv of the PDE solution, and the discretization's own
     files and arrays (on a mesh densities.xdmf, and the vertices, triangles and lumped
-    masses for the figures; on a grid its bounds). Returns (files, array names): the
-    discretization's own files (a dict of name → what it is for) and its arrays' names."""
+    masses for the figures; on a grid its bounds). Under MPI every rank takes part (the
+    xdmf, the gathered values: :meth:`~solver.discretization.Discretization.whole`) and
+    rank 0 writes the rest. Returns (files, array names): the discretization's own files
+    (a dict of name → what it is for) and its arrays' names."""
+    ranks = Ranks() if ranks is None else ranks
     files, grid_arrays = run.grid.write_results(folder, solution.t, solution.rho)
-    arrays = {"t": solution.t, "rho": solution.rho, **grid_arrays}
+    arrays = {"t": solution.t, "rho": run.grid.whole(solution.rho), **grid_arrays}
     if run.exact is not None:
-        arrays["exact"] = np.array([run.exact(t) for t in solution.t])
+        arrays["exact"] = run.grid.whole(np.array([run.exact(t) for t in solution.t]))
+    if ranks.rank != 0:
+        return files, list(grid_arrays)
     np.savez_compressed(folder / "densities.npz", **arrays)
     with open(folder / "history.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
@@ -261,76 +477,348 @@ def summary(run, solution, config_name, comparison, written):
     return "\n".join(lines) + "\n"
 
 
-# ---------------------------------------------------------------------------- commands
+# ---------------------------------------------------------------------------- results folders
 def staging_of(out):
     """The folder a run writes into before it is complete."""
     return out.with_name(out.name + ".incomplete")
 
 
+def digest(path):
+    """The SHA-256 of a file's bytes, in hex."""
+    sha = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            sha.update(block)
+    return sha.hexdigest()
+
+
+def write_manifest(folder):
+    """``manifest.json``: every file a run wrote into ``folder`` (its results, not the
+    checkpoint or the lock), with its size and SHA-256. Written last: a staging folder
+    with a manifest is complete."""
+    files = {path.relative_to(folder).as_posix(): {"bytes": path.stat().st_size, "sha256": digest(path)}
+             for path in sorted(folder.rglob("*")) if path.is_file() and path.name not in (MANIFEST, LOCK)
+             and not path.name.startswith("checkpoint")}
+    write_json(folder / MANIFEST, {"solver": __version__, "files": files})
+
+
+def foreign_files(folder):
+    """What in ``folder`` its manifest does not list as it was written (files added,
+    changed or replaced by a link, folders), or None when it has no readable manifest.
+    The lock and a replaced folder half removed (names of ours, see :func:`swap_in`)
+    do not count."""
+    try:
+        listed = json.loads((folder / MANIFEST).read_text())["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    foreign = []
+    for path in sorted(folder.iterdir()):
+        if path.name in (MANIFEST, LOCK, REPLACED):
+            continue
+        entry = listed.get(path.name)
+        if (path.is_symlink() or not path.is_file() or entry is None or path.stat().st_size != entry["bytes"]
+                or digest(path) != entry["sha256"]):
+            foreign.append(path.name)
+    return foreign
+
+
 def check_out(out):
-    """Refuse an ``out`` that a run must not replace, before anything is written."""
+    """Refuse an ``out`` that a run must not write or replace, before anything is written:
+    a run replaces a folder only when its manifest lists exactly what it holds."""
+    try:
+        check_replaceable(out)
+    except OSError as error:  # a name too long, a loop of links, …
+        raise UsageError(f"--out {out}: {error.strerror}; give another --out") from None
+
+
+def check_replaceable(out):
+    """:func:`check_out` (OSError from the file system passes)."""
+    if out.name in ("", ".", "..") or out.resolve() == Path(out.resolve().anchor):
+        raise UsageError(f"--out {str(out) or repr('')}: give the name of a results folder to create or replace "
+                         "(e.g. --out results)")
+    if out.name.endswith(".incomplete"):
+        raise UsageError(f"--out {out}: names ending in .incomplete are staging folders of interrupted runs; give "
+                         f"the results folder's own name, and `wgf run --resume {staging_of(out)}` to continue one")
+    for parent in out.parents:
+        if parent.exists() and not parent.is_dir():
+            raise UsageError(f"--out {out}: {parent} is a file, not a folder; give another --out")
     if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not (out / "metadata.json").exists():
-        raise UsageError(f"--out {out} is a folder that is not wgf results; give another --out or empty it")
-    if staging_of(out).exists():
-        raise UsageError(f"{staging_of(out)} holds an interrupted run: continue it with `wgf run --resume {out}` "
-                         "or delete it")
+        raise UsageError(f"--out {out} exists and is not a folder; give another --out")
+    if out.is_dir() and any(out.iterdir()):
+        foreign = foreign_files(out)
+        if foreign is None:
+            raise UsageError(f"--out {out} is a folder that is not wgf results (no manifest.json); give another "
+                             "--out or empty it")
+        if foreign:
+            shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+            raise UsageError(f"--out {out} holds what its run did not write, or changed since: {shown}; a run "
+                             "replaces the whole folder, so move those out of it or give another --out")
+
+
+def lock_holder(folder):
+    """The process (``pid`` or ``pid on host``) holding ``folder``'s lock file, or None if
+    there is none or its process is gone (a stale lock)."""
+    try:
+        pid, host = (folder / LOCK).read_text().split()[:2]
+        pid = int(pid)
+    except (OSError, ValueError):
+        return None
+    if host != socket.gethostname():
+        return f"{pid} on {host}"
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:  # alive, another user's
+        pass
+    return str(pid)
+
+
+def take_lock(folder, out):
+    """Create ``folder``'s lock file with this process's id, or :class:`EnvironmentProblem`
+    if a live process holds it; a stale lock (its process gone) is replaced."""
+    for _ in range(2):
+        try:
+            descriptor = os.open(folder / LOCK, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            holder = lock_holder(folder)
+            if holder is not None:
+                raise EnvironmentProblem(f"{out} is in use by process {holder}; wait for it to finish (or stop it "
+                                         "and then `wgf run --resume`)") from None
+            (folder / LOCK).unlink(missing_ok=True)
+            continue
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(f"{os.getpid()} {socket.gethostname()}\n")
+        return
+    raise EnvironmentProblem(f"{out} is in use by another process that is starting; try again")
+
+
+def swap_in(staging, out):
+    """Move the complete ``staging`` folder to ``out``, replacing an earlier results folder.
+
+    The steps, in this order: remove the checkpoints; move ``out`` (checked ours) into
+    the staging folder as ``.wgf-replaced``; rename the staging folder to ``out``; remove
+    ``out/.wgf-replaced`` and the lock. A kill after any step leaves a state
+    :func:`finish_swap` recognises (the manifest marks a complete staging folder; the old
+    results are in one of two places of ours), so no run is lost and none is redone.
+    """
+    for path in staging.glob("checkpoint*.npz"):
+        path.unlink()
+    if out.exists():
+        out.rename(staging / REPLACED)
+    staging.rename(out)
+    shutil.rmtree(out / REPLACED, ignore_errors=True)
+    (out / LOCK).unlink(missing_ok=True)
+
+
+def finish_swap(out):
+    """Complete what a killed run left of its final swap (see :func:`swap_in`); returns
+    whether a complete run was moved into place."""
+    staging = staging_of(out)
+    if out.is_dir() and (out / REPLACED).exists():
+        shutil.rmtree(out / REPLACED)
+    if out.is_dir() and (out / LOCK).exists() and lock_holder(out) is None:
+        (out / LOCK).unlink()
+    if not (staging / MANIFEST).is_file() or lock_holder(staging) is not None:
+        return False
+    check_out(out)
+    swap_in(staging, out)
+    return True
+
+
+# ---------------------------------------------------------------------------- commands
+def start_staging(config_path, out, run, command):
+    """Rank 0's part of a new run: finish an interrupted swap, check ``out``, and make the
+    staging folder with its lock, the config and metadata.json, atomically: they are
+    written in ``DIR.incomplete-starting-PID``, renamed to ``DIR.incomplete`` when whole
+    (a kill before leaves that folder, removed by the next run once its process is gone).
+    A disk full here leaves nothing (there is nothing to resume)."""
+    check_out(out)
+    staging = staging_of(out)
+    for debris in out.parent.glob(f"{glob.escape(out.name)}.incomplete-starting-*"):
+        if lock_holder(debris) is None:
+            shutil.rmtree(debris, ignore_errors=True)
+    if finish_swap(out):
+        print(f"wgf: finished moving the completed run of {staging} to {out}", file=sys.stderr)
+    check_out(out)
+    if staging.exists():
+        refuse_staging(staging, out)
+    starting = out.with_name(f"{out.name}.incomplete-starting-{os.getpid()}")
+    try:
+        starting.mkdir(parents=True)
+    except OSError as error:
+        raise EnvironmentProblem(f"--out {out}: cannot create {staging}: {error.strerror}; give a writable "
+                                 "--out") from None
+    try:
+        take_lock(starting, out)
+        with writing(staging / "config.toml"):
+            shutil.copyfile(config_path, starting / "config.toml")
+        write_json(starting / "metadata.json", metadata_of(run, command, config_path))
+        starting.rename(staging)
+    except DiskFull as error:
+        shutil.rmtree(starting, ignore_errors=True)
+        raise EnvironmentProblem(f"disk full while writing {error.path.name}; nothing was computed: run again once "
+                                 "there is room") from None
+    except OSError as error:
+        shutil.rmtree(starting, ignore_errors=True)
+        if staging.exists():  # another run made it meanwhile
+            refuse_staging(staging, out)
+        raise EnvironmentProblem(f"--out {out}: cannot write {staging}: {error.strerror}") from None
+
+
+def refuse_staging(staging, out):
+    """Why a new run cannot use ``out`` while ``staging`` exists: in use, or interrupted."""
+    holder = lock_holder(staging)
+    if holder is not None:
+        raise EnvironmentProblem(f"{out} is in use by process {holder}; wait for it to finish or give another --out")
+    raise UsageError(f"{staging} holds an interrupted run: continue it with `wgf run --resume {out}` or delete that "
+                     "folder")
+
+
+def open_resume(out, ranks):
+    """Rank 0's part of a resume, before anything changes: lock the staging folder and
+    read its metadata. Returns the metadata."""
+    staging = staging_of(out)
+    others = sorted({path.name for path in staging.glob("checkpoint*.npz")} - set(checkpoint_names(ranks)))
+    if others:
+        raise UsageError(f"{staging} holds {', '.join(others)}, checkpoints of a run on another number of MPI ranks "
+                         f"than this one's {ranks.size}; resume it as it ran (checkpoint.npz: without mpirun; "
+                         "checkpoint.R-of-N.npz: mpirun -n N)")
+    take_lock(staging, out)
+    try:
+        return json.loads((staging / "metadata.json").read_text())
+    except (OSError, ValueError) as error:
+        (staging / LOCK).unlink(missing_ok=True)
+        raise EnvironmentProblem(f"{staging / 'metadata.json'} cannot be read ({error}); it is not a whole run "
+                                 f"folder: delete {staging} and run again") from None
+
+
+def check_checkpoint(path, run):
+    """The state in the checkpoint ``path`` (None if there is none), refused with a
+    UsageError when it was written for another config or solver version."""
+    if not path.exists():
+        return None
+    state, stored = load_checkpoint(path)
+    if stored is None:
+        raise UsageError(f"{path} holds no fingerprint of its run (an older solver wrote it); it cannot be checked "
+                         "against the config, so it is not resumed: delete it to restart the run from its start")
+    current = fingerprint(run)
+    if stored.get("solver") != current["solver"]:
+        raise UsageError(f"{path} was written by solver {stored.get('solver')}, this is solver {current['solver']}; "
+                         "resume it with that version, or delete it to restart the run from its start")
+    changed = changed_keys(stored.get("config"), current["config"])
+    if changed:
+        raise UsageError(f"the config of {path.parent} differs from the one its checkpoint was computed with, in "
+                         f"{', '.join(changed)}; undo the change to resume, or run the changed config into another "
+                         "--out")
+    return state
 
 
 def execute(config_path, out, command, require_particles=False, resume=False):
     """Run a config into ``out`` (see the module docstring); returns the exit status."""
-    staging = staging_of(out)
+    ranks = Ranks()
     run = load(config_path)
     if require_particles and not run.particles:
         raise ConfigError("particles: missing; `wgf compare` needs [particles] with m = [...] "
                           "(or use `wgf run`)")
     if not resume:
-        check_out(out)
-        staging.mkdir(parents=True)
-        shutil.copyfile(config_path, staging / "config.toml")
-        (staging / "metadata.json").write_text(json.dumps(metadata_of(run, command, config_path), indent=2) + "\n")
-    info = json.loads((staging / "metadata.json").read_text())
-    state = load_state(staging / CHECKPOINT) if (staging / CHECKPOINT).exists() else None
+        ranks.decide(lambda: check_out(out))
+    staging = staging_of(out)
+    if resume:
+        if ranks.decide(lambda: finish_swap(out)):
+            if ranks.rank == 0:
+                print(f"wgf: {staging} was complete; moved it to {out}", file=sys.stderr)
+            return 0
+        info = ranks.decide(lambda: open_resume(out, ranks))
+    else:
+        ranks.decide(lambda: start_staging(config_path, out, run, command))
+        info = json.loads((staging / "metadata.json").read_text()) if ranks.rank == 0 else None
+    path = staging / checkpoint_names(ranks)[ranks.rank]
+    checkpointer = Checkpointer(path, run.config["output"]["checkpoint_seconds"], fingerprint(run), ranks)
+    solved = False
     try:
+        state = ranks.agree(lambda: check_checkpoint(path, run)) if resume else None
+        if ranks.any(state is None) and ranks.any(state is not None):
+            raise UsageError(f"{staging} lacks the checkpoint of some ranks; delete its checkpoint files to "
+                             "restart the run from its start")
         start = time.perf_counter()
-        solution = solve(run.energy, run.grid, run.rho0, (run.save_at[0], run.save_at[-1]), save_at=run.save_at,
-                         checkpoint=Checkpointer(staging / CHECKPOINT, run.config["output"]["checkpoint_seconds"]),
-                         resume=state, **run.solve_options)
-        written = write_results(staging, run, solution)
-        plot(staging, animation=run.config["output"]["animation"])
+        with stopping_on_signals(checkpointer):
+            checkpointer.solving = True
+            solution = solve(run.energy, run.grid, run.rho0, (run.save_at[0], run.save_at[-1]), save_at=run.save_at,
+                             checkpoint=checkpointer, resume=state, **run.solve_options)
+            checkpointer.solving = False
+            solved = True
+            checkpointer.save_last()
+            finish_results(run, solution, staging, info, start, ranks)
+    except BaseException as error:
+        if not ranks.all_reach():  # the error of some ranks only: the others wait in a collective
+            print(f"wgf: error on rank {ranks.rank} of {ranks.size}: {error!r}; ending every rank", file=sys.stderr)
+            ranks.comm.Abort(1)
+        if isinstance(error, (Interrupted, KeyboardInterrupt)):
+            signum = error.signum if isinstance(error, Interrupted) else signal.SIGINT
+            ranks.decide(lambda: print(f"wgf: interrupted; continue with `wgf run --resume {out}`", file=sys.stderr))
+            release(staging, ranks)
+            return 128 + signum
+        if isinstance(error, DiskFull):
+            release(staging, ranks)
+            raise EnvironmentProblem(f"disk full while writing {error.path.name}; the run can be resumed with `wgf "
+                                     f"run --resume {out}` once there is room") from None
+        if resume or solved:  # a failed resume leaves the folder as it found it; a solved run can be resumed
+            release(staging, ranks)
+        else:
+            ranks.decide(lambda: shutil.rmtree(staging, ignore_errors=True))
+        raise
+    ranks.decide(lambda: swap_into_place(staging, out))
+    if ranks.rank == 0:
+        print(f"wrote {out}/: summary.md, figures, densities; {solution.accepted} PDE steps")
+    return 0
+
+
+def release(staging, ranks):
+    """Remove this run's lock from ``staging`` (rank 0)."""
+    ranks.decide(lambda: (staging / LOCK).unlink(missing_ok=True))
+
+
+def swap_into_place(staging, out):
+    """The final swap of a complete ``staging`` (rank 0), after checking again that the
+    earlier ``out`` is still only ours."""
+    try:
+        check_out(out)
+    except UsageError as error:
+        (staging / LOCK).unlink(missing_ok=True)
+        raise UsageError(f"{error}; the new results wait complete in {staging}: then `wgf run --resume {out}` "
+                         "moves them into place") from None
+    swap_in(staging, out)
+
+
+def finish_results(run, solution, staging, info, start, ranks):
+    """Write the results, figures, particle study, summary and metadata of a solved run
+    into ``staging``, then its manifest (a full disk raises :class:`DiskFull`)."""
+    with writing(staging / "densities.npz"):
+        written = write_results(staging, run, solution, ranks)
+    name = Path(info["config_file"]).name if ranks.rank == 0 else ""
+    text = summary(run, solution, name, None, written)  # on every rank: a mesh sums over the ranks
+
+    def rest():
+        with writing(staging / "figures"):
+            plot(staging, animation=run.config["output"]["animation"])
+        comparison = None
         if run.particles:
             from .compare import study
 
             particles = run.particles
-            study(run.problem, particles["m"], run.save_at, particles["seeds"], particles["step"], out=staging,
-                  method=particles["distance"], pde=solution)
-        comparison = staging if run.particles else None
-        (staging / "summary.md").write_text(summary(run, solution, Path(info["config_file"]).name, comparison,
-                                                    written))
+            with writing(staging / "study.csv"):
+                study(run.problem, particles["m"], run.save_at, particles["seeds"], particles["step"], out=staging,
+                      method=particles["distance"], pde=solution)
+            comparison = staging
+        with writing(staging / "summary.md"):
+            (staging / "summary.md").write_text(
+                summary(run, solution, name, comparison, written) if comparison else text)
         info["wall_seconds"] = round(time.perf_counter() - start, 3)
-        (staging / "metadata.json").write_text(json.dumps(info, indent=2) + "\n")
-        (staging / CHECKPOINT).unlink(missing_ok=True)
-    except KeyboardInterrupt:
-        print(f"wgf: interrupted; continue with `wgf run --resume {out}`", file=sys.stderr)
-        return 130
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    replace_folder(staging, out)
-    print(f"wrote {out}/: summary.md, figures, densities; {solution.accepted} PDE steps")
-    return 0
+        write_json(staging / "metadata.json", info)
+        write_manifest(staging)
 
-
-def replace_folder(new, out):
-    """Rename ``new`` to ``out``; an earlier results folder ``out`` is removed only after."""
-    old = None
-    if out.exists():
-        old = out.with_name(f"{out.name}.old-{os.getpid()}")
-        out.rename(old)
-    new.rename(out)
-    if old is not None:
-        shutil.rmtree(old)
+    ranks.decide(rest)
 
 
 def list_problems():
@@ -377,33 +865,68 @@ def parser():
 
 def main(argv=None):
     """Entry point of ``wgf``; returns the exit status. The process is wgf's: it is tuned
-    first (:func:`solver.process.tune_process`)."""
+    first (:func:`solver.process.tune_process`). Under MPI, an error that reaches here on
+    one rank only ends every rank (``MPI.Abort``) rather than leave them waiting."""
     tune_process()
     args = parser().parse_args(argv)
     command = "wgf " + " ".join(map(str, sys.argv[1:] if argv is None else argv))
+    ranks = Ranks()
     try:
-        if args.command == "problems":
-            print(list_problems())
-            return 0
-        if args.command == "plot":
-            if not (args.results / "densities.npz").is_file():
-                raise UsageError(f"{args.results} is not a results folder (no densities.npz)")
-            plot(args.results)
-            print(f"redrew the figures in {args.results}/")
-            return 0
-        if args.command == "run" and args.resume is not None:
-            if args.config is not None:
-                raise UsageError("--resume takes the config of the interrupted run: give no CONFIG")
-            out = args.resume.with_name(args.resume.name.removesuffix(".incomplete"))
-            if not (staging_of(out) / "config.toml").is_file():
-                raise UsageError(f"nothing to resume: {staging_of(out)} holds no interrupted run")
-            return execute(staging_of(out) / "config.toml", out, command, resume=True)
-        config = args.config or DEFAULT_CONFIG
-        return execute(config, args.out, command, require_particles=args.command == "compare")
+        return command_status(args, command)
     except (ConfigError, UsageError) as error:
         where = f"{args.config}: " if isinstance(error, ConfigError) and getattr(args, "config", None) else ""
-        print(f"wgf: error: {where}{error}", file=sys.stderr)
-        return 2
-    except (RuntimeError, ValueError) as error:  # the run itself failed (its folder is gone)
-        print(f"wgf: error: the run failed: {error}", file=sys.stderr)
-        return 1
+        status, message = 2, f"wgf: error: {where}{error}"
+    except EnvironmentProblem as error:
+        status, message = 1, f"wgf: error: {error}"
+    except (RuntimeError, ValueError) as error:  # the run itself failed
+        status, message = 1, f"wgf: error: the run failed: {error}"
+    except BaseException:
+        if ranks.comm is not None:
+            import traceback
+
+            traceback.print_exc()
+            ranks.comm.Abort(1)
+        raise
+    if ranks.rank == 0:
+        print(message, file=sys.stderr)
+    return status
+
+
+def command_status(args, command):
+    """Run the parsed command; returns the exit status (errors as exceptions)."""
+    if args.command == "problems":
+        print(list_problems())
+        return 0
+    if args.command == "plot":
+        redraw(args.results)
+        print(f"redrew the figures in {args.results}/")
+        return 0
+    if args.command == "run" and args.resume is not None:
+        if args.config is not None:
+            raise UsageError("--resume takes the config of the interrupted run: give no CONFIG")
+        if args.resume.name.removesuffix(".incomplete") in ("", ".", ".."):
+            raise UsageError(f"--resume {args.resume}: give the results folder of the interrupted run")
+        out = args.resume.with_name(args.resume.name.removesuffix(".incomplete"))
+        if not (staging_of(out) / "config.toml").is_file():
+            raise UsageError(f"nothing to resume: {staging_of(out)} holds no interrupted run")
+        return execute(staging_of(out) / "config.toml", out, command, resume=True)
+    config = args.config or DEFAULT_CONFIG
+    return execute(config, args.out, command, require_particles=args.command == "compare")
+
+
+def redraw(folder):
+    """``wgf plot``: the figures of a results folder again (its manifest updated), or a
+    UsageError naming what is missing or unreadable."""
+    for name in ("densities.npz", "history.csv"):
+        if not (folder / name).is_file():
+            raise UsageError(f"{folder} is not a results folder (no {name})")
+    try:
+        read_results(folder)
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+        raise UsageError(f"{folder}: densities.npz or history.csv cannot be read ({type(error).__name__}: "
+                         f"{error}); run the config again to rewrite them") from None
+    ours = foreign_files(folder) == []
+    with writing(folder / "figures"):
+        plot(folder)
+        if ours:  # a folder that held only its run's files still does
+            write_manifest(folder)

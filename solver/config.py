@@ -10,7 +10,7 @@ or::
 
     [grid]
     bounds = [[-2, 2], [-2, 2]]
-    cells = 128                    # one count for every axis, or one per axis
+    cells = [128]                  # one count for every axis, or one per axis
     [[energy]]                     # one table per term; the terms are added
     term = "porous-medium"
     m = 2
@@ -32,6 +32,7 @@ constructor and its parameters.
 
 import dataclasses
 import inspect
+import os
 import tomllib
 from functools import partial
 from numbers import Integral, Real
@@ -43,9 +44,13 @@ from . import problems
 from .analytic import barenblatt, gaussian
 from .energies import Entropy, Interaction, PorousMedium, Potential
 from .grid import BOUNDARY_CONDITIONS, Grid
-from .timeloop import SCHEMES
+from .timeloop import SCHEMES, check_scheme_options
 
 REQUIRED = object()
+EXACT_MAX_POINTS = 4000  # solver.compare.wasserstein's max_points
+ARRAYS_PER_CELL = 24
+"""Arrays of a grid's shape a run holds besides its saves (stages, rates, F', limits):
+for the memory estimate of :func:`check_fits`."""
 
 
 class ConfigError(ValueError):
@@ -94,7 +99,10 @@ class Key:
         def number(item, integer):
             if isinstance(item, bool) or not isinstance(item, Integral if integer else Real):
                 fail()
-            item = int(item) if integer else float(item)
+            try:
+                item = int(item) if integer else float(item)
+            except OverflowError:  # an integer beyond the largest float
+                fail()
             if not np.isfinite(item):
                 fail()
             if self.low is not None and (item <= self.low if self.low_open else item < self.low):
@@ -208,6 +216,7 @@ SCHEMA = {
         "cells": Key("integer", None, "cells per axis (default: the preset's)", low=4, high=256),
         "n_data": Key("integer", None, "data points (default: the preset's)", low=1, high=10**6),
         "seed": Key("integer", None, "seed of the preset's data (default: the preset's)", low=0),
+        "delta": Key("number", None, "bump width δ of jmm-bumps and jmm-square (0: the porous-medium limit)", low=0),
     },
     "grid": {
         "bounds": Key("matrix", REQUIRED, "[[lo, hi], …], one pair per axis (1 to 3 axes)"),
@@ -222,9 +231,10 @@ SCHEMA = {
         "end": Key("number", None, "t1 > t0 (default: the preset's horizon)"),
         "saves": Key("integer", 9, "equally spaced save times from start to end", low=2, high=1000),
         "scheme": Key("string", "explicit", "time stepping (see `wgf problems`)", choices=tuple(SCHEMES)),
-        "cfl": Key("number", 0.9, "explicit: fraction of the stable step", low=0, high=1, low_open=True),
-        "max_step": Key("number", None, "explicit: largest step", low=0, low_open=True),
-        "dt": Key("number", None, "implicit: the step", low=0, low_open=True),
+        "cfl": Key("number", None, "explicit and rkl2 only: fraction of the stable step (default 0.9)", low=0,
+                   high=1, low_open=True),
+        "max_step": Key("number", None, "explicit and rkl2 only: largest step", low=0, low_open=True),
+        "dt": Key("number", None, "implicit only: the step", low=0, low_open=True),
     },
     "particles": {
         "m": Key("integers", REQUIRED, "particle counts", low=1, high=10**6),
@@ -317,6 +327,11 @@ def validate(raw):
         config["energy"] = [_entry(f"energy[{k}]", term, ENERGIES, "term") for k, term in enumerate(raw["energy"])]
         config["initial"] = _entry("initial", raw["initial"], INITIAL_DENSITIES, "density")
     config.setdefault("time", _table("time", {}, SCHEMA["time"]))
+    time = config["time"]
+    try:
+        check_scheme_options(time["scheme"], time["dt"], time["max_step"], time["cfl"])
+    except ValueError as error:
+        raise ConfigError(f"time.{error}") from None
     config.setdefault("output", _table("output", {}, SCHEMA["output"]))
     return config
 
@@ -343,15 +358,15 @@ def build(config):
     else:
         problem = None
         grid = _built("mesh", lambda: _mesh(config["mesh"])) if "mesh" in config else _built(
-            "grid", lambda: _grid(config["grid"]))
+            "grid", lambda: _grid(config["grid"], time["saves"]))
         energy = _built("energy", lambda: _energy(config["energy"], grid))
         rho0, exact = _built("initial", lambda: _initial(config["initial"], grid, config["energy"], time["start"]))
         if time["end"] is None:
             raise ConfigError("time.end: missing; it must be a number > time.start")
     if not time["end"] > time["start"]:
         raise ConfigError(f"time.end: must be a number > time.start ({time['start']:g}), got {time['end']:g}")
-    options = {"scheme": time["scheme"], "cfl": time["cfl"]}
-    options.update({key: time[key] for key in ("max_step", "dt") if time[key] is not None})
+    options = {"scheme": time["scheme"]}
+    options.update({key: time[key] for key in ("cfl", "max_step", "dt") if time[key] is not None})
     if "particles" in config:
         interval, step = (time["end"] - time["start"]) / (time["saves"] - 1), config["particles"]["step"]
         steps_per_save = interval / step
@@ -359,8 +374,28 @@ def build(config):
             raise ConfigError(f"particles.step: must divide (time.end − time.start)/(time.saves − 1) = {interval:g} "
                               f"a whole number of times, so that every save time is a whole number of steps; "
                               f"got {step:g}")
+    if "particles" in config:
+        _check_particles(config["particles"], problem, config["problem"]["name"], grid)
     save_at = np.linspace(time["start"], time["end"], time["saves"])
     return Run(dict(config, time=time), grid, energy, rho0, save_at, options, config.get("particles"), problem, exact)
+
+
+def _check_particles(table, problem, name, grid):
+    """Refuse ``[particles]`` for a preset the comparison cannot run (no energy of a
+    particle measure), and exact distances whose cost matrix would not fit in memory."""
+    from .compare import energy_of_particles
+
+    theta = problem.sample(np.random.default_rng(0), 2)
+    try:
+        energy_of_particles(problem.energy, theta, np.full(2, 0.5))
+    except (AttributeError, NotImplementedError, TypeError):
+        raise ConfigError(f"particles: the preset {name} has no particle version of its energy to compare "
+                          "with; remove [particles] (or use a network preset: tanh-teacher, rbf-mixture, "
+                          "relu-teacher)") from None
+    if table["distance"] == "exact" and grid.dim > 1:
+        points = min(grid.size * 2**grid.dim, EXACT_MAX_POINTS)  # the measure the study uses (refine=2), capped
+        check_fits("particles.distance", 2 * 8 * points * max(table["m"]),
+                   f'"exact" with m = {max(table["m"])} particles (an N × m cost matrix, N = {points})')
 
 
 def _built(table, make):
@@ -373,13 +408,33 @@ def _built(table, make):
         raise ConfigError(f"{table}: {error}") from None
 
 
-def _grid(table):
+def memory_bytes():
+    """The physical memory of this machine in bytes (None if unknown)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_fits(key, needed, what):
+    """ConfigError naming ``key`` if ``needed`` bytes exceed this machine's memory."""
+    memory = memory_bytes()
+    if memory is not None and needed > memory:
+        raise ConfigError(f"{key}: {what} needs about {needed / 2**30:.3g} GiB of memory, more than this machine's "
+                          f"{memory / 2**30:.3g} GiB; make it smaller")
+
+
+def _grid(table, saves):
     bounds = table["bounds"]
     if not all(len(pair) == 2 for pair in bounds):
         raise ConfigError(f"grid.bounds: must be [[lo, hi], …], one pair per axis, got {bounds!r}")
     cells = table["cells"]
     if len(cells) not in (1, len(bounds)):
         raise ConfigError(f"grid.cells: must give one count or {len(bounds)} (one per axis), got {cells!r}")
+    count = int(np.prod(cells * len(bounds) if len(cells) == 1 else cells, dtype=float))
+    # the saves, the history's densities, ~20 work arrays of the steps and the first variation
+    check_fits("grid.cells", 8 * count * (saves + ARRAYS_PER_CELL), f"{cells} on {len(bounds)} axes "
+               f"({count:.3g} cells, {saves} saves)")
     return Grid(bounds, cells[0] if len(cells) == 1 else cells, table["bc"])
 
 
@@ -452,4 +507,7 @@ def load(path):
         raise ConfigError(f"cannot read the config: {error.strerror}") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"not valid TOML: {error}") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"not a text file in UTF-8 (byte {error.start}: {error.reason}); a config is TOML "
+                          "text") from None
     return build(validate(raw))

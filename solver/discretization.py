@@ -143,6 +143,11 @@ class Discretization(abc.ABC):
         of nonlocal terms is left out: an inexact Newton method)."""
 
     # -- results ---------------------------------------------------------------------------
+    def whole(self, values):
+        """``values`` (…, ``shape``) of every rank, as one array of the whole domain in the
+        order of the arrays :meth:`write_results` gives (on one process: ``values``)."""
+        return values
+
     @abc.abstractmethod
     def write_results(self, folder, times, densities):
         """Write this discretization's own files of a run (the densities at ``times``) into

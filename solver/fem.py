@@ -370,10 +370,39 @@ class Mesh(Discretization):
         return np.repeat(np.arange(self.owned), np.diff(self.indptr))
 
     def write_results(self, folder, times, densities):
-        """``densities.xdmf`` (:meth:`write_xdmf`); the arrays ``points``, ``cells``, ``weights``."""
+        """``densities.xdmf`` (:meth:`write_xdmf`, every rank); the arrays ``points``, ``cells``,
+        ``weights`` of the whole mesh (:meth:`whole`'s vertex order)."""
         self.write_xdmf(Path(folder) / "densities.xdmf", times, densities)
-        return {"densities.xdmf": "for ParaView"}, {"points": self.points, "cells": self.cells,
-                                                     "weights": self.weights}
+        points, cells, weights, _ = self._whole_mesh
+        return {"densities.xdmf": "for ParaView"}, {"points": points, "cells": cells, "weights": weights}
+
+    def whole(self, values):
+        """``values`` (…, owned vertices) at every vertex of the mesh: as they are in a serial
+        run; under MPI gathered from the ranks in the order of :meth:`gather` (by coordinates)."""
+        values = np.asarray(values)
+        if self.comm.size == 1:
+            return values
+        order = self._whole_mesh[3]
+        gathered = np.concatenate(self.comm.allgather(np.moveaxis(values, -1, 0)))[order]
+        return np.moveaxis(gathered, 0, -1)
+
+    @functools.cached_property
+    def _whole_mesh(self):
+        """(points, cells, weights, order) of the whole mesh, as in a serial run; under MPI
+        gathered from the ranks, the vertices sorted by coordinates (``order``: the gathered
+        owned vertices' positions in that sort), the cells (each once) numbered that way."""
+        if self.comm.size == 1:
+            return self.points, self.cells, self.weights, None
+        index_map = self.space.dofmap.index_map
+        numbers = index_map.local_to_global(np.arange(index_map.size_local + index_map.num_ghosts, dtype=np.int32))
+        owned_cells = self.cells[np.min(self.cells, axis=1) < self.owned]  # a cell on two ranks comes twice
+        gather = self.comm.allgather
+        points = np.concatenate(gather(self.points))
+        order = np.lexsort(points.T[::-1])
+        position = np.empty(len(order), dtype=np.int64)
+        position[np.concatenate(gather(numbers[: self.owned]))[order]] = np.arange(len(order))
+        cells = np.unique(np.sort(position[np.concatenate(gather(numbers[owned_cells]))], axis=1), axis=0)
+        return points[order], cells, np.concatenate(gather(self.weights))[order], order
 
     # -- the domain, for particles ------------------------------------------------------
     def boundary(self):

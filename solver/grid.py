@@ -5,6 +5,8 @@ finite volumes of :mod:`solver.fv`."""
 import functools
 import math
 
+import operator
+
 import numpy as np
 import scipy.fft
 import scipy.signal
@@ -45,7 +47,10 @@ class Grid(Discretization):
         if not np.all(np.isfinite(bounds)) or np.any(bounds[:, 1] <= bounds[:, 0]):
             raise ValueError(f"bounds must be finite with lo < hi on every axis, got {bounds.tolist()}")
         dim = len(bounds)
-        shape = (int(shape),) * dim if np.isscalar(shape) else tuple(int(n) for n in shape)
+        try:  # an integer type only: 16.7 cells is an error, not 16
+            shape = (operator.index(shape),) * dim if np.isscalar(shape) else tuple(map(operator.index, shape))
+        except TypeError:
+            raise ValueError(f"shape must give whole cell counts (integers), got {shape!r}") from None
         if len(shape) != dim or min(shape) < 2:
             raise ValueError(f"shape must give {dim} cell counts, each >= 2, got {shape}")
         bc = (bc,) * dim if isinstance(bc, str) else tuple(bc)

@@ -138,7 +138,7 @@ class State:
 
 
 def check_times(t_span, save_at):
-    """Validate ``t_span`` and ``save_at``; return (t0, t1, sorted save times)."""
+    """Validate ``t_span`` and ``save_at``; return (t0, t1, save times as an array)."""
     try:
         t0, t1 = (float(t) for t in t_span)
     except (TypeError, ValueError):
@@ -148,7 +148,10 @@ def check_times(t_span, save_at):
     save = np.array([t0, t1] if save_at is None else save_at, dtype=float).ravel()
     if save.size == 0 or not np.all(np.isfinite(save)) or save.min() < t0 or save.max() > t1:
         raise ValueError(f"save_at must be finite times inside t_span [{t0}, {t1}], got {save_at!r}")
-    return t0, t1, np.unique(save)
+    if np.any(np.diff(save) <= 0):
+        raise ValueError(f"save_at must be increasing, without repeats (one density is kept per entry), got "
+                         f"{save_at!r}")
+    return t0, t1, save
 
 
 def one_blas_thread():
@@ -174,6 +177,9 @@ class Stepper(abc.ABC):
         One line on the scheme (listed by ``wgf problems``).
     needs_jacobian : bool
         Whether the scheme asks the discretization for its Newton matrix.
+    options : tuple of str
+        The options of :func:`solve` it takes ("cfl", "max_step" or "dt"); the others are
+        refused (:func:`check_scheme_options`).
     ceiling : float
         The largest step the controller may grow its cap to (∞: no bound of the scheme's own).
     newton_iterations : int
@@ -182,6 +188,7 @@ class Stepper(abc.ABC):
 
     summary = ""
     needs_jacobian = False
+    options = ("cfl", "max_step")  # the options of solve this scheme takes (see check_scheme_options)
 
     def __init__(self, energy, grid):
         grid.check_problem(energy, jacobian=self.needs_jacobian)
@@ -334,6 +341,7 @@ class BackwardEuler(Stepper):
     summary = ("backward Euler with Newton and a sparse Jacobian, first order: for stiff diffusion at steps "
                "far beyond the explicit limit")
     needs_jacobian = True
+    options = ("dt",)
 
     def __init__(self, energy, grid, dt, rtol=1e-14, max_iterations=30):
         super().__init__(energy, grid)
@@ -382,14 +390,44 @@ SCHEMES = {"explicit": SSPRK2, "rkl2": RKL2, "implicit": BackwardEuler}
 each stepper class's ``summary`` says what it is in one line."""
 
 
+def check_scheme_options(scheme, dt, max_step, cfl):
+    """Check the options of a time scheme: each is taken by the schemes it applies to
+    (``options`` of the stepper in :data:`SCHEMES`) and refused by the others, rather than
+    ignored. Returns ``(cfl, max_step, dt)`` with the scheme's defaults: ``cfl`` 0.9 and
+    ``max_step`` ∞ for the explicit schemes, ``dt`` None (the stepper's default) for the
+    implicit one; the options a scheme does not take are None. Messages start with the
+    option's name."""
+    if scheme not in SCHEMES:
+        raise ValueError(f"scheme must be one of {tuple(SCHEMES)}, got {scheme!r}")
+    takes = SCHEMES[scheme].options
+    if dt is not None and "dt" not in takes:
+        raise ValueError(f"dt: the {scheme} scheme chooses its own steps and takes no dt; bound them with max_step, "
+                         "or choose scheme 'implicit' for a fixed step")
+    for name, value in (("cfl", cfl), ("max_step", max_step)):
+        if value is not None and name not in takes:
+            raise ValueError(f"{name}: the {scheme} scheme takes no {name} (it bounds the explicit schemes' "
+                             "steps); give its step as dt, or choose an explicit scheme")
+    if "cfl" in takes:
+        cfl = 0.9 if cfl is None else cfl
+        if not 0 < cfl <= 1:
+            raise ValueError(f"cfl must be in (0, 1], got {cfl}")
+    if "max_step" in takes:
+        max_step = np.inf if max_step is None else max_step
+        if not max_step > 0:
+            raise ValueError(f"max_step must be > 0, got {max_step}")
+    if dt is not None and not (np.isfinite(dt) and dt > 0):
+        raise ValueError(f"dt must be finite and > 0, got {dt}")
+    return cfl, max_step, dt
+
+
 # ---------------------------------------------------------------------------- the controller
 def energy_tolerance(rho, xi, grid):
     """Round-off allowance when testing that the energy did not increase."""
     return ENERGY_RTOL * grid.integrate(np.abs(rho * xi)) + 1e-300
 
 
-def solve(energy, grid, rho0, t_span, *, save_at=None, scheme="explicit", cfl=0.9, dt=None,
-          max_step=np.inf, max_steps=10_000_000, progress=None, checkpoint=None, resume=None):
+def solve(energy, grid, rho0, t_span, *, save_at=None, scheme="explicit", cfl=None, dt=None,
+          max_step=None, max_steps=10_000_000, progress=None, checkpoint=None, resume=None):
     """Evolve ∂tρ = ∇·(ρ ∇F'(ρ)) on a discretization from ``rho0`` over ``t_span``.
 
     Parameters
@@ -404,7 +442,7 @@ def solve(energy, grid, rho0, t_span, *, save_at=None, scheme="explicit", cfl=0.
     t_span : (t0, t1)
         Start and end time, t0 < t1.
     save_at : sequence of float, optional
-        Times at which to keep ρ (default: t0 and t1); steps land on them exactly.
+        Increasing times at which to keep ρ (default: t0 and t1); steps land on them exactly.
     scheme : {"explicit", "rkl2", "implicit"}
         A key of :data:`SCHEMES`: SSP-RK2 and adaptive steps (``"explicit"``, a convex
         combination of positive Euler steps, see :class:`SSPRK2`); RKL2 super-steps of up
@@ -414,14 +452,15 @@ def solve(energy, grid, rho0, t_span, *, save_at=None, scheme="explicit", cfl=0.
         beyond the explicit limit, see :class:`BackwardEuler`). In space, the
         discretization's own operators (on grids second-order upwind, first-order for the
         implicit scheme).
-    cfl : float
-        Explicit schemes: fraction of the forward-Euler limits used.
+    cfl : float, optional
+        Explicit schemes only: fraction of the forward-Euler limits used (default 0.9).
     dt : float, optional
-        Implicit scheme: the step (halved on rejection, regrown after); default
-        (t1 − t0)/100.
-    max_step : float
-        An upper bound on the step, for accuracy in time when the stability limit allows
-        long steps (slow transport).
+        Implicit scheme only: the step (halved on rejection, regrown cautiously after);
+        default (t1 − t0)/100.
+    max_step : float, optional
+        Explicit schemes only: an upper bound on the step, for accuracy in time when the
+        stability limit allows long steps (slow transport); default none. An option given
+        to a scheme it does not apply to is refused (ValueError), not ignored.
     max_steps : int
         Give up (RuntimeError) after this many attempted steps.
     progress : bool, optional
@@ -445,13 +484,10 @@ def solve(energy, grid, rho0, t_span, *, save_at=None, scheme="explicit", cfl=0.
         F', say) anywhere (on any rank, all ranks raise it): its ``partial`` is the
         :class:`Solution` up to the last finite state.
     """
-    if scheme not in SCHEMES:
-        raise ValueError(f"scheme must be one of {tuple(SCHEMES)}, got {scheme!r}")
+    cfl, max_step, dt = check_scheme_options(scheme, dt, max_step, cfl)
     rho = grid.check_density(rho0, "rho0").copy()
     t0, t1, save_times = check_times(t_span, save_at)
     energy.check(grid)
-    if not max_step > 0:
-        raise ValueError(f"max_step must be > 0, got {max_step}")
     stepper = SCHEMES[scheme].from_options(energy, grid, cfl=cfl, dt=dt, t_span=(t0, t1))
     start = time.perf_counter()
     if resume is not None:
@@ -486,7 +522,7 @@ def solve(energy, grid, rho0, t_span, *, save_at=None, scheme="explicit", cfl=0.
             if accepted + rejected >= max_steps:
                 raise RuntimeError(f"solve: max_steps={max_steps} reached at t={t:.6g} before t1={t1}")
             bounds = {"the scheme's stability limit": stepper.propose(rho, xi), "the step cap": cap,
-                      "max_step": max_step}
+                      "max_step": np.inf if max_step is None else max_step}
             step = min(*bounds.values(), pending[0] - t)
             if step != pending[0] - t and (step < floor or t + step == t):
                 bound = min(bounds, key=bounds.get)

@@ -84,6 +84,31 @@ def test_bad_grids(bounds, shape, message):
         Grid(bounds, shape)
 
 
+@pytest.mark.parametrize("save_at", [[0, 1, 0.5], [0, 0.5, 0.5, 1]], ids=["unsorted", "repeated"])
+def test_save_times_are_kept_as_given_or_refused(grid, save_at):
+    """One density per entry of save_at: times out of order or repeated are an error, not
+    silently sorted and merged (which made len(t) != len(save_at))."""
+    with pytest.raises(ValueError, match="save_at must be increasing, without repeats"):
+        solve(PorousMedium(2), grid, density(grid), (0, 1), save_at=save_at)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"dt": 0.1}, "dt: the explicit scheme chooses its own steps and takes no dt"),
+    ({"scheme": "rkl2", "dt": 0.1}, "dt: the rkl2 scheme chooses its own steps"),
+    ({"scheme": "implicit", "max_step": 0.1}, "max_step: the implicit scheme takes no max_step"),
+    ({"scheme": "implicit", "cfl": 0.5}, "cfl: the implicit scheme takes no cfl"),
+])
+def test_options_of_another_scheme_are_refused(grid, options, message):
+    with pytest.raises(ValueError, match=message):
+        solve(PorousMedium(2), grid, density(grid), (0, 1), **options)
+
+
+@pytest.mark.parametrize("shape", [16.7, (6, 5.5), 16.0])
+def test_cell_counts_are_integers(shape):
+    with pytest.raises(ValueError, match="shape must give whole cell counts"):
+        Grid([(-1, 1), (-1, 1)], shape)
+
+
 def test_bad_scheme_options(grid):
     with pytest.raises(ValueError, match=r"scheme must be one of \('explicit', 'rkl2', 'implicit'\), got 'rk4'"):
         solve(PorousMedium(2), grid, density(grid), (0, 1), scheme="rk4")

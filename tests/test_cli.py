@@ -47,7 +47,7 @@ def test_run_writes_a_results_folder(tmp_path):
     assert main(["run", str(config_file(tmp_path, BARENBLATT)), "--out", str(out)]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.toml", "results"]
     names = {"config.toml", "metadata.json", "densities.npz", "history.csv", "snapshots.png", "energy.png",
-             "error.png", "animation.gif", "summary.md"}
+             "error.png", "animation.gif", "summary.md", "manifest.json"}
     assert {p.name for p in out.iterdir()} == names
     assert all((out / name).stat().st_size > 0 for name in names)
     assert (out / "config.toml").read_text() == BARENBLATT
@@ -81,9 +81,9 @@ def test_a_second_run_replaces_the_first(tmp_path):
     out = tmp_path / "results"
     config = str(config_file(tmp_path, BARENBLATT))
     assert main(["run", config, "--out", str(out)]) == 0
-    (out / "summary.md").write_text("old")
+    first = (out / "summary.md").stat().st_ino  # a changed file would make the folder no longer the run's own
     assert main(["run", config, "--out", str(out)]) == 0
-    assert (out / "summary.md").read_text() != "old"
+    assert (out / "summary.md").stat().st_ino != first
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.toml", "results"]
 
 
@@ -128,7 +128,7 @@ saves = 3
     out = tmp_path / "results"
     assert main(["run", str(config_file(tmp_path, text)), "--out", str(out)]) == 0
     names = {"config.toml", "metadata.json", "densities.npz", "densities.xdmf", "densities.h5", "history.csv",
-             "snapshots.png", "energy.png", "error.png", "animation.gif", "summary.md"}
+             "snapshots.png", "energy.png", "error.png", "animation.gif", "summary.md", "manifest.json"}
     assert {p.name for p in out.iterdir()} == names
     with np.load(out / "densities.npz") as data:
         rho, points, weights, exact = data["rho"], data["points"], data["weights"], data["exact"]
@@ -232,3 +232,17 @@ def test_an_interrupted_run_keeps_its_checkpoint(tmp_path, monkeypatch, capsys):
     assert f"wgf run --resume {out}" in capsys.readouterr().err
     assert not out.exists()
     assert cli.load_state(tmp_path / "results.incomplete" / "checkpoint.npz").t == 1.25
+
+
+def test_the_documented_configs_are_accepted(tmp_path):
+    """What the config docstring and the README show is what the schema takes: the
+    docstring's spelled-out grid, and the README's option delta of jmm-bumps."""
+    from solver import config
+
+    spelled_out = config.__doc__.split("or::\n")[1].split("\n\nwhere")[0]
+    text = "\n".join(line[4:] for line in spelled_out.splitlines()) + "\n[time]\nend = 1.1\n"
+    path = config_file(tmp_path, text.replace("cells = [128]", "cells = [8]"))
+    assert "cells = [128]" in text and load(path).grid.shape == (8, 8)
+    assert "option `delta`" in (ROOT / "README.md").read_text()
+    run = load(config_file(tmp_path, '[problem]\nname = "jmm-bumps"\ndelta = 0.05\ncells = 64\n'))
+    assert run.config["problem"]["delta"] == 0.05 and run.energy.delta == 0.05

@@ -73,6 +73,18 @@ BAD_CONFIGS = {
     "preset and mesh": (PRESET + '[mesh]\nfile = "disk.msh"\n', "a config with [problem] (a preset) takes its"),
     "zero particles": (PRESET.replace("m = [10]", "m = [0, 10]"), "particles.m: must be a list of integers >= 1"),
     "fractional particles": (PRESET.replace("m = [10]", "m = [2.5]"), "particles.m: must be a list of integers"),
+    "dt with an explicit scheme": (GRID + "dt = 0.01\n", "time.dt: the explicit scheme chooses its own steps"),
+    "dt with rkl2": (GRID + 'scheme = "rkl2"\ndt = 0.01\n', "time.dt: the rkl2 scheme chooses its own steps"),
+    "max_step with implicit": (GRID + 'scheme = "implicit"\nmax_step = 0.01\n',
+                               "time.max_step: the implicit scheme takes no max_step"),
+    "cfl with implicit": (GRID + 'scheme = "implicit"\ncfl = 0.5\n', "time.cfl: the implicit scheme takes no cfl"),
+    "delta of a preset without bumps": (PRESET.replace("n_data = 20", "n_data = 20\ndelta = 0.1"),
+                                        "problem.delta: the preset tanh-teacher does not take it"),
+    "integer beyond a float": (GRID.replace("end = 1.1", "end = 1" + "0" * 400), "time.end: must be a number"),
+    "cells beyond memory": (GRID.replace("[[-2, 2], [-2, 2]]", "[[-2, 2], [-2, 2], [-2, 2]]").replace(
+        "cells = [16]", "cells = [4096]"), "grid.cells: [4096] on 3 axes (6.87e+10 cells, 9 saves) needs about"),
+    "particles for bumps": (PRESET.replace("tanh-teacher", "jmm-bumps").replace("n_data = 20\n", "").replace(
+        "cells = 8", "cells = 64"), "particles: the preset jmm-bumps has no particle version of its energy"),
     "non-symmetric stiffness": (
         GRID + '[[energy]]\nterm = "quadratic-potential"\nstiffness = [[1, 2], [0, 1]]\ncenter = [0, 0]\n',
         "energy[1].stiffness: must be [[a]] or a symmetric 2×2"),
@@ -167,3 +179,101 @@ def test_bad_arguments_exit_2(tmp_path, args):
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("wgf") and ": error:" in last, last
     assert list(tmp_path.iterdir()) == []
+
+
+def test_exact_distances_beyond_memory(tmp_path, capsys, monkeypatch):
+    from solver import config
+
+    monkeypatch.setattr(config, "memory_bytes", lambda: 2**28)
+    path = tmp_path / "bad.toml"
+    path.write_text(PRESET.replace("m = [10]", "m = [10, 100000]") + 'distance = "exact"\n')
+    status, err = run_quietly(["run", str(path), "--out", str(tmp_path / "results")], capsys)
+    assert status == 2 and err.startswith(f"wgf: error: {path}: particles.distance: \"exact\" with m = 100000 "
+                                          "particles (an N × m cost matrix, N = 256) needs about 0.381 GiB"), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.toml"]
+
+
+@pytest.mark.parametrize("content", [b"\xff\xfe[grid]\x00\x01", "[grid]\nbounds = 'é'\n".encode("latin-1")],
+                         ids=["binary", "latin-1"])
+def test_a_config_that_is_not_utf8_text(tmp_path, capsys, content):
+    path = tmp_path / "bad.toml"
+    path.write_bytes(content)
+    status, err = run_quietly(["run", str(path), "--out", str(tmp_path / "results")], capsys)
+    assert status == 2 and len(err.splitlines()) == 1 and "not a text file in UTF-8" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.toml"]
+
+
+@pytest.mark.parametrize("out, words", [(".", "give the name of a results folder"),
+                                        ("", "give the name of a results folder"),
+                                        ("/", "give the name of a results folder"),
+                                        ("file/results", "is a file, not a folder"),
+                                        ("x" * 300, "File name too long")],
+                         ids=["dot", "empty", "root", "under a file", "too long"])
+def test_outs_that_cannot_be_written(tmp_path, capsys, monkeypatch, out, words):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "file").write_text("keep me")
+    (tmp_path / "c.toml").write_text(GRID)
+    status, err = run_quietly(["run", "c.toml", "--out", out], capsys)
+    assert status == 2 and len(err.splitlines()) == 1 and words in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.toml", "file"]
+
+
+def test_an_out_that_cannot_be_created(tmp_path, capsys, monkeypatch):
+    """A read-only parent (simulated: the tests may run as root, who may write anyway)."""
+    from pathlib import Path
+
+    def refuse(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "mkdir", refuse)
+    config = tmp_path / "c.toml"
+    config.write_text(GRID)
+    status, err = run_quietly(["run", str(config), "--out", str(tmp_path / "r")], capsys)
+    assert status == 1 and err == f"wgf: error: --out {tmp_path / 'r'}: cannot create {tmp_path / 'r.incomplete'}: " \
+        "Permission denied; give a writable --out\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.toml"]
+
+
+@pytest.mark.parametrize("damage", ["no history", "truncated npz"])
+def test_plot_of_a_damaged_folder(tmp_path, capsys, damage):
+    (tmp_path / "c.toml").write_text(GRID + "[output]\nanimation = false\n")
+    out = tmp_path / "r"
+    assert main(["run", str(tmp_path / "c.toml"), "--out", str(out)]) == 0
+    if damage == "no history":
+        (out / "history.csv").unlink()
+    else:
+        data = (out / "densities.npz").read_bytes()
+        (out / "densities.npz").write_bytes(data[: len(data) // 2])
+    capsys.readouterr()
+    status, err = run_quietly(["plot", str(out)], capsys)
+    assert status == 2 and len(err.splitlines()) == 1, err
+    assert ("no history.csv" if damage == "no history" else "densities.npz or history.csv cannot be read") in err
+
+
+NO_NUMBA_CACHE = """
+import sys, tempfile
+real = tempfile.TemporaryFile
+def refuse(*args, dir=None, **kwargs):  # as Numba sees a folder it may not write
+    if dir is not None and "wgf-numba-cache" not in str(dir):
+        raise PermissionError(13, "Permission denied", dir)
+    return real(*args, dir=dir, **kwargs)
+tempfile.TemporaryFile = refuse
+from solver.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_no_writable_numba_cache(tmp_path):
+    """Numba raises at import when it can cache nowhere; the package falls back to a
+    per-user temporary folder with a warning."""
+    import os
+    from pathlib import Path
+
+    script = tmp_path / "run.py"
+    script.write_text(NO_NUMBA_CACHE)
+    (tmp_path / "c.toml").write_text(GRID + "[output]\nanimation = false\n")
+    environment = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    result = subprocess.run([sys.executable, str(script), "run", "c.toml", "--out", "r"], cwd=tmp_path,
+                            env=environment, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "Numba cannot write its cache" in result.stderr and "wgf-numba-cache" in result.stderr

@@ -1,0 +1,58 @@
+"""``wgf run`` under ``mpirun -n 2`` (issue 14, item 9): rank 0 writes the folders, every
+rank takes the same decisions, an error ends every rank. Each launch has a timeout, so a
+hang fails the test."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import require
+
+from solver import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+MPIRUN = ["mpirun", "--allow-run-as-root", "--oversubscribe", "-n", "2"]
+
+
+@pytest.fixture
+def mpi():
+    require("dolfinx")
+    require("mpi4py")
+
+
+def wgf(*args, ranks=2, timeout=300):
+    """``wgf ARGS`` on ``ranks`` MPI ranks (1: without mpirun), from the repository root."""
+    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
+    launcher = MPIRUN if ranks == 2 else []
+    return subprocess.run([*launcher, sys.executable, "-m", "solver", *map(str, args)], cwd=ROOT, env=environment,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_a_run_on_two_ranks_writes_one_complete_folder(mpi, tmp_path):
+    config = cli.CONFIGS / "disk.toml"
+    parallel, serial = tmp_path / "parallel", tmp_path / "serial"
+    result = wgf("run", config, "--out", parallel)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("wrote ") == 1  # rank 0 alone speaks
+    assert cli.foreign_files(parallel) == [] and not cli.staging_of(parallel).exists()
+    assert wgf("run", config, "--out", serial, ranks=1).returncode == 0
+    with np.load(parallel / "densities.npz") as a, np.load(serial / "densities.npz") as b:
+        order = np.lexsort(b["points"].T[::-1])
+        np.testing.assert_allclose(a["points"], b["points"][order], atol=1e-14)
+        np.testing.assert_allclose(a["weights"], b["weights"][order], rtol=1e-12)
+        np.testing.assert_allclose(a["rho"], b["rho"][:, order], rtol=0, atol=1e-10 * b["rho"].max())
+        assert len(a["cells"]) == len(b["cells"])  # every triangle once
+
+
+def test_a_refusal_on_two_ranks_ends_both(mpi, tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    result = wgf("run", cli.CONFIGS / "disk.toml", "--out", out, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.count("wgf: error:") == 1 and "is a folder that is not wgf results" in result.stderr
+    assert [p.name for p in out.iterdir()] == ["notes.txt"] and not cli.staging_of(out).exists()
