@@ -21,7 +21,6 @@ on: ``python3 tasks.py test -k grid``.
 
 import hashlib
 import os
-import re
 import shutil
 import subprocess
 import sys

@@ -79,20 +79,21 @@ def load():
         Without DOLFINx (the message says how to get it), or with an unsupported version
         (:func:`check_version`).
     """
-    try:
-        from mpi4py import MPI  # first: it loads the libmpi that the wheel's DOLFINx links to
-
-        import dolfinx
-    except ImportError as error:
-        raise ImportError(f"{INSTALL_HINT} ({error})") from error
+    MPI = _import("mpi4py.MPI")  # first: it loads the libmpi that the wheel's DOLFINx links to
+    dolfinx = _import("dolfinx")
     check_version(dolfinx.__version__)
+    for submodule in ("dolfinx.fem.petsc", "dolfinx.io"):
+        _import(submodule)
+    ufl = _import("ufl")
+    return dolfinx, ufl, MPI
+
+
+def _import(name):
+    """Import the module ``name``; without it, an ImportError that says how to get DOLFINx."""
     try:
-        import dolfinx.fem.petsc
-        import dolfinx.io
-        import ufl
+        return importlib.import_module(name)
     except ImportError as error:
         raise ImportError(f"{INSTALL_HINT} ({error})") from error
-    return dolfinx, ufl, MPI
 
 
 def mesh_from_gmsh_model(dolfinx, model, comm, rank, dim):

@@ -40,6 +40,7 @@ import scipy.sparse
 import scipy.sparse.linalg
 from numba import njit, prange
 
+
 def _dolfinx():
     """The DOLFINx modules the mesh solver uses (imported on first use): (dolfinx, ufl, MPI)."""
     from solver import dolfinx_compat
