@@ -7,8 +7,8 @@ and two cores). Each run reports its ``solve`` wall time (median of ``--repeats`
 a warm-up); the answers are checked to agree to 1e-10. Prints a table, then a JSON line
 with ``speedup`` = time on 1 rank / time on 2 ranks (target ≥ 1.6).
 
-Run: ``.venv/bin/python benchmarks/mpi_scaling.py [--quick]`` (as root it adds mpirun's
-``--allow-run-as-root``; ``--oversubscribe`` lets 2 ranks run on 2 cores).
+Run: ``.venv/bin/python benchmarks/mpi_scaling.py [--quick]`` (the environment's own
+``mpirun``, with the flags its MPI needs: :func:`solver.mpi.mpirun_command`).
 """
 
 import argparse
@@ -21,6 +21,8 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from solver.mpi import mpirun_command
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN = """
@@ -50,9 +52,7 @@ if disk.comm.rank == 0:
 
 def run(ranks, mesh, end, repeats, out):
     """The JSON report of one mpirun of RUN."""
-    root = ["--allow-run-as-root"] if os.geteuid() == 0 else []
-    command = ["mpirun", *root, "--oversubscribe", "-n", str(ranks), sys.executable, "-c", RUN, str(mesh), str(end),
-               str(repeats), str(out)]
+    command = mpirun_command(ranks, sys.executable, "-c", RUN, mesh, end, repeats, out)
     environment = {**os.environ, "NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     result = subprocess.run(command, check=True, capture_output=True, text=True, env=environment)
     return json.loads(result.stdout.strip().splitlines()[-1])

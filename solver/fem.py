@@ -45,34 +45,27 @@ from .discretization import Discretization
 
 PAIR_MATRIX_LIMIT = 2**26
 """Most entries of a vertex-pair matrix :meth:`Mesh.kernel_convolution` keeps (512 MiB)."""
-INSTALL_HINT = ("the mesh solver needs DOLFINx: on Debian `apt-get install python3-dolfinx` (the README's "
-                "commands do it as root), elsewhere `conda install -c conda-forge fenics-dolfinx`")
 
 
 def _dolfinx():
-    """The DOLFINx modules the mesh solver uses (imported on first use)."""
-    try:
-        import dolfinx
-        import dolfinx.fem.petsc
-        import dolfinx.io
-        import dolfinx.io.gmshio  # noqa: F401  (a submodule to import in DOLFINx 0.5)
-        import ufl
-        from mpi4py import MPI
-    except ImportError as error:
-        raise ImportError(f"{INSTALL_HINT} ({error})") from error
-    return dolfinx, ufl, MPI
+    """The DOLFINx modules the mesh solver uses (imported on first use): (dolfinx, ufl, MPI)."""
+    from solver import dolfinx_compat
+
+    return dolfinx_compat.load()
 
 
 def _function_space(dolfinx, mesh):
-    """The P1 space: ``fem.functionspace`` (DOLFINx ≥ 0.8) or ``fem.FunctionSpace`` (0.5 to 0.7)."""
-    make = getattr(dolfinx.fem, "functionspace", None) or dolfinx.fem.FunctionSpace
-    return make(mesh, ("Lagrange", 1))
+    """The P1 space (:func:`solver.dolfinx_compat.p1_space`)."""
+    from solver import dolfinx_compat
+
+    return dolfinx_compat.p1_space(dolfinx, mesh)
 
 
 def _cells(dofmap, vertices_per_cell):
-    """Cell → vertex (dof) table: an AdjacencyList in DOLFINx 0.5 to 0.7, an array later."""
-    cells = dofmap.list
-    return np.asarray(cells.array if hasattr(cells, "array") else cells).reshape(-1, vertices_per_cell)
+    """Cell → vertex (dof) table (:func:`solver.dolfinx_compat.cell_dofs`)."""
+    from solver import dolfinx_compat
+
+    return dolfinx_compat.cell_dofs(dofmap, vertices_per_cell)
 
 
 def read(path, comm=None):
@@ -80,6 +73,8 @@ def read(path, comm=None):
     MPI.COMM_WORLD). A missing file raises FileNotFoundError, an unreadable one ValueError."""
     dolfinx, _, MPI = _dolfinx()
     import gmsh
+
+    from solver import dolfinx_compat
 
     comm = MPI.COMM_WORLD if comm is None else comm
     path = Path(path)
@@ -103,11 +98,11 @@ def read(path, comm=None):
         model = gmsh.model
     dim = comm.bcast(dim, root=0)
     try:
-        result = dolfinx.io.gmshio.model_to_mesh(model, comm, 0, gdim=dim)
+        distributed = dolfinx_compat.mesh_from_gmsh_model(dolfinx, model, comm, 0, dim)
     finally:
         if comm.rank == 0:
             gmsh.finalize()
-    return Mesh(result[0] if isinstance(result, tuple) else result.mesh, name=path.stem)
+    return Mesh(distributed, name=path.stem)
 
 
 @njit(cache=True)

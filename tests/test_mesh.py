@@ -18,6 +18,7 @@ from solver import Entropy, Grid, PorousMedium, Potential, solve
 from solver.analytic import barenblatt, gaussian, ornstein_uhlenbeck
 from solver.domains import Ball, Box
 from solver.energies import BumpLimitRisk, BumpRisk
+from solver.mpi import mpirun_command
 from solver.particles import simulate
 from solver.timeloop import BackwardEuler
 
@@ -212,8 +213,8 @@ def test_mpi_gives_the_serial_answer(fem, tmp_path):
     environment = {**os.environ, "PYTHONPATH": str(ROOT)}
     subprocess.run([sys.executable, str(script), path, str(tmp_path / "serial.npy")], check=True, env=environment,
                    timeout=600)
-    subprocess.run(["mpirun", "--allow-run-as-root", "--oversubscribe", "-n", "2", sys.executable, str(script), path,
-                    str(tmp_path / "parallel.npy")], check=True, env=environment, timeout=600)
+    subprocess.run(mpirun_command(2, sys.executable, script, path, tmp_path / "parallel.npy"), check=True,
+                   env=environment, timeout=600)
     serial, parallel = np.load(tmp_path / "serial.npy"), np.load(tmp_path / "parallel.npy")
     np.testing.assert_allclose(parallel[:, :2], serial[:, :2], atol=1e-14)
     np.testing.assert_allclose(parallel[:, 2], serial[:, 2], rtol=0, atol=1e-10 * serial[:, 2].max())

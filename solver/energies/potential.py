@@ -36,7 +36,7 @@ class Potential(Energy):
         if not np.all(np.isfinite(values)):
             bad = np.argwhere(~np.isfinite(values))[0]
             raise ValueError(
-                f"Potential: V is not finite on the grid (e.g. at the cell {tuple(bad)}, "
+                f"Potential: V is not finite on the grid (e.g. at the cell {tuple(bad.tolist())}, "
                 f"x = {grid.points[tuple(bad)]}); make V finite on the whole box"
             )
         return values

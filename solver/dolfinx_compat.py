@@ -1,0 +1,121 @@
+"""The one place that knows how DOLFINx's Python API differs between the versions the mesh
+solver supports: 0.5 (Debian 12's ``python3-dolfinx`` 0.5.2) to the current 0.x releases
+(tested: 0.11 from the ``dolfinx-solver-real`` wheel).
+
+The differences handled here, oldest API first:
+
+- the gmsh reader is ``dolfinx.io.gmshio`` up to 0.9 and ``dolfinx.io.gmsh`` from 0.10;
+- ``model_to_mesh`` returns a tuple ``(mesh, cell_tags, facet_tags)`` up to 0.9 and a
+  ``MeshData`` record with a ``mesh`` field from 0.10;
+- the P1 space is ``fem.FunctionSpace(mesh, ("Lagrange", 1))`` up to 0.7 and
+  ``fem.functionspace`` from 0.8;
+- a dofmap's ``list`` is an ``AdjacencyList`` (``.array``) up to 0.7 and a 2D array from 0.8;
+- the wheel's libraries link to MPICH's ``libmpi.so.12``, which the loader finds only once
+  ``mpi4py`` (whose own extension loads it from the ``mpich`` wheel) is imported: so
+  :func:`load` imports ``mpi4py`` before ``dolfinx``, the order Debian's build takes too.
+
+A DOLFINx older than 0.5 or of a major version after 0 (an API nobody has tested here)
+is refused with the version found and the supported range.
+"""
+
+import importlib
+import re
+
+import numpy as np
+
+#: The supported versions: ``OLDEST`` <= (major, minor) < ``NEWER_API``.
+OLDEST = (0, 5)
+NEWER_API = (1, 0)
+TESTED = "0.5.2 (Debian 12) and 0.11 (the dolfinx-solver-real wheel)"
+INSTALL_HINT = ("the mesh solver needs DOLFINx: with Python >= 3.12 `pip install dolfinx-solver-real` (the "
+                "README's commands do it), on Debian `apt-get install python3-dolfinx` (the README's commands do "
+                "it as root), elsewhere `conda install -c conda-forge fenics-dolfinx`")
+
+
+def check_version(version):
+    """Refuse a DOLFINx version outside the supported range.
+
+    Parameters
+    ----------
+    version : str
+        ``dolfinx.__version__``, e.g. ``"0.5.2"`` or ``"0.11.0"``.
+
+    Returns
+    -------
+    tuple of int
+        (major, minor).
+
+    Raises
+    ------
+    ImportError
+        For a version before 0.5, from 1.0 on, or one that does not read as ``major.minor``;
+        the message names it and the supported range.
+    """
+    match = re.match(r"(\d+)\.(\d+)", str(version))
+    supported = (f"the mesh solver supports DOLFINx {OLDEST[0]}.{OLDEST[1]} up to (not including) "
+                 f"{NEWER_API[0]}.{NEWER_API[1]}, tested with {TESTED}")
+    if match is None:
+        raise ImportError(f"DOLFINx reports the version {version!r}, which does not read as major.minor; {supported}")
+    found = (int(match[1]), int(match[2]))
+    if found < OLDEST:
+        raise ImportError(f"DOLFINx {version} is too old: {supported}")
+    if found >= NEWER_API:
+        raise ImportError(f"DOLFINx {version} has a newer major API than this solver knows: {supported}")
+    return found
+
+
+def load():
+    """Import what the mesh solver uses, in the order the DOLFINx wheel needs.
+
+    Returns
+    -------
+    (dolfinx, ufl, MPI)
+        The ``dolfinx`` package with ``dolfinx.fem.petsc`` and ``dolfinx.io`` imported, ``ufl``,
+        and ``mpi4py.MPI``.
+
+    Raises
+    ------
+    ImportError
+        Without DOLFINx (the message says how to get it), or with an unsupported version
+        (:func:`check_version`).
+    """
+    MPI = _import("mpi4py.MPI")  # first: it loads the libmpi that the wheel's DOLFINx links to
+    dolfinx = _import("dolfinx")
+    check_version(dolfinx.__version__)
+    for submodule in ("dolfinx.fem.petsc", "dolfinx.io"):
+        _import(submodule)
+    ufl = _import("ufl")
+    return dolfinx, ufl, MPI
+
+
+def _import(name):
+    """Import the module ``name``; without it, an ImportError that says how to get DOLFINx."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as error:
+        raise ImportError(f"{INSTALL_HINT} ({error})") from error
+
+
+def mesh_from_gmsh_model(dolfinx, model, comm, rank, dim):
+    """The DOLFINx mesh of a gmsh model held on ``rank``, distributed over ``comm``.
+
+    ``dolfinx.io.gmsh.model_to_mesh`` (0.10 on, a ``MeshData`` record) or
+    ``dolfinx.io.gmshio.model_to_mesh`` (before, a tuple whose first entry is the mesh).
+    """
+    reader = importlib.import_module("dolfinx.io.gmsh" if check_version(dolfinx.__version__) >= (0, 10)
+                                     else "dolfinx.io.gmshio")
+    result = reader.model_to_mesh(model, comm, rank, gdim=dim)
+    return result.mesh if hasattr(result, "mesh") else result[0]
+
+
+def p1_space(dolfinx, mesh):
+    """The continuous piecewise-linear space: ``fem.functionspace`` (0.8 on) or ``fem.FunctionSpace``."""
+    make = getattr(dolfinx.fem, "functionspace", None) or dolfinx.fem.FunctionSpace
+    return make(mesh, ("Lagrange", 1))
+
+
+def cell_dofs(dofmap, dofs_per_cell):
+    """The cell → dof table as an (n_cells, dofs_per_cell) array: ``dofmap.list`` is an
+    ``AdjacencyList`` up to 0.7 (its ``array`` flat) and an array from 0.8."""
+    cells = dofmap.list
+    return np.asarray(cells.array if hasattr(cells, "array") else cells).reshape(-1, dofs_per_cell)
