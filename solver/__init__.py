@@ -5,6 +5,8 @@ allocator setting); :func:`tune_process` makes the process-wide settings that sp
 the time loops, for whoever owns the process (the ``wgf`` command and the benchmarks call it).
 """
 
+import os
+
 
 def _cache_numba_kernels_somewhere():
     """Point Numba's cache at a per-user temporary folder, with a warning, when none of the

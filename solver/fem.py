@@ -289,7 +289,7 @@ class Mesh(Discretization):
 
     def initial_density(self, f):
         """The values of ``f`` at the vertices this rank owns."""
-        return f(self.points)
+        return np.asarray(f(self.points), dtype=float)
 
     def check_problem(self, energy, jacobian=False):
         """Under MPI, refuse nonlocal terms (their sums over all vertices run in one
@@ -480,10 +480,7 @@ class Mesh(Discretization):
         ax.set_aspect("equal")
         return art
 
-    # -- fast paths offered to the energies --
-    def initial_density(self, f):
-        """The values of ``f`` at the vertices this rank owns."""
-        return np.asarray(f(self.points), dtype=float)
+    # -- fast paths offered to the energies --------------------------------------------------
 
     def kernel_convolution(self, W):
         """The operator ``values ↦ (W ∗ values)_i = Σ_j W(x_i − x_j) values_j m_j`` over the
