@@ -381,17 +381,16 @@ def build(config):
 
 
 def _check_particles(table, problem, name, grid):
-    """Refuse ``[particles]`` for a preset the comparison cannot run (no energy of a
-    particle measure), and exact distances whose cost matrix would not fit in memory."""
-    from .compare import energy_of_particles
-
+    """Refuse ``[particles]`` for a preset the comparison cannot run (an energy that does
+    not move particles: gradient descent needs ``particle_velocity``), and exact distances
+    whose cost matrix would not fit in memory."""
     theta = problem.sample(np.random.default_rng(0), 2)
     try:
-        energy_of_particles(problem.energy, theta, np.full(2, 0.5))
-    except (AttributeError, NotImplementedError, TypeError):
+        problem.energy.particle_velocity(theta, np.full(2, 0.5))
+    except NotImplementedError as error:
         raise ConfigError(f"particles: the preset {name} has no particle version of its energy to compare "
-                          "with; remove [particles] (or use a network preset: tanh-teacher, rbf-mixture, "
-                          "relu-teacher)") from None
+                          f"with ({error}); remove [particles] (or use a network preset: tanh-teacher, "
+                          "rbf-mixture, relu-teacher)") from None
     if table["distance"] == "exact" and grid.dim > 1:
         points = min(grid.size * 2**grid.dim, EXACT_MAX_POINTS)  # the measure the study uses (refine=2), capped
         check_fits("particles.distance", 2 * 8 * points * max(table["m"]),

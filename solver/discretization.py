@@ -48,6 +48,10 @@ class Discretization(abc.ABC):
         On a Cartesian grid, the coordinates along each axis (``points`` is their
         tensor product): energies may build per-axis tables instead of tables over
         all points. None elsewhere.
+    cell_average_stencil, stencil_convolution, diffusion_matrix : methods or None
+        On a Cartesian grid (:class:`~solver.grid.Grid`): the cell averages of a kernel
+        of compact support and the convolution with them (the bump networks), the
+        finite-volume matrix of u ↦ −∇·(a∇u) (the bump limit's decay rate). None elsewhere.
     """
 
     dim: int
@@ -55,6 +59,7 @@ class Discretization(abc.ABC):
     points: np.ndarray
     weights: np.ndarray
     separable_axes = None
+    cell_average_stencil = stencil_convolution = diffusion_matrix = None
 
     # -- global reductions (over every MPI rank; the plain answers on one process) ------
     @abc.abstractmethod
@@ -141,6 +146,13 @@ class Discretization(abc.ABC):
         """I − dt ∂L₁/∂ρ as a ``scipy.sparse`` matrix (n × n, n the number of values on this
         rank), with ∂ξ_i/∂ρ_i = ``curvature`` (f''(ρ_i) of the local terms; the coupling
         of nonlocal terms is left out: an inexact Newton method)."""
+
+    # -- what the energies ask for ------------------------------------------------------------
+    @abc.abstractmethod
+    def kernel_convolution(self, W):
+        """The operator ``values ↦ (W ∗ values)_i = Σ_j W(x_i − x_j) values_j w_j`` for an even
+        kernel ``W(z)`` of displacements z (..., d) → (...), W sampled once here (a grid:
+        by FFT; a mesh: the vertex-pair matrix)."""
 
     # -- results ---------------------------------------------------------------------------
     def whole(self, values):

@@ -83,8 +83,9 @@ BAD_CONFIGS = {
     "integer beyond a float": (GRID.replace("end = 1.1", "end = 1" + "0" * 400), "time.end: must be a number"),
     "cells beyond memory": (GRID.replace("[[-2, 2], [-2, 2]]", "[[-2, 2], [-2, 2], [-2, 2]]").replace(
         "cells = [16]", "cells = [4096]"), "grid.cells: [4096] on 3 axes (6.87e+10 cells, 9 saves) needs about"),
-    "particles for bumps": (PRESET.replace("tanh-teacher", "jmm-bumps").replace("n_data = 20\n", "").replace(
-        "cells = 8", "cells = 64"), "particles: the preset jmm-bumps has no particle version of its energy"),
+    "particles for the bump limit": (PRESET.replace("tanh-teacher", "jmm-bumps").replace("n_data = 20\n", "delta = 0\n")
+                                     .replace("cells = 8", "cells = 64"),
+                                     "particles: the preset jmm-bumps has no particle version of its energy"),
     "non-symmetric stiffness": (
         GRID + '[[energy]]\nterm = "quadratic-potential"\nstiffness = [[1, 2], [0, 1]]\ncenter = [0, 0]\n',
         "energy[1].stiffness: must be [[a]] or a symmetric 2×2"),
