@@ -17,7 +17,6 @@ def test_presets_dissipate(name):
     assert values[-1] < 0.95 * values[0], values
 
 
-@pytest.mark.slow
 def test_relu_teacher_pde_risk_goes_to_zero(relu_teacher_pde):
     """Chizat–Bach: from mass in every direction, the flow reaches the global minimum (zero risk)."""
     problem, times, solution = relu_teacher_pde
