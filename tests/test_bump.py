@@ -109,6 +109,7 @@ def test_particle_velocity_is_minus_the_gradient_of_the_first_variation(rng):
     np.testing.assert_allclose(energy.particle_velocity(theta, weights)[:, 0], -gradient, rtol=1e-6, atol=1e-9)
 
 
+@pytest.mark.slow
 def test_limit_risk_decays_at_the_linearized_rate():
     problem = problems.jmm_bumps(delta=0, cells=100)
     times = np.linspace(0, 9, 37)
@@ -122,6 +123,7 @@ def test_limit_risk_decays_at_the_linearized_rate():
     assert predicted == pytest.approx(problem.energy.decay_rate(problem.grid), rel=1e-3)  # converged in h
 
 
+@pytest.mark.slow
 def test_limit_rate_in_two_dimensions():
     problem = problems.jmm_square(delta=0, cells=24)
     grid = problem.grid
@@ -144,6 +146,7 @@ def test_minimizer_of_the_limit_is_the_clipped_target():
     assert half.min() == 0 and np.ptp((energy.target_on(grid) - half)[half > 0]) < 1e-12  # f − c on the support
 
 
+@pytest.mark.slow
 def test_fixed_width_flow_converges_to_the_limit():
     grid = Grid([(-1, 1)], 320)
     limit = problems.jmm_bumps(delta=0, cells=320)
@@ -162,6 +165,7 @@ def test_fixed_width_flow_converges_to_the_limit():
     assert np.all(np.diff(distances, axis=0) < 0), distances
 
 
+@pytest.mark.slow
 def test_sgd_converges_to_the_fixed_width_pde_as_n_grows():
     problem = problems.jmm_bumps(delta=0.2, cells=160)
     energy, times = problem.energy, [0, 0.5, 1]

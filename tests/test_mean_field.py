@@ -16,6 +16,7 @@ def sliced_w2(grid, rho, theta, weights=None):
     return wasserstein(grid, rho, theta, weights, method="sliced", n_projections=100, refine=2)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["tanh-teacher", "rbf-mixture"])
 def test_particles_converge_to_the_pde_in_w2(name):
     t_end = 1.0
@@ -35,6 +36,7 @@ def test_particles_converge_to_the_pde_in_w2(name):
     assert grid_error < distances[-1] / 2, (grid_error, distances)
 
 
+@pytest.mark.slow
 def test_relu_particles_follow_the_pde_to_zero_risk(relu_teacher_pde):
     problem, times, solution = relu_teacher_pde
     pde = np.array([problem.energy.value(rho, problem.grid) for rho in solution.rho])

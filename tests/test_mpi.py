@@ -18,8 +18,9 @@ def test_two_ranks_print_their_rank():
     require("mpi4py")
     result = subprocess.run(mpirun_command(2, sys.executable, "-c", PRINT_RANKS), capture_output=True, text=True,
                             timeout=300)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout == "[0, 1]\n", result.stdout
+    report = f"{result.args}: exit status {result.returncode}, stdout {result.stdout!r}, stderr {result.stderr!r}"
+    assert result.returncode == 0, report
+    assert result.stdout == "[0, 1]\n", report
 
 
 def test_flags_follow_the_implementation():
