@@ -46,7 +46,9 @@ def main():
     ratios = RATIOS[:3] if args.quick else RATIOS
     rows = []
     for grid in grids:
-        f = (lambda x: np.ones(x.shape[:-1]))
+        def f(x):
+            return np.ones(x.shape[:-1])
+
         domain = Box(grid.bounds[:, 0], grid.bounds[:, 1])
         rho = np.random.default_rng(0).random(grid.shape)
         for ratio in ratios:

@@ -109,7 +109,8 @@ def main():
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['feature']} | {r['cells']} | {r['data']} | {r['kernel_pairs_per_s']:.3g} | "
-              f"{r['pointwise_pairs_per_s']:.3g} | {r['numpy_pairs_per_s']:.3g} | {r['numpy_tables_pairs_per_s']:.3g} | "
+              f"{r['pointwise_pairs_per_s']:.3g} | {r['numpy_pairs_per_s']:.3g} | "
+              f"{r['numpy_tables_pairs_per_s']:.3g} | "
               f"{r['bound_pairs_per_s']:.3g} | {r['speedup_vs_numpy']:.1f} | {r['speedup_vs_numpy_tables']:.1f} | "
               f"{r['fraction_of_bound']:.2f} | {r['pointwise_fraction_of_bound']:.2f} | {r['tables_seconds']:.3f} |")
     support = {name: cells_with_mass(name) for name in ("tanh-teacher", "rbf-mixture")}
@@ -117,7 +118,8 @@ def main():
           + ", ".join(f"{name} {value:.0%}" for name, value in support.items()))
     largest = rows[len(sizes) - 1]
     print(json.dumps({"benchmark": "first_variation", "cells_with_mass": support, "units": largest["feature"],
-                      "cells": largest["cells"], "data": largest["data"], "speedup_vs_numpy": largest["speedup_vs_numpy"],
+                      "cells": largest["cells"], "data": largest["data"],
+                      "speedup_vs_numpy": largest["speedup_vs_numpy"],
                       "fraction_of_bound": largest["fraction_of_bound"],
                       "speedup_vs_numpy_tables": largest["speedup_vs_numpy_tables"],
                       "pointwise_speedup_vs_numpy": largest["pointwise_speedup_vs_numpy"],

@@ -52,8 +52,8 @@ import os
 import statistics
 import subprocess
 import time
-from pathlib import Path
 from functools import partial
+from pathlib import Path
 
 import numba
 import numpy as np

@@ -73,6 +73,7 @@ def generate(name, level, target):
 
 
 def main():
+    """Write the meshes named on the command line (default: all) at the given levels."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("names", nargs="*", default=list(DOMAINS), help=f"domains (default: all of {DOMAINS})")
     parser.add_argument("--levels", type=int, nargs="+", default=[0, 1], help="refinement levels (default 0 1)")

@@ -38,7 +38,8 @@ for ax, t, rho in zip(axes, solution.t, solution.rho):
     ax.set_title(f"t = {t:g}")
     fig.colorbar(image, ax=ax, shrink=0.8)
 fig.suptitle(f"Porous medium ∂tρ = Δρ², Barenblatt start, {cells}² cells")
-errors = [grid.integrate(np.abs(rho - grid.cell_averages(partial(exact, t=t)))) for t, rho in zip(solution.t, solution.rho)]
+errors = [grid.integrate(np.abs(rho - grid.cell_averages(partial(exact, t=t))))
+          for t, rho in zip(solution.t, solution.rho)]
 print("L1 errors:", np.array(errors))
 assert errors[-1] < (2e-3 if cells == 32 else 1e-4)
 if not os.environ.get("SOLVER_QUICK"):

@@ -33,11 +33,22 @@ def _cache_numba_kernels_somewhere():
 
 _cache_numba_kernels_somewhere()
 
-from .energies import BumpLimitRisk, BumpRisk, Energy, Entropy, Feature, Interaction, NetworkRisk, PorousMedium, Potential, Sum
-from .timeloop import Solution, solve
-from .grid import Grid
-from .process import tune_process
+from .energies import (  # noqa: E402  (after the Numba cache is settled)
+    BumpLimitRisk,
+    BumpRisk,
+    Energy,
+    Entropy,
+    Feature,
+    Interaction,
+    NetworkRisk,
+    PorousMedium,
+    Potential,
+    Sum,
+)
+from .grid import Grid  # noqa: E402
+from .process import tune_process  # noqa: E402
+from .timeloop import Solution, solve  # noqa: E402
 
-__all__ = ["Grid", "solve", "Solution", "Energy", "Sum", "BumpRisk", "BumpLimitRisk", "Entropy", "PorousMedium", "Potential", "Interaction",
-           "Feature", "NetworkRisk", "tune_process"]
+__all__ = ["Grid", "solve", "Solution", "Energy", "Sum", "BumpRisk", "BumpLimitRisk", "Entropy", "PorousMedium",
+           "Potential", "Interaction", "Feature", "NetworkRisk", "tune_process"]
 __version__ = "0.1.0"

@@ -280,8 +280,8 @@ def study(problem, ms, times, seeds, step, out=None, method="sliced", pde=None, 
     time), ``pde_energy`` and ``slopes`` (fitted slope of the seed-averaged W2 against m
     at each time). With ``out``, writes ``study.csv``, ``study.md`` and three figures.
     """
-    from .timeloop import solve
     from .particles import simulate
+    from .timeloop import solve
 
     ms = list(ms)
     if not ms or not all(isinstance(m, (int, np.integer)) and not isinstance(m, bool) and m > 0 for m in ms):
@@ -359,7 +359,8 @@ def _write_study(problem, pde, result, mean_w2, last_runs, out):
     fig, ax = plt.subplots(figsize=(4.6, 4), constrained_layout=True)
     if grid.dim == 1:
         ax.plot(grid.axes[0], rho, "k-", label="PDE")
-        ax.hist(theta[:, 0], bins=grid.shape[0], range=tuple(grid.bounds[0]), density=True, alpha=0.5, label="particles")
+        ax.hist(theta[:, 0], bins=grid.shape[0], range=tuple(grid.bounds[0]), density=True, alpha=0.5,
+                label="particles")
         ax.legend()
     else:  # the first two coordinates (3D densities summed over the third)
         shown = rho if grid.dim == 2 else rho.sum(axis=2)

@@ -351,7 +351,8 @@ def build(config):
                 raise ConfigError(f"problem.{key}: the preset {name} does not take it; it takes {', '.join(takes)}")
         options = {key: value for key, value in table.items() if key in takes and value is not None}
         problem = _built("problem", lambda: problems.get(name, **options))
-        config = dict(config, problem={**table, **{key: p.default for key, p in takes.items() if table.get(key) is None}})
+        defaults = {key: p.default for key, p in takes.items() if table.get(key) is None}
+        config = dict(config, problem={**table, **defaults})
         grid, energy, rho0, exact = problem.grid, problem.energy, problem.rho0, None
         if time["end"] is None:
             time["end"] = time["start"] + problem.t_end

@@ -207,8 +207,8 @@ class Mesh(Discretization):
                    if self.dim == 2 else "the dihedral angles opposite them are too large")
             warnings.warn(
                 f"mesh {name}: {self.non_delaunay_edges} edges are not Delaunay ({why}): their transmissibilities "
-                "−K_ij are negative, which would break positivity and energy dissipation, so they are set to 0, which loses "
-                "consistency on those edges; regenerate the mesh with a Delaunay algorithm", stacklevel=2)
+                "−K_ij are negative, which would break positivity and energy dissipation, so they are set to 0, "
+                "which loses consistency on those edges; regenerate the mesh with a Delaunay algorithm", stacklevel=2)
         rows = np.repeat(np.arange(self.owned), np.diff(indptr))[off_diagonal]
         self.indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=self.owned))]).astype(np.int64)
         self.columns = np.searchsorted(needed, global_columns[off_diagonal]).astype(np.int64)

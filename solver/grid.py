@@ -4,7 +4,6 @@ finite volumes of :mod:`solver.fv`."""
 
 import functools
 import math
-
 import operator
 
 import numpy as np

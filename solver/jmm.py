@@ -3,10 +3,11 @@ against the porous-medium limit PDE, with the fixed-δ PDE between them.
 
 d = 1, Ω = [−1, 1], f = :func:`solver.problems.jmm_target`, N = 200, δ ∈ {1/5, 1/10,
 1/20}. The PDEs use RKL2 super-steps (``scheme="rkl2"``: within 3e-4 of the SSP-RK2
-risks, many times faster on these diffusion-limited flows). Left panels: f and the SGD estimate f̂_t = (1/N) Σ_i K^δ(· − w_i(t)) (seed 0) at
-t = 0.5, 1, 2, 5, with K^δ∗ρ_t of the fixed-δ PDE dashed. Right panels: the normalized
-risk ∫(f − f̂_t)²/∫f² against t on a log scale: SGD (mean over seeds), the limit PDE
-(δ = 0) and the fixed-δ PDE. A last figure overlays the three δ with the limit.
+risks, many times faster on these diffusion-limited flows). Left panels: f and the SGD
+estimate f̂_t = (1/N) Σ_i K^δ(· − w_i(t)) (seed 0) at t = 0.5, 1, 2, 5, with K^δ∗ρ_t of the
+fixed-δ PDE dashed. Right panels: the normalized risk ∫(f − f̂_t)²/∫f² against t on a log
+scale: SGD (mean over seeds), the limit PDE (δ = 0) and the fixed-δ PDE. A last figure
+overlays the three δ with the limit.
 
 SGD here draws mini-batches: a step ε and a batch B with ε ≤ ε*/10 (stability, see
 :meth:`~solver.energies.bump.BumpRisk.stable_step`) and ε/B small enough that SGD's own
@@ -21,8 +22,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from . import problems
-from .timeloop import solve
 from .particles import simulate
+from .timeloop import solve
 
 DELTAS = (1 / 5, 1 / 10, 1 / 20)
 SNAPSHOT_TIMES = (0.5, 1.0, 2.0, 5.0)

@@ -174,7 +174,8 @@ class Runaway:
         if self.energy0 is None:
             return f"diverging: {far}" if radius > RUNAWAY_LIMIT * self.start else None
         energy = self.energy(theta)
-        if energy is not None and energy > self.energy0 + ENERGY_RISE_FACTOR * max(abs(self.energy0), np.finfo(float).tiny):
+        allowed = ENERGY_RISE_FACTOR * max(abs(self.energy0), np.finfo(float).tiny)
+        if energy is not None and energy > self.energy0 + allowed:
             return f"diverging: {far}, particle energy {energy:.3g} from {self.energy0:.3g} at the start"
         return None
 

@@ -160,8 +160,8 @@ def test_a_nan_far_from_the_mass_stops_the_run(scheme):
 @pytest.mark.parametrize("scheme", ["explicit", "rkl2"])
 def test_a_nan_during_a_run_stops_it_and_keeps_what_was_computed(grid, scheme):
     energy = PorousMedium(2) + TurnsNaN(after=8)
-    with pytest.raises(SimulationError, match=r"non-finite density, energy or first variation at step \d+ \(from t = ") \
-            as error:
+    message = r"non-finite density, energy or first variation at step \d+ \(from t = "
+    with pytest.raises(SimulationError, match=message) as error:
         solve(energy, grid, density(grid), (0, 1), save_at=np.linspace(0, 1, 101), scheme=scheme)
     partial = error.value.partial
     assert partial.accepted >= 1 and np.all(np.isfinite(partial.rho))

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from cli_configs import barenblatt_config
-
 from conftest import require
 
 from solver import cli, problems

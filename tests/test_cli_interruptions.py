@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from cli_configs import barenblatt_config
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -45,7 +46,7 @@ def complete(folder):
     return folder.is_dir() and cli.foreign_files(folder) == [] and (folder / "summary.md").is_file()
 
 
-# Marked slow when the suite has a `slow` marker (another branch adds it): about 60 s.
+@pytest.mark.slow  # about 60 s
 @settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(actions=ACTIONS)
 def test_interruptions_lose_nothing(tmp_path_factory, actions):

@@ -9,13 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import require
 
 from solver import cli
+from solver.mpi import mpirun_command
 
 ROOT = Path(__file__).resolve().parent.parent
-MPIRUN = ["mpirun", "--allow-run-as-root", "--oversubscribe", "-n", "2"]
 
 
 @pytest.fixture
@@ -27,11 +26,12 @@ def mpi():
 def wgf(*args, ranks=2, timeout=300):
     """``wgf ARGS`` on ``ranks`` MPI ranks (1: without mpirun), from the repository root."""
     environment = {**os.environ, "PYTHONPATH": str(ROOT)}
-    launcher = MPIRUN if ranks == 2 else []
-    return subprocess.run([*launcher, sys.executable, "-m", "solver", *map(str, args)], cwd=ROOT, env=environment,
+    command = [sys.executable, "-m", "solver", *map(str, args)]
+    return subprocess.run(mpirun_command(ranks, *command) if ranks > 1 else command, cwd=ROOT, env=environment,
                           capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.mark.slow
 def test_a_run_on_two_ranks_writes_one_complete_folder(mpi, tmp_path):
     config = cli.CONFIGS / "disk.toml"
     parallel, serial = tmp_path / "parallel", tmp_path / "serial"

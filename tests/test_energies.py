@@ -111,7 +111,8 @@ def particle_terms():
     data = np.random.default_rng(3)
     X = data.normal(size=(30, 2))
     network = NetworkRisk(Feature.neuron("tanh", 2), X, np.sin(X[:, 0]), weight_decay=0.1)
-    exact_interaction = Interaction(gaussian_kernel, grad=lambda z: z * (-2 * np.exp(-np.sum(z**2, -1)) - 0.6)[..., None])
+    exact_interaction = Interaction(gaussian_kernel,
+                                    grad=lambda z: z * (-2 * np.exp(-np.sum(z**2, -1)) - 0.6)[..., None])
     return [
         (Potential(quadratic), 2),
         (Potential(quadratic, grad=quadratic_grad), 2),

@@ -7,8 +7,13 @@ from conftest import observed_order
 
 from solver import Grid
 from solver.fv import upwind_rate
-from solver.kernels.upwind import (grid_rate_reference, grid_stage, grid_stage_reference, positivity_rate,
-                                   positivity_rate_reference)
+from solver.kernels.upwind import (
+    grid_rate_reference,
+    grid_stage,
+    grid_stage_reference,
+    positivity_rate,
+    positivity_rate_reference,
+)
 
 SHAPES = [(7,), (40,), (6, 5), (33, 40), (4, 5, 6), (9, 3, 40)]
 

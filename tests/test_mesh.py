@@ -113,7 +113,7 @@ def test_barenblatt_on_the_disk_with_rkl2(fem):
         solution = solve(PorousMedium(2), disk, barenblatt(disk.points, 1.0, C=0.02), (1.0, 2.0), scheme="rkl2")
         assert_invariants(solution)
         errors.append(disk.integrate(np.abs(solution.rho[-1] - barenblatt(disk.points, 2.0, C=0.02))))
-    assert observed_order(sizes, errors) >= 1.5, errors
+    assert 1.5 <= observed_order(sizes, errors) <= 2.3, errors  # measured 1.93
     assert errors[-1] < 2e-5, errors
 
 
@@ -263,8 +263,8 @@ def test_mpi_a_nan_on_one_rank_stops_every_rank(fem, tmp_path):
     script = tmp_path / "nan.py"
     script.write_text(MPI_NAN_SCRIPT)
     environment = {**os.environ, "PYTHONPATH": str(ROOT)}
-    subprocess.run(["mpirun", "--allow-run-as-root", "--oversubscribe", "-n", "2", sys.executable, str(script),
-                    str(MESHES["path"]("disk", 1)), str(tmp_path / "error")], check=True, env=environment, timeout=300)
+    subprocess.run(mpirun_command(2, sys.executable, script, MESHES["path"]("disk", 1), tmp_path / "error"),
+                   check=True, env=environment, timeout=300)
     reports = [json.loads((tmp_path / f"error.{rank}").read_text()) for rank in (0, 1)]
     assert reports[0] == reports[1], reports
     assert reports[0]["error"].startswith("solve: non-finite density, energy or first variation at step 2 "), reports

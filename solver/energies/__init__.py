@@ -10,5 +10,5 @@ from .internal import Entropy, PorousMedium
 from .network import Feature, NetworkRisk, teacher_labels
 from .potential import Potential
 
-__all__ = ["Energy", "Sum", "BumpRisk", "BumpLimitRisk", "Entropy", "PorousMedium", "Potential", "Interaction", "Feature", "NetworkRisk",
-           "teacher_labels"]
+__all__ = ["Energy", "Sum", "BumpRisk", "BumpLimitRisk", "Entropy", "PorousMedium", "Potential", "Interaction",
+           "Feature", "NetworkRisk", "teacher_labels"]

@@ -14,7 +14,6 @@ import weakref
 
 import numpy as np
 
-
 _MISSING = object()
 
 

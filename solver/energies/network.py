@@ -200,8 +200,9 @@ def cell_evaluation(feature, grid, X, method="auto"):
     """How h and F' are evaluated on the cells (or mesh vertices) of ``grid``.
 
     ``method="auto"`` takes :class:`SeparableCells` where the discretization offers
-    ``separable_axes`` (a Cartesian grid; unless an exponential table could overflow), else :class:`MatrixCells` when the matrix has at
-    most ``MATRIX_LIMIT`` entries, else :class:`PointwiseCells`; the others force one
+    ``separable_axes`` (a Cartesian grid; unless an exponential table could overflow),
+    else :class:`MatrixCells` when the matrix has at most ``MATRIX_LIMIT`` entries, else
+    :class:`PointwiseCells`; the others force one
     (for tests and benchmarks).
     """
     if method not in CELL_METHODS:
