@@ -63,6 +63,12 @@ def mpirun_command(ranks, *command, python=None):
     Open MPI gets ``--oversubscribe`` (more ranks than it counts cores) and, as root,
     ``--allow-run-as-root``; MPICH and unknown launchers get no extra flag.
 
+    Run it with an explicit environment, ``subprocess.run(command, env=dict(os.environ))``,
+    from a process that may have initialized MPI (imported ``mpi4py.MPI`` or DOLFINx): MPI
+    then adds its own variables to the process's C environment, which a child inherits when
+    ``env`` is not given, and Open MPI's ``mpiexec`` started under them exits with status 1
+    and no message. ``os.environ`` is Python's copy, taken before.
+
     Parameters
     ----------
     ranks : int
@@ -102,7 +108,7 @@ def main(argv=None):
         command = mpirun_command(args.ranks, *args.command)
     except (ValueError, FileNotFoundError) as error:
         parser.error(str(error))
-    return subprocess.run(command).returncode
+    return subprocess.run(command, env=dict(os.environ)).returncode  # not MPI's own variables: see mpirun_command
 
 
 if __name__ == "__main__":

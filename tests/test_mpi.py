@@ -16,8 +16,10 @@ PRINT_RANKS = "from mpi4py import MPI; ranks = MPI.COMM_WORLD.gather(MPI.COMM_WO
 
 def test_two_ranks_print_their_rank():
     require("mpi4py")
+    # env given: this process may have initialized MPI (DOLFINx in other tests), whose own
+    # variables a child would inherit otherwise, and Open MPI's mpiexec exits 1 under them
     result = subprocess.run(mpirun_command(2, sys.executable, "-c", PRINT_RANKS), capture_output=True, text=True,
-                            timeout=300)
+                            timeout=300, env=dict(os.environ))
     report = f"{result.args}: exit status {result.returncode}, stdout {result.stdout!r}, stderr {result.stderr!r}"
     assert result.returncode == 0, report
     assert result.stdout == "[0, 1]\n", report
