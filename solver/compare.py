@@ -273,7 +273,8 @@ def study(problem, ms, times, seeds, step, out=None, method="sliced", pde=None, 
 
     Solves the PDE once (``solve_options`` go to :func:`solver.solve`; or give its
     :class:`~solver.timeloop.Solution` saved at ``times`` as ``pde``), runs GD with step
-    ``step`` from i.i.d. samples of the initial density for every (m, seed), and measures
+    ``step`` from i.i.d. samples of the initial density for every (m, seed) (projected onto
+    the problem's ``domain`` when it has one, as the bump presets do), and measures
     at each time W2 and W1 (``method``: "sliced" or "exact"; W1 exact only if asked) and
     the energy gap |F(μ_m(t)) − F(ρ(t))| (:func:`energy_of_particles`; NaN for an
     energy without one). Returns a dict with ``rows`` (one per m, seed,
@@ -295,7 +296,7 @@ def study(problem, ms, times, seeds, step, out=None, method="sliced", pde=None, 
     for m in ms:
         for seed in seeds:
             run = simulate(problem.energy, problem.sample(np.random.default_rng(seed), m), (times[0], times[-1]),
-                           step=step, save_at=times)
+                           step=step, save_at=times, domain=problem.domain)
             last_runs[m] = run
             for k, (t, theta) in enumerate(zip(times, run.theta)):
                 particle_energy = energy_of_particles(problem.energy, theta, run.weights)

@@ -375,7 +375,6 @@ def build(config):
             raise ConfigError(f"particles.step: must divide (time.end − time.start)/(time.saves − 1) = {interval:g} "
                               f"a whole number of times, so that every save time is a whole number of steps; "
                               f"got {step:g}")
-    if "particles" in config:
         _check_particles(config["particles"], problem, config["problem"]["name"], grid)
     save_at = np.linspace(time["start"], time["end"], time["saves"])
     return Run(dict(config, time=time), grid, energy, rho0, save_at, options, config.get("particles"), problem, exact)

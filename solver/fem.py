@@ -365,11 +365,12 @@ class Mesh(Discretization):
         return np.repeat(np.arange(self.owned), np.diff(self.indptr))
 
     def write_results(self, folder, times, densities):
-        """``densities.xdmf`` (:meth:`write_xdmf`, every rank); the arrays ``points``, ``cells``,
-        ``weights`` of the whole mesh (:meth:`whole`'s vertex order)."""
+        """``densities.xdmf`` and its ``densities.h5`` (:meth:`write_xdmf`, every rank); the
+        arrays ``points``, ``cells``, ``weights`` of the whole mesh (:meth:`whole`'s vertex order)."""
         self.write_xdmf(Path(folder) / "densities.xdmf", times, densities)
         points, cells, weights, _ = self._whole_mesh
-        return {"densities.xdmf": "for ParaView"}, {"points": points, "cells": cells, "weights": weights}
+        return ({"densities.xdmf": "for ParaView", "densities.h5": "the data of densities.xdmf"},
+                {"points": points, "cells": cells, "weights": weights})
 
     def whole(self, values):
         """``values`` (…, owned vertices) at every vertex of the mesh: as they are in a serial

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from solver import Grid
-from solver.compare import coarsen, fit_slope, grid_measure, wasserstein
+from solver import Grid, particles, problems
+from solver.compare import coarsen, fit_slope, grid_measure, study, wasserstein
 
 
 def translated_copy(grid, rho, shift):
@@ -171,3 +171,20 @@ def test_study_reports_the_energy_gap_of_any_energy_with_a_particle_energy(tmp_p
     assert "energy_gap" in (tmp_path / "study.csv").read_text().splitlines()[0]
     theta = np.random.default_rng(0).normal(size=(4, 2))
     assert np.isnan(energy_of_particles(energy + Entropy(0.1), theta, np.full(4, 0.25)))
+
+
+def test_the_study_projects_particles_onto_the_problem_domain(monkeypatch):
+    """The bump presets declare Ω: gradient descent in the study stays in it (projected
+    SGD), so the distances compare measures on the same domain."""
+    problem = problems.get("jmm-bumps", delta=0.2, cells=32)
+    seen = []
+    original = particles.simulate
+
+    def recording(*args, **kwargs):
+        seen.append(kwargs.get("domain"))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(particles, "simulate", recording)
+    result = study(problem, [20], [0.0, 0.1], [0], 0.05)
+    assert seen == [problem.domain] and problem.domain is not None
+    assert len(result["rows"]) == 2

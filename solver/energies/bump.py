@@ -193,6 +193,8 @@ class BumpLimitRisk(_FitToTarget):
         φ₁ is odd, as on a square with a radial f) decay faster, at the rate of the
         slowest mode they excite.
         """
+        if getattr(grid, "diffusion_matrix", None) is None:
+            raise ValueError(f"BumpLimitRisk.decay_rate needs a Cartesian grid (its diffusion_matrix), got {grid!r}")
         A = grid.diffusion_matrix(self.minimizer(grid, mass)) / self.volume
         if grid.size <= 2000:
             eigenvalues = scipy.linalg.eigvalsh(A.toarray(), subset_by_index=[0, 1])
