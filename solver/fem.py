@@ -368,7 +368,7 @@ class Mesh(Discretization):
         """``densities.xdmf`` and its ``densities.h5`` (:meth:`write_xdmf`, every rank); the
         arrays ``points``, ``cells``, ``weights`` of the whole mesh (:meth:`whole`'s vertex order)."""
         self.write_xdmf(Path(folder) / "densities.xdmf", times, densities)
-        points, cells, weights, _ = self._whole_mesh
+        points, cells, weights = self._whole_mesh
         return ({"densities.xdmf": "for ParaView", "densities.h5": "the data of densities.xdmf"},
                 {"points": points, "cells": cells, "weights": weights})
 
@@ -378,27 +378,25 @@ class Mesh(Discretization):
         values = np.asarray(values)
         if self.comm.size == 1:
             return values
-        order = self._whole_mesh[3]
+        order = self._coordinate_order[1]
         gathered = np.concatenate(self.comm.allgather(np.moveaxis(values, -1, 0)))[order]
         return np.moveaxis(gathered, 0, -1)
 
     @functools.cached_property
     def _whole_mesh(self):
-        """(points, cells, weights, order) of the whole mesh, as in a serial run; under MPI
-        gathered from the ranks, the vertices sorted by coordinates (``order``: the gathered
-        owned vertices' positions in that sort), the cells (each once) numbered that way."""
+        """(points, cells, weights) of the whole mesh, as in a serial run; under MPI gathered
+        from the ranks, the vertices sorted by coordinates (:meth:`gather`), the cells (each
+        once) numbered that way."""
         if self.comm.size == 1:
-            return self.points, self.cells, self.weights, None
+            return self.points, self.cells, self.weights
         index_map = self.space.dofmap.index_map
         numbers = index_map.local_to_global(np.arange(index_map.size_local + index_map.num_ghosts, dtype=np.int32))
         owned_cells = self.cells[np.min(self.cells, axis=1) < self.owned]  # a cell on two ranks comes twice
-        gather = self.comm.allgather
-        points = np.concatenate(gather(self.points))
-        order = np.lexsort(points.T[::-1])
-        position = np.empty(len(order), dtype=np.int64)
-        position[np.concatenate(gather(numbers[: self.owned]))[order]] = np.arange(len(order))
-        cells = np.unique(np.sort(position[np.concatenate(gather(numbers[owned_cells]))], axis=1), axis=0)
-        return points[order], cells, np.concatenate(gather(self.weights))[order], order
+        points, sorted_numbers = self.gather(numbers[: self.owned])
+        position = np.empty(len(points), dtype=np.int64)
+        position[sorted_numbers] = np.arange(len(points))
+        cells = np.unique(np.sort(position[np.concatenate(self.comm.allgather(numbers[owned_cells]))], axis=1), axis=0)
+        return points, cells, self.gather(self.weights)[1]
 
     # -- the domain, for particles ------------------------------------------------------
     def boundary(self):
@@ -452,10 +450,16 @@ class Mesh(Discretization):
     def gather(self, values):
         """(points, values) of the whole mesh on every rank, sorted by coordinates (a
         numbering that does not depend on the number of ranks)."""
+        points, order = self._coordinate_order
+        return points, np.concatenate(self.comm.allgather(np.asarray(values)))[order]
+
+    @functools.cached_property
+    def _coordinate_order(self):
+        """(the vertices of every rank sorted by coordinates, the permutation that sorts the
+        ranks' owned vertices gathered in rank order); collective on first use."""
         points = np.concatenate(self.comm.allgather(self.points))
-        values = np.concatenate(self.comm.allgather(np.asarray(values)))
         order = np.lexsort(points.T[::-1])
-        return points[order], values[order]
+        return points[order], order
 
     def write_xdmf(self, path, times, densities):
         """An XDMF time series of the densities (for ParaView) through ``dolfinx.io``."""

@@ -349,11 +349,9 @@ class BackwardEuler(Stepper):
 
     @classmethod
     def from_options(cls, energy, grid, *, cfl, dt, t_span):
-        """The stepper of step ``dt`` (default: a hundredth of ``t_span``)."""
-        step = (t_span[1] - t_span[0]) / 100 if dt is None else float(dt)
-        if not np.isfinite(step) or step <= 0:
-            raise ValueError(f"dt must be finite and > 0, got {dt}")
-        return cls(energy, grid, step)
+        """The stepper of step ``dt`` (checked by :func:`check_scheme_options`; default: a
+        hundredth of ``t_span``)."""
+        return cls(energy, grid, (t_span[1] - t_span[0]) / 100 if dt is None else float(dt))
 
     def propose(self, rho, xi):
         """No stability bound: ∞."""
