@@ -12,6 +12,7 @@ from .domains import Box
 from .energies.bump import BumpLimitRisk, BumpRisk
 from .energies.network import Feature, NetworkRisk, teacher_labels
 from .grid import Grid
+from .lift import balanced_relu_init, circle_directions, relu_features, relu_inputs
 
 
 @dataclasses.dataclass
@@ -30,7 +31,8 @@ class Problem:
     sample : callable
         ``sample(rng, m)`` → (m, d) particles drawn i.i.d. from the initial density.
     teacher : array or None
-        The teacher's neurons (m0, d), when the labels come from a teacher network.
+        The teacher's neurons (m0, d), when the labels come from a teacher network
+        (for the lifted ReLU presets the rows w = (a, b) with |a| = 1).
     domain : Box or Ball or None
         The compact domain particles are projected onto (projected SGD), if any.
     """
@@ -113,6 +115,91 @@ def relu_teacher(cells=24, n_data=200, seed=0):
     )
 
 
+CHIZAT_BACH = ("Chizat, Bach, On the global convergence of gradient descent for over-parameterized models using "
+               "optimal transport, NeurIPS 2018 (§2, Figure 1); Chizat, Sparse optimization on measures with "
+               "over-parameterized gradient descent, Math. Program. 2022 (the conic lift)")
+CIRCLE_TEACHER_ANGLES = np.array([0.3, 0.85, 1.4, 1.95, 2.5])
+"""Directions φ_j of the relu-circle teacher, s_j = (cos φ_j, sin φ_j): five in an open half-circle."""
+
+
+def circle_quadrature(n):
+    """x_i = (cos ψ_i, sin ψ_i), ψ_i = 2π(i + ½)/n, with weights q_i = 1/n: the midpoint rule
+    for E over x ~ Unif(S¹), exact for trigonometric polynomials of degree < n; on the
+    products of ReLU features (kinks, continuous) its error is O(n⁻²)."""
+    return circle_directions(2 * np.pi * (np.arange(n) + 0.5) / n), np.full(n, 1.0 / n)
+
+
+def _lifted_relu_problem(name, description, base, inputs, teacher, quadrature, weight_decay, t_end, bias):
+    """The balanced lift of ReLU units learning ``teacher`` on ``inputs`` (see
+    :func:`relu_circle`): ν± on ``base`` (the circle grid or a sphere mesh), both uniform
+    with mass ½ (the lift of a_j ~ Unif(S^(p−1)), b_j = ±1 with weights 1/m, half of each
+    sign: ν± = Σ_(ε_j = ±1) (1/m)|a_j|² δ_(a_j/|a_j|)); particles from the same start."""
+    from .energies.lifted import LiftedReluRisk
+    from .species import Species
+
+    X = inputs[:, :-1] if bias else inputs
+    y = relu_features(teacher[:, :-1], relu_inputs(X, bias)) @ teacher[:, -1]
+    energy = LiftedReluRisk(X, y, bias=bias, quadrature=quadrature, weight_decay=weight_decay)
+    grid = Species(base, ("plus", "minus"))
+    area = 2 * np.pi if base.dim == 1 else 4 * np.pi  # the circle's length (angles), the sphere's area
+
+    def uniform(x):
+        return np.full(x.shape[:-1], 0.5 / area)
+
+    rho0 = grid.initial_density([uniform, uniform])
+    dim = teacher.shape[1] - 1
+    return Problem(name, description, CHIZAT_BACH, energy, grid, rho0, t_end,
+                   lambda rng, m: balanced_relu_init(m, dim, rng), teacher)
+
+
+def circle_teacher(seed=0):
+    """The relu-circle teacher: rows w_j = (cos φ_j, sin φ_j, b_j) at the angles
+    :data:`CIRCLE_TEACHER_ANGLES`, output weights b_j ~ Unif(½, 3/2) from ``seed``."""
+    weights = np.random.default_rng(seed).uniform(0.5, 1.5, len(CIRCLE_TEACHER_ANGLES))
+    return np.concatenate([circle_directions(CIRCLE_TEACHER_ANGLES), weights[:, None]], axis=1)
+
+
+def relu_circle(cells=256, n_data=256, weight_decay=1e-3, seed=0):
+    """(d) Balanced ReLU units b(a·x)₊, a ∈ R², no bias, x uniform on the unit circle (the
+    midpoint rule of :func:`circle_quadrature` on ``n_data`` points: the population square
+    loss), learning a teacher of m0 = 5 neurons (:func:`circle_teacher`), with weight
+    decay λ∫|w|² dμ: the conic lift ν± on the circle (a periodic grid of ``cells`` in the
+    angle), ∂tν± = ∂φ(ν± ∂φ(±G)) − 2(±G + 2λ)ν±, from ν± uniform (Chizat–Bach's start
+    a ~ Unif(S¹), b = ±1).
+
+    The teacher is the sparse global minimizer only for some teachers. Without a bias the
+    features (s·x)₊ have no odd Fourier harmonics beyond the first on the circle
+    (max(cos θ, 0) = 1/π + ½cos θ + even harmonics), so adding to ν+ − ν− any measure
+    with only odd harmonics ≥ 3 leaves h unchanged: e.g. (s·x)₊ − (−s·x)₊ = s·x, so
+    the linear part can be moved between neurons. A teacher with output weights of both
+    signs, or with directions around the whole circle, then has representations of
+    smaller mass |ν+| + |ν−|, and with λ > 0 the minimizer is not the teacher (measured:
+    alternating signs around the circle give a minimizer of mass 1.3 against the
+    teacher's 5). With positive output weights and directions in an open half-circle,
+    as here, another representation ν' ≥ 0 would differ by η = Σ_j ε_j(δ_(φ_j+π) − δ_(φ_j))
+    with Σ_j ε_j s_j = 0 (η has no first harmonic), impossible for ε ≥ 0, ε ≠ 0 when
+    the s_j lie in a half-plane: the teacher is then the unique minimizer of the mass
+    among the representations of h, and the λ > 0 minimizer is close to it (measured:
+    λ = 1e-3 puts all mass on the two cells beside each teacher direction).
+
+    Parameters
+    ----------
+    cells : int
+        Cells of the circle grid [0, 2π) (periodic).
+    n_data : int
+        Quadrature points on the input circle.
+    weight_decay : float
+        λ ≥ 0 (1e-3: the issue's prototype; 0: pure risk minimization).
+    seed : int
+        Seed of the teacher's output weights.
+    """
+    inputs, quadrature = circle_quadrature(n_data)
+    base = Grid([[0.0, 2 * np.pi]], [cells], bc="periodic")
+    return _lifted_relu_problem(
+        "relu-circle", f"circle: balanced ReLU units (conic lift, nu+- on S^1) learning a 5-neuron teacher, "
+        f"lambda = {weight_decay:g}", base, inputs, circle_teacher(seed), quadrature, weight_decay, 1000.0, False)
+
+
 JMM_SOURCE = ("Javanmard, Mondelli, Montanari, Analysis of a two-layer neural network via displacement convexity, "
               "Annals of Statistics 2020 (Figure 1; constants reconstructed in REFERENCES)")
 
@@ -156,7 +243,7 @@ def jmm_square(delta=0.1, cells=64):
 
 
 PRESETS = {"tanh-teacher": tanh_teacher, "rbf-mixture": rbf_mixture, "relu-teacher": relu_teacher,
-           "jmm-bumps": jmm_bumps, "jmm-square": jmm_square}
+           "jmm-bumps": jmm_bumps, "jmm-square": jmm_square, "relu-circle": relu_circle}
 
 
 def get(name, **options):
