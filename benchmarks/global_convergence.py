@@ -162,7 +162,12 @@ def main():
         excess_against_m(folder / "excess_vs_m.png", args.ms, gd, rf, pde=float(pde_excess[-1]),
                          title=f"relu-circle, λ = {args.weight_decay:g}")
         picks = [k for k, t in enumerate(save_at) if t in (0.0, 10.0, 100.0, args.t_end)]
-        circle_density(folder / "circle_density.png", problem, save_at[picks], solution.rho[picks])
+        shown = save_at[picks]
+        run = simulate(problem.energy, problem.sample(np.random.default_rng(0), 20), (0.0, shown[-1]), step=args.step,
+                       save_at=shown, progress=False)
+        circle_density(folder / "circle_density.png", problem.grid.base.points, shown, solution.rho[picks],
+                       problem.teacher, particles=run.theta,
+                       title=f"relu-circle, λ = {args.weight_decay:g}: ν± on {args.cells} cells, 20 neurons |b|·a")
     print(json.dumps({
         "benchmark": "global_convergence", "cells": args.cells, "n_data": args.n_data,
         "weight_decay": args.weight_decay, "start_energy": F0, "f_star_cells": reference.value, "f_star_fine": fine,

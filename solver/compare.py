@@ -280,6 +280,8 @@ def study(problem, ms, times, seeds, step, out=None, method="sliced", pde=None, 
     energy without one). Returns a dict with ``rows`` (one per m, seed,
     time), ``pde_energy`` and ``slopes`` (fitted slope of the seed-averaged W2 against m
     at each time). With ``out``, writes ``study.csv``, ``study.md`` and three figures.
+    A problem whose densities are in species (the lifted ReLU presets) goes to
+    :func:`lifted_study`.
     """
     from .particles import simulate
     from .timeloop import solve
@@ -287,6 +289,8 @@ def study(problem, ms, times, seeds, step, out=None, method="sliced", pde=None, 
     ms = list(ms)
     if not ms or not all(isinstance(m, (int, np.integer)) and not isinstance(m, bool) and m > 0 for m in ms):
         raise ValueError(f"study: ms must be positive whole particle counts, got {ms!r}")
+    if getattr(problem.grid, "names", None) is not None:  # densities in species: a lifted problem
+        return lifted_study(problem, ms, times, seeds, step, out=out, pde=pde, **solve_options)
     times = np.asarray(times, dtype=float)
     grid = problem.grid
     if pde is None:
@@ -370,3 +374,113 @@ def _write_study(problem, pde, result, mean_w2, last_runs, out):
     ax.set(xlabel="θ₁", ylabel="θ₂", title=f"t = {times[-1]:g}: PDE density, {ms[-1]} particles")
     fig.savefig(out / "density_particles.png", dpi=110)
     plt.close(fig)
+
+
+# the study of a lifted problem: ν± against balanced neurons ----------------------------------
+def lifted_study(problem, ms, times, seeds, step, out=None, pde=None, **solve_options):
+    """:func:`study` for a lifted preset (``relu-circle``, ``relu-sphere``): the PDE's ν± on
+    ``Species(base, ("plus", "minus"))`` against plain gradient descent on m balanced neurons.
+
+    At every save time and for every (m, seed), :func:`lifted_rows` (prediction gap
+    Σq(h_PDE − h_m)², risk and energy gaps, masses and circle W1 per species) and the
+    relative excess energy e = (F − F*)/(F(ν_0) − F*) of both, with F* the convex minimum on
+    the PDE's cells (``energy.convex_reference``) and ν_0 the PDE's start. ``slopes`` fits
+    the seed-averaged prediction gap against m at each time (a squared L² distance between
+    an m-sample average and its mean: slope −1 when the particles follow the PDE).
+
+    Returns
+    -------
+    dict
+        ``rows``, ``pde_energy``, ``pde_excess``, ``f_star``, ``slopes``, ``times``, ``ms``.
+    """
+    from .particles import simulate
+    from .timeloop import solve
+
+    times = np.asarray(times, dtype=float)
+    energy, grid = problem.energy, problem.grid
+    if pde is None:
+        pde = solve(energy, grid, problem.rho0, (times[0], times[-1]), save_at=times, **solve_options)
+    pde_energy = np.array([energy.value(rho, grid) for rho in pde.rho])
+    f_star = energy.convex_reference(grid).value
+    scale = energy.value(problem.rho0, grid) - f_star
+    rows, last_runs = [], {}
+    for m in ms:
+        for seed in seeds:
+            run = simulate(energy, problem.sample(np.random.default_rng(seed), m), (times[0], times[-1]), step=step,
+                           save_at=times, progress=False)
+            last_runs[m] = run
+            for row in lifted_rows(energy, grid, pde.rho, run, times):
+                k = int(np.flatnonzero(times == row["t"])[0])
+                particle_energy = energy.particle_energy(run.theta[k], run.weights)
+                rows.append({"m": m, "seed": seed, **row, "particle_excess": (particle_energy - f_star) / scale,
+                             "pde_excess": (pde_energy[k] - f_star) / scale})
+    mean_gap = {(m, t): float(np.mean([r["prediction_gap"] for r in rows if r["m"] == m and r["t"] == t]))
+                for m in ms for t in times}
+    slopes = {float(t): fit_slope(ms, [mean_gap[m, t] for m in ms]) for t in times
+              if len(ms) > 1 and all(mean_gap[m, t] > 0 for m in ms)}
+    result = {"rows": rows, "pde_energy": pde_energy, "pde_excess": (pde_energy - f_star) / scale, "f_star": f_star,
+              "slopes": slopes, "times": times, "ms": list(ms)}
+    if out is not None:
+        _write_lifted_study(problem, pde, result, mean_gap, last_runs, out)
+    return result
+
+
+def _write_lifted_study(problem, pde, result, mean_gap, last_runs, out):
+    """study.csv, study.md, distance_vs_m.png (prediction gap), energy_vs_t.png (relative
+    excess), density_particles.png (ν± with the particles of the smallest m)."""
+    import csv
+    from pathlib import Path
+
+    import matplotlib.pyplot as plt
+
+    from .figures import circle_density
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows, times, ms = result["rows"], result["times"], result["ms"]
+    with open(out / "study.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+    def mean(key, m, t):
+        return float(np.mean([r[key] for r in rows if r["m"] == m and r["t"] == t]))
+
+    seeds = len(rows) // len(times) // len(ms)
+    lines = [f"# {problem.name}: PDE against {seeds} seed(s) of gradient descent per m", "",
+             f"F* (convex minimum on the PDE's cells) = {result['f_star']:.10g}; relative excess "
+             "e = (F − F*)/(F(ν0) − F*).", "",
+             "| | " + " | ".join(f"t = {t:g}" for t in times) + " |", "|---" * (len(times) + 1) + "|",
+             "| PDE e | " + " | ".join(f"{e:.3e}" for e in result["pde_excess"]) + " |"]
+    lines += [f"| GD e, m = {m} | " + " | ".join(f"{mean('particle_excess', m, t):.3e}" for t in times) + " |"
+              for m in ms]
+    lines += [f"| gap Σq(h_PDE − h_m)², m = {m} | " + " | ".join(f"{mean_gap[m, t]:.3e}" for t in times) + " |"
+              for m in ms]
+    if result["slopes"]:
+        lines += ["", "Fitted slope of the log prediction gap against log m: "
+                  + ", ".join(f"t = {t:g}: {s:.2f}" for t, s in result["slopes"].items())]
+    (out / "study.md").write_text("\n".join(lines) + "\n")
+
+    fig, ax = plt.subplots(figsize=(5, 3.6), constrained_layout=True)
+    ax.loglog(ms, [mean_gap[m, times[-1]] for m in ms], "o-", label=f"t = {times[-1]:g}")
+    ax.loglog(ms, mean_gap[ms[0], times[-1]] * (np.asarray(ms, float) / ms[0]) ** -1.0, "k--", label="m^(-1)")
+    ax.set(xlabel="neurons m", ylabel="Σ q (h_PDE − h_m)²", title=problem.name)
+    ax.legend()
+    fig.savefig(out / "distance_vs_m.png", dpi=110)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(5, 3.6), constrained_layout=True)
+    tiny = np.finfo(float).tiny
+    ax.plot(times, np.maximum(result["pde_excess"], tiny), "k-", lw=2, label="PDE")
+    for m in ms:
+        ax.plot(times, [max(mean("particle_excess", m, t), tiny) for t in times], "o--", label=f"GD, m = {m}")
+    ax.set(xlabel="t", ylabel="(F − F*)/(F(ν0) − F*)", yscale="log", title=problem.name)
+    ax.legend()
+    fig.savefig(out / "energy_vs_t.png", dpi=110)
+    plt.close(fig)
+
+    if problem.grid.base.dim == 1:
+        picks = np.unique(np.linspace(0, len(times) - 1, min(4, len(times))).round().astype(int))
+        circle_density(out / "density_particles.png", problem.grid.base.points, times[picks],
+                       np.asarray(pde.rho)[picks], problem.teacher, particles=last_runs[ms[0]].theta[picks],
+                       title=f"{problem.name}: ν± (curves) and m = {ms[0]} neurons |b|·a (dots)")

@@ -30,11 +30,11 @@ def _teacher_points(teacher):
     return np.abs(teacher[:, -1:]) * teacher[:, :-1], np.sign(teacher[:, -1])
 
 
-def circle_density(path, problem, times, densities, particles=None, title=None):
+def circle_density(path, angles, times, densities, teacher=None, particles=None, title=None):
     """The densities ν± on the circle at ``times`` (top: in the plane, bottom: against the angle).
 
     Top row, one panel per time: the unit circle, ν± drawn as the radial curves
-    r(φ) = 1 + ν±(φ)/max ν (ν+ red, ν− blue, with their masses in the legend), the teacher's
+    r(φ) = 1 + ν±(φ)/max ν (the maximum over all times; ν+ red, ν− blue, with their masses in the legend), the teacher's
     neurons as stars at |b|·a on dashed rays, and, if given, the particles at |b|·a
     coloured by the sign of b. Bottom: ν+(φ) and −ν−(φ) at every time (darker is later)
     with the teacher's angles as dashed lines.
@@ -43,29 +43,30 @@ def circle_density(path, problem, times, densities, particles=None, title=None):
     ----------
     path : path-like
         The PNG to write.
-    problem : solver.problems.Problem
-        A lifted preset on the circle (``grid`` the Species over the angle grid, ``teacher``).
+    angles : array (K,)
+        The cell centres φ_k of the circle grid (equal cells covering [0, 2π)).
     times : array (T,)
     densities : array (T, 2, K)
         ν+ and ν− per unit angle at the cells.
+    teacher : array (m0, 3), optional
+        The teacher's rows (a, b).
     particles : sequence of arrays (m, 3), optional
         The neurons (a, b) at the same times.
     title : str, optional
     """
     plt = _pyplot()
-    base = problem.grid.base
-    angles = np.asarray(base.points, dtype=float).reshape(-1)
-    weights = np.asarray(base.weights, dtype=float).reshape(-1)
+    angles = np.asarray(angles, dtype=float).reshape(-1)
+    weights = np.full(len(angles), 2 * np.pi / len(angles))
     densities = np.asarray(densities, dtype=float)
-    teacher, teacher_signs = _teacher_points(problem.teacher)
+    teacher, teacher_signs = _teacher_points(np.zeros((0, 3)) if teacher is None else teacher)
     closed = np.append(angles, angles[0] + 2 * np.pi)
     count = len(times)
     fig = plt.figure(figsize=(3.2 * count, 6.4), constrained_layout=True)
     grid = fig.add_gridspec(2, count, height_ratios=[1.25, 1])
-    reach = 1.0 + max(1.0, float(np.max(np.abs(teacher))))
+    reach = 1.0 + max(1.0, float(np.max(np.abs(teacher), initial=0.0)))
+    top = max(float(np.max(densities)), 1e-300)  # one radial scale for every time
     for k, t in enumerate(times):
         ax = fig.add_subplot(grid[0, k])
-        top = max(float(np.max(densities[k])), 1e-300)
         ax.plot(np.cos(closed), np.sin(closed), color="0.75", lw=0.8)
         for species, color, name in ((0, PLUS, "ν+"), (1, MINUS, "ν−")):
             radius = 1 + np.append(densities[k, species], densities[k, species, 0]) / top
@@ -95,7 +96,8 @@ def circle_density(path, problem, times, densities, particles=None, title=None):
     ax.set(xlabel="angle φ of s = (cos φ, sin φ)", ylabel="ν+ (up), −ν− (down), per radian",
            xlim=(0, 2 * np.pi))
     ax.legend(fontsize=7, ncol=min(count, 4))
-    fig.suptitle(title or f"{problem.name}: ν± on the circle, teacher (stars), particles |b|·a")
+    fig.suptitle(title or "ν± on the circle, teacher (stars)" + (", particles |b|·a (dots)" if particles is not None
+                                                                  else ""))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
