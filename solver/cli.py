@@ -1,8 +1,9 @@
 """The command line ``wgf`` (also ``python -m solver``).
 
 ``wgf run [CONFIG.toml] [--out DIR]`` solves the problem a TOML config describes (see
-:mod:`solver.config`; without CONFIG, the built-in default ``solver/configs/network.toml``:
-a mean-field network solved by the PDE and by gradient descent on particles) and writes
+:mod:`solver.config`; without CONFIG, the built-in default ``solver/configs/relu-circle.toml``:
+the conic lift of a ReLU network on the circle solved by the PDE, by gradient descent on
+particles and against its convex minimum) and writes
 one results folder; ``wgf run --resume DIR`` continues an interrupted run from its last
 checkpoint. ``wgf compare CONFIG.toml`` does the same with the comparison against
 particles required; ``wgf problems`` lists the presets and the config's building blocks;
@@ -50,7 +51,7 @@ from .process import tune_process
 from .timeloop import SCHEMES, State, solve
 
 CONFIGS = Path(__file__).parent / "configs"
-DEFAULT_CONFIG = CONFIGS / "network.toml"
+DEFAULT_CONFIG = CONFIGS / "relu-circle.toml"
 CHECKPOINT = "checkpoint.npz"
 MANIFEST = "manifest.json"
 LOCK = ".wgf-lock"
@@ -350,6 +351,9 @@ def write_results(folder, run, solution, ranks=None):
     arrays = {"t": solution.t, "rho": run.grid.whole(solution.rho), **grid_arrays}
     if run.exact is not None:
         arrays["exact"] = run.grid.whole(np.array([run.exact(t) for t in solution.t]))
+    if "species" in grid_arrays and run.problem is not None and run.problem.teacher is not None:
+        grid_arrays = {**grid_arrays, "teacher": run.problem.teacher}  # the lifted presets' figures mark it
+        arrays["teacher"] = run.problem.teacher
     if ranks.rank != 0:
         return files, list(grid_arrays)
     np.savez_compressed(folder / "densities.npz", **arrays)
@@ -387,6 +391,9 @@ def plot(folder, animation=True):
     from matplotlib.animation import FuncAnimation, PillowWriter
 
     densities, history = read_results(folder)
+    if "species" in densities:
+        plot_species(folder, densities, history, animation)
+        return
     t, rho, bounds, points = densities["t"], densities["rho"], densities.get("bounds"), densities.get("points")
     shown = list(rho) if points is not None else [marginal_2d(r, bounds) for r in rho]
     top = max(float(np.max(s)) for s in shown)
@@ -446,6 +453,59 @@ def plot(folder, animation=True):
         plt.close(fig)
 
 
+def plot_species(folder, densities, history, animation=True):
+    """The figures of densities in species (ν± of the lifted ReLU presets): snapshots.png
+    (on the circle :func:`solver.figures.circle_density` at four save times, on a sphere
+    :func:`solver.figures.sphere_density` at the last), energy.png (F and the mass of each
+    species over time: the reaction does not conserve mass) and animation.gif (each species
+    against the angle, on the circle)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.animation import FuncAnimation, PillowWriter
+
+    from .figures import circle_density, sphere_density
+
+    t, rho, names, teacher = densities["t"], densities["rho"], densities["species"], densities.get("teacher")
+    points = densities.get("points")
+    circle = points is None
+    if circle:
+        (lo, hi), = densities["bounds"]
+        angles = lo + (np.arange(rho.shape[-1]) + 0.5) * (hi - lo) / rho.shape[-1]
+        weights = np.full(len(angles), (hi - lo) / len(angles))
+        picks = np.unique(np.linspace(0, len(t) - 1, min(4, len(t))).round().astype(int))
+        circle_density(folder / "snapshots.png", angles, t[picks], rho[picks], teacher)
+    else:
+        weights = densities["weights"]
+        sphere_density(folder / "snapshots.png", points, densities["cells"], rho[-1], teacher,
+                       title=f"ν+ − ν− at t = {t[-1]:g}")
+    masses = np.sum(rho * weights, axis=-1)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6), constrained_layout=True)
+    energy = history["energy"]
+    left.plot(history["t"], energy)
+    left.set(xlabel="t", yscale="log" if energy.min() > 0 else "linear", title="energy F(ν)")
+    for k, name in enumerate(names):
+        right.plot(t, masses[:, k], "o-", label=str(name))
+    right.set(xlabel="t", title="mass of each species (not conserved: reaction)")
+    right.legend()
+    fig.savefig(folder / "energy.png", dpi=110)
+    plt.close(fig)
+    if animation and circle:
+        fig, ax = plt.subplots(figsize=(5, 3.6), constrained_layout=True)
+
+        def draw(k):
+            ax.clear()
+            for part, name, color in zip(rho[k], names, ("tab:red", "tab:blue", "tab:green")):
+                ax.plot(angles, part, color=color, label=str(name))
+            ax.set(xlabel="angle φ", ylabel="density per radian", ylim=(0, 1.05 * float(np.max(rho))),
+                   title=f"t = {t[k]:.3g}")
+            ax.legend()
+
+        FuncAnimation(fig, draw, frames=len(t)).save(folder / "animation.gif", writer=PillowWriter(fps=4))
+        plt.close(fig)
+
+
 def summary(run, solution, config_name, comparison, written):
     """The text of summary.md; ``written`` is what :func:`write_results` returned."""
     report = solution.invariants()
@@ -459,6 +519,14 @@ def summary(run, solution, config_name, comparison, written):
              f"| max relative mass drift | {report['mass_drift']:.2e} |",
              f"| min ρ over all steps | {report['min']:.3g} |",
              f"| max energy rise over a step | {report['energy_rise']:.2e} |"]
+    if hasattr(run.energy, "convex_reference"):  # a lifted energy: its global minimum on the same cells
+        f_star, energy = run.energy.convex_reference(run.grid).value, solution.history["energy"]
+        masses = run.grid.integrate_species(solution.rho[-1])
+        lines += [f"| F* (convex minimum on the same cells) | {f_star:.10g} |",
+                  f"| relative excess (F − F*)/(F(ρ₀) − F*) at t = {solution.t[-1]:g} | "
+                  f"{(energy[-1] - f_star) / (energy[0] - f_star):.3e} |",
+                  f"| mass of each species at t = {solution.t[-1]:g} | "
+                  + ", ".join(f"{name} {mass:.6g}" for name, mass in zip(run.grid.names, masses)) + " |"]
     if run.exact is not None:
         error = run.grid.integrate(np.abs(solution.rho[-1] - run.exact(solution.t[-1])))
         lines.append(f"| L1 error against the exact solution at t = {solution.t[-1]:g} | {error:.3e} |")

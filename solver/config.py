@@ -217,6 +217,7 @@ SCHEMA = {
         "n_data": Key("integer", None, "data points (default: the preset's)", low=1, high=10**6),
         "seed": Key("integer", None, "seed of the preset's data (default: the preset's)", low=0),
         "delta": Key("number", None, "bump width δ of jmm-bumps and jmm-square (0: the porous-medium limit)", low=0),
+        "weight_decay": Key("number", None, "weight decay λ of relu-circle and relu-sphere", low=0),
     },
     "grid": {
         "bounds": Key("matrix", REQUIRED, "[[lo, hi], …], one pair per axis (1 to 3 axes)"),
