@@ -191,3 +191,55 @@ def test_refuses_bad_data():
         LiftedReluRisk(np.ones((3, 2)), np.zeros(3), quadrature=[0.5, -0.1, 0.6])
     with pytest.raises(ValueError, match="weight_decay"):
         LiftedReluRisk(np.ones((3, 2)), np.zeros(3), weight_decay=-1.0)
+
+
+# the harness -------------------------------------------------------------------------------
+def test_circle_wasserstein_wraps_around_and_normalizes():
+    from solver.compare import circle_wasserstein
+
+    assert circle_wasserstein([0.1], [1.0], [2 * np.pi - 0.1], [3.0]) == pytest.approx(0.2, rel=1e-12)
+    assert circle_wasserstein([0.0, np.pi], [1.0, 1.0], [0.5, np.pi + 0.5], [2.0, 2.0]) == pytest.approx(0.5)
+    assert np.isnan(circle_wasserstein([0.0], [0.0], [1.0], [1.0]))
+
+
+def test_circle_wasserstein_against_pot(rng):
+    """The level-median formula against POT's binary search (p = 1) on random atoms."""
+    import ot
+
+    from solver.compare import circle_wasserstein
+
+    for _ in range(5):
+        u, v = rng.uniform(-np.pi, 3 * np.pi, 7), rng.uniform(0, 2 * np.pi, 11)
+        mu, mv = rng.random(7), 3 * rng.random(11)
+        with np.errstate(all="ignore"):
+            expected = ot.wasserstein_circle(np.mod(u / (2 * np.pi), 1), np.mod(v / (2 * np.pi), 1),
+                                             mu / mu.sum(), mv / mv.sum(), p=1, eps=1e-12)
+        assert circle_wasserstein(u, mu, v, mv) == pytest.approx(2 * np.pi * float(np.squeeze(expected)), rel=1e-6)
+
+
+def test_lifted_gaps_of_particles_at_the_cell_centres(rng):
+    """Neurons a = s_k, b = ±1 with weights w_k ρ±_k are the PDE's atoms: no gap, same masses,
+    W1 = 0; turned by 0.05 rad they are at W1 = 0.05 with the same masses."""
+    from solver.compare import lifted_gaps
+
+    *_, energy = teacher_data(rng, weight_decay=0.1)
+    grid = Species(circle(24), ("plus", "minus"))
+    rho = random_density(rng, grid)
+    phi = grid.base.axes[0]
+
+    def neurons(turn):
+        a = circle_directions(np.concatenate([phi, phi]) + turn)
+        return np.concatenate([a, np.repeat([1.0, -1.0], 24)[:, None]], axis=1), (2 * np.pi / 24) * rho.ravel()
+
+    row = lifted_gaps(energy, grid, rho, *neurons(0.0))
+    assert row["prediction_gap"] <= 1e-28 and row["risk_gap"] <= 1e-14 and row["energy_gap"] <= 1e-14
+    assert row["w1_plus"] <= 1e-12 and row["w1_minus"] <= 1e-12
+    assert row["mass_particles_plus"] == pytest.approx(row["mass_pde_plus"], rel=1e-14)
+    turned = lifted_gaps(energy, grid, rho, *neurons(0.05))
+    assert turned["w1_plus"] == pytest.approx(0.05, rel=1e-9) and turned["w1_minus"] == pytest.approx(0.05, rel=1e-9)
+    assert turned["mass_particles_minus"] == pytest.approx(row["mass_pde_minus"], rel=1e-14)
+    assert turned["prediction_gap"] > 1e-6
+    theta, weights = neurons(0.0)
+    theta[3, -1] = 0.9  # off balance by 10%
+    with pytest.raises(ValueError, match="worst j = 3"):
+        lifted_gaps(energy, grid, rho, theta, weights)
