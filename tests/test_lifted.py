@@ -78,6 +78,35 @@ def test_value_is_the_lifted_energy_of_the_atoms_at_the_cell_centres(rng):
     assert energy.reaction == 2.0 and energy.species == ("plus", "minus") and energy.local is False
 
 
+class FibonacciSphere:
+    """Points on the unit sphere of R³ with equal weights 4π/n (a base standing in for a mesh)."""
+
+    def __init__(self, n):
+        k = np.arange(n) + 0.5
+        z, angle = 1 - 2 * k / n, np.pi * (1 + 5**0.5) * k
+        self.points = np.stack([np.sqrt(1 - z**2) * np.cos(angle), np.sqrt(1 - z**2) * np.sin(angle), z], axis=1)
+        self.weights, self.shape, self.dim = np.full(n, 4 * np.pi / n), (n,), 3
+
+
+def test_on_a_sphere_with_bias_the_value_is_the_lifted_energy_of_the_vertices(rng):
+    """x ∈ R² with a bias (p = 3): directions are the sphere's points themselves."""
+    X = rng.normal(size=(30, 2))
+    teacher = balanced_relu_init(3, 3, rng)
+    y = relu_features(teacher[:, :-1], np.concatenate([X, np.ones((30, 1))], axis=1)) @ teacher[:, -1]
+    energy = LiftedReluRisk(X, y, bias=True, weight_decay=0.05)
+    base = FibonacciSphere(200)
+    grid = Species(base, ("plus", "minus"))
+    rho = rng.uniform(0.0, 0.2, size=grid.shape)
+    measure = SphereMeasure(np.concatenate([base.points, base.points]), (rho * base.weights).ravel(),
+                            np.repeat([1.0, -1.0], 200))
+    F, xi = energy.value_and_first_variation(rho, grid)
+    assert F == pytest.approx(energy.problem.lifted_energy(measure), rel=1e-13)
+    _, mass_rate = energy.problem.lifted_velocity(measure)
+    np.testing.assert_allclose(-2 * xi.ravel() * measure.masses, mass_rate, rtol=1e-12, atol=1e-15)
+    reference = energy.convex_reference(grid)
+    assert energy.value(reference.rho, grid) == pytest.approx(reference.value, rel=1e-12) and reference.value < F
+
+
 @pytest.mark.parametrize("weight_decay", [0.0, 0.2])
 def test_first_variation_is_the_derivative_of_the_value(rng, weight_decay):
     """(F(ρ + εe_k) − F(ρ − εe_k))/(2ε) = w_k F'_k for cells k of either species (F is
