@@ -291,9 +291,11 @@ class Mesh(Discretization):
         """The values of ``f`` at the vertices this rank owns."""
         return np.asarray(f(self.points), dtype=float)
 
-    def check_problem(self, energy, jacobian=False):
-        """Under MPI, refuse nonlocal terms (their sums over all vertices run in one
-        process) and the Newton ``jacobian`` (its sparse solve is serial)."""
+    def check_problem(self, energy, jacobian=False, species=None):
+        """The species (:meth:`Discretization.check_problem`); under MPI, refuse nonlocal
+        terms (their sums over all vertices run in one process) and the Newton
+        ``jacobian`` (its sparse solve is serial)."""
+        super().check_problem(energy, jacobian, species)
         if self.comm.size > 1:
             nonlocal_terms = [term for term in getattr(energy, "terms", [energy]) if not term.local]
             if nonlocal_terms:

@@ -6,22 +6,9 @@ particles and against the convex minimum."""
 import numpy as np
 import pytest
 
-from solver import Grid, LiftedReluRisk
+from solver import Grid, LiftedReluRisk, Species
+from solver.discretization import Discretization
 from solver.lift import ReluRegression, SphereMeasure, balanced_relu_init, circle_directions, relu_features
-
-try:
-    from solver.species import Species
-except ImportError:  # a stand-in until the species are merged (shape, weights, base and names only)
-    class Species:
-        """Densities (2, *base.shape) on one base."""
-
-        def __init__(self, base, names):
-            self.base, self.names, self.dim = base, tuple(names), base.dim
-            self.shape = (len(self.names), *base.shape)
-
-        @property
-        def weights(self):
-            return np.broadcast_to(self.base.weights, self.shape)
 
 
 def circle(cells):
@@ -86,6 +73,9 @@ class FibonacciSphere:
         z, angle = 1 - 2 * k / n, np.pi * (1 + 5**0.5) * k
         self.points = np.stack([np.sqrt(1 - z**2) * np.cos(angle), np.sqrt(1 - z**2) * np.sin(angle), z], axis=1)
         self.weights, self.shape, self.dim = np.full(n, 4 * np.pi / n), (n,), 3
+
+
+Discretization.register(FibonacciSphere)  # enough of one for Species and the energy
 
 
 def test_on_a_sphere_with_bias_the_value_is_the_lifted_energy_of_the_vertices(rng):
