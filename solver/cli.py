@@ -56,7 +56,7 @@ MANIFEST = "manifest.json"
 LOCK = ".wgf-lock"
 REPLACED = ".wgf-replaced"
 PACKAGES = ("numpy", "scipy", "numba", "matplotlib", "tqdm", "POT", "pillow")
-HISTORY = ("t", "dt", "energy", "mass", "min")
+HISTORY = ("t", "dt", "energy", "mass", "min", "source")
 
 
 class UsageError(Exception):
@@ -365,8 +365,12 @@ def read_results(folder):
     with np.load(folder / "densities.npz") as data:
         densities = dict(data)
     with open(folder / "history.csv", newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    return densities, {key: np.array([float(row[key]) for row in rows]) for key in HISTORY}
+        reader = csv.DictReader(handle)
+        rows = list(reader)
+    # a folder written before the reaction existed has no source column: its runs had none
+    known = [key for key in HISTORY if key != "source" or "source" in (reader.fieldnames or ())]
+    history = {key: np.array([float(row[key]) for row in rows]) for key in known}
+    return densities, {"source": np.zeros(len(rows)), **history}
 
 
 def marginal_2d(rho, bounds):
@@ -422,8 +426,8 @@ def plot(folder, animation=True):
     energy = history["energy"]
     left.plot(history["t"], energy)
     left.set(xlabel="t", yscale="log" if energy.min() > 0 else "linear", title="energy F(ρ)")
-    right.plot(history["t"], history["mass"] / history["mass"][0] - 1)
-    right.set(xlabel="t", title="relative mass change")
+    right.plot(history["t"], (history["mass"] - history["source"]) / history["mass"][0] - 1)
+    right.set(xlabel="t", title="relative mass change" + (" less the reaction's" if history["source"].any() else ""))
     fig.savefig(folder / "energy.png", dpi=110)
     plt.close(fig)
 
