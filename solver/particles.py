@@ -111,6 +111,8 @@ def simulate(energy, theta0, t_span, *, step, method="gd", batch_size=None, doma
         if hasattr(term, "dim") and theta.shape[1] != term.dim:
             raise ValueError(f"simulate: theta0 has dimension {theta.shape[1]} but {term!r} needs {term.dim}")
     for term in moving:
+        if hasattr(term, "check_particles"):  # e.g. the balanced start of a lifted energy
+            term.check_particles(theta)
         if hasattr(term, "check_step"):
             term.check_step(step, batch_size if method == "sgd" else None)
     if domain is not None and not np.all(domain.contains(theta)):

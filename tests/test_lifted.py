@@ -1,0 +1,264 @@
+"""The lifted ReLU energy on ν± (solver.energies.lifted): value and F' against a NumPy
+reference and against the lift's atoms, F' as the derivative of the discrete F, the convex
+reference as its minimum, its particles, its refusals, and the PDE on Species against
+particles and against the convex minimum."""
+
+import numpy as np
+import pytest
+
+from solver import Grid, LiftedReluRisk, Species
+from solver.discretization import Discretization
+from solver.lift import ReluRegression, SphereMeasure, balanced_relu_init, circle_directions, relu_features
+
+
+def circle(cells):
+    return Grid([[0.0, 2 * np.pi]], [cells], bc="periodic")
+
+
+def teacher_data(rng, n=40, weight_decay=0.1, quadrature=True):
+    """Inputs on the unit circle (angles ψ_i), targets of a 3-neuron teacher plus noise."""
+    psi = rng.uniform(0, 2 * np.pi, n)
+    X = circle_directions(psi)
+    teacher = balanced_relu_init(3, 2, rng)
+    y = relu_features(teacher[:, :-1], X) @ teacher[:, -1] + 0.1 * rng.normal(size=n)
+    q = rng.uniform(0.5, 1.5, n) / n if quadrature else None
+    return psi, X, y, q, LiftedReluRisk(X, y, quadrature=q, weight_decay=weight_decay)
+
+
+def random_density(rng, grid):
+    return rng.uniform(0.05, 1.0, size=grid.shape)
+
+
+def test_value_and_first_variation_against_a_numpy_reference(rng):
+    """h_i = Σ_k (2π/K)(ρ+ − ρ−)_k cos(φ_k − ψ_i)₊, F = ½Σq(h − y)² + 2λΣ(2π/K)(ρ+ + ρ−),
+    F'± = ±Σ_i q_i(h_i − y_i) cos(φ_k − ψ_i)₊ + 2λ, written from the angles alone."""
+    psi, X, y, q, energy = teacher_data(rng, weight_decay=0.1)
+    grid = Species(circle(48), ("plus", "minus"))
+    rho = random_density(rng, grid)
+    phi, dphi = grid.base.axes[0], 2 * np.pi / 48
+    features = np.maximum(np.cos(phi[None, :] - psi[:, None]), 0.0)
+    h = features @ (dphi * (rho[0] - rho[1]))
+    value = 0.5 * np.sum(q * (h - y) ** 2) + 2 * 0.1 * dphi * np.sum(rho)
+    G = features.T @ (q * (h - y))
+    F, xi = energy.value_and_first_variation(rho, grid)
+    assert F == pytest.approx(value, rel=1e-13)
+    np.testing.assert_allclose(xi, np.stack([G + 0.2, -G + 0.2]), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(energy.prediction(rho, grid), h, rtol=1e-12, atol=1e-15)
+    assert energy.value(rho, grid) == F and np.array_equal(energy.first_variation(rho, grid), xi)
+
+
+def test_value_is_the_lifted_energy_of_the_atoms_at_the_cell_centres(rng):
+    """The cells as atoms s_k with masses ρ±_k w_k (solver.lift.SphereMeasure): the same F as
+    ReluRegression.lifted_energy, and the same mass rates dm/dt = −β F'± m with β = 2
+    (ReluRegression.lifted_velocity): the reaction constant of the energy checked."""
+    psi, X, y, q, energy = teacher_data(rng, weight_decay=0.3)
+    grid = Species(circle(40), ("plus", "minus"))
+    rho = random_density(rng, grid)
+    phi, w = grid.base.axes[0], np.full(40, 2 * np.pi / 40)
+    measure = SphereMeasure(circle_directions(np.concatenate([phi, phi])), np.concatenate([rho[0] * w, rho[1] * w]),
+                            np.repeat([1.0, -1.0], 40))
+    problem = ReluRegression.from_data(X, y, quadrature=q, weight_decay=0.3)
+    F, xi = energy.value_and_first_variation(rho, grid)
+    assert F == pytest.approx(problem.lifted_energy(measure), rel=1e-13)
+    _, mass_rate = problem.lifted_velocity(measure)
+    np.testing.assert_allclose(-energy.reaction * xi.ravel() * measure.masses, mass_rate, rtol=1e-12, atol=1e-15)
+    assert energy.reaction == 2.0 and energy.species == ("plus", "minus") and energy.local is False
+
+
+class FibonacciSphere:
+    """Points on the unit sphere of R³ with equal weights 4π/n (a base standing in for a mesh)."""
+
+    def __init__(self, n):
+        k = np.arange(n) + 0.5
+        z, angle = 1 - 2 * k / n, np.pi * (1 + 5**0.5) * k
+        self.points = np.stack([np.sqrt(1 - z**2) * np.cos(angle), np.sqrt(1 - z**2) * np.sin(angle), z], axis=1)
+        self.weights, self.shape, self.dim = np.full(n, 4 * np.pi / n), (n,), 3
+
+
+Discretization.register(FibonacciSphere)  # enough of one for Species and the energy
+
+
+def test_on_a_sphere_with_bias_the_value_is_the_lifted_energy_of_the_vertices(rng):
+    """x ∈ R² with a bias (p = 3): directions are the sphere's points themselves."""
+    X = rng.normal(size=(30, 2))
+    teacher = balanced_relu_init(3, 3, rng)
+    y = relu_features(teacher[:, :-1], np.concatenate([X, np.ones((30, 1))], axis=1)) @ teacher[:, -1]
+    energy = LiftedReluRisk(X, y, bias=True, weight_decay=0.05)
+    base = FibonacciSphere(200)
+    grid = Species(base, ("plus", "minus"))
+    rho = rng.uniform(0.0, 0.2, size=grid.shape)
+    measure = SphereMeasure(np.concatenate([base.points, base.points]), (rho * base.weights).ravel(),
+                            np.repeat([1.0, -1.0], 200))
+    F, xi = energy.value_and_first_variation(rho, grid)
+    assert F == pytest.approx(energy.problem.lifted_energy(measure), rel=1e-13)
+    _, mass_rate = energy.problem.lifted_velocity(measure)
+    np.testing.assert_allclose(-2 * xi.ravel() * measure.masses, mass_rate, rtol=1e-12, atol=1e-15)
+    reference = energy.convex_reference(grid)
+    assert energy.value(reference.rho, grid) == pytest.approx(reference.value, rel=1e-12) and reference.value < F
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 0.2])
+def test_first_variation_is_the_derivative_of_the_value(rng, weight_decay):
+    """(F(ρ + εe_k) − F(ρ − εe_k))/(2ε) = w_k F'_k for cells k of either species (F is
+    quadratic in ρ, so the central difference is exact up to round-off)."""
+    *_, energy = teacher_data(rng, weight_decay=weight_decay)
+    grid = Species(circle(32), ("plus", "minus"))
+    rho = random_density(rng, grid)
+    xi = energy.first_variation(rho, grid)
+    eps, w = 1e-3, 2 * np.pi / 32
+    for index in [(0, 0), (0, 7), (1, 13), (1, 31)]:
+        e = np.zeros(grid.shape)
+        e[index] = eps
+        numeric = (energy.value(rho + e, grid) - energy.value(rho - e, grid)) / (2 * eps)
+        assert numeric == pytest.approx(w * xi[index], rel=1e-8, abs=1e-12)
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 0.05])
+def test_convex_reference_is_the_minimum_of_the_discrete_energy(rng, weight_decay):
+    """F* = value(ρ*) with ρ* = c*/w, F ≥ F* at random densities and along random directions
+    from ρ* that keep ρ ≥ 0, and the KKT certificate holds."""
+    *_, energy = teacher_data(rng, weight_decay=weight_decay)
+    grid = Species(circle(64), ("plus", "minus"))
+    reference = energy.convex_reference(grid)
+    assert reference.rho.shape == grid.shape and reference.rho.min() >= 0
+    assert energy.value(reference.rho, grid) == pytest.approx(reference.value, rel=1e-12)
+    assert reference.minimum.kkt_residual <= 1e-10
+    for _ in range(5):
+        assert energy.value(random_density(rng, grid), grid) > reference.value
+        step = rng.uniform(0, 1e-2, size=grid.shape)
+        assert energy.value(reference.rho + step, grid) >= reference.value - 1e-14
+    if weight_decay > 0:  # F'± ≥ 0, and = 0 where ρ± > 0 (KKT per unit weight)
+        xi = energy.first_variation(reference.rho, grid)
+        assert xi.min() >= -1e-8 and np.max(np.abs(xi[reference.rho > 0])) <= 1e-8
+
+
+def test_particles_are_plain_gradient_descent_on_balanced_neurons(rng):
+    """particle_velocity is ReluRegression.network_velocity, particle_energy its energy (= the
+    lifted energy of the balanced lift), predict at the data and at new inputs."""
+    from solver.lift import lift
+
+    psi, X, y, q, energy = teacher_data(rng, weight_decay=0.1)
+    theta, weights = 0.7 * balanced_relu_init(9, 2, rng), np.full(9, 1 / 9)
+    problem = energy.problem
+    np.testing.assert_array_equal(energy.particle_velocity(theta, weights), problem.network_velocity(theta, weights))
+    assert energy.particle_energy(theta, weights) == pytest.approx(problem.lifted_energy(lift(theta, weights)),
+                                                                   rel=1e-13)
+    np.testing.assert_allclose(energy.predict(theta, weights), lift(theta, weights).prediction(problem.inputs),
+                               rtol=1e-12, atol=1e-15)
+    x = rng.normal(size=(5, 2))
+    np.testing.assert_allclose(energy.predict(theta, weights, x),
+                               [np.sum(weights * theta[:, 2] * np.maximum(theta[:, :2] @ xi, 0)) for xi in x],
+                               rtol=1e-12, atol=1e-15)
+    assert energy.dim == 3
+
+
+def test_simulate_converges_to_the_gradient_flow_at_first_order(rng):
+    """solver.particles.simulate (explicit Euler, t = kε) against the RK4 reference
+    solver.lift.gradient_flow (itself equal to the lifted flow to round-off, test_lift): the
+    prediction gap at t = 2 halves with ε (first order), so the clocks agree."""
+    from solver.lift import gradient_flow
+    from solver.particles import simulate
+
+    *_, energy = teacher_data(rng, weight_decay=0.1)
+    theta0 = 0.8 * balanced_relu_init(6, 2, rng)
+    reference = gradient_flow(energy.problem, theta0, np.full(6, 1 / 6), [2.0], 2.5e-3).predictions[-1]
+    gaps = []
+    for step in (4e-2, 2e-2, 1e-2):
+        run = simulate(energy, theta0, (0.0, 2.0), step=step, progress=False)
+        gaps.append(np.max(np.abs(energy.predict(run.theta[-1], run.weights) - reference)))
+    ratios = np.array(gaps[:-1]) / np.array(gaps[1:])
+    assert np.all((ratios > 1.7) & (ratios < 2.3)), (gaps, ratios)
+    assert gaps[-1] < 1e-2
+
+
+# bad input ---------------------------------------------------------------------------------
+def test_refuses_an_imbalanced_start_of_the_particles(rng):
+    from solver.particles import simulate
+
+    *_, energy = teacher_data(rng)
+    theta0 = balanced_relu_init(6, 2, rng)
+    theta0[4, -1] = 0.5
+    with pytest.raises(ValueError, match=r"\|a_j\| = \|b_j\|.*worst j = 4"):
+        simulate(energy, theta0, (0.0, 1.0), step=0.1, progress=False)
+    with pytest.raises(ValueError, match=r"theta0 has dimension 2 but LiftedReluRisk.*needs 3"):
+        simulate(energy, theta0[:, :2], (0.0, 1.0), step=0.1, progress=False)
+
+
+def test_refuses_the_wrong_species_and_bases(rng):
+    *_, energy = teacher_data(rng)
+    with pytest.raises(ValueError, match=r"species must be \('plus', 'minus'\).*got \('minus', 'plus'\)"):
+        energy.check(Species(circle(16), ("minus", "plus")))
+    with pytest.raises(ValueError, match=r"needs two species"):
+        energy.check(circle(16))
+    with pytest.raises(ValueError, match="has walls"):
+        energy.check(Species(Grid([[0.0, 2 * np.pi]], [16]), ("plus", "minus")))
+    with pytest.raises(ValueError, match=r"length 2π; got length 3\.14159"):
+        energy.check(Species(Grid([[0.0, np.pi]], [16], bc="periodic"), ("plus", "minus")))
+    with pytest.raises(ValueError, match="got a 2D discretization"):
+        energy.check(Species(Grid([[-1, 1], [-1, 1]], [4, 4]), ("plus", "minus")))
+    with pytest.raises(ValueError, match=r"on the unit sphere; point 21 has \|x\| = 0\.433013"):
+        energy.check(Species(Grid([[-1, 1]] * 3, [4, 4, 4]), ("plus", "minus")))
+    with_bias = LiftedReluRisk(np.ones((3, 2)), np.zeros(3), bias=True)  # p = 3: the sphere
+    with pytest.raises(ValueError, match=r"p = 3 coordinates.*not on the circle"):
+        with_bias.check(Species(circle(16), ("plus", "minus")))
+
+
+def test_refuses_bad_data():
+    with pytest.raises(ValueError, match="finite"):
+        LiftedReluRisk([[np.nan, 1.0]], [0.0])
+    with pytest.raises(ValueError, match="quadrature"):
+        LiftedReluRisk(np.ones((3, 2)), np.zeros(3), quadrature=[0.5, -0.1, 0.6])
+    with pytest.raises(ValueError, match="weight_decay"):
+        LiftedReluRisk(np.ones((3, 2)), np.zeros(3), weight_decay=-1.0)
+
+
+# the harness -------------------------------------------------------------------------------
+def test_circle_wasserstein_wraps_around_and_normalizes():
+    from solver.compare import circle_wasserstein
+
+    assert circle_wasserstein([0.1], [1.0], [2 * np.pi - 0.1], [3.0]) == pytest.approx(0.2, rel=1e-12)
+    assert circle_wasserstein([0.0, np.pi], [1.0, 1.0], [0.5, np.pi + 0.5], [2.0, 2.0]) == pytest.approx(0.5)
+    assert np.isnan(circle_wasserstein([0.0], [0.0], [1.0], [1.0]))
+
+
+def test_circle_wasserstein_against_pot(rng):
+    """The level-median formula against POT's binary search (p = 1) on random atoms."""
+    import ot
+
+    from solver.compare import circle_wasserstein
+
+    for _ in range(5):
+        u, v = rng.uniform(-np.pi, 3 * np.pi, 7), rng.uniform(0, 2 * np.pi, 11)
+        mu, mv = rng.random(7), 3 * rng.random(11)
+        with np.errstate(all="ignore"):
+            expected = ot.wasserstein_circle(np.mod(u / (2 * np.pi), 1), np.mod(v / (2 * np.pi), 1),
+                                             mu / mu.sum(), mv / mv.sum(), p=1, eps=1e-12)
+        assert circle_wasserstein(u, mu, v, mv) == pytest.approx(2 * np.pi * float(np.squeeze(expected)), rel=1e-6)
+
+
+def test_lifted_gaps_of_particles_at_the_cell_centres(rng):
+    """Neurons a = s_k, b = ±1 with weights w_k ρ±_k are the PDE's atoms: no gap, same masses,
+    W1 = 0; turned by 0.05 rad they are at W1 = 0.05 with the same masses."""
+    from solver.compare import lifted_gaps
+
+    *_, energy = teacher_data(rng, weight_decay=0.1)
+    grid = Species(circle(24), ("plus", "minus"))
+    rho = random_density(rng, grid)
+    phi = grid.base.axes[0]
+
+    def neurons(turn):
+        a = circle_directions(np.concatenate([phi, phi]) + turn)
+        return np.concatenate([a, np.repeat([1.0, -1.0], 24)[:, None]], axis=1), (2 * np.pi / 24) * rho.ravel()
+
+    row = lifted_gaps(energy, grid, rho, *neurons(0.0))
+    assert row["prediction_gap"] <= 1e-28 and row["risk_gap"] <= 1e-14 and row["energy_gap"] <= 1e-14
+    assert row["w1_plus"] <= 1e-12 and row["w1_minus"] <= 1e-12
+    assert row["mass_particles_plus"] == pytest.approx(row["mass_pde_plus"], rel=1e-14)
+    turned = lifted_gaps(energy, grid, rho, *neurons(0.05))
+    assert turned["w1_plus"] == pytest.approx(0.05, rel=1e-9) and turned["w1_minus"] == pytest.approx(0.05, rel=1e-9)
+    assert turned["mass_particles_minus"] == pytest.approx(row["mass_pde_minus"], rel=1e-14)
+    assert turned["prediction_gap"] > 1e-6
+    theta, weights = neurons(0.0)
+    theta[3, -1] = 0.9  # off balance by 10%
+    with pytest.raises(ValueError, match="worst j = 3"):
+        lifted_gaps(energy, grid, rho, theta, weights)
