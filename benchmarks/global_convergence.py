@@ -167,7 +167,7 @@ def main():
                        save_at=shown, progress=False)
         circle_density(folder / "circle_density.png", problem.grid.base.points, shown, solution.rho[picks],
                        problem.teacher, particles=run.theta,
-                       title=f"relu-circle, λ = {args.weight_decay:g}: ν± on {args.cells} cells, 20 neurons |b|·a")
+                       title=f"relu-circle, λ = {args.weight_decay:g}: ν± on {args.cells} cells, 20 neurons")
     print(json.dumps({
         "benchmark": "global_convergence", "cells": args.cells, "n_data": args.n_data,
         "weight_decay": args.weight_decay, "start_energy": F0, "f_star_cells": reference.value, "f_star_fine": fine,

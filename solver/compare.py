@@ -480,6 +480,15 @@ def _write_study(problem, pde, result, mean_w2, last_runs, out):
 
 
 # the study of a lifted problem: ν± against balanced neurons ----------------------------------
+STUDY_BALANCE_TOL = 0.5
+"""The relative imbalance ||a|² − b²|/(|a|² + b²) :func:`lifted_study` lets :func:`solver.lift.lift`
+accept. Euler steps of size ε add about ε²(|∂_t a|² − (∂_t b)²) per step to |a|² − b², an
+absolute error of order ε·t; a neuron that weight decay and the risk shrink (most of ν−
+here) has |a|² + b² falling exponentially, so its relative imbalance grows without bound
+for every ε (measured: 5% on 2 of 20 neurons of |a| ≈ 0.17 at t = 200, ε = 0.1), while its
+lifted mass ω|a|², the only thing the comparison takes from it, is then negligible."""
+
+
 def lifted_study(problem, ms, times, seeds, step, out=None, pde=None, **solve_options):
     """:func:`study` for a lifted preset (``relu-circle``, ``relu-sphere``): the PDE's ν± on
     ``Species(base, ("plus", "minus"))`` against plain gradient descent on m balanced neurons.
@@ -512,7 +521,7 @@ def lifted_study(problem, ms, times, seeds, step, out=None, pde=None, **solve_op
             run = simulate(energy, problem.sample(np.random.default_rng(seed), m), (times[0], times[-1]), step=step,
                            save_at=times, progress=False)
             last_runs[m] = run
-            for row in lifted_rows(energy, grid, pde.rho, run, times):
+            for row in lifted_rows(energy, grid, pde.rho, run, times, balance_tol=STUDY_BALANCE_TOL):
                 k = int(np.flatnonzero(times == row["t"])[0])
                 particle_energy = energy.particle_energy(run.theta[k], run.weights)
                 rows.append({"m": m, "seed": seed, **row, "particle_excess": (particle_energy - f_star) / scale,
@@ -586,4 +595,4 @@ def _write_lifted_study(problem, pde, result, mean_gap, last_runs, out):
         picks = np.unique(np.linspace(0, len(times) - 1, min(4, len(times))).round().astype(int))
         circle_density(out / "density_particles.png", problem.grid.base.points, times[picks],
                        np.asarray(pde.rho)[picks], problem.teacher, particles=last_runs[ms[0]].theta[picks],
-                       title=f"{problem.name}: ν± (curves) and m = {ms[0]} neurons |b|·a (dots)")
+                       title=f"{problem.name}: ν± (curves), m = {ms[0]} neurons")

@@ -34,10 +34,14 @@ def circle_density(path, angles, times, densities, teacher=None, particles=None,
     """The densities ν± on the circle at ``times`` (top: in the plane, bottom: against the angle).
 
     Top row, one panel per time: the unit circle, ν± drawn as the radial curves
-    r(φ) = 1 + ν±(φ)/max ν (the maximum over all times; ν+ red, ν− blue, with their masses in the legend), the teacher's
-    neurons as stars at |b|·a on dashed rays, and, if given, the particles at |b|·a
-    coloured by the sign of b. Bottom: ν+(φ) and −ν−(φ) at every time (darker is later)
-    with the teacher's angles as dashed lines.
+    r(φ) = 1 + ν±(φ)/max ν (the maximum over all times and both species; ν+ red, ν− blue,
+    with their masses in the legend), the teacher's neurons as stars at |b|·a on dashed
+    rays, and, if given, the particles at |b|·a coloured by the sign of b. A neuron alone
+    on a teacher direction carries the teacher's mass c with weight 1/m, so it sits at
+    |b|·a = |a|² = mc, far beyond the teacher's star: the particles are drawn at
+    |b|·a times one factor, the same for every panel (in the title), that puts the farthest
+    at radius 2. Bottom: ν+(φ) and −ν−(φ) at every time (darker is later) with the
+    teacher's angles as dashed lines.
 
     Parameters
     ----------
@@ -63,7 +67,12 @@ def circle_density(path, angles, times, densities, teacher=None, particles=None,
     count = len(times)
     fig = plt.figure(figsize=(3.2 * count, 6.4), constrained_layout=True)
     grid = fig.add_gridspec(2, count, height_ratios=[1.25, 1])
-    reach = 1.0 + max(1.0, float(np.max(np.abs(teacher), initial=0.0)))
+    reach = 0.2 + max(2.0, float(np.max(np.abs(teacher), initial=0.0)))
+    scale = None
+    if particles is not None:
+        farthest = max(float(np.max(np.abs(np.asarray(theta)[:, -1]) * np.linalg.norm(np.asarray(theta)[:, :-1],
+                                                                                       axis=1))) for theta in particles)
+        scale = 2.0 / max(farthest, 1e-300)
     top = max(float(np.max(densities)), 1e-300)  # one radial scale for every time
     for k, t in enumerate(times):
         ax = fig.add_subplot(grid[0, k])
@@ -78,7 +87,7 @@ def circle_density(path, angles, times, densities, teacher=None, particles=None,
             ax.plot(*point, "*", ms=11, color=PLUS if sign > 0 else MINUS, markeredgecolor="k")
         if particles is not None:
             theta = np.asarray(particles[k], dtype=float)
-            shown = np.abs(theta[:, -1:]) * theta[:, :-1]
+            shown = scale * np.abs(theta[:, -1:]) * theta[:, :-1]
             positive = theta[:, -1] > 0
             ax.plot(*shown[positive].T, ".", ms=3, color=PLUS, alpha=0.7)
             ax.plot(*shown[~positive].T, ".", ms=3, color=MINUS, alpha=0.7)
@@ -96,8 +105,8 @@ def circle_density(path, angles, times, densities, teacher=None, particles=None,
     ax.set(xlabel="angle φ of s = (cos φ, sin φ)", ylabel="ν+ (up), −ν− (down), per radian",
            xlim=(0, 2 * np.pi))
     ax.legend(fontsize=7, ncol=min(count, 4))
-    fig.suptitle(title or "ν± on the circle, teacher (stars)" + (", particles |b|·a (dots)" if particles is not None
-                                                                  else ""))
+    fig.suptitle((title or "ν± on the circle, teacher (stars)")
+                 + (f"; particles: {scale:.3g} × |b|·a (dots)" if particles is not None else ""))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
