@@ -28,6 +28,7 @@ import csv
 import errno
 import glob
 import hashlib
+import inspect
 import json
 import os
 import platform
@@ -57,6 +58,8 @@ MANIFEST = "manifest.json"
 LOCK = ".wgf-lock"
 REPLACED = ".wgf-replaced"
 PACKAGES = ("numpy", "scipy", "numba", "matplotlib", "tqdm", "POT", "pillow")
+LISTING_OPTIONS = {"cells": 4, "size": 1.0}
+"""What ``wgf problems`` builds each preset with (those of the options it takes): the smallest."""
 HISTORY = ("t", "dt", "energy", "mass", "min", "source")
 
 
@@ -897,7 +900,12 @@ def list_problems():
     """The text of ``wgf problems``."""
     lines = ["Presets ([problem] name = ...):"]
     for name, make in problems.PRESETS.items():
-        problem = make(cells=4)
+        takes = inspect.signature(make).parameters
+        try:  # the smallest discretization of each preset: a grid of 4 cells, the coarsest sphere mesh
+            problem = make(**{key: value for key, value in LISTING_OPTIONS.items() if key in takes})
+        except ImportError as error:  # a mesh preset without DOLFINx
+            lines.append(f"  {name:<15} {(make.__doc__ or '').split(chr(10))[0].strip()} (needs {error.name})")
+            continue
         lines.append(f"  {name:<15} {problem.description}; t_end = {problem.t_end:g}")
     lines.append("Energy terms ([[energy]] term = ...):")
     lines += [f"  {name:<22} {term.help}; keys: {', '.join(term.keys) or 'none'}" for name, term in ENERGIES.items()]

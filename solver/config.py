@@ -218,6 +218,7 @@ SCHEMA = {
         "seed": Key("integer", None, "seed of the preset's data (default: the preset's)", low=0),
         "delta": Key("number", None, "bump width δ of jmm-bumps and jmm-square (0: the porous-medium limit)", low=0),
         "weight_decay": Key("number", None, "weight decay λ of relu-circle and relu-sphere", low=0),
+        "size": Key("number", None, "edge length of relu-sphere's sphere mesh", low=0, high=1, low_open=True),
     },
     "grid": {
         "bounds": Key("matrix", REQUIRED, "[[lo, hi], …], one pair per axis (1 to 3 axes)"),
