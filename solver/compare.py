@@ -545,7 +545,7 @@ def _write_lifted_study(problem, pde, result, mean_gap, last_runs, out):
 
     import matplotlib.pyplot as plt
 
-    from .figures import circle_density
+    from .figures import circle_density, sphere_density
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -596,3 +596,8 @@ def _write_lifted_study(problem, pde, result, mean_gap, last_runs, out):
         circle_density(out / "density_particles.png", problem.grid.base.points, times[picks],
                        np.asarray(pde.rho)[picks], problem.teacher, particles=last_runs[ms[0]].theta[picks],
                        title=f"{problem.name}: ν± (curves), m = {ms[0]} neurons")
+    else:
+        _, arrays = problem.grid.base.write_results(out, [], [])  # the vertices and triangles (no files)
+        sphere_density(out / "density_particles.png", problem.grid.base.points, arrays["cells"], pde.rho[-1],
+                       problem.teacher, particles=last_runs[ms[0]].theta[-1],
+                       title=f"{problem.name} at t = {times[-1]:g}: ν+ − ν−, m = {ms[0]} neurons (dots)")

@@ -141,8 +141,9 @@ def excess_against_m(path, ms, gd, random_features, pde=None, title=None):
     plt.close(fig)
 
 
-def sphere_density(path, points, triangles, rho, teacher=None, title=None):
-    """ν+ − ν− on a sphere mesh in a 3D view, with the teacher's directions as stars.
+def sphere_density(path, points, triangles, rho, teacher=None, particles=None, title=None):
+    """ν+ − ν− on a sphere mesh in a 3D view, with the teacher's directions as stars and the
+    particles' directions a/|a| as dots coloured by the sign of b.
 
     Parameters
     ----------
@@ -155,6 +156,8 @@ def sphere_density(path, points, triangles, rho, teacher=None, title=None):
         ν+ and ν− at the vertices.
     teacher : array (m0, 4), optional
         Rows (a, b) with a ∈ S².
+    particles : array (m, 4), optional
+        Neurons (a, b).
     title : str, optional
     """
     plt = _pyplot()
@@ -176,6 +179,12 @@ def sphere_density(path, points, triangles, rho, teacher=None, title=None):
             for a, b in zip(teacher[:, :-1], teacher[:, -1]):
                 s = 1.08 * a / np.linalg.norm(a)
                 ax.scatter(*s, marker="*", s=120, color=PLUS if b > 0 else MINUS, edgecolor="k", depthshade=False)
+        if particles is not None:
+            particles = np.asarray(particles, dtype=float)
+            s = 1.04 * particles[:, :-1] / np.linalg.norm(particles[:, :-1], axis=1, keepdims=True)
+            positive = particles[:, -1] > 0
+            ax.scatter(*s[positive].T, s=4, color=PLUS, depthshade=False)
+            ax.scatter(*s[~positive].T, s=4, color=MINUS, depthshade=False)
         ax.view_init(elev=elevation, azim=azimuth)
         ax.set_box_aspect((1, 1, 1))
         ax.set_axis_off()
