@@ -348,3 +348,16 @@ def test_pde_reaches_the_convex_minimum_on_its_cells():
         cells = grid.base.axes[0][reference.rho[species] > 0]
         turn = np.abs(np.angle(np.exp(1j * (cells[:, None] - np.array(angles)[None, :]))))
         assert np.all(turn.min(axis=1) <= 2 * 2 * np.pi / 64) and np.all(turn.min(axis=0) <= 2 * 2 * np.pi / 64)
+
+
+def test_solve_refuses_a_negative_mass_and_foreign_species():
+    from solver import solve
+
+    energy = population_problem(0.0)
+    grid = Species(circle(16), ("plus", "minus"))
+    rho0 = uniform_start(grid)
+    rho0[1, 5] = -1e-3
+    with pytest.raises(ValueError, match="negative"):
+        solve(energy, grid, rho0, (0.0, 0.1))
+    with pytest.raises(ValueError, match=r"\('plus', 'minus'\)"):
+        solve(energy, Species(circle(16), ("up", "down")), uniform_start(grid), (0.0, 0.1))
