@@ -7,6 +7,11 @@ x_c, or, with ``refine=k``, each cell split into k^d sub-points of equal mass; p
 measures, since their masses may differ by round-off. Distances are Euclidean in R^d, in
 the units of θ: periodic axes are not wrapped (the particle simulator does not wrap them
 either).
+
+For a lifted energy (two species ν± on the circle or the sphere,
+:class:`~solver.energies.lifted.LiftedReluRisk`), :func:`lifted_gaps` compares the PDE with
+ReLU particles through their predictions, risks, lifted masses and, on the circle, the W1
+distance between the normalized measures (:func:`circle_wasserstein`).
 """
 
 from numbers import Integral
