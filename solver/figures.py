@@ -170,21 +170,25 @@ def sphere_density(path, points, triangles, rho, teacher=None, particles=None, t
     face = signed[np.asarray(triangles)].mean(axis=1)
     fig = plt.figure(figsize=(9, 4.4), constrained_layout=True)
     for k, (elevation, azimuth) in enumerate(((25, 45), (-25, 225))):
-        ax = fig.add_subplot(1, 2, k + 1, projection="3d")
+        ax = fig.add_subplot(1, 2, k + 1, projection="3d", computed_zorder=False)
+        e, a = np.radians(elevation), np.radians(azimuth)
+        viewer = np.array([np.cos(e) * np.cos(a), np.cos(e) * np.sin(a), np.sin(e)])  # markers on this side only
         surface = ax.plot_trisurf(points[:, 0], points[:, 1], points[:, 2], triangles=triangles, linewidth=0,
-                                  antialiased=False, shade=False)
+                                  antialiased=False, shade=False, zorder=1)
         surface.set_facecolor(cm.coolwarm(norm(face)))
         if teacher is not None:
             teacher = np.asarray(teacher, dtype=float)
-            for a, b in zip(teacher[:, :-1], teacher[:, -1]):
-                s = 1.08 * a / np.linalg.norm(a)
-                ax.scatter(*s, marker="*", s=120, color=PLUS if b > 0 else MINUS, edgecolor="k", depthshade=False)
+            for neuron, b in zip(teacher[:, :-1], teacher[:, -1]):
+                s = 1.08 * neuron / np.linalg.norm(neuron)
+                if s @ viewer > 0:
+                    ax.scatter(*s, marker="*", s=120, color=PLUS if b > 0 else MINUS, edgecolor="k",
+                               depthshade=False, zorder=3)
         if particles is not None:
             particles = np.asarray(particles, dtype=float)
             s = 1.04 * particles[:, :-1] / np.linalg.norm(particles[:, :-1], axis=1, keepdims=True)
-            positive = particles[:, -1] > 0
-            ax.scatter(*s[positive].T, s=4, color=PLUS, depthshade=False)
-            ax.scatter(*s[~positive].T, s=4, color=MINUS, depthshade=False)
+            front, positive = s @ viewer > 0, particles[:, -1] > 0
+            ax.scatter(*s[front & positive].T, s=4, color=PLUS, depthshade=False, zorder=2)
+            ax.scatter(*s[front & ~positive].T, s=4, color=MINUS, depthshade=False, zorder=2)
         ax.view_init(elev=elevation, azim=azimuth)
         ax.set_box_aspect((1, 1, 1))
         ax.set_axis_off()

@@ -183,3 +183,21 @@ def test_the_default_run_is_relu_circle():
     run = load(DEFAULT_CONFIG)
     assert run.config["problem"]["name"] == "relu-circle" and run.config["problem"]["weight_decay"] > 0
     assert run.particles is not None and min(run.particles["m"]) >= 4 * 5  # from 4·m0 on
+
+
+def test_sphere_figure(tmp_path):
+    """solver.figures.sphere_density on a triangulated sphere (the convex hull of the Fibonacci
+    points), with the sphere teacher and particles."""
+    from scipy.spatial import ConvexHull
+
+    from solver.figures import sphere_density
+
+    points, _ = problems.sphere_quadrature(200)
+    np.testing.assert_allclose(np.linalg.norm(points, axis=1), 1.0, rtol=1e-14)
+    assert abs(points.mean(axis=0)).max() < 0.01  # spread evenly over the sphere
+    teacher = problems.sphere_teacher()
+    rho = np.stack([np.exp(5 * points @ teacher[0, :3]), np.exp(5 * points @ -teacher[0, :3])])
+    particles = np.concatenate([points[:20], np.where(np.arange(20) % 2, 1.0, -1.0)[:, None]], axis=1)
+    path = tmp_path / "sphere.png"
+    sphere_density(path, points, ConvexHull(points).simplices, rho, teacher, particles=particles)
+    assert path.stat().st_size > 0
