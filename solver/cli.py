@@ -465,7 +465,7 @@ def plot_species(folder, densities, history, animation=True):
     (on the circle :func:`solver.figures.circle_density` at four save times, on a sphere
     :func:`solver.figures.sphere_density` at the last), energy.png (F and the mass of each
     species over time: the reaction does not conserve mass) and animation.gif (each species
-    against the angle, on the circle)."""
+    against the angle on the circle; on a sphere ν+ − ν− at the vertices of its upper half)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -498,7 +498,9 @@ def plot_species(folder, densities, history, animation=True):
     right.legend()
     fig.savefig(folder / "energy.png", dpi=110)
     plt.close(fig)
-    if animation and circle:
+    if not animation:
+        return
+    if circle:
         fig, ax = plt.subplots(figsize=(5, 3.6), constrained_layout=True)
 
         def draw(k):
@@ -508,9 +510,20 @@ def plot_species(folder, densities, history, animation=True):
             ax.set(xlabel="angle φ", ylabel="density per radian", ylim=(0, 1.05 * float(np.max(rho))),
                    title=f"t = {t[k]:.3g}")
             ax.legend()
+    else:  # the sphere seen from one side: the vertices coloured by ν+ − ν− (the first two species)
+        fig, ax = plt.subplots(figsize=(4.4, 3.8), constrained_layout=True)
+        signed = rho[:, 0] - rho[:, 1]
+        top = max(float(np.max(np.abs(signed))), 1e-300)
 
-        FuncAnimation(fig, draw, frames=len(t)).save(folder / "animation.gif", writer=PillowWriter(fps=4))
-        plt.close(fig)
+        def draw(k):
+            ax.clear()
+            front = points[:, 2] >= 0
+            ax.scatter(points[front, 0], points[front, 1], c=signed[k, front], s=8, cmap="coolwarm", vmin=-top,
+                       vmax=top)
+            ax.set(xlabel="s₁", ylabel="s₂", aspect="equal", title=f"t = {t[k]:.3g}: ν+ − ν− (s₃ ≥ 0)")
+
+    FuncAnimation(fig, draw, frames=len(t)).save(folder / "animation.gif", writer=PillowWriter(fps=4))
+    plt.close(fig)
 
 
 def summary(run, solution, config_name, comparison, written):

@@ -296,7 +296,8 @@ def jmm_square(delta=0.1, cells=64):
 
 
 PRESETS = {"tanh-teacher": tanh_teacher, "rbf-mixture": rbf_mixture, "relu-teacher": relu_teacher,
-           "jmm-bumps": jmm_bumps, "jmm-square": jmm_square, "relu-circle": relu_circle}
+           "jmm-bumps": jmm_bumps, "jmm-square": jmm_square, "relu-circle": relu_circle,
+           "relu-sphere": relu_sphere}
 
 
 def get(name, **options):
