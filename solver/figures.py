@@ -143,7 +143,8 @@ def excess_against_m(path, ms, gd, random_features, pde=None, title=None):
 
 def sphere_density(path, points, triangles, rho, teacher=None, particles=None, title=None):
     """ν+ − ν− on a sphere mesh in a 3D view, with the teacher's directions as stars and the
-    particles' directions a/|a| as dots coloured by the sign of b.
+    particles' directions a/|a| as dots coloured by the sign of b, their areas proportional to
+    |a||b| (drawn over the stars).
 
     Parameters
     ----------
@@ -185,10 +186,14 @@ def sphere_density(path, points, triangles, rho, teacher=None, particles=None, t
                                depthshade=False, zorder=3)
         if particles is not None:
             particles = np.asarray(particles, dtype=float)
-            s = 1.04 * particles[:, :-1] / np.linalg.norm(particles[:, :-1], axis=1, keepdims=True)
+            norms = np.linalg.norm(particles[:, :-1], axis=1, keepdims=True)
+            s = 1.04 * particles[:, :-1] / norms
+            mass = norms[:, 0] * np.abs(particles[:, -1])  # |a||b|: the atom's share of ν±, up to the weight
+            area = 3 + 60 * mass / max(float(mass.max()), 1e-300)
             front, positive = s @ viewer > 0, particles[:, -1] > 0
-            ax.scatter(*s[front & positive].T, s=4, color=PLUS, depthshade=False, zorder=2)
-            ax.scatter(*s[front & ~positive].T, s=4, color=MINUS, depthshade=False, zorder=2)
+            for keep, color in ((front & positive, PLUS), (front & ~positive, MINUS)):
+                ax.scatter(*s[keep].T, s=area[keep], color=color, edgecolor="k", linewidth=0.3, depthshade=False,
+                           zorder=4)
         ax.view_init(elev=elevation, azim=azimuth)
         ax.set_box_aspect((1, 1, 1))
         ax.set_axis_off()
