@@ -601,15 +601,35 @@ class Mesh(Discretization):
                 xdmf.write_function(function, float(t))
 
     def plot(self, rho, ax=None, **options):
-        """A matplotlib ``tripcolor`` of a 2D density (serial runs)."""
+        """A matplotlib ``tripcolor`` of a 2D density, or on a surface in R³ (a sphere) its
+        triangles coloured by the mean of their vertex values on 3D axes (made if ``ax`` is
+        None); serial runs. ``options`` go to ``tripcolor`` or ``Poly3DCollection`` (``cmap``,
+        ``norm``, ...)."""
         import matplotlib.pyplot as plt
 
-        if self.dim != 2 or self.comm.size > 1:
-            raise ValueError("Mesh.plot draws 2D meshes in serial runs; write_xdmf for the rest")
+        if self.comm.size > 1 or not (self.dim == 2 or self.surface and self.dim == 3):
+            raise ValueError("Mesh.plot draws 2D meshes and surfaces in R³ in serial runs; write_xdmf for the rest")
+        if self.surface:
+            return self._plot_surface(np.asarray(rho), ax, **options)
         ax = plt.gca() if ax is None else ax
         art = ax.tripcolor(self.points[:, 0], self.points[:, 1], self.cells, np.asarray(rho), shading="gouraud",
                            **options)
         ax.set_aspect("equal")
+        return art
+
+    def _plot_surface(self, rho, ax, **options):
+        """The triangles in 3D, each coloured by the mean of ``rho`` at its vertices."""
+        import matplotlib.pyplot as plt
+        from mpl_toolkits.mplot3d.art3d import Poly3DCollection
+
+        ax = plt.figure().add_subplot(projection="3d") if ax is None else ax
+        art = Poly3DCollection(self.points[self.cells], **options)
+        art.set_array(rho[self.cells].mean(axis=1))
+        art.autoscale()
+        ax.add_collection3d(art)
+        low, high = self.points.min(axis=0), self.points.max(axis=0)
+        ax.set(xlim=(low[0], high[0]), ylim=(low[1], high[1]), zlim=(low[2], high[2]))
+        ax.set_box_aspect(high - low)
         return art
 
     # -- fast paths offered to the energies --------------------------------------------------
