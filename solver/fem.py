@@ -4,8 +4,11 @@ dual cells of a P1 mesh, the mass-lumped P1 discretization of ∂tρ = ∇·(ρ�
 Unknowns are vertex values ρ_i of a density; vertex i carries the lumped mass
 m_i = ∫φ_i (the measure of its dual cell). With the P1 stiffness matrix
 K_ij = ∫∇φ_i·∇φ_j, assembled by DOLFINx, the edge ij has the transmissibility
-T_ij = −K_ij, which is ≥ 0 on a Delaunay mesh (in 2D: the two angles opposite the edge sum
-to at most π). With ξ = F'(ρ) at the vertices, the flux from i to j is
+T_ij = −K_ij, which is ≥ 0 on a Delaunay mesh (for triangles: the two angles opposite the
+edge sum to at most π). The mesh may be a closed surface in R³ (:meth:`Mesh.sphere`): there
+∇ is the tangential gradient along each triangle, K the P1 Laplace–Beltrami stiffness
+(T_ij = ½(cot α + cot β)), m_i areas, and ``dim`` = 3 is the ambient dimension. With
+ξ = F'(ρ) at the vertices, the flux from i to j is
 
     F_ij = T_ij (ξ_i − ξ_j) M_ij,   M_ij = min(½(ρ_up + ρ_down), 2ρ_up),
     m_i dρ_i/dt = −Σ_j F_ij,
