@@ -5,29 +5,16 @@ domain for particles."""
 
 import math
 import os
-import runpy
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import assert_invariants, observed_order, require
+from conftest import MESHES, ROOT, assert_invariants, observed_order, require
 
 from solver import Entropy, solve
 from solver.domains import Sphere
 from solver.mpi import mpirun_command
-
-ROOT = Path(__file__).resolve().parent.parent
-MESHES = runpy.run_path(str(ROOT / "meshes" / "generate.py"))
-
-
-@pytest.fixture(scope="module")
-def fem():
-    require("dolfinx")
-    from solver import fem
-
-    return fem
 
 
 @pytest.fixture(scope="module")
