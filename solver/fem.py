@@ -613,26 +613,12 @@ class Mesh(Discretization):
         if self.comm.size > 1 or not (self.dim == 2 or self.surface and self.dim == 3):
             raise ValueError("Mesh.plot draws 2D meshes and surfaces in R³ in serial runs; write_xdmf for the rest")
         if self.surface:
-            return self._plot_surface(np.asarray(rho), ax, **options)
+            ax = plt.figure().add_subplot(projection="3d") if ax is None else ax
+            return plot_surface(ax, self.points, self.cells, np.asarray(rho), **options)
         ax = plt.gca() if ax is None else ax
         art = ax.tripcolor(self.points[:, 0], self.points[:, 1], self.cells, np.asarray(rho), shading="gouraud",
                            **options)
         ax.set_aspect("equal")
-        return art
-
-    def _plot_surface(self, rho, ax, **options):
-        """The triangles in 3D, each coloured by the mean of ``rho`` at its vertices."""
-        import matplotlib.pyplot as plt
-        from mpl_toolkits.mplot3d.art3d import Poly3DCollection
-
-        ax = plt.figure().add_subplot(projection="3d") if ax is None else ax
-        art = Poly3DCollection(self.points[self.cells], **options)
-        art.set_array(rho[self.cells].mean(axis=1))
-        art.autoscale()
-        ax.add_collection3d(art)
-        low, high = self.points.min(axis=0), self.points.max(axis=0)
-        ax.set(xlim=(low[0], high[0]), ylim=(low[1], high[1]), zlim=(low[2], high[2]))
-        ax.set_box_aspect(high - low)
         return art
 
     # -- fast paths offered to the energies --------------------------------------------------
@@ -652,6 +638,26 @@ class Mesh(Discretization):
         if not np.all(np.isfinite(matrix)):
             raise ValueError("W is not finite at some displacement between the mesh's vertices")
         return functools.partial(_pair_sum, matrix, self.weights)
+
+
+def plot_surface(ax, points, cells, values, **options):
+    """Draw a triangle surface in R³ on the 3D axes ``ax``, each triangle coloured by the mean
+    of ``values`` at its vertices (``options`` to ``Poly3DCollection``: ``cmap``, ``norm``,
+    ``clim``...); the axes fit the surface with equal scales. Returns the collection."""
+    from mpl_toolkits.mplot3d.art3d import Poly3DCollection
+
+    clim = options.pop("clim", None)
+    art = Poly3DCollection(points[cells], **options)
+    art.set_array(np.asarray(values)[cells].mean(axis=1))
+    if clim is None:
+        art.autoscale()
+    else:
+        art.set_clim(clim)
+    ax.add_collection3d(art)
+    low, high = points.min(axis=0), points.max(axis=0)
+    ax.set(xlim=(low[0], high[0]), ylim=(low[1], high[1]), zlim=(low[2], high[2]))
+    ax.set_box_aspect(high - low)
+    return art
 
 
 def _pair_sum(matrix, weights, values):
