@@ -627,7 +627,9 @@ class Mesh(Discretization):
         """The operator ``values ↦ (W ∗ values)_i = Σ_j W(x_i − x_j) values_j m_j`` over the
         vertices with their lumped masses, for a kernel ``W(z)`` of displacements z (..., d):
         a product with the matrix W(x_i − x_j), made here and kept (serial runs, up to
-        ``PAIR_MATRIX_LIMIT`` entries; ``ValueError`` beyond, or if W is not finite)."""
+        ``PAIR_MATRIX_LIMIT`` entries; ``ValueError`` beyond, or if W is not finite). On a
+        surface the displacements are those of R³ (on the unit sphere |x_i − x_j| is the
+        chord 2 sin(θ/2) of the geodesic angle θ)."""
         if self.comm.size > 1:
             raise ValueError(f"mesh {self.name}: a nonlocal term sums over all the vertices, which on meshes "
                              f"happens in one process; run without mpirun (this run has {self.comm.size} ranks)")
