@@ -405,9 +405,17 @@ def plot(folder, animation=True):
     shown = list(rho) if points is not None else [marginal_2d(r, bounds) for r in rho]
     top = max(float(np.max(s)) for s in shown)
 
+    surface = points is not None and points.shape[1] == 3 and densities["cells"].shape[1] == 3
+    axes_options = {"subplot_kw": {"projection": "3d"}} if surface else {}
+
     def draw(ax, k):
         ax.clear()
-        if points is not None and points.shape[1] == 2:
+        if surface:  # a triangle surface in R³ (a sphere): a 3D view
+            from .fem import plot_surface
+
+            plot_surface(ax, points, densities["cells"], shown[k], clim=(0, top))
+            ax.set(xlabel="x₁", ylabel="x₂", zlabel="x₃")
+        elif points is not None and points.shape[1] == 2:
             ax.tripcolor(points[:, 0], points[:, 1], densities["cells"], shown[k], shading="gouraud", vmin=0,
                          vmax=top)
             ax.set(xlabel="x₁", ylabel="x₂", aspect="equal")
@@ -423,10 +431,11 @@ def plot(folder, animation=True):
                       aspect="auto")
             ax.set(xlabel="x₁", ylabel="x₂")
         ax.set_title(f"t = {t[k]:.3g}" + (" (marginal of x₁, x₂)" if rho.ndim == 4 else "")
-                     + (" (vertices)" if points is not None and points.shape[1] == 3 else ""))
+                     + (" (vertices)" if points is not None and points.shape[1] == 3 and not surface else ""))
 
     picks = np.unique(np.linspace(0, len(t) - 1, min(4, len(t))).round().astype(int))
-    fig, axes = plt.subplots(1, len(picks), figsize=(3.6 * len(picks), 3.3), constrained_layout=True, squeeze=False)
+    fig, axes = plt.subplots(1, len(picks), figsize=(3.6 * len(picks), 3.3), constrained_layout=True, squeeze=False,
+                             **axes_options)
     for ax, k in zip(axes[0], picks):
         draw(ax, k)
     fig.savefig(folder / "snapshots.png", dpi=110)
@@ -454,7 +463,7 @@ def plot(folder, animation=True):
         plt.close(fig)
 
     if animation:
-        fig, ax = plt.subplots(figsize=(4.4, 3.8), constrained_layout=True)
+        fig, ax = plt.subplots(figsize=(4.4, 3.8), constrained_layout=True, **axes_options)
         movie = FuncAnimation(fig, lambda k: draw(ax, k), frames=len(t))
         movie.save(folder / "animation.gif", writer=PillowWriter(fps=4))
         plt.close(fig)

@@ -482,8 +482,9 @@ def _energy(terms, grid):
 def _initial(entry, grid, energy_terms, start):
     """The initial density (cell averages, or vertex values on a mesh: unit mass, or the
     profile's own mass for Barenblatt) and, when the energy is the one porous-medium term
-    the Barenblatt profile solves, the exact solution at the same points as a callable of
-    the time t (the profile at its own time ``t`` + (t − ``start``))."""
+    the Barenblatt profile solves on a flat domain (not on a surface mesh such as a sphere),
+    the exact solution at the same points as a callable of the time t (the profile at its own
+    time ``t`` + (t − ``start``))."""
     name, parameters = entry
     for key, value in parameters.items():
         if isinstance(value, list) and len(value) != grid.dim:
@@ -491,7 +492,7 @@ def _initial(entry, grid, energy_terms, start):
     rho0 = at_points(INITIAL_DENSITIES[name].build(**parameters), grid)
     exact = None
     if name == "barenblatt":
-        if energy_terms == [("porous-medium", {"m": parameters["m"]})]:
+        if energy_terms == [("porous-medium", {"m": parameters["m"]})] and not getattr(grid, "surface", False):
             exact = lambda t: at_points(  # noqa: E731
                 _barenblatt_density(parameters["t"] + t - start, parameters["m"], parameters["C"]), grid)
     elif grid.integrate(rho0) > 0:

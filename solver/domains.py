@@ -3,7 +3,8 @@ samples (data x ~ Unif(Ω)) and quadrature rules (risks integrated over Ω).
 
 Each domain has ``dim``, ``volume`` |Ω|, ``convex`` (statements such as displacement
 convexity of the bump-network limit rely on it), ``contains``, ``project``, ``sample``
-and ``quadrature``.
+and ``quadrature``. :class:`Sphere` is a surface (its ``dim`` the ambient dimension, its
+``volume`` the surface measure): the parameter space of 2-homogeneous units w = r s.
 """
 
 import math

@@ -4,8 +4,11 @@ dual cells of a P1 mesh, the mass-lumped P1 discretization of ∂tρ = ∇·(ρ�
 Unknowns are vertex values ρ_i of a density; vertex i carries the lumped mass
 m_i = ∫φ_i (the measure of its dual cell). With the P1 stiffness matrix
 K_ij = ∫∇φ_i·∇φ_j, assembled by DOLFINx, the edge ij has the transmissibility
-T_ij = −K_ij, which is ≥ 0 on a Delaunay mesh (in 2D: the two angles opposite the edge sum
-to at most π). With ξ = F'(ρ) at the vertices, the flux from i to j is
+T_ij = −K_ij, which is ≥ 0 on a Delaunay mesh (for triangles: the two angles opposite the
+edge sum to at most π). The mesh may be a closed surface in R³ (:meth:`Mesh.sphere`): there
+∇ is the tangential gradient along each triangle, K the P1 Laplace–Beltrami stiffness
+(T_ij = ½(cot α + cot β)), m_i areas, and ``dim`` = 3 is the ambient dimension. With
+ξ = F'(ρ) at the vertices, the flux from i to j is
 
     F_ij = T_ij (ξ_i − ξ_j) M_ij,   M_ij = min(½(ρ_up + ρ_down), 2ρ_up),
     m_i dρ_i/dt = −Σ_j F_ij,
@@ -603,11 +606,17 @@ class Mesh(Discretization):
                 xdmf.write_function(function, float(t))
 
     def plot(self, rho, ax=None, **options):
-        """A matplotlib ``tripcolor`` of a 2D density (serial runs)."""
+        """A matplotlib ``tripcolor`` of a 2D density, or on a surface in R³ (a sphere) its
+        triangles coloured by the mean of their vertex values on 3D axes (made if ``ax`` is
+        None); serial runs. ``options`` go to ``tripcolor`` or ``Poly3DCollection`` (``cmap``,
+        ``norm``, ...)."""
         import matplotlib.pyplot as plt
 
-        if self.dim != 2 or self.comm.size > 1:
-            raise ValueError("Mesh.plot draws 2D meshes in serial runs; write_xdmf for the rest")
+        if self.comm.size > 1 or not (self.dim == 2 or self.surface and self.dim == 3):
+            raise ValueError("Mesh.plot draws 2D meshes and surfaces in R³ in serial runs; write_xdmf for the rest")
+        if self.surface:
+            ax = plt.figure().add_subplot(projection="3d") if ax is None else ax
+            return plot_surface(ax, self.points, self.cells, np.asarray(rho), **options)
         ax = plt.gca() if ax is None else ax
         art = ax.tripcolor(self.points[:, 0], self.points[:, 1], self.cells, np.asarray(rho), shading="gouraud",
                            **options)
@@ -620,7 +629,9 @@ class Mesh(Discretization):
         """The operator ``values ↦ (W ∗ values)_i = Σ_j W(x_i − x_j) values_j m_j`` over the
         vertices with their lumped masses, for a kernel ``W(z)`` of displacements z (..., d):
         a product with the matrix W(x_i − x_j), made here and kept (serial runs, up to
-        ``PAIR_MATRIX_LIMIT`` entries; ``ValueError`` beyond, or if W is not finite)."""
+        ``PAIR_MATRIX_LIMIT`` entries; ``ValueError`` beyond, or if W is not finite). On a
+        surface the displacements are those of R³ (on the unit sphere |x_i − x_j| is the
+        chord 2 sin(θ/2) of the geodesic angle θ)."""
         if self.comm.size > 1:
             raise ValueError(f"mesh {self.name}: a nonlocal term sums over all the vertices, which on meshes "
                              f"happens in one process; run without mpirun (this run has {self.comm.size} ranks)")
@@ -631,6 +642,26 @@ class Mesh(Discretization):
         if not np.all(np.isfinite(matrix)):
             raise ValueError("W is not finite at some displacement between the mesh's vertices")
         return functools.partial(_pair_sum, matrix, self.weights)
+
+
+def plot_surface(ax, points, cells, values, **options):
+    """Draw a triangle surface in R³ on the 3D axes ``ax``, each triangle coloured by the mean
+    of ``values`` at its vertices (``options`` to ``Poly3DCollection``: ``cmap``, ``norm``,
+    ``clim``...); the axes fit the surface with equal scales. Returns the collection."""
+    from mpl_toolkits.mplot3d.art3d import Poly3DCollection
+
+    clim = options.pop("clim", None)
+    art = Poly3DCollection(points[cells], **options)
+    art.set_array(np.asarray(values)[cells].mean(axis=1))
+    if clim is None:
+        art.autoscale()
+    else:
+        art.set_clim(clim)
+    ax.add_collection3d(art)
+    low, high = points.min(axis=0), points.max(axis=0)
+    ax.set(xlim=(low[0], high[0]), ylim=(low[1], high[1]), zlim=(low[2], high[2]))
+    ax.set_box_aspect(high - low)
+    return art
 
 
 def _pair_sum(matrix, weights, values):
