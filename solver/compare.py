@@ -425,20 +425,27 @@ def lifted_rows(energy, grid, densities, trajectory, times=None, balance_tol=0.0
     return [{"t": float(t), **lifted_gaps(energy, grid, rho, theta, trajectory.weights, balance_tol)}
             for t, rho, theta in zip(times, densities, trajectory.theta)]
 
-def _write_study(problem, pde, result, mean_w2, last_runs, out):
-    """study.csv, study.md, distance_vs_m.png, energy_vs_t.png, density_particles.png."""
+def _write_rows(out, rows):
+    """Make the folder ``out`` and write ``rows`` (dicts with the same keys) to its study.csv;
+    returns ``out`` as a Path."""
     import csv
     from pathlib import Path
 
-    import matplotlib.pyplot as plt
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    rows, times, ms = result["rows"], result["times"], result["ms"]
     with open(out / "study.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
+    return out
+
+
+def _write_study(problem, pde, result, mean_w2, last_runs, out):
+    """study.csv, study.md, distance_vs_m.png, energy_vs_t.png, density_particles.png."""
+    import matplotlib.pyplot as plt
+
+    out = _write_rows(out, result["rows"])
+    rows, times, ms = result["rows"], result["times"], result["ms"]
     lines = [f"# {problem.name}: PDE against {len(rows) // len(times) // len(ms)} seed(s) of GD per m", "",
              "Mean W2 over seeds (sliced unless stated):", "",
              "| m | " + " | ".join(f"t = {t:g}" for t in times) + " |", "|---" * (len(times) + 1) + "|"]
@@ -551,20 +558,12 @@ def lifted_study(problem, ms, times, seeds, step, out=None, pde=None, **solve_op
 def _write_lifted_study(problem, pde, result, mean_gap, last_runs, out):
     """study.csv, study.md, distance_vs_m.png (prediction gap), energy_vs_t.png (relative
     excess), density_particles.png (ν± with the particles of the smallest m)."""
-    import csv
-    from pathlib import Path
-
     import matplotlib.pyplot as plt
 
     from .figures import circle_density, sphere_density
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = _write_rows(out, result["rows"])
     rows, times, ms = result["rows"], result["times"], result["ms"]
-    with open(out / "study.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
 
     def mean(key, m, t):
         return float(np.mean([r[key] for r in rows if r["m"] == m and r["t"] == t]))

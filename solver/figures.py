@@ -164,19 +164,18 @@ def sphere_density(path, points, triangles, rho, teacher=None, particles=None, t
     plt = _pyplot()
     from matplotlib import cm, colors
 
+    from .fem import plot_surface
+
     points, rho = np.asarray(points, dtype=float), np.asarray(rho, dtype=float)
     signed = rho[0] - rho[1]
     top = max(float(np.max(np.abs(signed))), 1e-300)
     norm = colors.TwoSlopeNorm(vmin=-top, vcenter=0.0, vmax=top)
-    face = signed[np.asarray(triangles)].mean(axis=1)
     fig = plt.figure(figsize=(9, 4.4), constrained_layout=True)
     for k, (elevation, azimuth) in enumerate(((25, 45), (-25, 225))):
         ax = fig.add_subplot(1, 2, k + 1, projection="3d", computed_zorder=False)
         e, a = np.radians(elevation), np.radians(azimuth)
         viewer = np.array([np.cos(e) * np.cos(a), np.cos(e) * np.sin(a), np.sin(e)])  # markers on this side only
-        surface = ax.plot_trisurf(points[:, 0], points[:, 1], points[:, 2], triangles=triangles, linewidth=0,
-                                  antialiased=False, shade=False, zorder=1)
-        surface.set_facecolor(cm.coolwarm(norm(face)))
+        plot_surface(ax, points, np.asarray(triangles), signed, cmap="coolwarm", norm=norm, linewidth=0, zorder=1)
         if teacher is not None:
             teacher = np.asarray(teacher, dtype=float)
             for neuron, b in zip(teacher[:, :-1], teacher[:, -1]):
@@ -195,7 +194,6 @@ def sphere_density(path, points, triangles, rho, teacher=None, particles=None, t
                 ax.scatter(*s[keep].T, s=area[keep], color=color, edgecolor="k", linewidth=0.3, depthshade=False,
                            zorder=4)
         ax.view_init(elev=elevation, azim=azimuth)
-        ax.set_box_aspect((1, 1, 1))
         ax.set_axis_off()
     fig.colorbar(cm.ScalarMappable(norm=norm, cmap="coolwarm"), ax=fig.axes, shrink=0.6, label="ν+ − ν−")
     fig.suptitle(title or "ν± on the sphere (two views), teacher directions as stars")
