@@ -10,8 +10,15 @@ width)`` of scalars (see :class:`solver.energies.network.Feature`):
 
 :func:`feature_matrix` tabulates Φ[j, i] for grids, whose θ_j never move. Each kernel
 has a NumPy reference (``*_reference``) built on the feature matrix
-Φ[j, i] = Φ(θ_j, x_i), tested against it to 1e-12. ``fastmath`` is off: results must
-match the reference to round-off.
+Φ[j, i] = Φ(θ_j, x_i), tested against it to 1e-12.
+
+The pointwise kernels (:func:`predict`, :func:`first_variation`, :func:`gradient`,
+:func:`feature_matrix`) hold a block of up to ``BLOCK`` neurons (or data points) per task
+and loop over the other index; each step runs a few loops along the block (the
+pre-activation a·x one input at a time, the activation, the accumulation) that LLVM
+vectorizes, the exponentials being those of :mod:`solver.kernels.fastmath` (no libm call).
+Every sum still runs in the order of a scalar loop (over j for h, over i for F' and
+∇F'), so ``fastmath`` stays off here: results match the references to round-off.
 
 On a Cartesian grid of θ the features separate into per-axis tables
 (:func:`separable_tables`), and :func:`separable_first_variation` and
@@ -20,132 +27,241 @@ point) and no exponential. Their sums are reordered (``fastmath`` "reassoc" and
 "contract" only: NaN and inf still propagate) so that they vectorize.
 """
 
-import math
-
 import numpy as np
 from numba import njit, prange
 from scipy.special import expit
 
+from . import fastmath
+
 NEURON, RBF = 0, 1
 RELU, SIGMOID, TANH = 0, 1, 2
+BLOCK = 256  # neurons (or data points) a task holds in its vectors: a few 2 KiB rows in L1
+TASKS = 8  # the fewest tasks a kernel splits its items into, when they are enough (load balance)
+NUMPY_ERRORS = "numpy"  # x/0 gives inf or NaN, no exception branch to stop the vectorizer
 
 
-@njit(cache=True, inline="always")
-def _tanh(u):
-    """tanh(u) = 1 − 2/(1 + e^(2u)): one ``exp``, about 4× faster than libm's ``tanh``
-    in these loops. Its error is a few ulp of 1 in absolute terms (relative to tanh(u) it
-    grows like 1e-16/|u| as u → 0), which the sums Σ_i c_i Φ(θ, x_i) do not see."""
-    return 1.0 - 2.0 / (1.0 + math.exp(2.0 * u))
+@njit(cache=True, error_model=NUMPY_ERRORS)
+def _block_size(count):
+    """Items per task: at most ``BLOCK``, a multiple of 8 (whole vectors), and small enough
+    to make ``TASKS`` tasks when ``count`` allows (the thread count is not known to a
+    cached kernel)."""
+    per_task = -(-count // TASKS)
+    return max(8, min(BLOCK, -(-per_task // 8) * 8))
 
 
-@njit(cache=True, inline="always")
-def activation(code, u):
-    """σ(u) for ReLU, sigmoid or tanh."""
+@njit(cache=True, error_model=NUMPY_ERRORS)
+def _activate(code, u, value):
+    """value[l] = σ(u[l]) over a block, the activation chosen once outside the loop."""
     if code == RELU:
-        return max(u, 0.0)
-    if code == SIGMOID:
-        return 1.0 / (1.0 + math.exp(-u))
-    return _tanh(u)
+        for l in range(u.shape[0]):
+            value[l] = max(u[l], 0.0)
+    elif code == SIGMOID:
+        for l in range(u.shape[0]):
+            value[l] = fastmath.sigmoid(u[l])
+    else:
+        for l in range(u.shape[0]):
+            value[l] = fastmath.tanh(u[l])
 
 
-@njit(cache=True, inline="always")
-def activation_slope(code, u):
-    """σ'(u) (the ReLU's is 1 for u > 0, else 0)."""
+@njit(cache=True, error_model=NUMPY_ERRORS)
+def _activate_with_slope(code, u, value, slope):
+    """value[l] = σ(u[l]) and slope[l] = σ'(u[l]) from one evaluation: σ' = σ(1 − σ)
+    (sigmoid), 1 − σ² (tanh), 1 for u > 0 else 0 (ReLU)."""
     if code == RELU:
-        return 1.0 if u > 0.0 else 0.0
-    if code == SIGMOID:
-        s = 1.0 / (1.0 + math.exp(-u))
-        return s * (1.0 - s)
-    t = _tanh(u)
-    return 1.0 - t * t
+        for l in range(u.shape[0]):
+            value[l] = max(u[l], 0.0)
+            slope[l] = 1.0 if u[l] > 0.0 else 0.0
+    elif code == SIGMOID:
+        for l in range(u.shape[0]):
+            s = fastmath.sigmoid(u[l])
+            value[l] = s
+            slope[l] = s * (1.0 - s)
+    else:
+        for l in range(u.shape[0]):
+            t = fastmath.tanh(u[l])
+            value[l] = t
+            slope[l] = 1.0 - t * t
 
 
-@njit(cache=True, inline="always")
-def _pre_activation(spec, theta, j, X, i):
-    u = 0.0
-    for k in range(X.shape[1]):
-        u += theta[j, k] * X[i, k]
-    if spec[3]:
-        u += theta[j, X.shape[1]]
-    return u
+@njit(cache=True, error_model=NUMPY_ERRORS)
+def _dot(rows, fixed, p, lo, u):
+    """u[l] = Σ_(k<p) rows[k, lo + l] fixed[k]: a ⋅ x for a block of neurons (rows = θᵀ,
+    fixed = x_i) or of data points (rows = Xᵀ, fixed = θ_j); summed in k order."""
+    first = rows[0, lo : lo + u.shape[0]]
+    for l in range(u.shape[0]):
+        u[l] = first[l] * fixed[0]
+    for k in range(1, p):
+        row, f = rows[k, lo : lo + u.shape[0]], fixed[k]
+        for l in range(u.shape[0]):
+            u[l] += row[l] * f
 
 
-@njit(cache=True, inline="always")
-def _rbf_bump(spec, theta, j, X, i):
-    r2 = 0.0
-    for k in range(X.shape[1]):
-        r2 += (X[i, k] - theta[j, 1 + k]) ** 2
-    return math.exp(-r2 / (2.0 * spec[4] ** 2))
-
-
-@njit(cache=True, inline="always")
-def feature(spec, theta, j, X, i):
-    """Φ(θ_j, x_i) (rows of ``theta`` and ``X`` by index: no per-pair array views)."""
-    if spec[0] == RBF:
-        return theta[j, 0] * _rbf_bump(spec, theta, j, X, i)
-    value = activation(spec[1], _pre_activation(spec, theta, j, X, i))
-    return theta[j, theta.shape[1] - 1] * value if spec[2] else value
-
-
-@njit(cache=True, inline="always")
-def add_feature_gradient(spec, theta, j, X, i, scale, out):
-    """out[j] += scale · ∇θΦ(θ_j, x_i)."""
-    p = X.shape[1]
-    last = theta.shape[1] - 1
-    if spec[0] == RBF:
-        bump = _rbf_bump(spec, theta, j, X, i)
-        out[j, 0] += scale * bump
-        factor = scale * theta[j, 0] * bump / spec[4] ** 2
-        for k in range(p):
-            out[j, 1 + k] += factor * (X[i, k] - theta[j, 1 + k])
-        return
-    u = _pre_activation(spec, theta, j, X, i)
-    slope = scale * activation_slope(spec[1], u)
-    if spec[2]:
-        slope *= theta[j, last]
-        out[j, last] += scale * activation(spec[1], u)
+@njit(cache=True, error_model=NUMPY_ERRORS)
+def _squared_distance(rows, start, fixed, offset, p, lo, r2):
+    """r2[l] = Σ_(k<p) (fixed[offset + k] − rows[start + k, lo + l])²: |x − z|² for a block
+    of Gaussian centres (rows = θᵀ from row 1) or of data points (rows = Xᵀ)."""
+    for l in range(r2.shape[0]):
+        r2[l] = 0.0
     for k in range(p):
-        out[j, k] += slope * X[i, k]
+        row, f = rows[start + k, lo : lo + r2.shape[0]], fixed[offset + k]
+        for l in range(r2.shape[0]):
+            r2[l] += (f - row[l]) ** 2
+
+
+@njit(cache=True, error_model=NUMPY_ERRORS)
+def _gaussian(r2, width, out):
+    """out[l] = exp(−r2[l]/(2 width²))."""
+    for l in range(r2.shape[0]):
+        out[l] = fastmath.exp(-r2[l] / (2.0 * width**2))
+
+
+@njit(cache=True, error_model=NUMPY_ERRORS)
+def _features_of_neurons(spec, thetaT, lo, X, i, u, value):
+    """value[l] = Φ(θ_(lo+l), x_i) for a block of parameters (θᵀ: one row per component)."""
+    p, last = X.shape[1], thetaT.shape[0] - 1
+    nb = u.shape[0]
+    if spec[0] == RBF:
+        _squared_distance(thetaT, 1, X[i], 0, p, lo, u)
+        _gaussian(u, spec[4], value)
+        c = thetaT[0, lo : lo + nb]
+        for l in range(nb):
+            value[l] = c[l] * value[l]
+        return
+    _dot(thetaT, X[i], p, lo, u)
     if spec[3]:
-        out[j, p] += slope
+        bias = thetaT[p, lo : lo + nb]
+        for l in range(nb):
+            u[l] += bias[l]
+    _activate(spec[1], u, value)
+    if spec[2]:
+        c = thetaT[last, lo : lo + nb]
+        for l in range(nb):
+            value[l] = c[l] * value[l]
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, error_model=NUMPY_ERRORS)
+def _features_at_data(spec, theta, j, XT, lo, u, value):
+    """value[l] = Φ(θ_j, x_(lo+l)) for a block of data points (Xᵀ: one row per input)."""
+    p, last = XT.shape[0], theta.shape[1] - 1
+    if spec[0] == RBF:
+        _squared_distance(XT, 0, theta[j], 1, p, lo, u)
+        _gaussian(u, spec[4], value)
+        c = theta[j, 0]
+        for l in range(u.shape[0]):
+            value[l] = c * value[l]
+        return
+    _dot(XT, theta[j], p, lo, u)
+    if spec[3]:
+        bias = theta[j, p]
+        for l in range(u.shape[0]):
+            u[l] += bias
+    _activate(spec[1], u, value)
+    if spec[2]:
+        c = theta[j, last]
+        for l in range(u.shape[0]):
+            value[l] = c * value[l]
+
+
+@njit(cache=True, parallel=True, error_model=NUMPY_ERRORS)
 def predict(spec, theta, weights, X, out):
-    """out[i] = Σ_j w_j Φ(θ_j, x_i), parallel over the data points i."""
-    for i in prange(X.shape[0]):
-        total = 0.0
+    """out[i] = Σ_j w_j Φ(θ_j, x_i), parallel over blocks of data points, vectorized along
+    the block (the sum over j in order, as a scalar loop would)."""
+    n = X.shape[0]
+    XT = np.ascontiguousarray(X.T)
+    block = _block_size(n)
+    for b in prange(-(-n // block)):
+        lo = b * block
+        nb = min(block, n - lo)
+        u, value, total = np.empty(nb), np.empty(nb), np.zeros(nb)
         for j in range(theta.shape[0]):
-            if weights[j] != 0.0:
-                total += weights[j] * feature(spec, theta, j, X, i)
-        out[i] = total
+            w = weights[j]
+            if w != 0.0:
+                _features_at_data(spec, theta, j, XT, lo, u, value)
+                for l in range(nb):
+                    total[l] += w * value[l]
+        out[lo : lo + nb] = total
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model=NUMPY_ERRORS)
 def first_variation(spec, theta, coef, X, out):
-    """out[j] = Σ_i c_i Φ(θ_j, x_i), parallel over the parameters θ_j."""
-    for j in prange(theta.shape[0]):
-        total = 0.0
+    """out[j] = Σ_i c_i Φ(θ_j, x_i), parallel over blocks of parameters θ_j, vectorized
+    along the block (the sum over i in order)."""
+    m = theta.shape[0]
+    thetaT = np.ascontiguousarray(theta.T)
+    block = _block_size(m)
+    for b in prange(-(-m // block)):
+        lo = b * block
+        nb = min(block, m - lo)
+        u, value, total = np.empty(nb), np.empty(nb), np.zeros(nb)
         for i in range(X.shape[0]):
-            total += coef[i] * feature(spec, theta, j, X, i)
-        out[j] = total
+            _features_of_neurons(spec, thetaT, lo, X, i, u, value)
+            c = coef[i]
+            for l in range(nb):
+                total[l] += c * value[l]
+        out[lo : lo + nb] = total
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model=NUMPY_ERRORS)
 def gradient(spec, theta, coef, X, out):
-    """out[j] = Σ_i c_i ∇θΦ(θ_j, x_i), parallel over the parameters θ_j."""
-    for j in prange(theta.shape[0]):
-        out[j, :] = 0.0
+    """out[j] = Σ_i c_i ∇θΦ(θ_j, x_i), parallel over blocks of parameters θ_j, vectorized
+    along the block; σ and σ' come from one evaluation per pair (fused forward and
+    backward). Neurons Φ = c σ(u), u = a·x̃: ∂Φ/∂c = σ(u), ∇_aΦ = c σ'(u) x̃; Gaussians
+    Φ = c e^(−|x − z|²/(2s²)): ∂Φ/∂c = e^(…), ∇_zΦ = c e^(…) (x − z)/s²."""
+    m, p = theta.shape[0], X.shape[1]
+    last = theta.shape[1] - 1
+    thetaT = np.ascontiguousarray(theta.T)
+    block = _block_size(m)
+    for b in prange(-(-m // block)):
+        lo = b * block
+        nb = min(block, m - lo)
+        u, value, slope, g = np.empty(nb), np.empty(nb), np.empty(nb), np.empty(nb)
+        G = np.zeros((theta.shape[1], nb))
         for i in range(X.shape[0]):
-            add_feature_gradient(spec, theta, j, X, i, coef[i], out)
+            ci, x = coef[i], X[i]
+            if spec[0] == RBF:
+                _squared_distance(thetaT, 1, x, 0, p, lo, u)
+                _gaussian(u, spec[4], value)
+                c, width2 = thetaT[0, lo : lo + nb], spec[4] ** 2
+                for l in range(nb):
+                    G[0, l] += ci * value[l]
+                    g[l] = ci * c[l] * value[l] / width2
+                for k in range(p):
+                    z = thetaT[1 + k, lo : lo + nb]
+                    for l in range(nb):
+                        G[1 + k, l] += g[l] * (x[k] - z[l])
+                continue
+            _dot(thetaT, x, p, lo, u)
+            if spec[3]:
+                bias = thetaT[p, lo : lo + nb]
+                for l in range(nb):
+                    u[l] += bias[l]
+            _activate_with_slope(spec[1], u, value, slope)
+            if spec[2]:
+                c = thetaT[last, lo : lo + nb]
+                for l in range(nb):
+                    G[last, l] += ci * value[l]
+                    g[l] = ci * slope[l] * c[l]
+            else:
+                for l in range(nb):
+                    g[l] = ci * slope[l]
+            for k in range(p):
+                xk = x[k]
+                for l in range(nb):
+                    G[k, l] += g[l] * xk
+            if spec[3]:
+                for l in range(nb):
+                    G[p, l] += g[l]
+        out[lo : lo + nb, :] = G.T
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model=NUMPY_ERRORS)
 def feature_matrix(spec, theta, X, out):
-    """out[j, i] = Φ(θ_j, x_i), parallel over j."""
+    """out[j, i] = Φ(θ_j, x_i), parallel over j, vectorized along the data."""
+    XT = np.ascontiguousarray(X.T)
+    n = X.shape[0]
     for j in prange(theta.shape[0]):
-        for i in range(X.shape[0]):
-            out[j, i] = feature(spec, theta, j, X, i)
+        u = np.empty(n)
+        _features_at_data(spec, theta, j, XT, 0, u, out[j])
 
 
 def feature_matrix_reference(spec, theta, X):
