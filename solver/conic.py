@@ -35,7 +35,6 @@ import dataclasses
 import numpy as np
 
 
-
 @dataclasses.dataclass(frozen=True)
 class ConicRun:
     """The result of :func:`conic_gradient_descent`.
