@@ -10,8 +10,10 @@ import numpy as np
 
 from .domains import Box
 from .energies.bump import BumpLimitRisk, BumpRisk
+from .energies.deconvolution import SpikeDeconvolution
 from .energies.network import Feature, NetworkRisk, teacher_labels
 from .grid import Grid
+from .species import Species
 
 
 @dataclasses.dataclass
@@ -155,13 +157,55 @@ def jmm_square(delta=0.1, cells=64):
                          jmm_square_target, Box([-1.0, -1.0], [1.0, 1.0]), delta, cells)
 
 
+DECONVOLUTION_SOURCE = ("Chizat, Sparse optimization on measures with over-parameterized gradient descent, "
+                        "Math. Program. 2022; set-ups of lchizat/2019-sparse-optim-measures")
+CHIZAT_SPIKES_2D = np.pi + np.array([[0.0, 0.0], [1.7, -0.3], [0.7, 1.3]])
+CHIZAT_MASSES_2D = np.array([1.1, 0.8, 1.0]) ** 2
+SPIKES_1D = np.array([[0.9], [2.0], [3.3], [4.6], [5.5]])
+MASSES_1D = np.array([0.8, 0.5, 1.0, 0.3, 0.7])
+
+
+def _deconvolution_problem(name, description, spikes, masses, cutoff, penalty, cells, t_end):
+    """BLASSO on the torus [0, 2π]^d (:class:`~solver.energies.deconvolution.SpikeDeconvolution`)
+    on ``Species(torus, ("plus", "minus"))``, ν± uniform of mass ¼ each; particles θ = (z, r)
+    with z uniform, r = ±1/√2 alternating (weights 1/m: mass ¼ per species, the same start)."""
+    dim = spikes.shape[1]
+    grid = Species(Grid([[0.0, 2 * np.pi]] * dim, [cells] * dim, bc="periodic"), ("plus", "minus"))
+    rho0 = np.full(grid.shape, 0.25 / (2 * np.pi) ** dim)
+
+    def sample(rng, m):
+        r = np.where(np.arange(m) % 2 == 0, 1.0, -1.0) / np.sqrt(2)
+        return np.concatenate([rng.uniform(0, 2 * np.pi, (m, dim)), r[:, None]], axis=1)
+
+    return Problem(name, description, DECONVOLUTION_SOURCE, SpikeDeconvolution(spikes, masses, cutoff, penalty),
+                   grid, rho0, t_end, sample, teacher=np.concatenate([spikes, masses[:, None]], axis=1))
+
+
+def deconvolution_2d(penalty=1.0, cells=32):
+    """Chizat's 2D deconvolution: Dirichlet kernel with frequencies −2…2 on T², spikes at
+    π + (0, 0), π + (1.7, −0.3), π + (0.7, 1.3) of masses 1.21, 0.64, 1.0 (his r_obs = 1.1, 0.8,
+    1.0 enter as r|r|), λ ∈ {0, 1, 4} in his normalization, which is ours
+    (:mod:`solver.energies.deconvolution`); t_end = 30 is his 3000 iterations of step 0.01."""
+    return _deconvolution_problem("deconvolution-2d", f"T^2: three spikes, Dirichlet kernel |ω| <= 2, λ = "
+                                  f"{penalty:g}", CHIZAT_SPIKES_2D, CHIZAT_MASSES_2D, 2, penalty, cells, 30.0)
+
+
+def deconvolution_1d(penalty=0.3, cells=128):
+    """1D deconvolution with Chizat's 1D kernel (frequencies −8…8) and λ = 0.3; his spikes are
+    random, ours five fixed ones at 0.9, 2.0, 3.3, 4.6, 5.5 with masses 0.8, 0.5, 1.0, 0.3, 0.7
+    (separated by at least 0.9, about 2.3/f_c)."""
+    return _deconvolution_problem("deconvolution-1d", f"T^1: five spikes, Dirichlet kernel |ω| <= 8, λ = "
+                                  f"{penalty:g}", SPIKES_1D, MASSES_1D, 8, penalty, cells, 30.0)
+
+
 PRESETS = {"tanh-teacher": tanh_teacher, "rbf-mixture": rbf_mixture, "relu-teacher": relu_teacher,
-           "jmm-bumps": jmm_bumps, "jmm-square": jmm_square}
+           "jmm-bumps": jmm_bumps, "jmm-square": jmm_square, "deconvolution-2d": deconvolution_2d,
+           "deconvolution-1d": deconvolution_1d}
 
 
 def get(name, **options):
     """The preset ``name`` (see ``PRESETS``) built with ``options`` (cells, and n_data and
-    seed for the networks, delta for the bumps)."""
+    seed for the networks, delta for the bumps, penalty for the deconvolutions)."""
     if name not in PRESETS:
         raise ValueError(f"unknown problem {name!r}; the presets are {sorted(PRESETS)}")
     return PRESETS[name](**options)

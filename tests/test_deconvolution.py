@@ -237,3 +237,23 @@ def test_refuses_the_wrong_torus_and_species():
         energy.check(Species(Grid([[0, np.pi]] * 2, [4, 4], bc="periodic"), ("plus", "minus")))
     with pytest.raises(ValueError, match=r"particles are θ = \(z, r\) ∈ R\^3"):
         energy.particle_velocity(np.zeros((2, 2)), np.ones(2))
+
+
+@pytest.mark.parametrize("name, dim, cells", [("deconvolution-2d", 2, 8), ("deconvolution-1d", 1, 32)])
+def test_presets_start_particles_and_densities_alike(rng, name, dim, cells):
+    """The presets: ν± uniform of mass ¼ each; sample(rng, m) gives particles (z, r) whose lift has
+    mass ¼ per species; the PDE dissipates with its invariants on a coarse grid."""
+    from solver import problems
+
+    problem = problems.get(name, cells=cells)
+    assert problem.grid.shape == (2,) + (cells,) * dim
+    np.testing.assert_allclose(problem.grid.integrate_species(problem.rho0), [0.25, 0.25], rtol=1e-13)
+    theta = problem.sample(rng, 10)
+    measure = problem.energy.lift(theta, np.full(10, 0.1))
+    assert theta.shape == (10, dim + 1)
+    assert measure.masses[measure.signs > 0].sum() == pytest.approx(0.25)
+    assert measure.masses[measure.signs < 0].sum() == pytest.approx(0.25)
+    solution = solve(problem.energy, problem.grid, problem.rho0, (0.0, 1.0), save_at=[1.0])
+    assert_invariants(solution)
+    assert problem.energy.value(solution.rho[-1], problem.grid) < 0.5 * problem.energy.value(problem.rho0,
+                                                                                              problem.grid)
