@@ -4,7 +4,7 @@ Chizat's 2D set-up (preset ``deconvolution-2d``: three spikes, Dirichlet kernel 
 λ ∈ {0, 1, 4}) and a 1D case (``deconvolution-1d``: f_c = 8, λ = 0.3, five spikes):
 
 - the PDE ∂tν± = ∇·(ν±∇F'±) − 4F'±ν± on the periodic grid from ν± uniform (mass ¼ each)
-  to t = 30 (Chizat's 3000 iterations of step 0.01; λ = 0 to t = 10, see T_END_EXACT_FIT);
+  to t = 30 (Chizat's 3000 iterations of step 0.01;);
 - the discrete BLASSO on the same cells (:meth:`SpikeDeconvolution.convex_reference`,
   KKT residual ≤ 1e-10), the optimum F* the PDE can reach;
 - conic particle gradient descent (α = 4, β = 1: Chizat's α_C = β_C; η = 0.01, 3000
@@ -38,10 +38,6 @@ import numpy as np
 from solver import tune_process
 
 T_END, STEP, STEP_1D, STEP_GD = 30.0, 0.01, 0.002, 0.001
-T_END_EXACT_FIT = 10.0
-"""λ = 0: F reaches 1e-24 (F* = 0, round-off) by t = 10; later the step control, whose energy
-tolerance scales with ∫|ξρ| → 0, cannot tell a step's change from round-off and stalls (the
-time loop's known limit near a minimum), so the PDE stops there."""
 CONIC_2D = {100: None, 4: np.pi + np.array([[0.5, -0.5], [2.1, -0.7], [0.3, 1.8], [0.5, 1.5]]),
             3: np.pi + np.array([[0.5, -0.5], [2.1, -0.7], [0.3, 1.8]])}
 
@@ -175,7 +171,7 @@ def main():
     for lam in penalties:
         problem = problems.get("deconvolution-2d", penalty=lam, cells=cells_2d)
         spikes = problem.teacher[:, :-1]
-        runs_2d[lam] = run = run_pde(problem, T_END if lam > 0 else T_END_EXACT_FIT)
+        runs_2d[lam] = run = run_pde(problem)
         conic_2d[lam] = {m: run_conic(problem.energy, chizat_grid_start() if start is None else start)
                          for m, start in CONIC_2D.items()}
         if lam == 1.0 or not args.quick:
