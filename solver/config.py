@@ -217,6 +217,7 @@ SCHEMA = {
         "n_data": Key("integer", None, "data points (default: the preset's)", low=1, high=10**6),
         "seed": Key("integer", None, "seed of the preset's data (default: the preset's)", low=0),
         "delta": Key("number", None, "bump width δ of jmm-bumps and jmm-square (0: the porous-medium limit)", low=0),
+        "penalty": Key("number", None, "λ of deconvolution-2d and deconvolution-1d (the BLASSO's λ|μ|)", low=0),
     },
     "grid": {
         "bounds": Key("matrix", REQUIRED, "[[lo, hi], …], one pair per axis (1 to 3 axes)"),

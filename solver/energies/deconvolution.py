@@ -70,8 +70,8 @@ import itertools
 
 import numpy as np
 
-from ..convex import convex_minimum
-from .base import Energy, once_per_discretization
+from .base import once_per_discretization
+from .signed import SignedMeasureRisk
 
 TURN = 2 * np.pi
 
@@ -117,26 +117,7 @@ class TorusMeasure:
         return dataclasses.replace(self, positions=points, masses=masses)
 
 
-@dataclasses.dataclass(frozen=True)
-class ConvexReference:
-    """The discrete BLASSO optimum on a grid's cells.
-
-    Attributes
-    ----------
-    value : float
-        F* = min of the discrete F over ρ± ≥ 0.
-    rho : array (2, *base.shape)
-        A minimizer as densities ρ± = c±/w.
-    minimum : solver.convex.ConvexMinimum
-        The masses c± and the KKT certificate.
-    """
-
-    value: float
-    rho: np.ndarray
-    minimum: object
-
-
-class SpikeDeconvolution(Energy):
+class SpikeDeconvolution(SignedMeasureRisk):
     """F(ν+, ν−) = ½|Φ(ν+ − ν−) − y|² + λ(|ν+| + |ν−|) on T^d (see the module docstring).
 
     Parameters
@@ -156,13 +137,13 @@ class SpikeDeconvolution(Energy):
     ----------
     observations : array (J,)
         y.
+    penalty : float
+        λ (the λ' of :class:`~solver.energies.signed.SignedMeasureRisk`).
     dim : int
         d + 1, the dimension of a particle θ = (z, r).
     """
 
-    species = ("plus", "minus")
     reaction = 4.0
-    local = False  # F' at a point sums over all points
 
     def __init__(self, spikes, weights, cutoff, penalty=0.0, noise=None):
         spikes = np.asarray(spikes, dtype=float)
@@ -241,45 +222,15 @@ class SpikeDeconvolution(Energy):
         return (np.ascontiguousarray(self.features(points).T),
                 np.asarray(grid.base.weights, dtype=float).reshape(-1))
 
-    def masses(self, rho, grid):
-        """c±_k = w_k ρ±_k, an array (2, K)."""
-        _, w = self.cell_features(grid)
-        return np.asarray(rho, dtype=float).reshape(2, -1) * w
+    @property
+    def targets(self):
+        """y, the observed Fourier coefficients."""
+        return self.observations
 
-    def prediction(self, rho, grid):
-        """Φ(ν+ − ν−) = Ψ(w ⊙ (ρ+ − ρ−)) ∈ R^J."""
-        Psi, _ = self.cell_features(grid)
-        plus, minus = self.masses(rho, grid)
-        return Psi @ (plus - minus)
-
-    def value_and_first_variation(self, rho, grid):
-        """F = ½|h − y|² + λΣ_k w_k(ρ+_k + ρ−_k) and F'± = ±Ψᵀ(h − y) + λ."""
-        Psi, _ = self.cell_features(grid)
-        residual = self.prediction(rho, grid) - self.observations
-        G = Psi.T @ residual
-        value = 0.5 * float(residual @ residual) + self.penalty * float(np.sum(self.masses(rho, grid)))
-        return value, np.stack([G + self.penalty, -G + self.penalty]).reshape(np.shape(rho))
-
-    def value(self, rho, grid):
-        return self.value_and_first_variation(rho, grid)[0]
-
-    def first_variation(self, rho, grid):
-        return self.value_and_first_variation(rho, grid)[1]
-
-    def convex_reference(self, grid, tol=1e-10):
-        """F* = min over c± ≥ 0 of ½|Ψ(c+ − c−) − y|² + λΣ(c+ + c−) on the grid's cells.
-
-        :func:`solver.convex.convex_minimum` with features Ψᵀ (rows: the J observations),
-        unit quadrature and penalty λ, to a KKT residual ≤ ``tol``; ρ± = c±/w attains it.
-
-        Returns
-        -------
-        ConvexReference
-        """
-        Psi, w = self.cell_features(grid)
-        minimum = convex_minimum(Psi, self.observations, penalty=self.penalty, quadrature=np.ones(len(Psi)), tol=tol)
-        rho = (np.stack([minimum.c_plus, minimum.c_minus]) / w).reshape(grid.shape)
-        return ConvexReference(minimum.value, rho, minimum)
+    @property
+    def quadrature(self):
+        """Unit weights: R(h) = ½|h − y|²."""
+        return np.ones(len(self.observations))
 
     # atoms on the torus (conic particle gradient descent) ---------------------------------
     def lifted_energy(self, measure):
