@@ -62,7 +62,8 @@ LASSO min over c± ≥ 0 of ½|Ψ(c+ − c−) − y|² + λΣ(c+ + c−) of
 :func:`solver.convex.convex_minimum` (features Ψ, unit quadrature, penalty λ;
 :meth:`SpikeDeconvolution.convex_reference`), the exact minimum of the discrete flow's
 energy on the same cells (in the density variables ρ the features are Ψ·w, the same
-problem).
+problem). This discrete part is :class:`~solver.energies.signed.SignedMeasureRisk`, shared
+with the lifted ReLU risk (features Ψ, targets y, unit quadrature, penalty λ).
 """
 
 import dataclasses
