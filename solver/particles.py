@@ -24,7 +24,7 @@ import time
 import numpy as np
 from tqdm.auto import tqdm
 
-from .domains import Annulus, Ball, Box  # noqa: F401  (the domains particles are projected onto)
+from .domains import Annulus, Ball, Box, Sphere  # noqa: F401  (the domains particles are projected onto)
 from .energies import Sum
 from .timeloop import SimulationError, check_times
 
@@ -82,9 +82,10 @@ def simulate(energy, theta0, t_span, *, step, method="gd", batch_size=None, doma
     method : {"gd", "sgd"}
     batch_size : int
         Mini-batch size for SGD.
-    domain : Box, Ball, Annulus or solver.fem.Mesh, optional
+    domain : Box, Ball, Annulus, Sphere or solver.fem.Mesh, optional
         Compact domain; particles are projected onto it after each step and must start in
-        it. A 2D mesh (serial runs) is the polygon its boundary edges enclose.
+        it. A 2D mesh (serial runs) is the polygon its boundary edges enclose; on a
+        Sphere the projection is the normalization (a retraction: projected GD on S²).
     save_at : sequence of float, optional
         Default (t0, t1).
     rng : numpy.random.Generator or int
