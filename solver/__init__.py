@@ -44,6 +44,7 @@ from .energies import (  # noqa: E402  (after the Numba cache is settled)
     NetworkRisk,
     PorousMedium,
     Potential,
+    SpikeDeconvolution,
     Sum,
 )
 from .grid import Grid  # noqa: E402
@@ -52,5 +53,6 @@ from .species import Species  # noqa: E402
 from .timeloop import Solution, solve  # noqa: E402
 
 __all__ = ["Grid", "Species", "solve", "Solution", "Energy", "Sum", "BumpRisk", "BumpLimitRisk", "Entropy",
-           "PorousMedium", "Potential", "Interaction", "Feature", "NetworkRisk", "LiftedReluRisk", "tune_process"]
+           "PorousMedium", "Potential", "Interaction", "Feature", "NetworkRisk", "LiftedReluRisk",
+           "SpikeDeconvolution", "tune_process"]
 __version__ = "0.1.0"

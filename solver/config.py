@@ -219,6 +219,7 @@ SCHEMA = {
         "delta": Key("number", None, "bump width δ of jmm-bumps and jmm-square (0: the porous-medium limit)", low=0),
         "weight_decay": Key("number", None, "weight decay λ of relu-circle and relu-sphere", low=0),
         "size": Key("number", None, "edge length of relu-sphere's sphere mesh", low=0, high=1, low_open=True),
+        "penalty": Key("number", None, "λ of deconvolution-2d and deconvolution-1d (the BLASSO's λ|μ|)", low=0),
     },
     "grid": {
         "bounds": Key("matrix", REQUIRED, "[[lo, hi], …], one pair per axis (1 to 3 axes)"),

@@ -1,31 +1,38 @@
-"""Conic particle gradient descent on measures on the sphere.
+"""Conic particle gradient descent on measures in two species (sphere, torus).
 
 Chizat, "Sparse optimization on measures with over-parameterized gradient descent",
 Math. Program. 2022 (seed 003).
 
-A measure on the sphere in two species, ν = Σ_j m_j δ_(s_j) with signs ε_j
-(:class:`solver.lift.SphereMeasure`), and the lifted energy of balanced ReLU units
-F(ν) = R(h) + λ'Σ_j m_j, λ' = 2λ (:class:`solver.lift.ReluRegression`), whose first
-variation at atom j is F'_j = ε_j G(s_j) + λ'. One iteration of step η moves every atom
-from the same ν_k:
+A measure in two species, ν = Σ_j m_j δ_(s_j) with signs ε_j, on a manifold (the sphere of
+:class:`solver.lift.SphereMeasure`, the torus of
+:class:`solver.energies.deconvolution.TorusMeasure`), and an energy F(ν) whose first
+variation at atom j is F'_j = F'_(ε_j)(s_j): for balanced ReLU units
+(:class:`solver.lift.ReluRegression`) F(ν) = R(h) + λ'Σ_j m_j, λ' = 2λ, F'_j = ε_j G(s_j) + λ';
+for sparse deconvolution (:class:`solver.energies.deconvolution.SpikeDeconvolution`)
+F(ν) = ½|Φν − y|² + λΣ_j m_j, F'_j = ε_j Φ*(Φν − y)(s_j) + λ. One iteration of step η
+moves every atom from the same ν_k:
 
     m_j ← m_j exp(−α η F'_j),                    (mirror retraction of the masses)
-    s_j ← (s_j − β η ε_j ∇_S G(s_j)) / |…|,       (normalization retracts onto the sphere)
+    s_j ← retract(s_j − β η ∇F'_j),              (s/|s| on the sphere, mod 2π on the torus)
 
 the forward discretization of the Wasserstein–Fisher–Rao flow
-∂tν± = β∇_S·(ν±∇_S F'±) − α F'± ν±. Chizat's code (lchizat/2019-sparse-optim-measures,
+∂tν± = β∇·(ν±∇F'±) − α F'± ν±. Chizat's code (lchizat/2019-sparse-optim-measures,
 ``PGD_2D``) writes the masses as r_j² and updates r_j ← r_j exp(−2α_C η F'_j),
 s_j ← s_j − β_C η ∇F'_j, i.e. α = 4α_C, β = β_C here. With α = 2, β = 1 (the defaults)
-the η → 0 limit is the lifted flow of plain gradient descent in w
-(:func:`solver.lift.lifted_flow`). The masses stay positive (an exact exponential
-factor); a zero mass stays zero, so the start must put mass in every region.
+the η → 0 limit for ReLU units is the lifted flow of plain gradient descent in w
+(:func:`solver.lift.lifted_flow`); for deconvolution his α_C = β_C is α = 4, β = 1, the
+PDE of :class:`~solver.energies.deconvolution.SpikeDeconvolution` (reaction 4). The masses
+stay positive (an exact exponential factor); a zero mass stays zero, so the start must put
+mass in every region.
+
+The energy (``problem``) supplies ``lifted_energy(measure)``, ``conic_gradient(measure)``
+→ (F'_j, ∇F'_j) and ``retract(points)``; the measure supplies ``points``, ``masses``,
+``signs`` and ``moved(points, masses)``.
 """
 
 import dataclasses
 
 import numpy as np
-
-from .lift import SphereMeasure, first_variation
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,13 +41,13 @@ class ConicRun:
 
     Attributes
     ----------
-    measure : SphereMeasure
+    measure : SphereMeasure or TorusMeasure
         ν after the last iteration.
     energies : array (iterations + 1,)
         F(ν_k) for k = 0 … iterations.
     """
 
-    measure: SphereMeasure
+    measure: object
     energies: np.ndarray
 
 
@@ -49,10 +56,10 @@ def conic_gradient_descent(problem, measure, step, iterations, reaction=2.0, tra
 
     Parameters
     ----------
-    problem : solver.lift.ReluRegression
-        Supplies R, λ' = 2λ and the inputs.
-    measure : SphereMeasure
-        The start, with species (a balanced lift); masses ≥ 0.
+    problem : solver.lift.ReluRegression or solver.energies.deconvolution.SpikeDeconvolution
+        Supplies the energy, F'_j with its gradient, and the retraction (module docstring).
+    measure : SphereMeasure or TorusMeasure
+        The start, with species (for ReLU units a balanced lift); masses ≥ 0.
     step : float
         η > 0.
     iterations : int
@@ -74,23 +81,22 @@ def conic_gradient_descent(problem, measure, step, iterations, reaction=2.0, tra
     if not step > 0 or reaction < 0 or transport < 0:
         raise ValueError(f"conic_gradient_descent: need step > 0, reaction >= 0, transport >= 0; got {step}, "
                          f"{reaction}, {transport}")
-    directions, masses, signs = measure.directions.copy(), measure.masses.copy(), measure.signs
+    points, masses = measure.points.copy(), measure.masses.copy()
     energies = np.empty(iterations + 1)
     for k in range(iterations + 1):
+        current = measure.moved(points, masses)
         with np.errstate(over="ignore", invalid="ignore"):
-            h = SphereMeasure(directions, masses, signs).prediction(problem.inputs)
-            energies[k] = problem.risk(h) + problem.penalty * float(np.sum(masses))
+            energies[k] = problem.lifted_energy(current)
         if not np.isfinite(energies[k]):
             raise ValueError(f"conic_gradient_descent: the energy diverged at iteration {k} (F = {energies[k]}): "
                              f"the step η = {step:g} is too large")
         if k == iterations:
             break
-        G, tangential = first_variation(directions, problem.coefficients(h), problem.inputs)
-        exponent = -reaction * step * (signs * G + problem.penalty)
+        xi, gradient = problem.conic_gradient(current)
+        exponent = -reaction * step * xi
         if np.max(exponent) > 700:
             raise ValueError(f"conic_gradient_descent: at iteration {k} the mass factor exp(−αηF') overflows "
                              f"(max −αηF' = {np.max(exponent):.3g}): the step η = {step:g} is too large")
         masses = masses * np.exp(exponent)
-        directions = directions - transport * step * signs[:, None] * tangential
-        directions /= np.linalg.norm(directions, axis=1, keepdims=True)
-    return ConicRun(SphereMeasure(directions, masses, signs), energies)
+        points = problem.retract(points - transport * step * gradient)
+    return ConicRun(measure.moved(points, masses), energies)

@@ -95,6 +95,15 @@ class SphereMeasure:
         keep = self.signs == sign
         return self.directions[keep], self.masses[keep]
 
+    @property
+    def points(self):
+        """The atoms' positions on the sphere (the directions), for :mod:`solver.conic`."""
+        return self.directions
+
+    def moved(self, points, masses):
+        """The same species with new positions and masses."""
+        return dataclasses.replace(self, directions=points, masses=masses)
+
 
 def _check_particles(theta, weights, name):
     theta = np.atleast_2d(np.asarray(theta, dtype=float))
@@ -326,12 +335,21 @@ class ReluRegression:
         """F(ν±) = R(h) + 2λ Σ_j m_j."""
         return self.risk(measure.prediction(self.inputs)) + self.penalty * float(np.sum(measure.masses))
 
-    def lifted_velocity(self, measure):
-        """(ds_j/dt, dm_j/dt) = (−ε_j ∇_S G(s_j), −2(ε_j G(s_j) + 2λ) m_j)."""
+    def conic_gradient(self, measure):
+        """F'_j = ε_j G(s_j) + 2λ at each atom and its tangential gradient ε_j ∇_S G(s_j)."""
         r = self.coefficients(measure.prediction(self.inputs))
         G, tangential = first_variation(measure.directions, r, self.inputs)
-        signs = measure.signs
-        return -signs[:, None] * tangential, -2.0 * (signs * G + self.penalty) * measure.masses
+        return measure.signs * G + self.penalty, measure.signs[:, None] * tangential
+
+    @staticmethod
+    def retract(points):
+        """Back onto the sphere: s/|s|."""
+        return points / np.linalg.norm(points, axis=1, keepdims=True)
+
+    def lifted_velocity(self, measure):
+        """(ds_j/dt, dm_j/dt) = (−ε_j ∇_S G(s_j), −2(ε_j G(s_j) + 2λ) m_j)."""
+        xi, gradient = self.conic_gradient(measure)
+        return -gradient, -2.0 * xi * measure.masses
 
 
 @dataclasses.dataclass(frozen=True)

@@ -110,6 +110,19 @@ def test_particle_velocity_is_minus_the_gradient_of_the_first_variation(rng):
 
 
 @pytest.mark.slow
+def test_jmm_start_has_the_figures_normalized_risk():
+    """jmm-bumps starts uniform on [−0.6, 0.6]: ∫(f − ρ₀)²/∫f² = 0.593 at t = 0, where the limit
+    PDE's curve of Javanmard–Mondelli–Montanari's Figure 1 starts (≈ 0.6); [−¼, ¼] gave 2.51."""
+    problem = problems.jmm_bumps(delta=0, cells=320)
+    f = problems.jmm_target(problem.grid.points)
+    risk = problem.grid.integrate((f - problem.rho0) ** 2) / problem.grid.integrate(f**2)
+    assert risk == pytest.approx(0.5927, abs=2e-3)
+    assert problem.grid.integrate(problem.rho0) == pytest.approx(1.0, rel=1e-12)
+    assert problem.rho0.max() == pytest.approx(1 / 1.2) and problem.rho0[0] == 0
+    theta = problem.sample(np.random.default_rng(0), 1000)
+    assert theta.min() >= -0.6 and theta.max() <= 0.6 and theta.max() - theta.min() > 1.15
+
+
 def test_limit_risk_decays_at_the_linearized_rate():
     problem = problems.jmm_bumps(delta=0, cells=100)
     times = np.linspace(0, 9, 37)

@@ -5,6 +5,7 @@ terms add with ``+`` (see :mod:`solver.energies.base`)."""
 
 from .base import Energy, Sum
 from .bump import BumpLimitRisk, BumpRisk
+from .deconvolution import SpikeDeconvolution
 from .interaction import Interaction
 from .internal import Entropy, PorousMedium
 from .lifted import LiftedReluRisk
@@ -12,4 +13,5 @@ from .network import Feature, NetworkRisk, teacher_labels
 from .potential import Potential
 
 __all__ = ["Energy", "Sum", "BumpRisk", "BumpLimitRisk", "Entropy", "PorousMedium", "Potential", "Interaction",
-           "Feature", "NetworkRisk", "teacher_labels", "LiftedReluRisk"]
+           "Feature", "NetworkRisk", "teacher_labels", "LiftedReluRisk",
+           "SpikeDeconvolution"]

@@ -55,39 +55,19 @@ descent (:meth:`ReluRegression.network_velocity <solver.lift.ReluRegression.netw
 which is what users run; :func:`solver.lift.lift` maps them to ν± for comparisons.
 """
 
-import dataclasses
-
 import numpy as np
 
-from ..convex import convex_minimum
 from ..lift import ReluRegression, circle_directions, lift, relu_features, relu_inputs
-from .base import Energy, once_per_discretization
+from .base import once_per_discretization
+from .signed import ConvexReference, SignedMeasureRisk
+
+__all__ = ["LiftedReluRisk", "ConvexReference", "SPHERE_TOLERANCE"]
 
 SPHERE_TOLERANCE = 1e-6
 """How far from 1 the norm of a sphere discretization's point may be."""
 
 
-@dataclasses.dataclass(frozen=True)
-class ConvexReference:
-    """The convex minimum of the lifted energy on the directions of a discretization.
-
-    Attributes
-    ----------
-    value : float
-        F* = min over ρ± ≥ 0 of the discrete F (``LiftedReluRisk.value(rho, grid)`` ≥ F*
-        for every density ρ on that discretization).
-    rho : array (2, *base.shape)
-        A minimizer as densities: ρ±_k = c±_k / w_k, so that ``value(rho, grid)`` is F*.
-    minimum : solver.convex.ConvexMinimum
-        The masses c± and the KKT certificate.
-    """
-
-    value: float
-    rho: np.ndarray
-    minimum: object
-
-
-class LiftedReluRisk(Energy):
+class LiftedReluRisk(SignedMeasureRisk):
     """F(ν+, ν−) = R(h) + 2λ(|ν+| + |ν−|) for balanced ReLU units (see the module docstring).
 
     Parameters
@@ -111,9 +91,7 @@ class LiftedReluRisk(Energy):
         p + 1, the dimension of a particle w = (a, b).
     """
 
-    species = ("plus", "minus")
     reaction = 2.0
-    local = False  # F' at a point sums over all points
 
     def __init__(self, X, y, bias=False, quadrature=None, weight_decay=0.0):
         X = np.atleast_2d(np.asarray(X, dtype=float))
@@ -172,55 +150,27 @@ class LiftedReluRisk(Energy):
             return circle_directions(np.asarray(base.points, dtype=float).reshape(-1))
         return np.asarray(base.points, dtype=float).reshape(-1, 3)
 
+    @property
+    def targets(self):
+        """y."""
+        return self.problem.targets
+
+    @property
+    def quadrature(self):
+        """q."""
+        return self.problem.quadrature
+
+    @property
+    def penalty(self):
+        """λ' = 2λ."""
+        return self.problem.penalty
+
     @once_per_discretization
-    def features(self, grid):
+    def cell_features(self, grid):
         """A[i, k] = (s_k·x̃_i)₊ and the weights w_k of the base, once per discretization."""
         self.check(grid)
         A = np.ascontiguousarray(relu_features(self.directions(grid.base), self.problem.inputs))
         return A, np.asarray(grid.base.weights, dtype=float).reshape(-1)
-
-    def masses(self, rho, grid):
-        """c±_k = w_k ρ±_k, an array (2, K): the atoms of ν± at the cells."""
-        _, w = self.features(grid)
-        return np.asarray(rho, dtype=float).reshape(2, -1) * w
-
-    def prediction(self, rho, grid):
-        """h(x_i) = Σ_k A_ik w_k (ρ+_k − ρ−_k) at the data points."""
-        A, _ = self.features(grid)
-        plus, minus = self.masses(rho, grid)
-        return A @ (plus - minus)
-
-    def value_and_first_variation(self, rho, grid):
-        """F = R(h) + 2λΣ_k w_k(ρ+_k + ρ−_k) and F'± = ±Aᵀr + 2λ, r = q ⊙ (h − y)."""
-        A, _ = self.features(grid)
-        h = self.prediction(rho, grid)
-        G = A.T @ self.problem.coefficients(h)
-        penalty = self.problem.penalty
-        value = self.problem.risk(h) + penalty * float(np.sum(self.masses(rho, grid)))
-        return value, np.stack([G + penalty, -G + penalty]).reshape(np.shape(rho))
-
-    def value(self, rho, grid):
-        return self.value_and_first_variation(rho, grid)[0]
-
-    def first_variation(self, rho, grid):
-        return self.value_and_first_variation(rho, grid)[1]
-
-    def convex_reference(self, grid, tol=1e-10):
-        """F* = min over c± ≥ 0 of R(A(c+ − c−)) + 2λΣ(c+ + c−) on the same directions.
-
-        The masses c±_k of the convex problem are the PDE's atoms w_k ρ±_k (same A, same
-        quadrature), so F* is the minimum of :meth:`value` over all densities on ``grid``,
-        attained at ρ± = c±/w (:func:`solver.convex.convex_minimum`, KKT residual ≤ ``tol``).
-
-        Returns
-        -------
-        ConvexReference
-        """
-        A, w = self.features(grid)
-        minimum = convex_minimum(A, self.problem.targets, penalty=self.problem.penalty,
-                                 quadrature=self.problem.quadrature, tol=tol)
-        rho = (np.stack([minimum.c_plus, minimum.c_minus]) / w).reshape(grid.shape)
-        return ConvexReference(minimum.value, rho, minimum)
 
     # particles w = (a, b) ----------------------------------------------------------------
     def predict(self, theta, weights, x=None):
