@@ -467,13 +467,13 @@ def check_scheme_options(scheme, dt, max_step, cfl):
 
 
 # ---------------------------------------------------------------------------- the controller
-def energy_tolerance(rho, xi, grid, value=0.0):
+def energy_tolerance(rho, xi, value, grid):
     """Round-off allowance when testing that the energy did not increase: ``ENERGY_RTOL``
-    of Σ|ρξ|w (the scale of a step's change of F) plus ``ENERGY_ULPS`` units of round-off of
-    F itself. The second term matters near the minimum of a Wasserstein–Fisher–Rao flow,
-    where ξ = 0 on the support and ρ = 0 off it, so Σ|ρξ|w → 0 while F (≈ 2.8 for the
-    deconvolution presets) keeps a round-off of a few ulps; without it every step there is
-    rejected and the step falls below its floor."""
+    of Σ|ρξ|w (the scale of a step's change of F) plus ``ENERGY_ULPS`` units of round-off
+    of F itself. The second part matters at the steady state of a reaction, where ξ = F' → 0
+    on the support and ρ = 0 off it, so Σ|ρξ|w → 0 while F keeps a round-off of a few ulps
+    (the deconvolution presets, F ≈ 2.8; the Gibbs density of a potential with entropy):
+    with the first part alone the test rejected every step there."""
     return ENERGY_RTOL * grid.integrate(np.abs(rho * xi)) + ENERGY_ULPS * np.finfo(float).eps * abs(value) + 1e-300
 
 
@@ -600,7 +600,8 @@ def solve(energy, grid, rho0, t_span, *, save_at=None, scheme="explicit", cfl=No
                         f"t = {t:.6g} by dt = {step:.3g}); the run stopped there: .partial holds the saves reached "
                         f"and the state at t = {t:.6g}; check the energy's first variation for NaN",
                         solution(np.append(save_times[: len(saved)], t), np.array([*saved, rho])))
-                if new_value > value and new_value > value + energy_tolerance(rho, xi, grid, value):  # sum if needed
+                # the sum of the tolerance only if needed
+                if new_value > value and new_value > value + energy_tolerance(rho, xi, value, grid):
                     new = None
             if new is None:
                 rejected += 1
