@@ -244,7 +244,7 @@ def load_checkpoint(path):
         with np.load(path) as data:
             state = State(t=float(data["t"]), rho=data["rho"], cap=float(data["cap"]),
                           accepted=int(data["accepted"]), rejected=int(data["rejected"]), saved=list(data["saved"]),
-                          history={key: list(data[f"history_{key}"]) for key in HISTORY},
+                          history=history_of(data),
                           last_rejected=float(data["last_rejected"]), since_rejection=int(data["since_rejection"]),
                           newton_iterations=int(data["newton_iterations"]))
             stored = json.loads(str(data["fingerprint"])) if "fingerprint" in data.files else None
@@ -253,6 +253,14 @@ def load_checkpoint(path):
                                  f"checkpoint: delete it to restart the interrupted run from its start with "
                                  f"--resume") from None
     return state, stored
+
+
+def history_of(checkpoint):
+    """The history lists of an open checkpoint; one written before the reaction term has no
+    ``source``, which is then 0 (the runs of that time had no reaction)."""
+    history = {key: list(checkpoint[f"history_{key}"]) for key in HISTORY if f"history_{key}" in checkpoint.files}
+    history.setdefault("source", [0.0] * len(history["t"]))
+    return {key: history[key] for key in HISTORY}
 
 
 class Checkpointer:

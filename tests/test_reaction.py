@@ -91,6 +91,20 @@ def test_the_step_limit_gains_the_reaction(circle):
     assert_balanced(both)
 
 
+def test_growth_is_stepped_by_the_same_limit(circle):
+    """Where F' < 0 the reaction grows mass, which positivity does not bound: the limit
+    takes max |ξ|, so a pure growth without max_step keeps steps of 0.9/(β|c|), each of
+    the accuracy of a decaying step at the same limit (ρ₀ e^(β|c|t) to t = 4, a hundredfold
+    growth, missed by 25%; a single step to t = 4 reached a fifth of it; max_step for
+    accuracy)."""
+    rho0 = circle.initial_density(wave)
+    growth = solve(Reacting(np.full(circle.shape, -0.7)), circle, rho0, (0, 4))
+    assert growth.history["dt"][1:-1] == pytest.approx(0.9 / (BETA * 0.7), rel=1e-14)
+    ratio = growth.rho[-1] / (rho0 * np.exp(BETA * 0.7 * 4))
+    assert np.all((0.7 < ratio) & (ratio < 1)), ratio
+    assert_balanced(growth)
+
+
 # -- a Wasserstein–Fisher–Rao flow on the circle -----------------------------------------------
 def test_wfr_flow_on_the_circle_is_positive_dissipative_balanced_and_converges(circle):
     """V = cos x on the periodic circle: mass moves toward x = π and grows there; every
