@@ -4,9 +4,10 @@
 :mod:`solver.config`; without CONFIG, the built-in default ``solver/configs/network.toml``:
 a mean-field network solved by the PDE and by gradient descent on particles) and writes
 one results folder; ``wgf run --resume DIR`` continues an interrupted run from its last
-checkpoint. ``wgf compare CONFIG.toml`` does the same with the comparison against
-particles required; ``wgf problems`` lists the presets and the config's building blocks;
-``wgf plot DIR`` redraws the figures of a results folder.
+checkpoint; ``--ranks N`` runs either on N MPI ranks (:func:`relaunch`). ``wgf compare
+CONFIG.toml`` does the same with the comparison against particles required; ``wgf
+problems`` lists the presets and the config's building blocks; ``wgf plot DIR`` redraws
+the figures of a results folder.
 
 A run writes into ``DIR.incomplete`` (locked by ``.wgf-lock``, its process id) and
 moves it to ``DIR`` only when everything is written, listed in ``manifest.json``; it
@@ -18,16 +19,20 @@ resume must match. A config or argument that cannot run ends with a one-line err
 status 2, before anything is written; a run that fails in the solver ends with a
 one-line error, exit status 1, and leaves no folder; one stopped by its environment (a
 full disk, a signal, a folder in use) says so in one line and keeps what can be resumed.
-Under ``mpirun`` rank 0 alone writes the folders and decides for every rank (:class:`Ranks`).
+Under ``mpirun`` rank 0 alone writes the folders and decides for every rank (:class:`Ranks`);
+a mesh is split over the ranks (each its vertices), and on a grid, which every rank holds
+whole, the terms that sum over a data set split the data over them (:func:`split_data`).
 """
 
 import argparse
 import contextlib
 import csv
+import dataclasses
 import errno
 import glob
 import hashlib
 import json
+import math
 import os
 import platform
 import shutil
@@ -714,10 +719,27 @@ def check_checkpoint(path, run):
     return state
 
 
+def split_data(run, ranks):
+    """The run with, under MPI on a discretization that every rank holds whole (a grid), its
+    terms that sum over a data set split over the ranks (their ``on_ranks``: a network risk
+    computes F' on its block of data, and the blocks' parts are added over the ranks);
+    otherwise (one process, a mesh split over the ranks) the run as it is. The particles of a
+    ``[particles]`` comparison keep the whole problem (rank 0 runs them)."""
+    if ranks.comm is None or run.grid.ranks > 1:
+        return run
+    terms = [term.on_ranks(ranks.comm) if hasattr(term, "on_ranks") else term
+             for term in getattr(run.energy, "terms", [run.energy])]
+    return dataclasses.replace(run, energy=sum(terms[1:], terms[0]))
+
+
 def execute(config_path, out, command, require_particles=False, resume=False):
     """Run a config into ``out`` (see the module docstring); returns the exit status."""
     ranks = Ranks()
-    run = load(config_path)
+    run = split_data(load(config_path), ranks)
+    points = run.grid.global_sum(math.prod(run.grid.shape))
+    if ranks.size > points:
+        raise UsageError(f"{ranks.size} MPI ranks for the {points} points (vertices or cells) of {run.grid!r}: "
+                         f"run on at most {points} ranks")
     if require_particles and not run.particles:
         raise ConfigError("particles: missing; `wgf compare` needs [particles] with m = [...] "
                           "(or use `wgf run`)")
@@ -850,6 +872,8 @@ def parser():
     run.add_argument("config", nargs="?", type=Path, help=f"TOML config (default: {DEFAULT_CONFIG.name})")
     run.add_argument("--out", type=Path, default=Path("results"), help="results folder (default: results)")
     run.add_argument("--resume", type=Path, metavar="DIR", help="continue the interrupted run of DIR")
+    run.add_argument("--ranks", type=int, metavar="N", help="run on N MPI ranks (through the environment's mpirun; "
+                     "a mesh is split over them, on a grid the data of a network risk); resume with the same N")
     compare = commands.add_parser("compare", help="the PDE against gradient descent on particles",
                                   description="Like run, for configs with a [particles] table (required).")
     compare.add_argument("config", type=Path, help="TOML config with [problem] and [particles]")
@@ -909,9 +933,50 @@ def command_status(args, command):
         out = args.resume.with_name(args.resume.name.removesuffix(".incomplete"))
         if not (staging_of(out) / "config.toml").is_file():
             raise UsageError(f"nothing to resume: {staging_of(out)} holds no interrupted run")
+        if args.ranks is not None:
+            return relaunch(args.ranks, staging_of(out) / "config.toml", ["--resume", out])
         return execute(staging_of(out) / "config.toml", out, command, resume=True)
     config = args.config or DEFAULT_CONFIG
+    if getattr(args, "ranks", None) is not None:
+        return relaunch(args.ranks, config, [config, "--out", args.out])
     return execute(config, args.out, command, require_particles=args.command == "compare")
+
+
+def relaunch(ranks, config_path, arguments):
+    """``wgf run ARGUMENTS --ranks N``: ``wgf run ARGUMENTS`` on N MPI ranks, through the
+    launcher of this environment (:func:`solver.mpi.mpirun_command`), with SIGINT and
+    SIGTERM passed on to it; returns its exit status. Refused before anything starts: N < 1,
+    a process already under ``mpirun``, a config that cannot run (checked here, on one
+    process), and more ranks than the points (vertices or cells) of its discretization."""
+    if ranks < 1:
+        raise UsageError(f"--ranks {ranks}: give a number of MPI ranks >= 1")
+    if Ranks().size > 1:
+        raise UsageError(f"--ranks {ranks}: this wgf runs under mpirun already ({Ranks().size} ranks); give "
+                         "--ranks or mpirun, not both")
+    grid = load(config_path).grid
+    points = grid.global_sum(math.prod(grid.shape))
+    if ranks > points:
+        raise UsageError(f"--ranks {ranks}: more MPI ranks than the {points} points (vertices or cells) of "
+                         f"{grid!r}; give at most {points}")
+    from .mpi import mpirun_command
+
+    try:
+        command = mpirun_command(ranks, sys.executable, "-m", "solver", "run", *map(str, arguments))
+    except FileNotFoundError as error:
+        raise EnvironmentProblem(f"--ranks {ranks}: {error}") from None
+    package_root = str(Path(__file__).resolve().parent.parent)  # the ranks import this solver
+    path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
+    # an explicit environment: not MPI's own variables if this process initialized MPI (solver.mpi)
+    launcher = subprocess.Popen(command, env={**os.environ, "PYTHONPATH": path})
+    main_thread = threading.current_thread() is threading.main_thread()  # only there can it take signals
+    previous = {signum: signal.signal(signum, lambda signum, frame: launcher.send_signal(signum))
+                for signum in (signal.SIGINT, signal.SIGTERM) if main_thread}
+    try:
+        status = launcher.wait()
+    finally:
+        for signum, action in previous.items():
+            signal.signal(signum, action)
+    return 128 - status if status < 0 else status
 
 
 def redraw(folder):

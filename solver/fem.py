@@ -228,6 +228,11 @@ class Mesh(Discretization):
         return (self.owned,)
 
     @property
+    def ranks(self):
+        """The number of MPI ranks the vertices are split over."""
+        return self.comm.size
+
+    @property
     def vertices(self):
         """The number of vertices of the whole mesh."""
         return self.global_sum(self.owned)
@@ -256,6 +261,16 @@ class Mesh(Discretization):
     def global_sum(self, number):
         """The sum of a per-rank number over all ranks."""
         return self.comm.allreduce(number, op=self._MPI.SUM)
+
+    def sums(self, values):
+        """The elementwise sums of an array of per-rank partial sums over all ranks, in one
+        ``Allreduce`` (a network's output at its data: each rank sums over its own vertices)."""
+        local = np.ascontiguousarray(values, dtype=float)
+        if self.comm.size == 1:
+            return local
+        result = np.empty_like(local)
+        self.comm.Allreduce(local, result, op=self._MPI.SUM)
+        return result
 
     def all_finite(self, values):
         """Whether every value on every rank is finite."""
@@ -292,14 +307,15 @@ class Mesh(Discretization):
         return np.asarray(f(self.points), dtype=float)
 
     def check_problem(self, energy, jacobian=False):
-        """Under MPI, refuse nonlocal terms (their sums over all vertices run in one
+        """Under MPI, refuse the terms that cannot run on vertices split over ranks (those
+        whose ``distributed`` is False: nonlocal terms that sum over all the vertices in one
         process) and the Newton ``jacobian`` (its sparse solve is serial)."""
         if self.comm.size > 1:
-            nonlocal_terms = [term for term in getattr(energy, "terms", [energy]) if not term.local]
-            if nonlocal_terms:
-                raise ValueError(f"{', '.join(map(repr, nonlocal_terms))}: a nonlocal term sums over all the "
-                                 f"vertices, which on meshes happens in one process; run without mpirun "
-                                 f"(this run has {self.comm.size} ranks)")
+            serial_terms = [term for term in getattr(energy, "terms", [energy]) if not term.distributed]
+            if serial_terms:
+                raise ValueError(f"{', '.join(map(repr, serial_terms))}: a nonlocal term sums over all the "
+                                 f"vertices, which this one does in one process: it cannot run on a mesh split over "
+                                 f"ranks; run without mpirun (this run has {self.comm.size} ranks)")
             if jacobian:
                 raise ValueError("the implicit mesh scheme runs serially only; use scheme='explicit' or 'rkl2' "
                                  "under MPI")
@@ -379,7 +395,7 @@ class Mesh(Discretization):
         if self.comm.size == 1:
             return values
         order = self._coordinate_order[1]
-        gathered = np.concatenate(self.comm.allgather(np.moveaxis(values, -1, 0)))[order]
+        gathered = _gathered(self.comm, order, np.moveaxis(values, -1, 0))
         return np.moveaxis(gathered, 0, -1)
 
     @functools.cached_property
@@ -451,7 +467,7 @@ class Mesh(Discretization):
         """(points, values) of the whole mesh on every rank, sorted by coordinates (a
         numbering that does not depend on the number of ranks)."""
         points, order = self._coordinate_order
-        return points, np.concatenate(self.comm.allgather(np.asarray(values)))[order]
+        return points, _gathered(self.comm, order, values)
 
     @functools.cached_property
     def _coordinate_order(self):
@@ -490,23 +506,33 @@ class Mesh(Discretization):
     def kernel_convolution(self, W):
         """The operator ``values ↦ (W ∗ values)_i = Σ_j W(x_i − x_j) values_j m_j`` over the
         vertices with their lumped masses, for a kernel ``W(z)`` of displacements z (..., d):
-        a product with the matrix W(x_i − x_j), made here and kept (serial runs, up to
-        ``PAIR_MATRIX_LIMIT`` entries; ``ValueError`` beyond, or if W is not finite)."""
-        if self.comm.size > 1:
-            raise ValueError(f"mesh {self.name}: a nonlocal term sums over all the vertices, which on meshes "
-                             f"happens in one process; run without mpirun (this run has {self.comm.size} ranks)")
-        if len(self.points) ** 2 > PAIR_MATRIX_LIMIT:
-            raise ValueError(f"sums over vertex pairs need at most {int(PAIR_MATRIX_LIMIT**0.5)} vertices: "
-                             f"mesh {self.name} has {len(self.points)} (use a grid)")
-        matrix = np.asarray(W(self.points[:, None, :] - self.points[None, :, :]), dtype=float)
-        if not np.all(np.isfinite(matrix)):
+        a product with the matrix W(x_i − x_j) (owned vertices i, every vertex j), made here
+        and kept (up to ``PAIR_MATRIX_LIMIT`` entries on a rank; ``ValueError`` beyond, or if
+        W is not finite). Under MPI each call gathers the masses values_j m_j of every rank
+        (:meth:`gather`, one allgather of the vertex values)."""
+        vertices = self.vertices
+        if self.maximum([self.owned]) * vertices > PAIR_MATRIX_LIMIT:
+            raise ValueError(f"sums over vertex pairs need at most {int(PAIR_MATRIX_LIMIT**0.5)} vertices on one "
+                             f"rank: mesh {self.name} has {vertices} (use a grid, or more ranks)")
+        order = None if self.comm.size == 1 else self._coordinate_order[1]  # serial: the vertices' own order
+        everywhere = self.points if order is None else self._coordinate_order[0]
+        matrix = np.asarray(W(self.points[:, None, :] - everywhere[None, :, :]), dtype=float)
+        if not self.all_finite(matrix):
             raise ValueError("W is not finite at some displacement between the mesh's vertices")
-        return functools.partial(_pair_sum, matrix, self.weights)
+        return functools.partial(_pair_sum, matrix, self.weights, self.comm, order)
 
 
-def _pair_sum(matrix, weights, values):
-    """Σ_j matrix_ij values_j m_j (:meth:`Mesh.kernel_convolution`)."""
-    return matrix @ (values * weights)
+def _pair_sum(matrix, weights, comm, order, values):
+    """Σ_j matrix_ij values_j m_j over every vertex j (:meth:`Mesh.kernel_convolution`): the
+    masses of every rank gathered in the columns' ``order`` (None: one process)."""
+    masses = values * weights
+    return matrix @ (masses if order is None else _gathered(comm, order, masses))
+
+
+def _gathered(comm, order, values):
+    """The ranks' ``values`` (owned vertices first) concatenated in rank order, then permuted
+    by ``order`` (:attr:`Mesh._coordinate_order`): every vertex's value on every rank."""
+    return np.concatenate(comm.allgather(np.asarray(values)))[order]
 
 
 def _owned_cells(cells, owned):
