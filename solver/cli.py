@@ -156,6 +156,14 @@ class Ranks:
         """Whether ``flag`` holds on some rank."""
         return bool(flag) if self.comm is None else bool(self.comm.allreduce(bool(flag), op=self.maximum))
 
+    def any_each(self, *flags):
+        """Whether each of ``flags`` holds on some rank, in one reduction (a tuple of bools)."""
+        if self.comm is None:
+            return tuple(map(bool, flags))
+        anywhere = np.empty(len(flags))
+        self.comm.Allreduce(np.array(flags, dtype=float), anywhere, op=self.maximum)
+        return tuple(map(bool, anywhere))
+
 
 @contextlib.contextmanager
 def writing(path):
@@ -193,8 +201,16 @@ def write_json(path, data):
 
 def checkpoint_names(ranks):
     """The checkpoint files of a run on ``ranks``: ``checkpoint.npz`` in a serial run, else
-    one per rank, ``checkpoint.R-of-N.npz`` (each rank writes the part of ρ it holds)."""
-    return [CHECKPOINT] if ranks.size == 1 else [f"checkpoint.{rank}-of-{ranks.size}.npz" for rank in range(ranks.size)]
+    one per rank, ``checkpoint.R-of-N.npz`` (each rank writes the part of ρ it holds), each
+    with the one before it, ``checkpoint.R-of-N.previous.npz`` (:meth:`Checkpointer.save_last`)."""
+    if ranks.size == 1:
+        return [CHECKPOINT]
+    return [f"checkpoint.{rank}-of-{ranks.size}{kind}.npz" for kind in ("", ".previous") for rank in range(ranks.size)]
+
+
+def previous_of(path):
+    """The file that keeps the checkpoint before ``path`` of an MPI run (``….previous.npz``)."""
+    return path.with_name(f"{path.stem}.previous.npz")
 
 
 def fingerprint(run):
@@ -260,7 +276,10 @@ class Checkpointer:
     """The ``checkpoint`` callback of :func:`~solver.timeloop.solve`: saves the state to ``path``
     when ``every`` wall seconds have passed since the last save (0: every step), and at
     once, ending the run with :class:`Interrupted`, after SIGINT or SIGTERM (``stop``, set
-    by :func:`stopping_on_signals`; under MPI when any rank got one).
+    by :func:`stopping_on_signals`; under MPI when any rank got one). Under MPI every rank
+    saves at the same steps (when it is time on some rank), and keeps its checkpoint before
+    (:func:`previous_of`): a kill between the ranks' writes of one step leaves the step
+    before on every rank (:func:`resume_state`).
 
     :meth:`save_last` writes the last state it was given (after ``solve`` returns: then
     a failure in writing the results is resumed without solving again)."""
@@ -272,8 +291,8 @@ class Checkpointer:
 
     def __call__(self, state):
         self.state = state
-        stop = self.ranks.any(self.stop is not None)
-        if stop or time.monotonic() - self.last >= self.every:
+        stop, due = self.ranks.any_each(self.stop is not None, time.monotonic() - self.last >= self.every)
+        if stop or due:
             self.save_last()
         if stop:
             raise Interrupted(self.stop or signal.SIGINT)
@@ -281,6 +300,8 @@ class Checkpointer:
     def save_last(self):
         """Write the last state given (if any) to ``path``."""
         if self.state is not None:
+            if self.ranks.size > 1 and self.path.exists():
+                os.replace(self.path, previous_of(self.path))
             save_state(self.state, self.path, self.fingerprint)
             self.last = time.monotonic()
 
@@ -732,6 +753,27 @@ def split_data(run, ranks):
     return dataclasses.replace(run, energy=sum(terms[1:], terms[0]))
 
 
+def resume_state(path, run, ranks):
+    """The state a resume starts from, or None to start the run from its beginning: the
+    checkpoint ``path`` (:func:`check_checkpoint`); under MPI the newest step that every
+    rank holds among its checkpoint and the one before (:func:`previous_of`), so that a
+    kill between the ranks' writes of one step resumes from the step before on all of them.
+    UsageError when some ranks hold checkpoints and others none, or no common step."""
+    if ranks.comm is None:
+        return check_checkpoint(path, run)
+    states = ranks.agree(lambda: [state for state in (check_checkpoint(path, run),
+                                                      check_checkpoint(previous_of(path), run)) if state is not None])
+    held = ranks.comm.allgather({state.accepted for state in states})
+    if not any(held):
+        return None
+    common = set.intersection(*held)
+    if not common:
+        raise UsageError(f"{path.parent} lacks the checkpoint of some ranks at a common step (the steps each holds: "
+                         f"{[sorted(steps) for steps in held]}); delete its checkpoint files to restart the run from "
+                         "its start")
+    return next(state for state in states if state.accepted == max(common))
+
+
 def execute(config_path, out, command, require_particles=False, resume=False):
     """Run a config into ``out`` (see the module docstring); returns the exit status."""
     ranks = Ranks()
@@ -759,10 +801,7 @@ def execute(config_path, out, command, require_particles=False, resume=False):
     checkpointer = Checkpointer(path, run.config["output"]["checkpoint_seconds"], fingerprint(run), ranks)
     solved = False
     try:
-        state = ranks.agree(lambda: check_checkpoint(path, run)) if resume else None
-        if ranks.any(state is None) and ranks.any(state is not None):
-            raise UsageError(f"{staging} lacks the checkpoint of some ranks; delete its checkpoint files to "
-                             "restart the run from its start")
+        state = resume_state(path, run, ranks) if resume else None
         start = time.perf_counter()
         with stopping_on_signals(checkpointer):
             checkpointer.solving = True
