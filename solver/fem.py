@@ -70,7 +70,9 @@ def _cells(dofmap, vertices_per_cell):
 
 def read(path, comm=None):
     """Read a gmsh ``.msh`` file into a :class:`Mesh` (distributed over ``comm``, default
-    MPI.COMM_WORLD). A missing file raises FileNotFoundError, an unreadable one ValueError."""
+    MPI.COMM_WORLD). Rank 0 alone reads the file and DOLFINx distributes its cells, so the
+    ranks cannot read different meshes; a missing file raises FileNotFoundError, an
+    unreadable one ValueError, on every rank (rank 0 tells the others)."""
     dolfinx, _, MPI = _dolfinx()
     import gmsh
 
@@ -78,25 +80,28 @@ def read(path, comm=None):
 
     comm = MPI.COMM_WORLD if comm is None else comm
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"mesh file {path} does not exist (meshes/generate.py makes the standard ones)")
-    model = dim = None
+    model = dim = problem = None
     if comm.rank == 0:
-        gmsh.initialize(interruptible=False)
-        gmsh.option.setNumber("General.Terminal", 0)
-        try:
-            gmsh.merge(str(path))
-            dim = gmsh.model.getDimension()
-            if dim < 1 or not any(len(tags) for tags in gmsh.model.mesh.getElements(dim)[1]):
-                raise ValueError("no cells")
-            if not gmsh.model.getPhysicalGroups(dim):  # DOLFINx reads the cells of physical groups
-                gmsh.model.addPhysicalGroup(dim, [tag for _, tag in gmsh.model.getEntities(dim)], 1)
-        except Exception as error:
-            gmsh.finalize()
-            raise ValueError(f"mesh file {path} is not a readable gmsh mesh with cells ({error}); "
-                             "regenerate it with meshes/generate.py") from error
-        model = gmsh.model
-    dim = comm.bcast(dim, root=0)
+        if not path.is_file():
+            problem = FileNotFoundError(f"mesh file {path} does not exist (meshes/generate.py makes the standard ones)")
+        else:
+            gmsh.initialize(interruptible=False)
+            gmsh.option.setNumber("General.Terminal", 0)
+            try:
+                gmsh.merge(str(path))
+                dim = gmsh.model.getDimension()
+                if dim < 1 or not any(len(tags) for tags in gmsh.model.mesh.getElements(dim)[1]):
+                    raise ValueError("no cells")
+                if not gmsh.model.getPhysicalGroups(dim):  # DOLFINx reads the cells of physical groups
+                    gmsh.model.addPhysicalGroup(dim, [tag for _, tag in gmsh.model.getEntities(dim)], 1)
+                model = gmsh.model
+            except Exception as error:  # noqa: BLE001 -- raised on every rank below
+                gmsh.finalize()
+                problem = ValueError(f"mesh file {path} is not a readable gmsh mesh with cells ({error}); "
+                                     "regenerate it with meshes/generate.py")
+    dim, problem = comm.bcast((dim, problem), root=0)
+    if problem is not None:
+        raise problem
     try:
         distributed = dolfinx_compat.mesh_from_gmsh_model(dolfinx, model, comm, 0, dim)
     finally:

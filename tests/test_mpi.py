@@ -95,6 +95,10 @@ out["grid"], out["grid energy"] = solution.rho.tolist(), solution.history["energ
 trajectory = simulate(risk, np.random.default_rng(1).standard_normal((50, 2)), (0, 0.5), step=0.01, save_at=[0, 0.5])
 out["particles"] = trajectory.theta.tolist()
 out["particle energy"] = [risk.particle_energy(trajectory.theta[-1], trajectory.weights)]
+try:  # rank 0 reads, and its error ends every rank (none waits for the mesh)
+    fem.read(sys.argv[3])
+except ValueError as error:
+    out["unreadable"] = comm.allgather(str(error))
 if comm.rank == 0:
     open(sys.argv[2], "w").write(json.dumps(out))
 '''
@@ -114,16 +118,21 @@ def test_nonlocal_energies_on_two_ranks_give_the_serial_answer(tmp_path):
     """On a disk mesh split over 2 ranks: the network risk (h summed over the ranks), the bump
     risk and the interaction (the other ranks' values gathered), the bump limit; on a grid
     every rank holds, the network risk with its data split over the ranks, and gradient
-    descent on particles likewise: all the serial answer to 1e-10."""
+    descent on particles likewise: all the serial answer to 1e-10. A corrupt mesh file ends
+    both ranks with rank 0's error."""
     require("dolfinx")
     require("mpi4py")
     script = tmp_path / "nonlocal.py"
     script.write_text(NONLOCAL)
-    mesh = ROOT / "meshes" / "disk_1.msh"
-    launch([sys.executable, script, mesh, tmp_path / "serial.json"])
-    launch([sys.executable, script, mesh, tmp_path / "parallel.json"], ranks=2)
+    mesh, corrupt = ROOT / "meshes" / "disk_1.msh", tmp_path / "corrupt.msh"
+    corrupt.write_text("$MeshFormat\nthis is not a mesh\n")
+    launch([sys.executable, script, mesh, tmp_path / "serial.json", corrupt])
+    launch([sys.executable, script, mesh, tmp_path / "parallel.json", corrupt], ranks=2)
     serial, parallel = (json.loads((tmp_path / f"{name}.json").read_text()) for name in ("serial", "parallel"))
     assert set(parallel) == set(serial) | {"refused"}
+    unreadable = parallel.pop("unreadable")
+    assert len(unreadable) == 2 and unreadable[0] == unreadable[1] == serial.pop("unreadable")[0], unreadable
+    assert "corrupt.msh is not a readable gmsh mesh" in unreadable[0]
     for key, expected in serial.items():
         expected, found = np.array(expected), np.array(parallel[key])
         assert found.shape == expected.shape, key
