@@ -199,20 +199,6 @@ def write_json(path, data):
     write_atomically(path, lambda handle: handle.write((json.dumps(data, indent=2) + "\n").encode()))
 
 
-def checkpoint_names(ranks):
-    """The checkpoint files of a run on ``ranks``: ``checkpoint.npz`` in a serial run, else
-    one per rank, ``checkpoint.R-of-N.npz`` (each rank writes the part of ρ it holds), each
-    with the one before it, ``checkpoint.R-of-N.previous.npz`` (:meth:`Checkpointer.save_last`)."""
-    if ranks.size == 1:
-        return [CHECKPOINT]
-    return [f"checkpoint.{rank}-of-{ranks.size}{kind}.npz" for kind in ("", ".previous") for rank in range(ranks.size)]
-
-
-def previous_of(path):
-    """The file that keeps the checkpoint before ``path`` of an MPI run (``….previous.npz``)."""
-    return path.with_name(f"{path.stem}.previous.npz")
-
-
 def fingerprint(run):
     """What makes a run's result: the version of the solver and the config without its
     ``[output]`` table, as plain JSON (energy terms and the initial density as the tables
@@ -276,16 +262,20 @@ class Checkpointer:
     """The ``checkpoint`` callback of :func:`~solver.timeloop.solve`: saves the state to ``path``
     when ``every`` wall seconds have passed since the last save (0: every step), and at
     once, ending the run with :class:`Interrupted`, after SIGINT or SIGTERM (``stop``, set
-    by :func:`stopping_on_signals`; under MPI when any rank got one). Under MPI every rank
-    saves at the same steps (when it is time on some rank), and keeps its checkpoint before
-    (:func:`previous_of`): a kill between the ranks' writes of one step leaves the step
-    before on every rank (:func:`resume_state`).
+    by :func:`stopping_on_signals`; under MPI when any rank got one).
+
+    Under MPI every rank takes part in every save, at the same steps (when it is time on
+    some rank): the densities are gathered whole (``grid``'s
+    :meth:`~solver.discretization.Discretization.whole`, in the order of the results) and
+    rank 0 writes the one file, so a checkpoint does not depend on how the mesh was split
+    (DOLFINx 0.5's partitioner splits it differently from launch to launch) nor on the
+    number of ranks (:func:`resume_state` gives each rank its part).
 
     :meth:`save_last` writes the last state it was given (after ``solve`` returns: then
     a failure in writing the results is resumed without solving again)."""
 
-    def __init__(self, path, every, run_fingerprint=None, ranks=None):
-        self.path, self.every, self.fingerprint = path, every, run_fingerprint
+    def __init__(self, path, every, run_fingerprint=None, ranks=None, grid=None):
+        self.path, self.every, self.fingerprint, self.grid = path, every, run_fingerprint, grid
         self.ranks = Ranks() if ranks is None else ranks
         self.last, self.state, self.stop, self.solving = time.monotonic(), None, None, False
 
@@ -299,11 +289,14 @@ class Checkpointer:
 
     def save_last(self):
         """Write the last state given (if any) to ``path``."""
-        if self.state is not None:
-            if self.ranks.size > 1 and self.path.exists():
-                os.replace(self.path, previous_of(self.path))
-            save_state(self.state, self.path, self.fingerprint)
-            self.last = time.monotonic()
+        if self.state is None:
+            return
+        state = self.state
+        if self.ranks.size > 1:  # collective
+            state = dataclasses.replace(state, rho=self.grid.whole(state.rho),
+                                        saved=list(self.grid.whole(np.array(state.saved))) if state.saved else [])
+        self.ranks.decide(lambda: save_state(state, self.path, self.fingerprint))
+        self.last = time.monotonic()
 
 
 @contextlib.contextmanager
@@ -705,11 +698,6 @@ def open_resume(out, ranks):
     """Rank 0's part of a resume, before anything changes: lock the staging folder and
     read its metadata. Returns the metadata."""
     staging = staging_of(out)
-    others = sorted({path.name for path in staging.glob("checkpoint*.npz")} - set(checkpoint_names(ranks)))
-    if others:
-        raise UsageError(f"{staging} holds {', '.join(others)}, checkpoints of a run on another number of MPI ranks "
-                         f"than this one's {ranks.size}; resume it as it ran (checkpoint.npz: without mpirun; "
-                         "checkpoint.R-of-N.npz: mpirun -n N)")
     take_lock(staging, out)
     try:
         return json.loads((staging / "metadata.json").read_text())
@@ -755,23 +743,13 @@ def split_data(run, ranks):
 
 def resume_state(path, run, ranks):
     """The state a resume starts from, or None to start the run from its beginning: the
-    checkpoint ``path`` (:func:`check_checkpoint`); under MPI the newest step that every
-    rank holds among its checkpoint and the one before (:func:`previous_of`), so that a
-    kill between the ranks' writes of one step resumes from the step before on all of them.
-    UsageError when some ranks hold checkpoints and others none, or no common step."""
-    if ranks.comm is None:
-        return check_checkpoint(path, run)
-    states = ranks.agree(lambda: [state for state in (check_checkpoint(path, run),
-                                                      check_checkpoint(previous_of(path), run)) if state is not None])
-    held = ranks.comm.allgather({state.accepted for state in states})
-    if not any(held):
-        return None
-    common = set.intersection(*held)
-    if not common:
-        raise UsageError(f"{path.parent} lacks the checkpoint of some ranks at a common step (the steps each holds: "
-                         f"{[sorted(steps) for steps in held]}); delete its checkpoint files to restart the run from "
-                         "its start")
-    return next(state for state in states if state.accepted == max(common))
+    checkpoint ``path`` (:func:`check_checkpoint`), read by rank 0; under MPI each rank
+    takes its part of the whole densities the checkpoint holds (the discretization's
+    ``part``), whatever the split of the run that wrote it."""
+    state = ranks.decide(lambda: check_checkpoint(path, run))
+    if state is None or ranks.size == 1:
+        return state
+    return dataclasses.replace(state, rho=run.grid.part(state.rho), saved=[run.grid.part(rho) for rho in state.saved])
 
 
 def execute(config_path, out, command, require_particles=False, resume=False):
@@ -797,8 +775,8 @@ def execute(config_path, out, command, require_particles=False, resume=False):
     else:
         ranks.decide(lambda: start_staging(config_path, out, run, command))
         info = json.loads((staging / "metadata.json").read_text()) if ranks.rank == 0 else None
-    path = staging / checkpoint_names(ranks)[ranks.rank]
-    checkpointer = Checkpointer(path, run.config["output"]["checkpoint_seconds"], fingerprint(run), ranks)
+    path = staging / CHECKPOINT
+    checkpointer = Checkpointer(path, run.config["output"]["checkpoint_seconds"], fingerprint(run), ranks, run.grid)
     solved = False
     try:
         state = resume_state(path, run, ranks) if resume else None

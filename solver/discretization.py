@@ -179,6 +179,11 @@ class Discretization(abc.ABC):
         order of the arrays :meth:`write_results` gives (on one process: ``values``)."""
         return values
 
+    def part(self, values):
+        """The inverse of :meth:`whole`: this rank's values (…, ``shape``) of ``values`` of the
+        whole domain in :meth:`whole`'s order (on one process: ``values``)."""
+        return values
+
     @abc.abstractmethod
     def write_results(self, folder, times, densities):
         """Write this discretization's own files of a run (the densities at ``times``) into

@@ -403,6 +403,21 @@ class Mesh(Discretization):
         gathered = _gathered(self.comm, order, np.moveaxis(values, -1, 0))
         return np.moveaxis(gathered, 0, -1)
 
+    def part(self, values):
+        """The values (…, owned vertices) of this rank in ``values`` (…, every vertex) in
+        :meth:`whole`'s order: its inverse (checkpoints are whole, whatever the split)."""
+        values = np.asarray(values)
+        return values if self.comm.size == 1 else values[..., self._own_in_whole]
+
+    @functools.cached_property
+    def _own_in_whole(self):
+        """Where this rank's owned vertices are in :meth:`whole`'s order (collective on first use)."""
+        order = self._coordinate_order[1]  # whole position k holds the k-th vertex of the ranks in rank order
+        position = np.empty_like(order)
+        position[order] = np.arange(len(order))
+        start = self.comm.exscan(self.owned) or 0  # this rank's first vertex in rank order
+        return position[start + np.arange(self.owned)]
+
     @functools.cached_property
     def _whole_mesh(self):
         """(points, cells, weights) of the whole mesh, as in a serial run; under MPI gathered

@@ -210,7 +210,8 @@ def test_a_grid_network_run_on_two_ranks_splits_its_data(tmp_path):
 def test_a_mesh_run_on_two_ranks_killed_then_resumed_is_the_uninterrupted_run(tmp_path):
     """SIGKILL to every process of a 2-rank mesh run (porous medium and an interaction, a
     checkpoint at every step), ``wgf run --resume --ranks 2``: the results are bit for bit
-    those of an uninterrupted 2-rank run."""
+    those of an uninterrupted 2-rank run, though DOLFINx 0.5 splits the mesh differently in
+    each launch (the checkpoint holds the whole densities)."""
     require("dolfinx")
     require("mpi4py")
     from solver.cli import load_state, lock_holder
@@ -225,11 +226,10 @@ def test_a_mesh_run_on_two_ranks_killed_then_resumed_is_the_uninterrupted_run(tm
     process = subprocess.Popen([sys.executable, "-m", "solver", "run", str(config), "--out", str(killed), "--ranks",
                                 "2"], cwd=ROOT, env=environment, start_new_session=True, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
-    names = ["checkpoint.0-of-2.npz", "checkpoint.1-of-2.npz"]
     deadline = time.monotonic() + 300
     while process.poll() is None and time.monotonic() < deadline:
         try:
-            if min(load_state(staging / name).accepted for name in names) >= 30:
+            if load_state(staging / "checkpoint.npz").accepted >= 30:
                 break
         except Exception:  # noqa: BLE001 -- not written yet, or being replaced
             pass
@@ -240,7 +240,7 @@ def test_a_mesh_run_on_two_ranks_killed_then_resumed_is_the_uninterrupted_run(tm
     while lock_holder(staging) is not None and time.monotonic() < deadline:  # rank 0 holds the lock
         time.sleep(0.1)
     assert lock_holder(staging) is None and not killed.exists()
-    assert 1.0 < load_state(staging / names[0]).t < 3.0  # killed mid-way
+    assert 1.0 < load_state(staging / "checkpoint.npz").t < 3.0  # killed mid-way
     wgf("run", "--resume", killed)
     assert not staging.exists()
     wgf("run", config, "--out", whole)
