@@ -1,12 +1,16 @@
 """Make the mesh files of this folder with the gmsh Python API.
 
 Domains (2D unless said): ``disk`` (unit disk), ``square`` ([−1, 1]²), ``annulus``
-(radii 0.5 and 1), ``lshape`` ([−1, 1]² without [0, 1]²) and ``ball`` (the unit ball, 3D).
+(radii 0.5 and 1), ``lshape`` ([−1, 1]² without [0, 1]²), ``ball`` (the unit ball, 3D)
+and ``sphere`` (the unit sphere S², a closed surface in R³).
 Levels 0 to 5 have mesh sizes 0.2, 0.1, 0.05, 0.025, 0.0125, 0.00625 (0.4 to 0.075 for
 the ball); levels 0 and 1 are committed, finer ones are made on demand by :func:`path`
 (or this script).
 Triangles come from gmsh's Frontal-Delaunay algorithm (``Mesh.Algorithm = 6``); the
-positive scheme needs Delaunay meshes (see ``solver.fem``).
+positive scheme needs Delaunay meshes (see ``solver.fem``). The sphere keeps gmsh's
+vertices, projected onto S², and takes the faces of their convex hull as its triangles
+(the Delaunay triangulation on the sphere; ``solver.fem.add_sphere``, which
+``solver.fem.Mesh.sphere`` uses in memory).
 
 Run: ``.venv/bin/python meshes/generate.py [NAME ...] [--levels 0 1 2]``.
 """
@@ -16,7 +20,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SIZES = {2: (0.2, 0.1, 0.05, 0.025, 0.0125, 0.00625), 3: (0.4, 0.3, 0.2, 0.15, 0.1, 0.075)}
-DOMAINS = ("disk", "square", "annulus", "lshape", "ball")
+DOMAINS = ("disk", "square", "annulus", "lshape", "ball", "sphere")
 
 
 def _geometry(gmsh, name):
@@ -57,14 +61,19 @@ def generate(name, level, target):
     gmsh.initialize(interruptible=False)
     try:
         gmsh.option.setNumber("General.Terminal", 0)
-        gmsh.model.add(name)
-        dim = _geometry(gmsh, name)
-        gmsh.model.addPhysicalGroup(dim, [tag for _, tag in gmsh.model.getEntities(dim)], 1)
-        gmsh.option.setNumber("Mesh.MeshSizeMax", SIZES[dim][level])
-        gmsh.option.setNumber("Mesh.MeshSizeMin", SIZES[dim][level])
-        gmsh.option.setNumber("Mesh.Algorithm", 6)  # Frontal-Delaunay: Delaunay, near-equilateral
-        gmsh.option.setNumber("Mesh.Algorithm3D", 1)  # Delaunay
-        gmsh.model.mesh.generate(dim)
+        if name == "sphere":
+            from solver.fem import add_sphere
+
+            add_sphere(gmsh, SIZES[2][level])
+        else:
+            gmsh.model.add(name)
+            dim = _geometry(gmsh, name)
+            gmsh.model.addPhysicalGroup(dim, [tag for _, tag in gmsh.model.getEntities(dim)], 1)
+            gmsh.option.setNumber("Mesh.MeshSizeMax", SIZES[dim][level])
+            gmsh.option.setNumber("Mesh.MeshSizeMin", SIZES[dim][level])
+            gmsh.option.setNumber("Mesh.Algorithm", 6)  # Frontal-Delaunay: Delaunay, near-equilateral
+            gmsh.option.setNumber("Mesh.Algorithm3D", 1)  # Delaunay
+            gmsh.model.mesh.generate(dim)
         partial = target.with_suffix(".part.msh")
         gmsh.write(str(partial))
         partial.replace(target)

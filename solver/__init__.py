@@ -40,6 +40,7 @@ from .energies import (  # noqa: E402  (after the Numba cache is settled)
     Entropy,
     Feature,
     Interaction,
+    LiftedReluRisk,
     NetworkRisk,
     PorousMedium,
     Potential,
@@ -47,8 +48,9 @@ from .energies import (  # noqa: E402  (after the Numba cache is settled)
 )
 from .grid import Grid  # noqa: E402
 from .process import tune_process  # noqa: E402
+from .species import Species  # noqa: E402
 from .timeloop import Solution, solve  # noqa: E402
 
-__all__ = ["Grid", "solve", "Solution", "Energy", "Sum", "BumpRisk", "BumpLimitRisk", "Entropy", "PorousMedium",
-           "Potential", "Interaction", "Feature", "NetworkRisk", "tune_process"]
+__all__ = ["Grid", "Species", "solve", "Solution", "Energy", "Sum", "BumpRisk", "BumpLimitRisk", "Entropy",
+           "PorousMedium", "Potential", "Interaction", "Feature", "NetworkRisk", "LiftedReluRisk", "tune_process"]
 __version__ = "0.1.0"

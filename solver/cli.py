@@ -1,8 +1,9 @@
 """The command line ``wgf`` (also ``python -m solver``).
 
 ``wgf run [CONFIG.toml] [--out DIR]`` solves the problem a TOML config describes (see
-:mod:`solver.config`; without CONFIG, the built-in default ``solver/configs/network.toml``:
-a mean-field network solved by the PDE and by gradient descent on particles) and writes
+:mod:`solver.config`; without CONFIG, the built-in default ``solver/configs/relu-circle.toml``:
+the conic lift of a ReLU network on the circle solved by the PDE, by gradient descent on
+particles and against its convex minimum) and writes
 one results folder; ``wgf run --resume DIR`` continues an interrupted run from its last
 checkpoint; ``--ranks N`` runs either on N MPI ranks (:func:`relaunch`). ``wgf compare
 CONFIG.toml`` does the same with the comparison against particles required; ``wgf
@@ -31,6 +32,7 @@ import dataclasses
 import errno
 import glob
 import hashlib
+import inspect
 import json
 import math
 import os
@@ -55,13 +57,15 @@ from .process import tune_process
 from .timeloop import SCHEMES, State, solve
 
 CONFIGS = Path(__file__).parent / "configs"
-DEFAULT_CONFIG = CONFIGS / "network.toml"
+DEFAULT_CONFIG = CONFIGS / "relu-circle.toml"
 CHECKPOINT = "checkpoint.npz"
 MANIFEST = "manifest.json"
 LOCK = ".wgf-lock"
 REPLACED = ".wgf-replaced"
 PACKAGES = ("numpy", "scipy", "numba", "matplotlib", "tqdm", "POT", "pillow")
-HISTORY = ("t", "dt", "energy", "mass", "min")
+LISTING_OPTIONS = {"cells": 4, "size": 1.0}
+"""What ``wgf problems`` builds each preset with (those of the options it takes): the smallest."""
+HISTORY = ("t", "dt", "energy", "mass", "min", "source")
 
 
 class UsageError(Exception):
@@ -369,6 +373,9 @@ def write_results(folder, run, solution, ranks=None):
     arrays = {"t": solution.t, "rho": run.grid.whole(solution.rho), **grid_arrays}
     if run.exact is not None:
         arrays["exact"] = run.grid.whole(np.array([run.exact(t) for t in solution.t]))
+    if "species" in grid_arrays and run.problem is not None and run.problem.teacher is not None:
+        grid_arrays = {**grid_arrays, "teacher": run.problem.teacher}  # the lifted presets' figures mark it
+        arrays["teacher"] = run.problem.teacher
     if ranks.rank != 0:
         return files, list(grid_arrays)
     np.savez_compressed(folder / "densities.npz", **arrays)
@@ -384,8 +391,12 @@ def read_results(folder):
     with np.load(folder / "densities.npz") as data:
         densities = dict(data)
     with open(folder / "history.csv", newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    return densities, {key: np.array([float(row[key]) for row in rows]) for key in HISTORY}
+        reader = csv.DictReader(handle)
+        rows = list(reader)
+    # a folder written before the reaction existed has no source column: its runs had none
+    known = [key for key in HISTORY if key != "source" or "source" in (reader.fieldnames or ())]
+    history = {key: np.array([float(row[key]) for row in rows]) for key in known}
+    return densities, {"source": np.zeros(len(rows)), **history}
 
 
 def marginal_2d(rho, bounds):
@@ -406,13 +417,24 @@ def plot(folder, animation=True):
     from matplotlib.animation import FuncAnimation, PillowWriter
 
     densities, history = read_results(folder)
+    if "species" in densities:
+        plot_species(folder, densities, history, animation)
+        return
     t, rho, bounds, points = densities["t"], densities["rho"], densities.get("bounds"), densities.get("points")
     shown = list(rho) if points is not None else [marginal_2d(r, bounds) for r in rho]
     top = max(float(np.max(s)) for s in shown)
 
+    surface = points is not None and points.shape[1] == 3 and densities["cells"].shape[1] == 3
+    axes_options = {"subplot_kw": {"projection": "3d"}} if surface else {}
+
     def draw(ax, k):
         ax.clear()
-        if points is not None and points.shape[1] == 2:
+        if surface:  # a triangle surface in R³ (a sphere): a 3D view
+            from .fem import plot_surface
+
+            plot_surface(ax, points, densities["cells"], shown[k], clim=(0, top))
+            ax.set(xlabel="x₁", ylabel="x₂", zlabel="x₃")
+        elif points is not None and points.shape[1] == 2:
             ax.tripcolor(points[:, 0], points[:, 1], densities["cells"], shown[k], shading="gouraud", vmin=0,
                          vmax=top)
             ax.set(xlabel="x₁", ylabel="x₂", aspect="equal")
@@ -428,10 +450,11 @@ def plot(folder, animation=True):
                       aspect="auto")
             ax.set(xlabel="x₁", ylabel="x₂")
         ax.set_title(f"t = {t[k]:.3g}" + (" (marginal of x₁, x₂)" if rho.ndim == 4 else "")
-                     + (" (vertices)" if points is not None and points.shape[1] == 3 else ""))
+                     + (" (vertices)" if points is not None and points.shape[1] == 3 and not surface else ""))
 
     picks = np.unique(np.linspace(0, len(t) - 1, min(4, len(t))).round().astype(int))
-    fig, axes = plt.subplots(1, len(picks), figsize=(3.6 * len(picks), 3.3), constrained_layout=True, squeeze=False)
+    fig, axes = plt.subplots(1, len(picks), figsize=(3.6 * len(picks), 3.3), constrained_layout=True, squeeze=False,
+                             **axes_options)
     for ax, k in zip(axes[0], picks):
         draw(ax, k)
     fig.savefig(folder / "snapshots.png", dpi=110)
@@ -441,8 +464,8 @@ def plot(folder, animation=True):
     energy = history["energy"]
     left.plot(history["t"], energy)
     left.set(xlabel="t", yscale="log" if energy.min() > 0 else "linear", title="energy F(ρ)")
-    right.plot(history["t"], history["mass"] / history["mass"][0] - 1)
-    right.set(xlabel="t", title="relative mass change")
+    right.plot(history["t"], (history["mass"] - history["source"]) / history["mass"][0] - 1)
+    right.set(xlabel="t", title="relative mass change" + (" less the reaction's" if history["source"].any() else ""))
     fig.savefig(folder / "energy.png", dpi=110)
     plt.close(fig)
 
@@ -459,10 +482,76 @@ def plot(folder, animation=True):
         plt.close(fig)
 
     if animation:
-        fig, ax = plt.subplots(figsize=(4.4, 3.8), constrained_layout=True)
+        fig, ax = plt.subplots(figsize=(4.4, 3.8), constrained_layout=True, **axes_options)
         movie = FuncAnimation(fig, lambda k: draw(ax, k), frames=len(t))
         movie.save(folder / "animation.gif", writer=PillowWriter(fps=4))
         plt.close(fig)
+
+
+def plot_species(folder, densities, history, animation=True):
+    """The figures of densities in species (ν± of the lifted ReLU presets): snapshots.png
+    (on the circle :func:`solver.figures.circle_density` at four save times, on a sphere
+    :func:`solver.figures.sphere_density` at the last), energy.png (F and the mass of each
+    species over time: the reaction does not conserve mass) and animation.gif (each species
+    against the angle on the circle; on a sphere ν+ − ν− at the vertices of its upper half)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.animation import FuncAnimation, PillowWriter
+
+    from .figures import circle_density, sphere_density
+
+    t, rho, names, teacher = densities["t"], densities["rho"], densities["species"], densities.get("teacher")
+    points = densities.get("points")
+    circle = points is None
+    if circle:
+        (lo, hi), = densities["bounds"]
+        angles = lo + (np.arange(rho.shape[-1]) + 0.5) * (hi - lo) / rho.shape[-1]
+        weights = np.full(len(angles), (hi - lo) / len(angles))
+        picks = np.unique(np.linspace(0, len(t) - 1, min(4, len(t))).round().astype(int))
+        circle_density(folder / "snapshots.png", angles, t[picks], rho[picks], teacher)
+    else:
+        weights = densities["weights"]
+        sphere_density(folder / "snapshots.png", points, densities["cells"], rho[-1], teacher,
+                       title=f"ν+ − ν− at t = {t[-1]:g}")
+    masses = np.sum(rho * weights, axis=-1)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6), constrained_layout=True)
+    energy = history["energy"]
+    left.plot(history["t"], energy)
+    left.set(xlabel="t", yscale="log" if energy.min() > 0 else "linear", title="energy F(ν)")
+    for k, name in enumerate(names):
+        right.plot(t, masses[:, k], "o-", label=str(name))
+    right.set(xlabel="t", title="mass of each species (not conserved: reaction)")
+    right.legend()
+    fig.savefig(folder / "energy.png", dpi=110)
+    plt.close(fig)
+    if not animation:
+        return
+    if circle:
+        fig, ax = plt.subplots(figsize=(5, 3.6), constrained_layout=True)
+
+        def draw(k):
+            ax.clear()
+            for part, name, color in zip(rho[k], names, ("tab:red", "tab:blue", "tab:green")):
+                ax.plot(angles, part, color=color, label=str(name))
+            ax.set(xlabel="angle φ", ylabel="density per radian", ylim=(0, 1.05 * float(np.max(rho))),
+                   title=f"t = {t[k]:.3g}")
+            ax.legend()
+    else:  # the sphere seen from one side: the vertices coloured by ν+ − ν− (the first two species)
+        fig, ax = plt.subplots(figsize=(4.4, 3.8), constrained_layout=True)
+        signed = rho[:, 0] - rho[:, 1]
+        top = max(float(np.max(np.abs(signed))), 1e-300)
+
+        def draw(k):
+            ax.clear()
+            front = points[:, 2] >= 0
+            ax.scatter(points[front, 0], points[front, 1], c=signed[k, front], s=8, cmap="coolwarm", vmin=-top,
+                       vmax=top)
+            ax.set(xlabel="s₁", ylabel="s₂", aspect="equal", title=f"t = {t[k]:.3g}: ν+ − ν− (s₃ ≥ 0)")
+
+    FuncAnimation(fig, draw, frames=len(t)).save(folder / "animation.gif", writer=PillowWriter(fps=4))
+    plt.close(fig)
 
 
 def summary(run, solution, config_name, comparison, written):
@@ -478,6 +567,14 @@ def summary(run, solution, config_name, comparison, written):
              f"| max relative mass drift | {report['mass_drift']:.2e} |",
              f"| min ρ over all steps | {report['min']:.3g} |",
              f"| max energy rise over a step | {report['energy_rise']:.2e} |"]
+    if hasattr(run.energy, "convex_reference"):  # a lifted energy: its global minimum on the same cells
+        f_star, energy = run.energy.convex_reference(run.grid).value, solution.history["energy"]
+        masses = run.grid.integrate_species(solution.rho[-1])
+        lines += [f"| F* (convex minimum on the same cells) | {f_star:.10g} |",
+                  f"| relative excess (F − F*)/(F(ρ₀) − F*) at t = {solution.t[-1]:g} | "
+                  f"{(energy[-1] - f_star) / (energy[0] - f_star):.3e} |",
+                  f"| mass of each species at t = {solution.t[-1]:g} | "
+                  + ", ".join(f"{name} {mass:.6g}" for name, mass in zip(run.grid.names, masses)) + " |"]
     if run.exact is not None:
         error = run.grid.integrate(np.abs(solution.rho[-1] - run.exact(solution.t[-1])))
         lines.append(f"| L1 error against the exact solution at t = {solution.t[-1]:g} | {error:.3e} |")
@@ -864,7 +961,12 @@ def list_problems():
     """The text of ``wgf problems``."""
     lines = ["Presets ([problem] name = ...):"]
     for name, make in problems.PRESETS.items():
-        problem = make(cells=4)
+        takes = inspect.signature(make).parameters
+        try:  # the smallest discretization of each preset: a grid of 4 cells, the coarsest sphere mesh
+            problem = make(**{key: value for key, value in LISTING_OPTIONS.items() if key in takes})
+        except ImportError as error:  # a mesh preset without DOLFINx
+            lines.append(f"  {name:<15} {(make.__doc__ or '').split(chr(10))[0].strip()} (needs {error.name})")
+            continue
         lines.append(f"  {name:<15} {problem.description}; t_end = {problem.t_end:g}")
     lines.append("Energy terms ([[energy]] term = ...):")
     lines += [f"  {name:<22} {term.help}; keys: {', '.join(term.keys) or 'none'}" for name, term in ENERGIES.items()]

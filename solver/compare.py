@@ -7,6 +7,11 @@ x_c, or, with ``refine=k``, each cell split into k^d sub-points of equal mass; p
 measures, since their masses may differ by round-off. Distances are Euclidean in R^d, in
 the units of θ: periodic axes are not wrapped (the particle simulator does not wrap them
 either).
+
+For a lifted energy (two species ν± on the circle or the sphere,
+:class:`~solver.energies.lifted.LiftedReluRisk`), :func:`lifted_gaps` compares the PDE with
+ReLU particles through their predictions, risks, lifted masses and, on the circle, the W1
+distance between the normalized measures (:func:`circle_wasserstein`).
 """
 
 from numbers import Integral
@@ -280,6 +285,8 @@ def study(problem, ms, times, seeds, step, out=None, method="sliced", pde=None, 
     energy without one). Returns a dict with ``rows`` (one per m, seed,
     time), ``pde_energy`` and ``slopes`` (fitted slope of the seed-averaged W2 against m
     at each time). With ``out``, writes ``study.csv``, ``study.md`` and three figures.
+    A problem whose densities are in species (the lifted ReLU presets) goes to
+    :func:`lifted_study`.
     """
     from .particles import simulate
     from .timeloop import solve
@@ -287,6 +294,8 @@ def study(problem, ms, times, seeds, step, out=None, method="sliced", pde=None, 
     ms = list(ms)
     if not ms or not all(isinstance(m, (int, np.integer)) and not isinstance(m, bool) and m > 0 for m in ms):
         raise ValueError(f"study: ms must be positive whole particle counts, got {ms!r}")
+    if getattr(problem.grid, "names", None) is not None:  # densities in species: a lifted problem
+        return lifted_study(problem, ms, times, seeds, step, out=out, pde=pde, **solve_options)
     times = np.asarray(times, dtype=float)
     grid = problem.grid
     if pde is None:
@@ -313,20 +322,130 @@ def study(problem, ms, times, seeds, step, out=None, method="sliced", pde=None, 
     return result
 
 
-def _write_study(problem, pde, result, mean_w2, last_runs, out):
-    """study.csv, study.md, distance_vs_m.png, energy_vs_t.png, density_particles.png."""
+# lifted problems: ν± on the circle or the sphere against lifted particles --------------------
+def circle_wasserstein(angles_u, masses_u, angles_v, masses_v):
+    """W1 on the circle of circumference 2π between two measures given by atoms at angles.
+
+    Both are normalized to probability measures first. On the circle of length 1 (angles as
+    t = φ/2π mod 1) W1 = min over c of ∫_0^1 |F_u(t) − F_v(t) − c| dt, attained at a weighted
+    median of D = F_u − F_v (the level median; Delon–Salomon–Sobolevski 2010, Hundrieser–Klatt–
+    Munk 2022). D is constant between consecutive atoms of the two measures, so the integral is
+    a weighted sum over those arcs (the last one wraps round to the first atom, where D = 0 as
+    both are normalized); the result is scaled by 2π, in radians. This is the formula of POT's
+    ``wasserstein1_circle``, written out since POT's exported ``ot.wasserstein_circle`` runs a
+    binary search for every p (0.9.7), which meets 0/0 at atoms with equal angles; the tests
+    check the two against each other. NaN when either measure has no mass (a normalized
+    distance is then undefined).
+    """
+    masses_u, masses_v = np.asarray(masses_u, dtype=float), np.asarray(masses_v, dtype=float)
+    if masses_u.sum() <= 0 or masses_v.sum() <= 0:
+        return np.nan
+    turns = np.mod(np.concatenate([angles_u, angles_v]) / (2 * np.pi), 1.0)
+    signed = np.concatenate([masses_u / masses_u.sum(), -masses_v / masses_v.sum()])
+    order = np.argsort(turns, kind="stable")
+    turns, difference = turns[order], np.cumsum(signed[order])
+    arcs = np.diff(np.append(turns, 1.0 + turns[0]))
+    by_level = np.argsort(difference, kind="stable")
+    median = difference[by_level][np.searchsorted(np.cumsum(arcs[by_level]), 0.5)]
+    return 2 * np.pi * float(arcs @ np.abs(difference - median))
+
+
+def lifted_gaps(energy, grid, rho, theta, weights=None, balance_tol=0.05):
+    r"""The PDE density ν± of a lifted energy against m ReLU particles w_j = (a_j, b_j).
+
+    For :class:`~solver.energies.lifted.LiftedReluRisk` on ``Species(base, ("plus", "minus"))``:
+
+    - ``prediction_gap`` = Σ_i q_i (h_PDE(x_i) − h_m(x_i))², the squared L² distance of the two
+      predictions under the energy's quadrature q (the population law when q is one), h_PDE
+      from the densities (``energy.prediction``), h_m the network's own prediction
+      Σ_j ω_j b_j (a_j·x̃)₊ (``energy.predict``);
+    - ``risk_gap`` = |R(h_m) − R(h_PDE)| and ``energy_gap`` = |F(μ_m) − F(ν_PDE)| (with weight decay);
+    - per species σ ∈ {plus, minus}: ``mass_pde_σ`` = Σ_k w_k ρσ_k, ``mass_particles_σ`` the
+      lifted mass Σ_(sign b_j = σ) ω_j|a_j|² (:func:`solver.lift.lift`), and on the circle
+      ``w1_σ``, the W1 distance in radians between the two measures **normalized** to
+      probabilities (:func:`circle_wasserstein`): the masses are not conserved by the flow and
+      differ between the two, so shape and mass are reported apart (the mass difference is
+      ``mass_particles_σ − mass_pde_σ``); NaN on a sphere (no distance computed there) or when
+      one side has no mass.
+
+    ``balance_tol`` is the relative imbalance ||a_j|² − b_j²|/(|a_j|² + b_j²) allowed by the lift:
+    explicit Euler steps of size ε (``solver.particles.simulate``) keep |a|² − b² only up to
+    ε²(|∂_t a|² − (∂_t b)²) per step, an imbalance of order ε·t like their time error (measured:
+    1e-3 at ε = 0.02, t = 2 on a 3-neuron teacher), so the default is looser than the lift's
+    1e-8; a start as far off as |b| = 0.9|a| (0.1) is refused. The lifted masses ω|a|² then
+    differ from the prediction's ω|a||b| by that imbalance; the prediction gap uses the network
+    itself.
+
+    Parameters
+    ----------
+    energy : LiftedReluRisk
+    grid : Species
+    rho : array ``grid.shape``
+        ρ± at one time.
+    theta : array (m, p + 1)
+        The particles at the same time.
+    weights : array (m,), optional
+        ω_j; 1/m by default.
+    balance_tol : float
+
+    Returns
+    -------
+    dict
+    """
+    from .lift import lift
+
+    theta = np.atleast_2d(np.asarray(theta, dtype=float))
+    weights = np.full(len(theta), 1 / len(theta)) if weights is None else np.asarray(weights, dtype=float)
+    problem = energy.problem
+    h_pde, h_m = energy.prediction(rho, grid), energy.predict(theta, weights)
+    risk_pde, risk_m = problem.risk(h_pde), problem.risk(h_m)
+    row = {"prediction_gap": float(problem.quadrature @ (h_pde - h_m) ** 2), "risk_gap": abs(risk_m - risk_pde),
+           "risk_pde": risk_pde, "risk_particles": risk_m,
+           "energy_gap": abs(energy.particle_energy(theta, weights) - energy.value(rho, grid))}
+    measure = lift(theta, weights, tol=balance_tol)
+    cells = energy.masses(rho, grid)
+    circle = grid.base.dim == 1
+    angles = np.asarray(grid.base.points, dtype=float).reshape(-1) if circle else None
+    for name, sign, masses in (("plus", 1, cells[0]), ("minus", -1, cells[1])):
+        directions, lifted = measure.species(sign)
+        row[f"mass_pde_{name}"], row[f"mass_particles_{name}"] = float(masses.sum()), float(lifted.sum())
+        row[f"w1_{name}"] = (circle_wasserstein(angles, masses, np.arctan2(directions[:, 1], directions[:, 0]),
+                                                lifted) if circle else np.nan)
+    return row
+
+
+def lifted_rows(energy, grid, densities, trajectory, times=None, balance_tol=0.05):
+    """:func:`lifted_gaps` at every save time: ``densities[k]`` (the PDE's ``Solution.rho``)
+    against ``trajectory.theta[k]`` (a :class:`solver.particles.Trajectory` saved at the same
+    times), one dict per time with its ``t``."""
+    times = trajectory.t if times is None else np.asarray(times, dtype=float)
+    if not (len(densities) == len(trajectory.theta) == len(times)):
+        raise ValueError(f"lifted_rows: {len(densities)} densities, {len(trajectory.theta)} particle states and "
+                         f"{len(times)} times: give both saved at the same times")
+    return [{"t": float(t), **lifted_gaps(energy, grid, rho, theta, trajectory.weights, balance_tol)}
+            for t, rho, theta in zip(times, densities, trajectory.theta)]
+
+def _write_rows(out, rows):
+    """Make the folder ``out`` and write ``rows`` (dicts with the same keys) to its study.csv;
+    returns ``out`` as a Path."""
     import csv
     from pathlib import Path
 
-    import matplotlib.pyplot as plt
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    rows, times, ms = result["rows"], result["times"], result["ms"]
     with open(out / "study.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
+    return out
+
+
+def _write_study(problem, pde, result, mean_w2, last_runs, out):
+    """study.csv, study.md, distance_vs_m.png, energy_vs_t.png, density_particles.png."""
+    import matplotlib.pyplot as plt
+
+    out = _write_rows(out, result["rows"])
+    rows, times, ms = result["rows"], result["times"], result["ms"]
     lines = [f"# {problem.name}: PDE against {len(rows) // len(times) // len(ms)} seed(s) of GD per m", "",
              "Mean W2 over seeds (sliced unless stated):", "",
              "| m | " + " | ".join(f"t = {t:g}" for t in times) + " |", "|---" * (len(times) + 1) + "|"]
@@ -370,3 +489,126 @@ def _write_study(problem, pde, result, mean_w2, last_runs, out):
     ax.set(xlabel="θ₁", ylabel="θ₂", title=f"t = {times[-1]:g}: PDE density, {ms[-1]} particles")
     fig.savefig(out / "density_particles.png", dpi=110)
     plt.close(fig)
+
+
+# the study of a lifted problem: ν± against balanced neurons ----------------------------------
+STUDY_BALANCE_TOL = 1.0
+"""The relative imbalance ||a|² − b²|/(|a|² + b²) per neuron that :func:`lifted_study` lets
+:func:`solver.lift.lift` accept: any (it is at most 1). Euler steps of size ε add about
+ε²(|∂_t a|² − (∂_t b)²) per step to |a|² − b², an absolute error of order ε·t; a neuron that
+weight decay and the risk shrink (most of ν− here) has |a|² + b² falling exponentially, so
+its relative imbalance grows without bound for every ε (measured: 5% on 2 of 20 neurons of
+|a| ≈ 0.17 at t = 200, ε = 0.1 on the circle; 73% at |a| ≈ 0.014 on the sphere), while its
+lifted mass ω|a|², all the comparison takes from it, is then negligible. What matters is
+reported instead: the ``imbalance`` column, Σ_j ω_j||a_j|² − b_j²| / Σ_j ω_j(|a_j|² + b_j²),
+the share of the neurons' squared norm that is out of balance (the predictions h_m are the
+network's own and need no balance)."""
+
+
+def lifted_study(problem, ms, times, seeds, step, out=None, pde=None, **solve_options):
+    """:func:`study` for a lifted preset (``relu-circle``, ``relu-sphere``): the PDE's ν± on
+    ``Species(base, ("plus", "minus"))`` against plain gradient descent on m balanced neurons.
+
+    At every save time and for every (m, seed), :func:`lifted_rows` (prediction gap
+    Σq(h_PDE − h_m)², risk and energy gaps, masses and circle W1 per species) and the
+    relative excess energy e = (F − F*)/(F(ν_0) − F*) of both, with F* the convex minimum on
+    the PDE's cells (``energy.convex_reference``) and ν_0 the PDE's start. ``slopes`` fits
+    the seed-averaged prediction gap against m at each time (a squared L² distance between
+    an m-sample average and its mean: slope −1 when the particles follow the PDE).
+
+    Returns
+    -------
+    dict
+        ``rows``, ``pde_energy``, ``pde_excess``, ``f_star``, ``slopes``, ``times``, ``ms``.
+    """
+    from .particles import simulate
+    from .timeloop import solve
+
+    times = np.asarray(times, dtype=float)
+    energy, grid = problem.energy, problem.grid
+    if pde is None:
+        pde = solve(energy, grid, problem.rho0, (times[0], times[-1]), save_at=times, **solve_options)
+    pde_energy = np.array([energy.value(rho, grid) for rho in pde.rho])
+    f_star = energy.convex_reference(grid).value
+    scale = energy.value(problem.rho0, grid) - f_star
+    rows, last_runs = [], {}
+    for m in ms:
+        for seed in seeds:
+            run = simulate(energy, problem.sample(np.random.default_rng(seed), m), (times[0], times[-1]), step=step,
+                           save_at=times, progress=False)
+            last_runs[m] = run
+            for row in lifted_rows(energy, grid, pde.rho, run, times, balance_tol=STUDY_BALANCE_TOL):
+                k = int(np.flatnonzero(times == row["t"])[0])
+                particle_energy = energy.particle_energy(run.theta[k], run.weights)
+                a2, b2 = np.sum(run.theta[k][:, :-1] ** 2, axis=1), run.theta[k][:, -1] ** 2
+                rows.append({"m": m, "seed": seed, **row, "particle_excess": (particle_energy - f_star) / scale,
+                             "pde_excess": (pde_energy[k] - f_star) / scale,
+                             "imbalance": float(run.weights @ np.abs(a2 - b2) / (run.weights @ (a2 + b2)))})
+    mean_gap = {(m, t): float(np.mean([r["prediction_gap"] for r in rows if r["m"] == m and r["t"] == t]))
+                for m in ms for t in times}
+    slopes = {float(t): fit_slope(ms, [mean_gap[m, t] for m in ms]) for t in times
+              if len(ms) > 1 and all(mean_gap[m, t] > 0 for m in ms)}
+    result = {"rows": rows, "pde_energy": pde_energy, "pde_excess": (pde_energy - f_star) / scale, "f_star": f_star,
+              "slopes": slopes, "times": times, "ms": list(ms)}
+    if out is not None:
+        _write_lifted_study(problem, pde, result, mean_gap, last_runs, out)
+    return result
+
+
+def _write_lifted_study(problem, pde, result, mean_gap, last_runs, out):
+    """study.csv, study.md, distance_vs_m.png (prediction gap), energy_vs_t.png (relative
+    excess), density_particles.png (ν± with the particles of the smallest m)."""
+    import matplotlib.pyplot as plt
+
+    from .figures import circle_density, sphere_density
+
+    out = _write_rows(out, result["rows"])
+    rows, times, ms = result["rows"], result["times"], result["ms"]
+
+    def mean(key, m, t):
+        return float(np.mean([r[key] for r in rows if r["m"] == m and r["t"] == t]))
+
+    seeds = len(rows) // len(times) // len(ms)
+    lines = [f"# {problem.name}: PDE against {seeds} seed(s) of gradient descent per m", "",
+             f"F* (convex minimum on the PDE's cells) = {result['f_star']:.10g}; relative excess "
+             "e = (F − F*)/(F(ν0) − F*).", "",
+             "| | " + " | ".join(f"t = {t:g}" for t in times) + " |", "|---" * (len(times) + 1) + "|",
+             "| PDE e | " + " | ".join(f"{e:.3e}" for e in result["pde_excess"]) + " |"]
+    lines += [f"| GD e, m = {m} | " + " | ".join(f"{mean('particle_excess', m, t):.3e}" for t in times) + " |"
+              for m in ms]
+    lines += [f"| gap Σq(h_PDE − h_m)², m = {m} | " + " | ".join(f"{mean_gap[m, t]:.3e}" for t in times) + " |"
+              for m in ms]
+    if result["slopes"]:
+        lines += ["", "Fitted slope of the log prediction gap against log m: "
+                  + ", ".join(f"t = {t:g}: {s:.2f}" for t, s in result["slopes"].items())]
+    lines += ["", f"Largest imbalance Σω||a|² − b²| / Σω(|a|² + b²) of the Euler steps over every run and time: "
+              f"{max(r['imbalance'] for r in rows):.2e}"]
+    (out / "study.md").write_text("\n".join(lines) + "\n")
+
+    fig, ax = plt.subplots(figsize=(5, 3.6), constrained_layout=True)
+    ax.loglog(ms, [mean_gap[m, times[-1]] for m in ms], "o-", label=f"t = {times[-1]:g}")
+    ax.loglog(ms, mean_gap[ms[0], times[-1]] * (np.asarray(ms, float) / ms[0]) ** -1.0, "k--", label="m^(-1)")
+    ax.set(xlabel="neurons m", ylabel="Σ q (h_PDE − h_m)²", title=problem.name)
+    ax.legend()
+    fig.savefig(out / "distance_vs_m.png", dpi=110)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(5, 3.6), constrained_layout=True)
+    tiny = np.finfo(float).tiny
+    ax.plot(times, np.maximum(result["pde_excess"], tiny), "k-", lw=2, label="PDE")
+    for m in ms:
+        ax.plot(times, [max(mean("particle_excess", m, t), tiny) for t in times], "o--", label=f"GD, m = {m}")
+    ax.set(xlabel="t", ylabel="(F − F*)/(F(ν0) − F*)", yscale="log", title=problem.name)
+    ax.legend()
+    fig.savefig(out / "energy_vs_t.png", dpi=110)
+    plt.close(fig)
+
+    if problem.grid.base.dim == 1:
+        picks = np.unique(np.linspace(0, len(times) - 1, min(4, len(times))).round().astype(int))
+        circle_density(out / "density_particles.png", problem.grid.base.points, times[picks],
+                       np.asarray(pde.rho)[picks], problem.teacher, particles=last_runs[ms[0]].theta[picks],
+                       title=f"{problem.name}: ν± (curves), m = {ms[0]} neurons")
+    else:
+        sphere_density(out / "density_particles.png", problem.grid.base.points, problem.grid.base.cells, pde.rho[-1],
+                       problem.teacher, particles=last_runs[ms[0]].theta[-1],
+                       title=f"{problem.name} at t = {times[-1]:g}: ν+ − ν−, m = {ms[0]} neurons (dots)")

@@ -217,6 +217,8 @@ SCHEMA = {
         "n_data": Key("integer", None, "data points (default: the preset's)", low=1, high=10**6),
         "seed": Key("integer", None, "seed of the preset's data (default: the preset's)", low=0),
         "delta": Key("number", None, "bump width δ of jmm-bumps and jmm-square (0: the porous-medium limit)", low=0),
+        "weight_decay": Key("number", None, "weight decay λ of relu-circle and relu-sphere", low=0),
+        "size": Key("number", None, "edge length of relu-sphere's sphere mesh", low=0, high=1, low_open=True),
     },
     "grid": {
         "bounds": Key("matrix", REQUIRED, "[[lo, hi], …], one pair per axis (1 to 3 axes)"),
@@ -480,8 +482,9 @@ def _energy(terms, grid):
 def _initial(entry, grid, energy_terms, start):
     """The initial density (cell averages, or vertex values on a mesh: unit mass, or the
     profile's own mass for Barenblatt) and, when the energy is the one porous-medium term
-    the Barenblatt profile solves, the exact solution at the same points as a callable of
-    the time t (the profile at its own time ``t`` + (t − ``start``))."""
+    the Barenblatt profile solves on a flat domain (not on a surface mesh such as a sphere),
+    the exact solution at the same points as a callable of the time t (the profile at its own
+    time ``t`` + (t − ``start``))."""
     name, parameters = entry
     for key, value in parameters.items():
         if isinstance(value, list) and len(value) != grid.dim:
@@ -489,7 +492,7 @@ def _initial(entry, grid, energy_terms, start):
     rho0 = at_points(INITIAL_DENSITIES[name].build(**parameters), grid)
     exact = None
     if name == "barenblatt":
-        if energy_terms == [("porous-medium", {"m": parameters["m"]})]:
+        if energy_terms == [("porous-medium", {"m": parameters["m"]})] and not getattr(grid, "surface", False):
             exact = lambda t: at_points(  # noqa: E731
                 _barenblatt_density(parameters["t"] + t - start, parameters["m"], parameters["C"]), grid)
     elif grid.integrate(rho0) > 0:

@@ -117,9 +117,17 @@ class Discretization(abc.ABC):
         """The density of ``f`` (a callable of points (..., d) → values) as this
         discretization holds it: cell averages on a grid, vertex values on a mesh."""
 
-    def check_problem(self, energy, jacobian=False):
+    def check_problem(self, energy, jacobian=False, species=None):
         """Raise ``ValueError`` if the time loop cannot run ``energy`` here (with the
-        Newton ``jacobian`` if asked); nothing to refuse by default."""
+        Newton ``jacobian`` if asked). Here: an energy that needs species
+        (:attr:`~solver.energies.base.Energy.species`) runs on densities of exactly those
+        species, ``species`` (the names a :class:`~solver.species.Species` on this
+        discretization gives; None: one density)."""
+        needed = energy.species
+        if needed is not None and tuple(needed) != species:
+            where = ("one density" if species is None else f"the species {species}")
+            raise ValueError(f"{energy!r} needs the species {tuple(needed)} but the density holds {where}: run it on "
+                             f"Species(discretization, {tuple(needed)})")
 
     # -- the spatial operators of the time loop --------------------------------------------
     @abc.abstractmethod

@@ -9,7 +9,9 @@ The differences handled here, oldest API first:
   ``MeshData`` record with a ``mesh`` field from 0.10;
 - the P1 space is ``fem.FunctionSpace(mesh, ("Lagrange", 1))`` up to 0.7 and
   ``fem.functionspace`` from 0.8;
-- a dofmap's ``list`` is an ``AdjacencyList`` (``.array``) up to 0.7 and a 2D array from 0.8;
+- a dofmap's ``list`` and the geometry's ``dofmap`` are ``AdjacencyList`` objects (``.array``)
+  up to 0.7 and 2D arrays from 0.8; the geometry's is ``dofmaps[0]`` in 0.11 (``dofmap``
+  deprecated);
 - the wheel's libraries link to MPICH's ``libmpi.so.12``, which the loader finds only once
   ``mpi4py`` (whose own extension loads it from the ``mpich`` wheel) is imported: so
   :func:`load` imports ``mpi4py`` before ``dolfinx``, the order Debian's build takes too;
@@ -102,15 +104,17 @@ def _import(name):
         raise ImportError(f"{INSTALL_HINT} ({error})") from error
 
 
-def mesh_from_gmsh_model(dolfinx, model, comm, rank, dim):
-    """The DOLFINx mesh of a gmsh model held on ``rank``, distributed over ``comm``.
+def mesh_from_gmsh_model(dolfinx, model, comm, rank, gdim):
+    """The DOLFINx mesh of a gmsh model held on ``rank``, distributed over ``comm``, with
+    ``gdim`` coordinates per point (the topological dimension for a flat mesh, 3 for a
+    surface in R³).
 
     ``dolfinx.io.gmsh.model_to_mesh`` (0.10 on, a ``MeshData`` record) or
     ``dolfinx.io.gmshio.model_to_mesh`` (before, a tuple whose first entry is the mesh).
     """
     reader = importlib.import_module("dolfinx.io.gmsh" if check_version(dolfinx.__version__) >= (0, 10)
                                      else "dolfinx.io.gmshio")
-    result = reader.model_to_mesh(model, comm, rank, gdim=dim)
+    result = reader.model_to_mesh(model, comm, rank, gdim=gdim)
     return result.mesh if hasattr(result, "mesh") else result[0]
 
 
@@ -123,5 +127,19 @@ def p1_space(dolfinx, mesh):
 def cell_dofs(dofmap, dofs_per_cell):
     """The cell → dof table as an (n_cells, dofs_per_cell) array: ``dofmap.list`` is an
     ``AdjacencyList`` up to 0.7 (its ``array`` flat) and an array from 0.8."""
-    cells = dofmap.list
-    return np.asarray(cells.array if hasattr(cells, "array") else cells).reshape(-1, dofs_per_cell)
+    return _table(dofmap.list, dofs_per_cell)
+
+
+def cell_nodes(mesh, nodes_per_cell):
+    """The cell → geometry node table (rows of ``mesh.geometry.x``) as an (n_cells,
+    nodes_per_cell) array: ``mesh.geometry.dofmap`` is an ``AdjacencyList`` up to 0.7 and an
+    array from 0.8, deprecated in 0.11 (tested) for ``mesh.geometry.dofmaps[0]`` (one table
+    per cell type). For an affine mesh its columns are the vertices in the order of the P1 dofs
+    of :func:`cell_dofs` (both follow the reference cell)."""
+    geometry = mesh.geometry
+    return _table(geometry.dofmaps[0] if hasattr(geometry, "dofmaps") else geometry.dofmap, nodes_per_cell)
+
+
+def _table(cells, per_cell):
+    """An ``AdjacencyList`` (its flat ``array``) or an array, as an (n, per_cell) array."""
+    return np.asarray(cells.array if hasattr(cells, "array") else cells).reshape(-1, per_cell)

@@ -4,8 +4,11 @@ dual cells of a P1 mesh, the mass-lumped P1 discretization of ∂tρ = ∇·(ρ�
 Unknowns are vertex values ρ_i of a density; vertex i carries the lumped mass
 m_i = ∫φ_i (the measure of its dual cell). With the P1 stiffness matrix
 K_ij = ∫∇φ_i·∇φ_j, assembled by DOLFINx, the edge ij has the transmissibility
-T_ij = −K_ij, which is ≥ 0 on a Delaunay mesh (in 2D: the two angles opposite the edge sum
-to at most π). With ξ = F'(ρ) at the vertices, the flux from i to j is
+T_ij = −K_ij, which is ≥ 0 on a Delaunay mesh (for triangles: the two angles opposite the
+edge sum to at most π). The mesh may be a closed surface in R³ (:meth:`Mesh.sphere`): there
+∇ is the tangential gradient along each triangle, K the P1 Laplace–Beltrami stiffness
+(T_ij = ½(cot α + cot β)), m_i areas, and ``dim`` = 3 is the ambient dimension. With
+ξ = F'(ρ) at the vertices, the flux from i to j is
 
     F_ij = T_ij (ξ_i − ξ_j) M_ij,   M_ij = min(½(ρ_up + ρ_down), 2ρ_up),
     m_i dρ_i/dt = −Σ_j F_ij,
@@ -68,46 +71,122 @@ def _cells(dofmap, vertices_per_cell):
     return dolfinx_compat.cell_dofs(dofmap, vertices_per_cell)
 
 
+def _geometry_cells(mesh, vertices_per_cell):
+    """Cell → geometry node table (:func:`solver.dolfinx_compat.cell_nodes`)."""
+    from solver import dolfinx_compat
+
+    return dolfinx_compat.cell_nodes(mesh, vertices_per_cell)
+
+
 def read(path, comm=None):
     """Read a gmsh ``.msh`` file into a :class:`Mesh` (distributed over ``comm``, default
-    MPI.COMM_WORLD). Rank 0 alone reads the file and DOLFINx distributes its cells, so the
-    ranks cannot read different meshes; a missing file raises FileNotFoundError, an
-    unreadable one ValueError, on every rank (rank 0 tells the others)."""
+    MPI.COMM_WORLD). A missing file raises FileNotFoundError, an unreadable one ValueError,
+    on every rank: rank 0 alone reads the file (so the ranks cannot read different meshes)
+    and tells the others. A triangle mesh whose points leave the plane z = 0 is read as a
+    surface in R³."""
+    path = Path(path)
+
+    def merge(gmsh):
+        if not path.is_file():
+            raise FileNotFoundError(f"mesh file {path} does not exist (meshes/generate.py makes the standard ones)")
+        try:
+            gmsh.merge(str(path))
+            dim = gmsh.model.getDimension()
+            if dim < 1 or not any(len(tags) for tags in gmsh.model.mesh.getElements(dim)[1]):
+                raise ValueError("no cells")
+        except Exception as error:
+            raise ValueError(f"mesh file {path} is not a readable gmsh mesh with cells ({error}); "
+                             "regenerate it with meshes/generate.py") from error
+
+    return _from_gmsh(merge, path.stem, comm)
+
+
+def _from_gmsh(build, name, comm=None):
+    """The :class:`Mesh` of the gmsh model that ``build(gmsh)`` makes in a fresh gmsh
+    session on rank 0 of ``comm`` (default MPI.COMM_WORLD), distributed over ``comm``.
+
+    The mesh has the model's highest dimension (its cells: triangles or tetrahedra) and as
+    many coordinates as that dimension, or 3 if a coordinate beyond it is nonzero (a surface
+    in R³). DOLFINx reads the cells of physical groups: one is added if the model has none.
+    """
     dolfinx, _, MPI = _dolfinx()
     import gmsh
 
     from solver import dolfinx_compat
 
     comm = MPI.COMM_WORLD if comm is None else comm
-    path = Path(path)
-    model = dim = problem = None
+    model = gdim = problem = None
     if comm.rank == 0:
-        if not path.is_file():
-            problem = FileNotFoundError(f"mesh file {path} does not exist (meshes/generate.py makes the standard ones)")
-        else:
-            gmsh.initialize(interruptible=False)
-            gmsh.option.setNumber("General.Terminal", 0)
-            try:
-                gmsh.merge(str(path))
-                dim = gmsh.model.getDimension()
-                if dim < 1 or not any(len(tags) for tags in gmsh.model.mesh.getElements(dim)[1]):
-                    raise ValueError("no cells")
-                if not gmsh.model.getPhysicalGroups(dim):  # DOLFINx reads the cells of physical groups
-                    gmsh.model.addPhysicalGroup(dim, [tag for _, tag in gmsh.model.getEntities(dim)], 1)
-                model = gmsh.model
-            except Exception as error:  # noqa: BLE001 -- raised on every rank below
-                gmsh.finalize()
-                problem = ValueError(f"mesh file {path} is not a readable gmsh mesh with cells ({error}); "
-                                     "regenerate it with meshes/generate.py")
-    dim, problem = comm.bcast((dim, problem), root=0)
+        gmsh.initialize(interruptible=False)
+        gmsh.option.setNumber("General.Terminal", 0)
+        try:
+            build(gmsh)
+            dim = gmsh.model.getDimension()
+            if not gmsh.model.getPhysicalGroups(dim):
+                gmsh.model.addPhysicalGroup(dim, [tag for _, tag in gmsh.model.getEntities(dim)], 1)
+            coordinates = gmsh.model.mesh.getNodes()[1].reshape(-1, 3)
+            gdim = 3 if np.any(coordinates[:, dim:]) else dim
+            model = gmsh.model
+        except Exception as error:  # noqa: BLE001 -- raised on every rank below
+            gmsh.finalize()
+            problem = error
+    gdim, problem = comm.bcast((gdim, problem), root=0)  # an error ends every rank, none waits for the mesh
     if problem is not None:
         raise problem
     try:
-        distributed = dolfinx_compat.mesh_from_gmsh_model(dolfinx, model, comm, 0, dim)
+        distributed = dolfinx_compat.mesh_from_gmsh_model(dolfinx, model, comm, 0, gdim)
     finally:
         if comm.rank == 0:
             gmsh.finalize()
-    return Mesh(distributed, name=path.stem)
+    return Mesh(distributed, name=name)
+
+
+def add_sphere(gmsh, size):
+    r"""Add to the current gmsh session a model ``"sphere"``: a Delaunay triangulation of the
+    unit sphere S² ⊂ R³ with edges of length about ``size``, as a discrete surface.
+
+    1. gmsh's Frontal-Delaunay algorithm (``Mesh.Algorithm = 6``) meshes the surface of the
+       OpenCASCADE unit sphere; its vertices are kept, projected onto S² (x ↦ x/|x|: gmsh
+       leaves them there to round-off, 2e-16, and the projection makes |x| = 1 exact to it).
+    2. The triangles are replaced by the faces of the convex hull of those vertices (Qhull):
+       the Delaunay triangulation on the sphere (every face's circumscribed cap holds no other
+       vertex). gmsh's own triangles are not Delaunay on its parametrization's seam and poles
+       (2 or 3 edges with negative cotangent weight at sizes 0.4 to 0.1).
+
+    The hull's triangles are Delaunay in the sense the scheme needs, T_ij = ½(cot α + cot β)
+    ≥ 0 for the angles α, β opposite edge ij in its two flat triangles: in the plane through
+    the edge's midpoint M normal to the edge, let u, v be the unit directions from M into the
+    two faces. The circumcentre of a face is the foot of the sphere's centre O on its plane,
+    so cot α = 2(O − M)·u/|ij| and cot β = 2(O − M)·v/|ij|. O lies inside the hull, hence in
+    the wedge spanned by u and v: O − M = a u + b v with a, b ≥ 0, and
+    cot α + cot β = 2(a + b)(1 + u·v)/|ij| ≥ 0.
+
+    The triangles are oriented outward (normal · centroid > 0).
+    """
+    from scipy.spatial import ConvexHull
+
+    gmsh.model.add("sphere-vertices")
+    gmsh.model.occ.addSphere(0, 0, 0, 1)
+    gmsh.model.occ.synchronize()
+    gmsh.option.setNumber("Mesh.MeshSizeMax", size)
+    gmsh.option.setNumber("Mesh.MeshSizeMin", size)
+    gmsh.option.setNumber("Mesh.Algorithm", 6)  # Frontal-Delaunay: near-equilateral, well spread vertices
+    gmsh.model.mesh.generate(2)
+    points = gmsh.model.mesh.getNodes()[1].reshape(-1, 3)
+    gmsh.model.remove()
+    points = points / np.linalg.norm(points, axis=1, keepdims=True)
+    triangles = ConvexHull(points).simplices
+    if len(np.unique(triangles)) != len(points):
+        raise ValueError(f"add_sphere: {len(points) - len(np.unique(triangles))} of gmsh's vertices are not "
+                         "vertices of their convex hull (duplicates)")
+    a, b, c = (points[triangles[:, k]] for k in range(3))
+    inward = np.einsum("ij,ij->i", np.cross(b - a, c - a), a + b + c) < 0
+    triangles[inward] = triangles[inward][:, ::-1]
+    gmsh.model.add("sphere")
+    surface = gmsh.model.addDiscreteEntity(2)
+    gmsh.model.mesh.addNodes(2, surface, np.arange(1, len(points) + 1), points.ravel())
+    gmsh.model.mesh.addElementsByType(surface, 2, [], (triangles + 1).ravel())  # 2: 3-node triangles
+    gmsh.model.addPhysicalGroup(2, [surface], 1)
 
 
 @njit(cache=True)
@@ -156,29 +235,54 @@ class Mesh(Discretization):
     """A simplicial mesh as the solver sees it: vertices with lumped masses, and the edge
     transmissibilities T_ij = −K_ij of the P1 stiffness matrix (see the module doc).
 
+    A flat mesh (triangles in R², tetrahedra in R³) or a closed surface in R³ (triangles
+    whose vertices have three coordinates, such as :meth:`sphere`). On a surface the
+    gradients are tangential (UFL's ∇ on a manifold cell is the gradient along the cell) and
+    K_ij = ∫∇φ_i·∇φ_j, m_i = ∫φ_i are integrals over the triangles: the P1 Laplace–Beltrami
+    operator, with T_ij = ½(cot α_ij + cot β_ij) for the angles opposite edge ij.
+
     Attributes
     ----------
-    points : array (n, d)
+    points : array (n, dim)
         The vertices this rank owns (all of them in a serial run).
     weights : array (n,)
-        Their lumped masses m_i = ∫φ_i.
+        Their lumped masses m_i = ∫φ_i (surface areas on a surface).
     dim : int
-    obtuse_angles, non_delaunay_edges : int
-        Counts over the whole mesh (2D: angles > π/2; edges with T_ij < 0).
+        The ambient dimension: the number of coordinates of a point (3 on a surface in R³).
+    tdim : int
+        The dimension of the cells (2 for triangles, on a surface too).
+    obtuse_angles, non_delaunay_edges, boundary_facets : int
+        Counts over the whole mesh (triangles: angles > π/2; edges with T_ij < 0; facets of
+        one cell only).
+
+    Raises
+    ------
+    ValueError
+        For a surface that is not closed (``boundary_facets`` > 0: on a surface that mostly
+        means a seam whose vertices were not merged) or not Delaunay (``non_delaunay_edges``
+        > 0). A flat mesh that is not Delaunay is accepted with a warning (its negative
+        transmissibilities set to 0).
     """
 
     def __init__(self, mesh, name="mesh"):
         dolfinx, ufl, MPI = _dolfinx()
         self.mesh, self.name, self.comm, self._MPI = mesh, name, mesh.comm, MPI
-        self.dim = mesh.topology.dim
-        if mesh.geometry.dim != self.dim:
-            mesh.geometry.x[:, self.dim:] = 0.0
+        self.tdim = mesh.topology.dim
+        beyond = mesh.geometry.x[:, self.tdim:mesh.geometry.dim]
+        self.dim = mesh.geometry.dim if self.global_sum(int(np.any(beyond))) else self.tdim
         self.space = V = _function_space(dolfinx, mesh)
         index_map = V.dofmap.index_map
         self.owned = index_map.size_local
-        coordinates = V.tabulate_dof_coordinates()[:, : self.dim]
+        self.cells = _cells(V.dofmap, self.tdim + 1)
+        # the vertices' coordinates as read (V.tabulate_dof_coordinates() pushes reference
+        # points forward: DOLFINx 0.11 moves some by round-off, differently on different ranks)
+        coordinates = np.empty((index_map.size_local + index_map.num_ghosts, self.dim))
+        coordinates[self.cells] = mesh.geometry.x[_geometry_cells(mesh, self.tdim + 1), : self.dim]
         self.points = np.ascontiguousarray(coordinates[: self.owned])
-        self.cells = _cells(V.dofmap, self.dim + 1)
+        mesh.topology.create_connectivity(self.tdim - 1, self.tdim)
+        exterior = dolfinx.mesh.exterior_facet_indices(mesh.topology)
+        self.boundary_facets = self.global_sum(int(np.count_nonzero(
+            exterior < mesh.topology.index_map(self.tdim - 1).size_local)))
         from petsc4py import PETSc
 
         u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
@@ -207,9 +311,17 @@ class Mesh(Discretization):
             negative & (global_rows[off_diagonal] < global_columns[off_diagonal]))))
         self.obtuse_angles = self.global_sum(
             _count_obtuse(coordinates, self.cells[_owned_cells(self.cells, self.owned)]))
+        if self.surface and self.boundary_facets:
+            raise ValueError(f"mesh {name}: the surface is not closed: {self.boundary_facets} of its edges belong to "
+                             "one triangle only (a hole, or a seam whose vertices were not merged); the mesh "
+                             "solver runs on closed surfaces (Mesh.sphere makes one)")
         if self.non_delaunay_edges:
             why = (f"their two opposite angles sum to more than π; {self.obtuse_angles} obtuse angles in all"
-                   if self.dim == 2 else "the dihedral angles opposite them are too large")
+                   if self.tdim == 2 else "the dihedral angles opposite them are too large")
+            if self.surface:
+                raise ValueError(f"mesh {name}: the surface is not Delaunay: {self.non_delaunay_edges} edges have "
+                                 f"negative transmissibilities −K_ij ({why}), which break positivity and energy "
+                                 "dissipation; retriangulate its vertices (Mesh.sphere: by their convex hull)")
             warnings.warn(
                 f"mesh {name}: {self.non_delaunay_edges} edges are not Delaunay ({why}): their transmissibilities "
                 "−K_ij are negative, which would break positivity and energy dissipation, so they are set to 0, "
@@ -223,8 +335,24 @@ class Mesh(Discretization):
                                              / self.weights)
         self._boundary = None  # boundary edges, made on first use by particles (see boundary)
 
+    @classmethod
+    def sphere(cls, size=0.2, comm=None):
+        """The unit sphere S² ⊂ R³ as a closed Delaunay surface mesh with edges of length about
+        ``size`` (:func:`add_sphere`; sizes 0.4, 0.2, 0.1, 0.05 give 101, 412, 1578, 6093
+        vertices), made by gmsh in memory on rank 0 and distributed over ``comm``.
+        ``meshes/generate.py sphere`` writes the same meshes to files."""
+        if not 0 < size <= 1:
+            raise ValueError(f"Mesh.sphere: size must be in (0, 1] (the unit sphere), got {size}")
+        return _from_gmsh(functools.partial(add_sphere, size=size), f"sphere_{size:g}", comm)
+
+    @property
+    def surface(self):
+        """Whether the mesh is a surface in a higher-dimensional space (dim > tdim)."""
+        return self.dim > self.tdim
+
     def __repr__(self):
-        return f"Mesh({self.name!r}, {self.dim}D, {self.vertices} vertices)"
+        kind = f"{self.tdim}D surface in {self.dim}D" if self.surface else f"{self.dim}D"
+        return f"Mesh({self.name!r}, {kind}, {self.vertices} vertices)"
 
     # -- the discretization protocol --------------------------------------------------
     @property
@@ -311,10 +439,12 @@ class Mesh(Discretization):
         """The values of ``f`` at the vertices this rank owns."""
         return np.asarray(f(self.points), dtype=float)
 
-    def check_problem(self, energy, jacobian=False):
-        """Under MPI, refuse the terms that cannot run on vertices split over ranks (those
-        whose ``distributed`` is False: nonlocal terms that sum over all the vertices in one
-        process) and the Newton ``jacobian`` (its sparse solve is serial)."""
+    def check_problem(self, energy, jacobian=False, species=None):
+        """The species (:meth:`Discretization.check_problem`); under MPI, refuse the terms that
+        cannot run on vertices split over ranks (those whose ``distributed`` is False: nonlocal
+        terms that sum over all the vertices in one process) and the Newton ``jacobian`` (its
+        sparse solve is serial)."""
+        super().check_problem(energy, jacobian, species)
         if self.comm.size > 1:
             serial_terms = [term for term in getattr(energy, "terms", [energy]) if not term.distributed]
             if serial_terms:
@@ -440,7 +570,8 @@ class Mesh(Discretization):
         each of shape (E, 2): the edges that belong to one triangle only."""
         if self.dim != 2 or self.comm.size > 1:
             raise ValueError(f"mesh {self.name}: particles are projected onto 2D meshes in serial runs only "
-                             f"(this one is {self.dim}D on {self.comm.size} ranks); pass a domain such as Ball instead")
+                             f"(this one is {self!r} on {self.comm.size} ranks); pass a domain such as Ball "
+                             "(or Sphere, for a sphere) instead")
         if self._boundary is None:
             edges = np.sort(self.cells[:, [[0, 1], [1, 2], [2, 0]]].reshape(-1, 2), axis=1)
             unique, counts = np.unique(edges, axis=0, return_counts=True)
@@ -510,11 +641,17 @@ class Mesh(Discretization):
                 xdmf.write_function(function, float(t))
 
     def plot(self, rho, ax=None, **options):
-        """A matplotlib ``tripcolor`` of a 2D density (serial runs)."""
+        """A matplotlib ``tripcolor`` of a 2D density, or on a surface in R³ (a sphere) its
+        triangles coloured by the mean of their vertex values on 3D axes (made if ``ax`` is
+        None); serial runs. ``options`` go to ``tripcolor`` or ``Poly3DCollection`` (``cmap``,
+        ``norm``, ...)."""
         import matplotlib.pyplot as plt
 
-        if self.dim != 2 or self.comm.size > 1:
-            raise ValueError("Mesh.plot draws 2D meshes in serial runs; write_xdmf for the rest")
+        if self.comm.size > 1 or not (self.dim == 2 or self.surface and self.dim == 3):
+            raise ValueError("Mesh.plot draws 2D meshes and surfaces in R³ in serial runs; write_xdmf for the rest")
+        if self.surface:
+            ax = plt.figure().add_subplot(projection="3d") if ax is None else ax
+            return plot_surface(ax, self.points, self.cells, np.asarray(rho), **options)
         ax = plt.gca() if ax is None else ax
         art = ax.tripcolor(self.points[:, 0], self.points[:, 1], self.cells, np.asarray(rho), shading="gouraud",
                            **options)
@@ -529,7 +666,9 @@ class Mesh(Discretization):
         a product with the matrix W(x_i − x_j) (owned vertices i, every vertex j), made here
         and kept (up to ``PAIR_MATRIX_LIMIT`` entries on a rank; ``ValueError`` beyond, or if
         W is not finite). Under MPI each call gathers the masses values_j m_j of every rank
-        (:meth:`gather`, one allgather of the vertex values)."""
+        (:meth:`gather`, one allgather of the vertex values). On a surface the displacements
+        are those of R³ (on the unit sphere |x_i − x_j| is the chord 2 sin(θ/2) of the geodesic
+        angle θ)."""
         vertices = self.vertices
         if self.maximum([self.owned]) * vertices > PAIR_MATRIX_LIMIT:
             raise ValueError(f"sums over vertex pairs need at most {int(PAIR_MATRIX_LIMIT**0.5)} vertices on one "
@@ -540,6 +679,26 @@ class Mesh(Discretization):
         if not self.all_finite(matrix):
             raise ValueError("W is not finite at some displacement between the mesh's vertices")
         return functools.partial(_pair_sum, matrix, self.weights, self.comm, order)
+
+
+def plot_surface(ax, points, cells, values, **options):
+    """Draw a triangle surface in R³ on the 3D axes ``ax``, each triangle coloured by the mean
+    of ``values`` at its vertices (``options`` to ``Poly3DCollection``: ``cmap``, ``norm``,
+    ``clim``...); the axes fit the surface with equal scales. Returns the collection."""
+    from mpl_toolkits.mplot3d.art3d import Poly3DCollection
+
+    clim = options.pop("clim", None)
+    art = Poly3DCollection(points[cells], **options)
+    art.set_array(np.asarray(values)[cells].mean(axis=1))
+    if clim is None:
+        art.autoscale()
+    else:
+        art.set_clim(clim)
+    ax.add_collection3d(art)
+    low, high = points.min(axis=0), points.max(axis=0)
+    ax.set(xlim=(low[0], high[0]), ylim=(low[1], high[1]), zlim=(low[2], high[2]))
+    ax.set_box_aspect(high - low)
+    return art
 
 
 def _pair_sum(matrix, weights, comm, order, values):
@@ -561,8 +720,9 @@ def _owned_cells(cells, owned):
 
 
 def _count_obtuse(coordinates, cells):
-    """Number of angles > π/2 in the 2D triangles ``cells`` (0 in other dimensions)."""
-    if cells.shape[1] != 3 or coordinates.shape[1] != 2:
+    """Number of angles > π/2 in the triangles ``cells`` (flat or on a surface; 0 for
+    tetrahedra)."""
+    if cells.shape[1] != 3:
         return 0
     corners = coordinates[cells]
     count = 0

@@ -24,7 +24,7 @@ import time
 import numpy as np
 from tqdm.auto import tqdm
 
-from .domains import Annulus, Ball, Box  # noqa: F401  (the domains particles are projected onto)
+from .domains import Annulus, Ball, Box, Sphere  # noqa: F401  (the domains particles are projected onto)
 from .energies import Sum
 from .timeloop import SimulationError, check_times
 
@@ -82,9 +82,10 @@ def simulate(energy, theta0, t_span, *, step, method="gd", batch_size=None, doma
     method : {"gd", "sgd"}
     batch_size : int
         Mini-batch size for SGD.
-    domain : Box, Ball, Annulus or solver.fem.Mesh, optional
+    domain : Box, Ball, Annulus, Sphere or solver.fem.Mesh, optional
         Compact domain; particles are projected onto it after each step and must start in
-        it. A 2D mesh (serial runs) is the polygon its boundary edges enclose.
+        it. A 2D mesh (serial runs) is the polygon its boundary edges enclose; on a
+        Sphere the projection is the normalization (a retraction: projected GD on S²).
     save_at : sequence of float, optional
         Default (t0, t1).
     rng : numpy.random.Generator or int
@@ -111,6 +112,8 @@ def simulate(energy, theta0, t_span, *, step, method="gd", batch_size=None, doma
         if hasattr(term, "dim") and theta.shape[1] != term.dim:
             raise ValueError(f"simulate: theta0 has dimension {theta.shape[1]} but {term!r} needs {term.dim}")
     for term in moving:
+        if hasattr(term, "check_particles"):  # e.g. the balanced start of a lifted energy
+            term.check_particles(theta)
         if hasattr(term, "check_step"):
             term.check_step(step, batch_size if method == "sgd" else None)
     if domain is not None and not np.all(domain.contains(theta)):

@@ -12,6 +12,7 @@ from .domains import Box
 from .energies.bump import BumpLimitRisk, BumpRisk
 from .energies.network import Feature, NetworkRisk, teacher_labels
 from .grid import Grid
+from .lift import balanced_relu_init, circle_directions, relu_features, relu_inputs
 
 
 @dataclasses.dataclass
@@ -30,7 +31,8 @@ class Problem:
     sample : callable
         ``sample(rng, m)`` → (m, d) particles drawn i.i.d. from the initial density.
     teacher : array or None
-        The teacher's neurons (m0, d), when the labels come from a teacher network.
+        The teacher's neurons (m0, d), when the labels come from a teacher network
+        (for the lifted ReLU presets the rows w = (a, b) with |a| = 1).
     domain : Box or Ball or None
         The compact domain particles are projected onto (projected SGD), if any.
     """
@@ -113,6 +115,144 @@ def relu_teacher(cells=24, n_data=200, seed=0):
     )
 
 
+CHIZAT_BACH = ("Chizat, Bach, On the global convergence of gradient descent for over-parameterized models using "
+               "optimal transport, NeurIPS 2018 (§2, Figure 1); Chizat, Sparse optimization on measures with "
+               "over-parameterized gradient descent, Math. Program. 2022 (the conic lift)")
+CIRCLE_TEACHER_ANGLES = np.array([0.3, 0.85, 1.4, 1.95, 2.5])
+"""Directions φ_j of the relu-circle teacher, s_j = (cos φ_j, sin φ_j): five in an open half-circle."""
+
+
+def circle_quadrature(n):
+    """x_i = (cos ψ_i, sin ψ_i), ψ_i = 2π(i + ½)/n, with weights q_i = 1/n: the midpoint rule
+    for E over x ~ Unif(S¹), exact for trigonometric polynomials of degree < n; on the
+    products of ReLU features (kinks, continuous) its error is O(n⁻²)."""
+    return circle_directions(2 * np.pi * (np.arange(n) + 0.5) / n), np.full(n, 1.0 / n)
+
+
+def _lifted_relu_problem(name, description, base, inputs, teacher, quadrature, weight_decay, t_end, bias):
+    """The balanced lift of ReLU units learning ``teacher`` on ``inputs`` (see
+    :func:`relu_circle`): ν± on ``base`` (the circle grid or a sphere mesh), both uniform
+    with mass ½ (the lift of a_j ~ Unif(S^(p−1)), b_j = ±1 with weights 1/m, half of each
+    sign: ν± = Σ_(ε_j = ±1) (1/m)|a_j|² δ_(a_j/|a_j|)); particles from the same start."""
+    from .energies.lifted import LiftedReluRisk
+    from .species import Species
+
+    X = inputs[:, :-1] if bias else inputs
+    y = relu_features(teacher[:, :-1], relu_inputs(X, bias)) @ teacher[:, -1]
+    energy = LiftedReluRisk(X, y, bias=bias, quadrature=quadrature, weight_decay=weight_decay)
+    grid = Species(base, ("plus", "minus"))
+    area = base.integrate(np.ones(base.shape))  # 2π on the circle; the polyhedron's area, about 4π, on a sphere mesh
+    rho0 = np.full(grid.shape, 0.5 / area)
+    dim = teacher.shape[1] - 1
+    return Problem(name, description, CHIZAT_BACH, energy, grid, rho0, t_end,
+                   lambda rng, m: balanced_relu_init(m, dim, rng), teacher)
+
+
+def circle_teacher(seed=0):
+    """The relu-circle teacher: rows w_j = (cos φ_j, sin φ_j, b_j) at the angles
+    :data:`CIRCLE_TEACHER_ANGLES`, output weights b_j ~ Unif(½, 3/2) from ``seed``."""
+    weights = np.random.default_rng(seed).uniform(0.5, 1.5, len(CIRCLE_TEACHER_ANGLES))
+    return np.concatenate([circle_directions(CIRCLE_TEACHER_ANGLES), weights[:, None]], axis=1)
+
+
+def relu_circle(cells=256, n_data=256, weight_decay=1e-3, seed=0):
+    """(d) Balanced ReLU units b(a·x)₊, a ∈ R², no bias, x uniform on the unit circle (the
+    midpoint rule of :func:`circle_quadrature` on ``n_data`` points: the population square
+    loss), learning a teacher of m0 = 5 neurons (:func:`circle_teacher`), with weight
+    decay λ∫|w|² dμ: the conic lift ν± on the circle (a periodic grid of ``cells`` in the
+    angle), ∂tν± = ∂φ(ν± ∂φ(±G)) − 2(±G + 2λ)ν±, from ν± uniform (Chizat–Bach's start
+    a ~ Unif(S¹), b = ±1).
+
+    The teacher is the sparse global minimizer only for some teachers. Without a bias the
+    features (s·x)₊ have no odd Fourier harmonics beyond the first on the circle
+    (max(cos θ, 0) = 1/π + ½cos θ + even harmonics), so adding to ν+ − ν− any measure
+    with only odd harmonics ≥ 3 leaves h unchanged: e.g. (s·x)₊ − (−s·x)₊ = s·x, so
+    the linear part can be moved between neurons. A teacher with output weights of both
+    signs, or with directions around the whole circle, then has representations of
+    smaller mass |ν+| + |ν−|, and with λ > 0 the minimizer is not the teacher (measured,
+    λ = 1e-3: signs alternating over the directions 0.2, 0.8, …, 2.6 give a minimizer of
+    mass 1.3 against the teacher's 5). With positive output weights and directions in an open half-circle,
+    as here, another representation ν' ≥ 0 would differ by η = Σ_j ε_j(δ_(φ_j+π) − δ_(φ_j))
+    with Σ_j ε_j s_j = 0 (η has no first harmonic), impossible for ε ≥ 0, ε ≠ 0 when
+    the s_j lie in a half-plane: the teacher is then the unique minimizer of the mass
+    among the representations of h, and the λ > 0 minimizer is close to it (measured:
+    λ = 1e-3 puts all mass on the two cells beside each teacher direction).
+
+    Parameters
+    ----------
+    cells : int
+        Cells of the circle grid [0, 2π) (periodic).
+    n_data : int
+        Quadrature points on the input circle.
+    weight_decay : float
+        λ ≥ 0 (1e-3: the issue's prototype; 0: pure risk minimization).
+    seed : int
+        Seed of the teacher's output weights.
+    """
+    inputs, quadrature = circle_quadrature(n_data)
+    base = Grid([[0.0, 2 * np.pi]], [cells], bc="periodic")
+    return _lifted_relu_problem(
+        "relu-circle", f"circle: balanced ReLU units (conic lift, nu+- on S^1) learning a 5-neuron teacher, "
+        f"lambda = {weight_decay:g}", base, inputs, circle_teacher(seed), quadrature, weight_decay, 1000.0, False)
+
+
+def sphere_quadrature(n):
+    """The Fibonacci lattice on S²: x_i = (r_i cos ψ_i, r_i sin ψ_i, z_i), z_i = 1 − (2i + 1)/n,
+    r_i = √(1 − z_i²), ψ_i = π(1 + √5) i, with weights q_i = 1/n: a quasi-Monte Carlo rule
+    for E over x ~ Unif(S²) (equal-area bands, low discrepancy)."""
+    i = np.arange(n) + 0.5
+    z = 1 - 2 * i / n
+    r, psi = np.sqrt(1 - z**2), np.pi * (1 + np.sqrt(5)) * (i - 0.5)
+    return np.stack([r * np.cos(psi), r * np.sin(psi), z], axis=1), np.full(n, 1.0 / n)
+
+
+def sphere_teacher(seed=0):
+    """The relu-sphere teacher: rows w_j = (s_j, b_j), s_j ∈ S² the unit vectors along
+    (cos φ_j, sin φ_j, z_j) with φ_j = :data:`CIRCLE_TEACHER_ANGLES` and
+    z = (0.5, −0.3, 0.2, −0.5, 0.4) (all in the open half-space y > 0), b_j ~ Unif(½, 3/2)
+    from ``seed`` (the same weights as :func:`circle_teacher`)."""
+    directions = np.stack([np.cos(CIRCLE_TEACHER_ANGLES), np.sin(CIRCLE_TEACHER_ANGLES),
+                           np.array([0.5, -0.3, 0.2, -0.5, 0.4])], axis=1)
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    return np.concatenate([directions, circle_teacher(seed)[:, -1:]], axis=1)
+
+
+def relu_sphere(size=0.2, n_data=1000, weight_decay=1e-3, seed=0):
+    """(e) Balanced ReLU units b(a·x)₊, a ∈ R³, no bias, x uniform on the sphere S² (the
+    Fibonacci rule of :func:`sphere_quadrature` on ``n_data`` points), learning a teacher of
+    m0 = 5 neurons (:func:`sphere_teacher`) with weight decay λ: the conic lift ν± on S²,
+    on the Delaunay sphere mesh ``Mesh.sphere(size)`` (needs DOLFINx), from ν± uniform.
+
+    Why x on S² without a bias and not x on the circle with one (both give ν± on S²):
+    with a bias the features (s·x̃)₊, x̃ = (cos ψ, sin ψ, 1), are functions on a circle
+    while s ranges over the sphere, so many measures predict the same h, and the one of
+    least mass is not the teacher (measured on 3000 directions, λ = 1e-3: mass 2.9 spread
+    over atoms up to 0.9 rad from the teacher's, whose mass is 4.3). Without a bias on S²
+    the features' kernel is, as on the circle (:func:`relu_circle`), the odd spherical
+    harmonics of degree ≥ 3, and a teacher with positive output weights in an open
+    half-space is the unique representation of least mass (measured: all the mass within
+    0.09 rad, the resolution of the 3000 directions, of the teacher's).
+
+    Parameters
+    ----------
+    size : float
+        Edge length of the sphere mesh (0.4, 0.2, 0.1: about 100, 400, 1600 vertices).
+    n_data : int
+        Quadrature points on the input sphere.
+    weight_decay : float
+        λ ≥ 0.
+    seed : int
+        Seed of the teacher's output weights.
+    """
+    from .fem import Mesh
+
+    inputs, quadrature = sphere_quadrature(n_data)
+    return _lifted_relu_problem(
+        "relu-sphere", f"sphere: balanced ReLU units (conic lift, nu+- on S^2, a mesh) learning a 5-neuron "
+        f"teacher, lambda = {weight_decay:g}", Mesh.sphere(size), inputs, sphere_teacher(seed), quadrature,
+        weight_decay, 200.0, False)
+
+
 JMM_SOURCE = ("Javanmard, Mondelli, Montanari, Analysis of a two-layer neural network via displacement convexity, "
               "Annals of Statistics 2020 (Figure 1; constants reconstructed in REFERENCES)")
 
@@ -156,7 +296,8 @@ def jmm_square(delta=0.1, cells=64):
 
 
 PRESETS = {"tanh-teacher": tanh_teacher, "rbf-mixture": rbf_mixture, "relu-teacher": relu_teacher,
-           "jmm-bumps": jmm_bumps, "jmm-square": jmm_square}
+           "jmm-bumps": jmm_bumps, "jmm-square": jmm_square, "relu-circle": relu_circle,
+           "relu-sphere": relu_sphere}
 
 
 def get(name, **options):

@@ -1,11 +1,13 @@
-r"""The time loop of ∂tρ = ∇·(ρ∇F'(ρ)) on any :class:`~solver.discretization.Discretization`:
-steppers of one interface, the table of schemes, and one step controller (:func:`solve`).
+r"""The time loop of ∂tρ = ∇·(ρ∇F'(ρ)) − βF'(ρ)ρ on any
+:class:`~solver.discretization.Discretization`: steppers of one interface, the table of
+schemes, and one step controller (:func:`solve`).
 
 Time is the clock of the gradient flow: one unit of PDE time is one unit of particle time
 (dθ/dt = −∇F'(μ)(θ)).
 
-A stepper advances the semi-discrete system dρ/dt = L(ρ, F'(ρ)) of the discretization by
-one step: :meth:`Stepper.propose` gives the longest step its stability allows at ρ, and
+A stepper advances the semi-discrete system dρ/dt = L(ρ, ξ) − βξρ, ξ = F'(ρ), of the
+discretization by one step (β = ``energy.reaction``, 0 but for Wasserstein–Fisher–Rao
+flows, see :class:`SSPRK2`): :meth:`Stepper.propose` gives the longest step its stability allows at ρ, and
 :meth:`Stepper.attempt` takes a step dt and returns ρⁿ⁺¹, or None to reject it. The
 controller chooses dt = min(proposal, cap, ``max_step``, time to the next save), lands on
 the save times exactly, and rejects a step whose result is negative somewhere (never
@@ -16,8 +18,13 @@ except in the ``CAUTIOUS_STEPS`` accepted steps after a rejection, where it grow
 fails at some step size is not sent back to it at once (without that, an implicit run
 that fails at dt and succeeds at dt/2 rejected every other step). A step too short to
 move t (t + dt == t, or dt < ``STEP_FLOOR`` (t1 − t0)) stops the run with one line that
-names the time, the step and what bounded it. Every scheme conserves mass to round-off
-(the fluxes cancel in pairs).
+names the time, the step and what bounded it.
+
+Without reaction (β = 0) every scheme conserves mass to round-off (the fluxes cancel in
+pairs). With it the mass is balanced instead, d/dt ∫ρ = −β∫ξρ: the explicit scheme (the
+only one that takes β ≠ 0) records the mass its step added, exactly as the step computed
+it, and the history's ``source`` sums them, so that mass − mass₀ − source stays at
+round-off (:meth:`Solution.invariants`).
 
 Every decision (rejection, the energy test, stopping on a non-finite value) is taken on
 the discretization's global reductions, so that under MPI every rank takes the same one.
@@ -61,7 +68,8 @@ class Solution:
         The densities at the save times.
     history : dict of arrays
         One entry per accepted step (and the initial state): ``t``, ``dt``, ``energy``,
-        ``mass``, ``min`` (min ρ).
+        ``mass``, ``min`` (min ρ), ``source`` (the mass the reaction added since the
+        start; 0 without reaction).
     accepted, rejected : int
         Step counts; a step is rejected when it would make ρ negative, raise the
         energy, or (implicit) when Newton does not converge; it is retried shorter.
@@ -83,13 +91,14 @@ class Solution:
     newton_iterations: int = 0
 
     def invariants(self):
-        """Worst values over the accepted steps: ``mass_drift`` (relative to the initial
-        mass), ``min`` (of ρ) and ``energy_rise`` (largest one-step increase of F,
-        relative to max |F|; 0 when F never rose)."""
+        """Worst values over the accepted steps: ``mass_drift`` = max |mass − mass₀ − source|
+        / mass₀ (the mass balance, mass conservation without reaction), ``min`` (of ρ) and
+        ``energy_rise`` (largest one-step increase of F, relative to max |F|; 0 when F
+        never rose)."""
         h = self.history
         scale = max(np.abs(h["energy"]).max(), np.finfo(float).tiny)
         return {
-            "mass_drift": float(np.abs(h["mass"] - h["mass"][0]).max() / h["mass"][0]),
+            "mass_drift": float(np.abs(h["mass"] - h["mass"][0] - h["source"]).max() / h["mass"][0]),
             "min": float(h["min"].min()),
             "energy_rise": float(max(np.diff(h["energy"]).max(initial=0.0), 0.0) / scale),
         }
@@ -184,10 +193,17 @@ class Stepper(abc.ABC):
         The largest step the controller may grow its cap to (∞: no bound of the scheme's own).
     newton_iterations : int
         Newton iterations so far (0 for explicit schemes).
+    reacts : bool
+        Whether the scheme takes a reaction β = ``energy.reaction`` ≠ 0 (the others refuse it).
+    reaction : float
+        β.
+    source : float
+        The mass the reaction added in the last step :meth:`attempt` returned (0 without).
     """
 
     summary = ""
     needs_jacobian = False
+    reacts = False
     options = ("cfl", "max_step")  # the options of solve this scheme takes (see check_scheme_options)
 
     def __init__(self, energy, grid):
@@ -195,6 +211,13 @@ class Stepper(abc.ABC):
         self.energy, self.grid = energy, grid
         self.ceiling = np.inf
         self.newton_iterations = 0
+        self.reaction, self.source = float(energy.reaction), 0.0
+        if not (np.isfinite(self.reaction) and self.reaction >= 0):
+            raise ValueError(f"{energy!r}: the reaction β must be finite and >= 0 (the reaction −βF'ρ dissipates F "
+                             f"only for β >= 0), got {self.reaction}")
+        if self.reaction and not self.reacts:
+            raise ValueError(f"{energy!r} has a reaction (β = {self.reaction:g}: a Wasserstein–Fisher–Rao flow), "
+                             f"which the {type(self).__name__} scheme does not take; use scheme 'explicit'")
 
     @classmethod
     def from_options(cls, energy, grid, *, cfl, dt, t_span):
@@ -213,16 +236,25 @@ class Stepper(abc.ABC):
 class SSPRK2(Stepper):
     """Heun's method, the two-stage strong-stability-preserving Runge–Kutta (SSP-RK2),
 
-        ρ¹ = ρ + dt L(ρ),   ρⁿ⁺¹ = ½ ρ + ½ (ρ¹ + dt L(ρ¹)),
+        ρ¹ = ρ + dt L_β(ρ),   ρⁿ⁺¹ = ½ ρ + ½ (ρ¹ + dt L_β(ρ¹)),   L_β(ρ) = L(ρ, ξ) − βξρ,
 
-    with L the discretization's (second-order) rate. A convex combination of forward-Euler
-    steps, so positive when both are within the forward-Euler limit (the smaller of the
-    discretization's ``step_limits``, times ``cfl``); the step is chosen by the limit at ρ,
-    and a negative ρ¹ or ρⁿ⁺¹ (the limit at ρ¹ being shorter) rejects it. Sufficient for
-    positivity, not guaranteed: the rejection is the guarantee.
+    with L the discretization's (second-order) rate, ξ = F'(ρ) and β = ``energy.reaction``
+    (the Wasserstein–Fisher–Rao flow; β = 0 the Wasserstein one). A convex combination of
+    forward-Euler steps, so positive when both are within the forward-Euler limit (the
+    smaller of the discretization's ``step_limits``, times ``cfl``); the step is chosen by
+    the limit at ρ, and a negative ρ¹ or ρⁿ⁺¹ (the limit at ρ¹ being shorter) rejects it.
+    Sufficient for positivity, not guaranteed: the rejection is the guarantee.
+
+    The reaction: ρ + dt L_β = θ(ρ + (dt/θ) L) + (1 − θ) ρ(1 − dt βξ/(1 − θ)) is ≥ 0 when
+    dt/θ is within the transport limit T and dt/(1 − θ) ≤ 1/(β max ξ⁺); the best θ gives
+    the limit 1/(1/T + β max ξ⁺) (max over the whole discretization: every rank takes
+    the same step). The mass changes by ∫(ρⁿ⁺¹ − ρ) = −β dt/2 (∫ξρ + ∫ξ¹ρ¹) (the
+    transport fluxes cancel), kept in :attr:`source`; the energy dissipates,
+    dF/dt = Σ w ξ L − β∫ξ²ρ ≤ 0, checked by the controller as for every scheme.
     """
 
     summary = "SSP-RK2 (Heun) with adaptive steps within the forward-Euler limits: second order, the default"
+    reacts = True
 
     def __init__(self, energy, grid, cfl=0.9):
         if not 0 < cfl <= 1:
@@ -232,19 +264,33 @@ class SSPRK2(Stepper):
         self.rate = None  # L(ρ) at the state of the last proposal
 
     def propose(self, rho, xi):
-        """``cfl`` times the smaller forward-Euler limit at ρ; keeps L(ρ) for :meth:`attempt`."""
-        self.rate, limits = self.grid.rate_and_step_limits(rho, xi, self.energy.max_diffusivity(rho, self.grid))
-        return self.cfl * min(limits)
+        """``cfl`` times the smaller forward-Euler limit at ρ (with the reaction's, see the
+        class doc); keeps L_β(ρ) for :meth:`attempt`."""
+        grid, beta = self.grid, self.reaction
+        self.rate, (transport, parabolic) = grid.rate_and_step_limits(rho, xi, self.energy.max_diffusivity(rho, grid))
+        if beta:
+            self.rate -= beta * xi * rho
+            removal = beta * max(grid.maximum(xi), 0.0)  # the largest rate at which the reaction removes mass
+            if removal > 0:
+                transport = 1.0 / (1.0 / transport + removal)
+        return self.cfl * min(transport, parabolic)
 
     def attempt(self, rho, xi, dt):
-        """ρⁿ⁺¹, or None if a stage went negative."""
-        grid = self.grid
+        """ρⁿ⁺¹, or None if a stage went negative; :attr:`source` the mass the reaction added."""
+        grid, beta = self.grid, self.reaction
         stage = rho + dt * self.rate
         if grid.minimum(stage) < 0:
             return None
-        rate_stage = grid.rate(stage, self.energy.first_variation(stage, grid))
+        xi_stage = self.energy.first_variation(stage, grid)
+        rate_stage = grid.rate(stage, xi_stage)
+        if beta:
+            rate_stage -= beta * xi_stage * stage
         new = 0.5 * rho + 0.5 * (stage + dt * rate_stage)
-        return None if grid.minimum(new) < 0 else new
+        if grid.minimum(new) < 0:
+            return None
+        if beta:
+            self.source = -beta * dt / 2 * (grid.integrate(xi * rho) + grid.integrate(xi_stage * stage))
+        return new
 
 
 def rkl2_coefficients(stages):
@@ -284,6 +330,7 @@ class RKL2(SSPRK2):
 
     summary = ("Runge–Kutta–Legendre super-steps of up to 40 stages: second order, far cheaper when "
                "diffusion limits the step")
+    reacts = False
 
     def __init__(self, energy, grid, cfl=0.9, max_stages=RKL_MAX_STAGES):
         super().__init__(energy, grid, cfl)
@@ -426,16 +473,20 @@ def energy_tolerance(rho, xi, grid):
 
 def solve(energy, grid, rho0, t_span, *, save_at=None, scheme="explicit", cfl=None, dt=None,
           max_step=None, max_steps=10_000_000, progress=None, checkpoint=None, resume=None):
-    """Evolve ∂tρ = ∇·(ρ ∇F'(ρ)) on a discretization from ``rho0`` over ``t_span``.
+    """Evolve ∂tρ = ∇·(ρ ∇F'(ρ)) − βF'(ρ)ρ on a discretization from ``rho0`` over ``t_span``.
+
+    β = ``energy.reaction`` is 0 (a Wasserstein gradient flow: mass conserved) but for
+    Wasserstein–Fisher–Rao flows (lifted energies), whose mass is balanced instead,
+    d/dt ∫ρ = −β∫F'ρ, and which only the explicit scheme takes.
 
     Parameters
     ----------
     energy : Energy
-        The free energy F (a term or a sum of terms).
+        The free energy F (a term or a sum of terms), with its reaction β ≥ 0.
     grid : Discretization
-        A :class:`~solver.grid.Grid` or a :class:`solver.fem.Mesh` (serial or under MPI;
+        A :class:`~solver.grid.Grid`, a :class:`solver.fem.Mesh` (serial or under MPI;
         there the implicit scheme and the nonlocal terms that are not ``distributed`` are
-        refused); ``rho0`` has its shape.
+        refused) or a :class:`~solver.species.Species` on either; ``rho0`` has its shape.
     rho0 : array
         Initial density (cell or vertex values, ≥ 0, finite, positive mass).
     t_span : (t0, t1)
@@ -448,7 +499,8 @@ def solve(energy, grid, rho0, t_span, *, save_at=None, scheme="explicit", cfl=No
         to ``RKL_MAX_STAGES`` stages (``"rkl2"``, explicit and second order, many times
         cheaper when diffusion limits the step, see :class:`RKL2`); or backward Euler with
         Newton (``"implicit"``, first order; for diffusion-dominated problems, at steps far
-        beyond the explicit limit, see :class:`BackwardEuler`). In space, the
+        beyond the explicit limit, see :class:`BackwardEuler`); the last two refuse a
+        reaction (β ≠ 0, ValueError). In space, the
         discretization's own operators (on grids second-order upwind, first-order for the
         implicit scheme).
     cfl : float, optional
@@ -499,7 +551,7 @@ def solve(energy, grid, rho0, t_span, *, save_at=None, scheme="explicit", cfl=No
         t, cap, accepted, rejected = t0, stepper.ceiling, 0, 0
         last_rejected, since_rejection = np.inf, CAUTIOUS_STEPS
         history = {"t": [t], "dt": [0.0], "energy": [value], "mass": [grid.integrate(rho)],
-                   "min": [grid.minimum(rho)]}
+                   "min": [grid.minimum(rho)], "source": [0.0]}
         saved = [rho.copy()] if save_times[0] == t0 else []
     else:
         t, cap, accepted, rejected = resume.t, resume.cap, resume.accepted, resume.rejected
@@ -556,7 +608,8 @@ def solve(energy, grid, rho0, t_span, *, save_at=None, scheme="explicit", cfl=No
                 cap = min(2 * cap, stepper.ceiling)
             t = pending[0] if step == pending[0] - t else t + step
             rho, value, xi = new, new_value, new_xi
-            for key, item in zip(history, (t, step, value, new_mass, grid.minimum(rho))):
+            for key, item in zip(history, (t, step, value, new_mass, grid.minimum(rho),
+                                           history["source"][-1] + stepper.source)):
                 history[key].append(item)
             bar.update(step)
             if t == pending[0]:

@@ -3,6 +3,8 @@ and the invariants every solver run must keep."""
 
 import importlib
 import os
+import runpy
+from pathlib import Path
 
 import matplotlib
 import numba
@@ -13,6 +15,10 @@ from solver import dolfinx_compat
 
 matplotlib.use("Agg")
 np.seterr(all="raise", under="ignore")
+
+ROOT = Path(__file__).resolve().parent.parent
+MESHES = runpy.run_path(str(ROOT / "meshes" / "generate.py"))
+"""The mesh generator's functions: ``MESHES["path"](name, level)`` is a mesh file, made if missing."""
 
 
 @numba.njit(cache=True)
@@ -64,6 +70,15 @@ def require(name):
 def dolfinx():
     """The dolfinx module (see :func:`require`)."""
     return require("dolfinx")
+
+
+@pytest.fixture(scope="module")
+def fem():
+    """The ``solver.fem`` module, DOLFINx required (see :func:`require`)."""
+    require("dolfinx")
+    from solver import fem
+
+    return fem
 
 
 @pytest.fixture(scope="session")

@@ -3,16 +3,14 @@ on the disk, grid against mesh, bump networks on the disk, MPI, output and bad i
 
 import json
 import os
-import runpy
 import subprocess
 import sys
 import warnings
 from functools import partial
-from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import assert_invariants, observed_order, require
+from conftest import MESHES, ROOT, assert_invariants, observed_order, require
 
 from solver import Entropy, Grid, PorousMedium, Potential, solve
 from solver.analytic import barenblatt, gaussian, ornstein_uhlenbeck
@@ -21,17 +19,6 @@ from solver.energies import BumpLimitRisk, BumpRisk
 from solver.mpi import mpirun_command
 from solver.particles import simulate
 from solver.timeloop import BackwardEuler
-
-ROOT = Path(__file__).resolve().parent.parent
-MESHES = runpy.run_path(str(ROOT / "meshes" / "generate.py"))
-
-
-@pytest.fixture(scope="module")
-def fem():
-    require("dolfinx")
-    from solver import fem
-
-    return fem
 
 
 def mesh(fem, name, level):

@@ -7,8 +7,9 @@ from .base import Energy, Sum
 from .bump import BumpLimitRisk, BumpRisk
 from .interaction import Interaction
 from .internal import Entropy, PorousMedium
+from .lifted import LiftedReluRisk
 from .network import Feature, NetworkRisk, teacher_labels
 from .potential import Potential
 
 __all__ = ["Energy", "Sum", "BumpRisk", "BumpLimitRisk", "Entropy", "PorousMedium", "Potential", "Interaction",
-           "Feature", "NetworkRisk", "teacher_labels"]
+           "Feature", "NetworkRisk", "teacher_labels", "LiftedReluRisk"]

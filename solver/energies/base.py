@@ -63,12 +63,28 @@ class Energy:
     nonlocal term does when it adds the other ranks' parts through the discretization
     (``sums``, ``gather``, ``kernel_convolution``) and says so by setting it True; the others
     are refused there.
+
+    ``reaction`` is the rate β ≥ 0 of the Wasserstein–Fisher–Rao flow of the term,
+
+        ∂tρ = ∇·(ρ∇F'(ρ)) − βF'(ρ)ρ,
+
+    along which mass is not conserved but balanced, d/dt ∫ρ = −β∫F'ρ, and the energy
+    still decreases, dF/dt = −∫ρ|∇F'|² − β∫F'²ρ ≤ 0 (the lifted energies of 2-homogeneous
+    units: transport on the sphere plus the growth of the radii); 0, the default, is the
+    Wasserstein flow. ``species`` names the species a term needs when the density is
+    several densities on one base (:class:`solver.species.Species`), as a tuple of str;
+    None (the default) for a term that acts on any density (a local term acts on each
+    species alike).
     """
 
     local = True
     particles = "velocity"
     temperature = 0.0
     """The temperature T of a ``particles = "noise"`` term."""
+    reaction = 0.0
+    """β of the reaction −βF'ρ (0: a Wasserstein flow, mass conserved)."""
+    species = None
+    """The names of the species the term needs (a tuple of str), or None: any density."""
 
     @property
     def distributed(self):
@@ -136,13 +152,40 @@ def _terms(energy):
 
 
 class Sum(Energy):
-    """F = Σ_k F_k: every question is answered by summing the terms' answers."""
+    """F = Σ_k F_k: every question is answered by summing the terms' answers, but for
+    :attr:`reaction` and :attr:`species`, which the terms must agree on."""
 
     def __init__(self, terms):
         self.terms = list(terms)
 
     def __repr__(self):
         return " + ".join(map(repr, self.terms))
+
+    @property
+    def reaction(self):
+        """The common nonzero β of the terms (0 if none has one): a term without reaction
+        (β = 0) joins any flow, F' of the sum then drives the reaction; ``ValueError`` if
+        two terms give different nonzero β."""
+        return self._common("reaction", lambda beta: beta != 0, 0.0)
+
+    @property
+    def species(self):
+        """The common species names of the terms that need some (None if none does);
+        ``ValueError`` if two terms name different species."""
+        return self._common("species", lambda names: names is not None, None)
+
+    def _common(self, name, given, default):
+        """The one value of the attribute ``name`` over the terms for which ``given`` holds,
+        else ``default``; ``ValueError`` if they differ."""
+        found = []  # (value, the first term that has it)
+        for term in self.terms:
+            value = getattr(term, name)
+            if given(value) and all(value != other for other, _ in found):
+                found.append((value, term))
+        if len(found) > 1:
+            raise ValueError(f"the terms of {self!r} disagree on {name}: "
+                             + ", ".join(f"{term!r} has {value!r}" for value, term in found))
+        return found[0][0] if found else default
 
     def value(self, rho, grid):
         return sum(term.value(rho, grid) for term in self.terms)
