@@ -58,7 +58,7 @@ NONLOCAL = '''
 import json, sys
 import numpy as np
 from mpi4py import MPI
-from solver import Energy, Entropy, Grid, Interaction, PorousMedium, fem, solve
+from solver import Energy, Entropy, Grid, Interaction, PorousMedium, fem, problems, solve
 from solver.domains import Ball
 from solver.energies import BumpLimitRisk, BumpRisk
 from solver.energies.network import Feature, NetworkRisk, teacher_labels
@@ -81,6 +81,10 @@ for name, energy in energies.items():  # the vertices split over the ranks
     solution = solve(energy, disk, start, (0, 0.2), save_at=[0, 0.1, 0.2], max_step=0.02)
     out[name] = [disk.gather(rho)[1].tolist() for rho in solution.rho]
     out[name + " energy"] = solution.history["energy"].tolist()
+lifted = problems.get("relu-sphere", size=0.4, n_data=100)  # ν± on a sphere mesh split over the ranks
+solution = solve(lifted.energy, lifted.grid, lifted.rho0, (0, 2.0), save_at=[0, 1, 2])
+out["lifted"] = [lifted.grid.base.gather(rho)[1].tolist() for rho in solution.rho[-1]]
+out["lifted energy"], out["lifted source"] = solution.history["energy"].tolist(), solution.history["source"].tolist()
 if comm.size > 1:
     try:
         solve(NetworkRisk(feature, X, y, comm=comm), disk, start, (0, 0.1))
@@ -116,7 +120,8 @@ def launch(command, ranks=1, timeout=600):
 
 def test_nonlocal_energies_on_two_ranks_give_the_serial_answer(tmp_path):
     """On a disk mesh split over 2 ranks: the network risk (h summed over the ranks), the bump
-    risk and the interaction (the other ranks' values gathered), the bump limit; on a grid
+    risk and the interaction (the other ranks' values gathered), the bump limit; the lifted
+    ReLU risk (ν± with its reaction) on a sphere mesh split over the ranks; on a grid
     every rank holds, the network risk with its data split over the ranks, and gradient
     descent on particles likewise: all the serial answer to 1e-10. A corrupt mesh file ends
     both ranks with rank 0's error."""

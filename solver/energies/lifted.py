@@ -114,6 +114,7 @@ class LiftedReluRisk(Energy):
     species = ("plus", "minus")
     reaction = 2.0
     local = False  # F' at a point sums over all points
+    distributed = True  # on a mesh split over ranks h is summed over them (the discretization's sums)
 
     def __init__(self, X, y, bias=False, quadrature=None, weight_decay=0.0):
         X = np.atleast_2d(np.asarray(X, dtype=float))
@@ -185,10 +186,11 @@ class LiftedReluRisk(Energy):
         return np.asarray(rho, dtype=float).reshape(2, -1) * w
 
     def prediction(self, rho, grid):
-        """h(x_i) = Σ_k A_ik w_k (ρ+_k − ρ−_k) at the data points."""
+        """h(x_i) = Σ_k A_ik w_k (ρ+_k − ρ−_k) at the data points (the ranks' parts added where
+        the cells are split over ranks: one allreduce of a vector the size of the data)."""
         A, _ = self.features(grid)
         plus, minus = self.masses(rho, grid)
-        return A @ (plus - minus)
+        return grid.sums(A @ (plus - minus))
 
     def value_and_first_variation(self, rho, grid):
         """F = R(h) + 2λΣ_k w_k(ρ+_k + ρ−_k) and F'± = ±Aᵀr + 2λ, r = q ⊙ (h − y)."""
@@ -196,7 +198,7 @@ class LiftedReluRisk(Energy):
         h = self.prediction(rho, grid)
         G = A.T @ self.problem.coefficients(h)
         penalty = self.problem.penalty
-        value = self.problem.risk(h) + penalty * float(np.sum(self.masses(rho, grid)))
+        value = self.problem.risk(h) + penalty * grid.global_sum(float(np.sum(self.masses(rho, grid))))
         return value, np.stack([G + penalty, -G + penalty]).reshape(np.shape(rho))
 
     def value(self, rho, grid):
