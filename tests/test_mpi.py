@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_configs import barenblatt_config
 from conftest import require
 
 from solver.mpi import find_launcher, mpirun_command
@@ -148,26 +149,14 @@ def test_nonlocal_energies_on_two_ranks_give_the_serial_answer(tmp_path):
 
 
 # ---------------------------------------------------------------------------- wgf run --ranks N
-GRID_CONFIG = """
-[grid]
-bounds = [[-2, 2]]
-cells = [4]
-[[energy]]
-term = "porous-medium"
-m = 2
-[initial]
-density = "barenblatt"
-[time]
-start = 1.0
-end = 1.1
-"""
+GRID_CONFIG = barenblatt_config(cells=4, end=1.1)  # 16 cells
 
 
 @pytest.mark.filterwarnings("ignore:tune_process:RuntimeWarning")  # main() tunes this process, too late here
 @pytest.mark.parametrize("ranks, message", [(0, "--ranks 0: give a number of MPI ranks >= 1"),
                                             (-3, "--ranks -3: give a number of MPI ranks >= 1"),
-                                            (5, "--ranks 5: more MPI ranks than the 4 points (vertices or cells) of "
-                                                "Grid(")])
+                                            (17, "--ranks 17: more MPI ranks than the 16 points (vertices or cells) "
+                                                 "of Grid(")])
 def test_bad_rank_counts_are_refused_before_anything_starts(ranks, message, tmp_path, capsys):
     from solver.cli import main
 
