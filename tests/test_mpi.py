@@ -213,7 +213,7 @@ def test_a_mesh_run_on_two_ranks_killed_then_resumed_is_the_uninterrupted_run(tm
     config = tmp_path / "disk.toml"
     config.write_text(f'[mesh]\nfile = "{ROOT / "meshes" / "disk_1.msh"}"\n[[energy]]\nterm = "porous-medium"\n'
                       '[[energy]]\nterm = "gaussian-interaction"\nstrength = -0.5\n[initial]\ndensity = "barenblatt"\n'
-                      "C = 0.02\n[time]\nstart = 1.0\nend = 3.0\nsaves = 5\n"
+                      "C = 0.02\n[time]\nstart = 1.0\nend = 12.0\nsaves = 5\n"
                       "[output]\ncheckpoint_seconds = 0\nanimation = false\n")
     killed, whole, staging = tmp_path / "killed", tmp_path / "whole", tmp_path / "killed.incomplete"
     environment = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
@@ -234,7 +234,7 @@ def test_a_mesh_run_on_two_ranks_killed_then_resumed_is_the_uninterrupted_run(tm
     while lock_holder(staging) is not None and time.monotonic() < deadline:  # rank 0 holds the lock
         time.sleep(0.1)
     assert lock_holder(staging) is None and not killed.exists()
-    assert 1.0 < load_state(staging / "checkpoint.npz").t < 3.0  # killed mid-way
+    assert 1.0 < load_state(staging / "checkpoint.npz").t < 12.0  # killed mid-way (still solving on a fast machine)
     wgf("run", "--resume", killed)
     assert not staging.exists()
     wgf("run", config, "--out", whole)
