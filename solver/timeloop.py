@@ -494,8 +494,8 @@ def solve(energy, grid, rho0, t_span, *, save_at=None, scheme="explicit", cfl=No
         The free energy F (a term or a sum of terms), with its reaction β ≥ 0.
     grid : Discretization
         A :class:`~solver.grid.Grid`, a :class:`solver.fem.Mesh` (serial or under MPI;
-        there nonlocal terms and the implicit scheme are refused) or a
-        :class:`~solver.species.Species` on either; ``rho0`` has its shape.
+        there the implicit scheme and the nonlocal terms that are not ``distributed`` are
+        refused) or a :class:`~solver.species.Species` on either; ``rho0`` has its shape.
     rho0 : array
         Initial density (cell or vertex values, ≥ 0, finite, positive mass).
     t_span : (t0, t1)
