@@ -10,7 +10,7 @@ from functools import partial
 
 import numpy as np
 import pytest
-from conftest import MESHES, ROOT, assert_invariants, observed_order, require
+from conftest import MESHES, ROOT, assert_invariants, observed_order, require, serial_and_parallel
 
 from solver import Entropy, Grid, PorousMedium, Potential, solve
 from solver.analytic import barenblatt, gaussian, ornstein_uhlenbeck
@@ -202,16 +202,7 @@ if disk.comm.size > 1:  # nonlocal terms that are not distributed refuse to run 
 
 
 def test_mpi_gives_the_serial_answer(fem, tmp_path):
-    require("mpi4py")
-    path = str(MESHES["path"]("disk", 1))
-    script = tmp_path / "run.py"
-    script.write_text(MPI_SCRIPT)
-    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
-    subprocess.run([sys.executable, str(script), path, str(tmp_path / "serial.npy")], check=True, env=environment,
-                   timeout=600)
-    subprocess.run(mpirun_command(2, sys.executable, script, path, tmp_path / "parallel.npy"), check=True,
-                   env=environment, timeout=600)
-    serial, parallel = np.load(tmp_path / "serial.npy"), np.load(tmp_path / "parallel.npy")
+    serial, parallel = map(np.load, serial_and_parallel(MPI_SCRIPT, tmp_path, MESHES["path"]("disk", 1)))
     np.testing.assert_allclose(parallel[:, :2], serial[:, :2], atol=1e-14)
     np.testing.assert_allclose(parallel[:, 2], serial[:, 2], rtol=0, atol=1e-10 * serial[:, 2].max())
     error = (tmp_path / "parallel.npy.error").read_text()
