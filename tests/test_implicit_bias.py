@@ -1,0 +1,96 @@
+"""Classification losses of the lifted ReLU energy (logistic, exponential; λ = 0) and the
+max-margin references (solver.convex.max_margin, solver.convex.kernel_max_margin): F' against
+finite differences, the PDE's invariants, the refusals, the margins against brute force."""
+
+import numpy as np
+import pytest
+from conftest import assert_invariants
+
+from solver import Grid, LiftedReluRisk, Species, solve
+from solver.lift import ReluRegression, balanced_relu_init, circle_directions, relu_features
+
+LOSSES = ["logistic", "exponential"]
+
+
+def circle(cells):
+    return Grid([[0.0, 2 * np.pi]], [cells], bc="periodic")
+
+
+def labelled_data(rng, n=24):
+    """Points on the unit circle labelled by the sign of a 4-neuron network (separable)."""
+    X = circle_directions(rng.uniform(0, 2 * np.pi, n))
+    teacher = balanced_relu_init(4, 2, rng)
+    y = np.sign(relu_features(teacher[:, :-1], X) @ teacher[:, -1])
+    return X, np.where(y == 0, 1.0, y)
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_risk_and_residuals_are_the_loss_and_its_derivative(rng, loss):
+    """R(h) = Σ q_i ℓ(h_i, y_i) against the formula, r_i = ∂R/∂h_i against central differences."""
+    X, y = labelled_data(rng)
+    q = rng.uniform(0.5, 1.5, len(y)) / len(y)
+    problem = ReluRegression.from_data(X, y, quadrature=q, loss=loss)
+    h = rng.normal(size=len(y))
+    loss_values = np.log1p(np.exp(-y * h)) if loss == "logistic" else np.exp(-y * h)
+    assert problem.risk(h) == pytest.approx(float(q @ loss_values), rel=1e-14)
+    eps, r = 1e-6, problem.coefficients(h)
+    for i in [0, 5, 17]:
+        e = np.zeros(len(y))
+        e[i] = eps
+        assert (problem.risk(h + e) - problem.risk(h - e)) / (2 * eps) == pytest.approx(r[i], rel=1e-7, abs=1e-14)
+    assert np.all(np.sign(r) == -y)  # every point pulls h towards its label
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_first_variation_is_the_derivative_of_the_value(rng, loss):
+    """(F(ρ + εe_k) − F(ρ − εe_k))/(2ε) = w_k F'_k for cells of either species."""
+    X, y = labelled_data(rng)
+    energy = LiftedReluRisk(X, y, loss=loss)
+    grid = Species(circle(32), ("plus", "minus"))
+    rho = rng.uniform(0.05, 1.0, size=grid.shape)
+    xi = energy.first_variation(rho, grid)
+    eps, w = 1e-5, 2 * np.pi / 32
+    for index in [(0, 0), (0, 7), (1, 13), (1, 31)]:
+        e = np.zeros(grid.shape)
+        e[index] = eps
+        numeric = (energy.value(rho + e, grid) - energy.value(rho - e, grid)) / (2 * eps)
+        assert numeric == pytest.approx(w * xi[index], rel=1e-7, abs=1e-13)
+
+
+def test_particles_and_the_lift_use_the_same_loss(rng):
+    """The network's prediction and energy of balanced neurons equal the lifted measure's."""
+    from solver.lift import lift
+
+    X, y = labelled_data(rng)
+    problem = ReluRegression.from_data(X, y, loss="logistic")
+    theta = 1.7 * balanced_relu_init(9, 2, rng)
+    weights = np.full(9, 1 / 9)
+    measure = lift(theta, weights)
+    assert problem.network_energy(theta, weights) == pytest.approx(problem.lifted_energy(measure), rel=1e-13)
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_pde_on_species_keeps_positivity_the_energy_and_the_mass_balance(rng, loss):
+    """λ = 0: ρ ≥ 0, F not increasing, mass − mass₀ − source = 0 to round-off; the mass grows
+    (the loss only falls by growing h) and the loss falls."""
+    X, y = labelled_data(rng)
+    energy = LiftedReluRisk(X, y, loss=loss)
+    grid = Species(circle(64), ("plus", "minus"))
+    rho0 = np.full(grid.shape, 0.5 / (2 * np.pi))
+    solution = solve(energy, grid, rho0, (0.0, 50.0))
+    assert_invariants(solution)
+    mass, F = solution.history["mass"], solution.history["energy"]
+    assert mass[-1] > 1.5 * mass[0]
+    assert F[-1] < 0.5 * F[0]
+    assert np.abs(solution.history["source"][-1]) > 0.4 * mass[0]
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_classification_losses_refuse_labels_outside_plus_minus_one(loss):
+    X = circle_directions(np.linspace(0, 3, 4))
+    with pytest.raises(ValueError, match=r"labels y_i in \{-1, 1\}.*y\[2\] = 0\.5"):
+        LiftedReluRisk(X, [1, -1, 0.5, 1], loss=loss)
+    with pytest.raises(ValueError, match="loss must be one of"):
+        LiftedReluRisk(X, [1, -1, 1, 1], loss="hinge")
+    with pytest.raises(ValueError, match="max_margin"):
+        LiftedReluRisk(X, [1, -1, 1, 1], loss=loss).convex_reference(Species(circle(8), ("plus", "minus")))
