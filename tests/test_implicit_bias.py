@@ -94,3 +94,56 @@ def test_classification_losses_refuse_labels_outside_plus_minus_one(loss):
         LiftedReluRisk(X, [1, -1, 1, 1], loss="hinge")
     with pytest.raises(ValueError, match="max_margin"):
         LiftedReluRisk(X, [1, -1, 1, 1], loss=loss).convex_reference(Species(circle(8), ("plus", "minus")))
+
+
+def test_kernel_max_margin_against_brute_force():
+    """K = 2 features, 3 points: γ*₂ = max over the ellipse π₁b₁² + π₂b₂² = 1 of the smallest
+    margin, found by a sweep of the angle, then a finer one around its best (spacing 2e-9: the
+    error at a kink of the min is below 1e-8 times the margins' slopes)."""
+    from solver.convex import kernel_max_margin
+
+    A = np.array([[2.0, 0.3], [0.5, 1.0], [1.0, 1.5]])
+    y = np.array([1.0, -1.0, 1.0])
+    pi = np.array([0.3, 0.7])
+    solution = kernel_max_margin(A, y, weights=pi)
+
+    def sweep(angle):
+        b = np.stack([np.cos(angle) / np.sqrt(pi[0]), np.sin(angle) / np.sqrt(pi[1])])
+        margins = np.min(y[:, None] * (A @ (pi[:, None] * b)), axis=0)
+        return angle[np.argmax(margins)], np.max(margins)
+
+    best, _ = sweep(np.linspace(0, 2 * np.pi, 100001))
+    _, brute = sweep(np.linspace(best - 1e-4, best + 1e-4, 100001))
+    assert solution.margin == pytest.approx(brute, abs=1e-9)
+    assert solution.margin > 0.05
+    assert pi @ solution.coefficients**2 == pytest.approx(1.0, rel=1e-12)
+    np.testing.assert_allclose(solution.margins, y * (A @ (pi * solution.coefficients)), rtol=1e-12)
+    assert 0 <= solution.gap <= 1e-9 * solution.margin
+
+
+def test_kernel_max_margin_is_below_the_f1_max_margin_and_beats_random_output_weights(rng):
+    """γ*₂ ≤ γ*₁ on the same directions (Σπ|b| ≤ ‖b‖_L²(π)); no random b on the unit L²(π)
+    sphere does better than γ*₂; the dual p sits on the support vectors (margin = γ*₂)."""
+    from solver.convex import kernel_max_margin, max_margin
+
+    X, y = labelled_data(rng, n=16)
+    angles = 2 * np.pi * (np.arange(48) + 0.5) / 48
+    A = relu_features(circle_directions(angles), X)
+    f2, f1 = kernel_max_margin(A, y), max_margin(A, y)
+    assert 0 < f2.margin < f1.margin
+    for _ in range(200):
+        b = rng.normal(size=48)
+        b /= np.sqrt(np.mean(b**2))
+        assert np.min(y * (A @ b) / 48) <= f2.margin + 1e-12
+    support = f2.dual > 1e-6
+    np.testing.assert_allclose(f2.margins[support], f2.margin, rtol=1e-6)
+
+
+def test_kernel_max_margin_refuses_inseparable_data_and_bad_labels():
+    from solver.convex import kernel_max_margin
+
+    A = np.array([[1.0, 0.0], [0.5, 0.5], [0.0, 1.0], [0.5, 0.5]])
+    with pytest.raises(ValueError, match=r"not separable by this kernel.*data point i = [13] .*points \[(1, 3|3, 1)\]"):
+        kernel_max_margin(A, [1, 1, -1, -1])
+    with pytest.raises(ValueError, match=r"labels must be in \{-1, 1\}"):
+        kernel_max_margin(np.eye(2), [0, 1])
