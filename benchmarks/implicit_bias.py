@@ -53,7 +53,7 @@ import numpy as np
 
 from solver import Grid, LiftedReluRisk, Species, solve, tune_process
 from solver.convex import kernel_max_margin, max_margin
-from solver.lift import ReluRegression, balanced_relu_init, circle_directions, relu_features
+from solver.lift import balanced_relu_init, circle_directions, relu_features
 
 MS = (8, 32, 128, 1024)
 TEACHER_ANGLES = np.array([0.3, 1.5, 2.7, 4.2])

@@ -415,11 +415,12 @@ def kernel_max_margin(features, y, weights=None, tol=1e-9):
     z = Z.T @ p
     distance = float(np.linalg.norm(z))
     if distance <= tol:
-        worst = int(np.argmin(Q @ p))
+        support = np.flatnonzero(p > 1e-9)  # the points whose signed features cancel: Σ p_i y_i A_i· ≈ 0
+        worst = int(support[np.argmin((Q @ p)[support])])
         raise ValueError(f"kernel_max_margin: the data are not separable by this kernel (F2 max margin "
                          f"γ*₂ = {distance:.3g} <= {tol:g}): the smallest margin constraint y_i h(x_i) >= γ > 0 "
                          f"that fails is at data point i = {worst} (y = {y[worst]:+g}); the dual puts weight on "
-                         f"points {np.flatnonzero(p > 1e-9)[:8].tolist()}")
+                         f"points {support[:8].tolist()}")
     b = z / distance / np.sqrt(pi, out=np.zeros_like(pi), where=pi > 0)
     margins = Z @ z / distance
     gap = distance - float(np.min(margins))
