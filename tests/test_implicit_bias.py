@@ -2,6 +2,11 @@
 max-margin references (solver.convex.max_margin, solver.convex.kernel_max_margin): F' against
 finite differences, the PDE's invariants, the refusals, the margins against brute force."""
 
+import json
+import pathlib
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from conftest import assert_invariants
@@ -169,3 +174,25 @@ def test_pde_normalized_margin_reaches_and_keeps_ninety_percent_of_the_f1_max_ma
     assert np.all(ratios <= 1 + 1e-9), ratios
     assert solution.accepted < 2000
     assert_invariants(solution)
+
+
+def test_benchmark_quick(tmp_path):
+    """benchmarks/implicit_bias.py --quick: the table, the JSON line, the PDE above 0.9 γ*₁
+    (measured 0.959), output-layer training near γ*₂ (0.975) and below γ*₁ in F1 norm
+    (0.845), gradient descent per m, and the two figures."""
+    root = pathlib.Path(__file__).resolve().parents[1]
+    result = subprocess.run([sys.executable, str(root / "benchmarks" / "implicit_bias.py"), "--quick",
+                             "--figures", str(tmp_path)], capture_output=True, text=True, cwd=root, timeout=600)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines[0].startswith("implicit bias on the circle") and any("PDE/γ1" in line for line in lines)
+    data = json.loads(lines[-1])
+    assert 0.9 <= data["pde_margin_ratio"] <= 1 + 1e-9
+    assert data["pde_min_ratio_after_reaching_0.9"] >= 0.9
+    assert 0.9 <= data["output_layer_margin_ratio"] <= 1 + 1e-9
+    assert data["output_layer_f1_ratio"] < 0.9
+    assert data["gamma2"] < data["gamma1"]
+    assert set(data["gd_margin_ratio"]) == {"8", "32", "128", "1024"}
+    assert all(0.5 < value < 1.1 for value in data["gd_margin_ratio"].values())
+    for name in ("implicit_bias_predictors.png", "implicit_bias_margins.png"):
+        assert (tmp_path / name).stat().st_size > 0
