@@ -240,6 +240,19 @@ class MaxMargin:
         return self.c_plus - self.c_minus
 
 
+def _check_classification(features, y, name):
+    """(A, y) as float arrays, refusing a shape mismatch and labels outside {−1, 1}."""
+    A = np.asarray(features, dtype=float)
+    y = np.asarray(y, dtype=float)
+    if A.ndim != 2 or y.shape != (A.shape[0],):
+        raise ValueError(f"{name}: need features (n, K) and labels (n,), got {A.shape} and {y.shape}")
+    outside = ~np.isin(y, (-1.0, 1.0))
+    if np.any(outside):
+        raise ValueError(f"{name}: labels must be in {{-1, 1}}; got {np.unique(y[outside])[:5].tolist()} "
+                         f"(at data points {np.flatnonzero(outside)[:5].tolist()})")
+    return A, y
+
+
 def max_margin(features, y, tol=1e-9):
     """Compute the F1 max margin on fixed directions, a linear program (Chizat–Bach 2020).
 
@@ -272,14 +285,7 @@ def max_margin(features, y, tol=1e-9):
         For labels outside {−1, 1}, and for data that these features do not separate
         (naming the smallest margin constraint y_i h(x_i) ≥ γ that cannot be met with γ > 0).
     """
-    A = np.asarray(features, dtype=float)
-    y = np.asarray(y, dtype=float)
-    if A.ndim != 2 or y.shape != (A.shape[0],):
-        raise ValueError(f"max_margin: need features (n, K) and labels (n,), got {A.shape} and {y.shape}")
-    outside = ~np.isin(y, (-1.0, 1.0))
-    if np.any(outside):
-        raise ValueError(f"max_margin: labels must be in {{-1, 1}}; got {np.unique(y[outside])[:5].tolist()} "
-                         f"(at data points {np.flatnonzero(outside)[:5].tolist()})")
+    A, y = _check_classification(features, y, "max_margin")
     n, K = A.shape
     signed = y[:, None] * A
     A_ub = np.block([[-signed, signed, np.ones((n, 1))], [np.ones((1, 2 * K)), np.zeros((1, 1))]])
@@ -390,14 +396,7 @@ def kernel_max_margin(features, y, weights=None, tol=1e-9):
     RuntimeError
         When SLSQP stops with a duality gap above ``tol`` γ*₂.
     """
-    A = np.asarray(features, dtype=float)
-    y = np.asarray(y, dtype=float)
-    if A.ndim != 2 or y.shape != (A.shape[0],):
-        raise ValueError(f"kernel_max_margin: need features (n, K) and labels (n,), got {A.shape} and {y.shape}")
-    outside = ~np.isin(y, (-1.0, 1.0))
-    if np.any(outside):
-        raise ValueError(f"kernel_max_margin: labels must be in {{-1, 1}}; got {np.unique(y[outside])[:5].tolist()} "
-                         f"(at data points {np.flatnonzero(outside)[:5].tolist()})")
+    A, y = _check_classification(features, y, "kernel_max_margin")
     n, K = A.shape
     pi = np.full(K, 1.0 / K) if weights is None else np.asarray(weights, dtype=float)
     if pi.shape != (K,) or np.any(pi < 0) or not np.sum(pi) > 0:
