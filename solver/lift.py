@@ -8,7 +8,9 @@ x̃ = [x; 1]), b ∈ R, computes Φ(w, x) = b (a·x̃)₊, which is 2-homogeneou
     F(μ) = R(h) + λ∫|w|² dμ,    R(h) = ½ Σ_i q_i (h(x_i) − y_i)²,
 
 the square loss with quadrature weights q_i (q_i = 1/n: the empirical mean, as
-:class:`solver.energies.network.NetworkRisk`). Write r_i = q_i (h(x_i) − y_i).
+:class:`solver.energies.network.NetworkRisk`). Write r_i = q_i (h(x_i) − y_i); with a
+classification loss R(h) = Σ_i q_i ℓ(h(x_i), y_i) (logistic or exponential,
+:class:`ReluRegression`) everything below holds with r_i = q_i ∂ℓ(h(x_i), y_i).
 Gradient descent on the particles, dw_j/dt = −∇_w F'(μ)(w_j), the time convention of
 the whole package, uses F'(μ)(w) = b Σ_i r_i (a·x̃_i)₊ + λ(|a|² + b²):
 
