@@ -22,7 +22,7 @@ normalization Σ|w_j|²/m is twice it) or ‖b‖_(L²(π)) for output-layer tra
   once the data are separated (the mass grows like log t / γ), so dt ∝ t and each decade of
   t costs about the same number of steps (≈ 120). The normalized margin approaches γ*₁ at a
   rate of order 1/log t, so one cannot go "to convergence"; t = 1e12 is 12 decades past the
-  separation (t ≈ 100), where the curve has flattened (it changes by < 2% over the last four
+  separation (t ≈ 100), where the curve has flattened (it moves within about 2% over the last four
   decades), and it is bounded by γ*₁ on the cells (the LP is the max over all ν on them).
 - Output layer only: directions fixed at the cells (the uniform start), output weights b_k
   with h = Σ_k π_k b_k (s_k·x)₊, π_k = Δφ/2π, the gradient flow in L²(π) from b = 0:
