@@ -16,7 +16,8 @@ For balanced ReLU networks with weight decay λ∫|w|² dμ the penalty is λ' =
 On the same directions as a discretized flow, (1) is the exact discrete global minimum
 the flow should reach; on a much finer set it approximates the continuous min F.
 The F1 max-margin classifier of Chizat–Bach 2020 on those directions is the linear
-program of :func:`max_margin`.
+program of :func:`max_margin`; the F2 max margin (the kernel SVM of the features at fixed
+directions, the limit of training the output layer only) is the QP of :func:`kernel_max_margin`.
 """
 
 import dataclasses
@@ -239,6 +240,19 @@ class MaxMargin:
         return self.c_plus - self.c_minus
 
 
+def _check_classification(features, y, name):
+    """(A, y) as float arrays, refusing a shape mismatch and labels outside {−1, 1}."""
+    A = np.asarray(features, dtype=float)
+    y = np.asarray(y, dtype=float)
+    if A.ndim != 2 or y.shape != (A.shape[0],):
+        raise ValueError(f"{name}: need features (n, K) and labels (n,), got {A.shape} and {y.shape}")
+    outside = ~np.isin(y, (-1.0, 1.0))
+    if np.any(outside):
+        raise ValueError(f"{name}: labels must be in {{-1, 1}}; got {np.unique(y[outside])[:5].tolist()} "
+                         f"(at data points {np.flatnonzero(outside)[:5].tolist()})")
+    return A, y
+
+
 def max_margin(features, y, tol=1e-9):
     """Compute the F1 max margin on fixed directions, a linear program (Chizat–Bach 2020).
 
@@ -271,14 +285,7 @@ def max_margin(features, y, tol=1e-9):
         For labels outside {−1, 1}, and for data that these features do not separate
         (naming the smallest margin constraint y_i h(x_i) ≥ γ that cannot be met with γ > 0).
     """
-    A = np.asarray(features, dtype=float)
-    y = np.asarray(y, dtype=float)
-    if A.ndim != 2 or y.shape != (A.shape[0],):
-        raise ValueError(f"max_margin: need features (n, K) and labels (n,), got {A.shape} and {y.shape}")
-    outside = ~np.isin(y, (-1.0, 1.0))
-    if np.any(outside):
-        raise ValueError(f"max_margin: labels must be in {{-1, 1}}; got {np.unique(y[outside])[:5].tolist()} "
-                         f"(at data points {np.flatnonzero(outside)[:5].tolist()})")
+    A, y = _check_classification(features, y, "max_margin")
     n, K = A.shape
     signed = y[:, None] * A
     A_ub = np.block([[-signed, signed, np.ones((n, 1))], [np.ones((1, 2 * K)), np.zeros((1, 1))]])
@@ -303,3 +310,120 @@ def max_margin(features, y, tol=1e-9):
             f"(y = {y[worst]:+g}, y_i h(x_i) = {margins[worst]:.3g}); the dual certificate puts weight on points "
             f"{blocking[:8].tolist()}")
     return MaxMargin(margin, c_plus, c_minus, margins)
+
+
+@dataclasses.dataclass(frozen=True)
+class KernelMaxMargin:
+    """The F2 max-margin classifier of a random-feature kernel (the hard-margin SVM).
+
+    Attributes
+    ----------
+    margin : float
+        γ*₂ = max over ‖b‖_(L²(π)) ≤ 1 of min_i y_i h_b(x_i), h_b(x_i) = Σ_k π_k b_k A_ik.
+    coefficients : array (K,)
+        The output weights b of the maximizer (Σ_k π_k b_k² = 1).
+    dual : array (n,)
+        p on the simplex: the support-vector weights (γ*₂ = |Σ_i p_i y_i A_i·|_(L²(π))).
+    margins : array (n,)
+        y_i h_b(x_i) at the maximizer (all ≥ γ*₂ up to ``gap``).
+    gap : float
+        The duality gap |Σ_i p_i y_i A_i·|_(L²(π)) − min_i y_i h_b(x_i) ≥ 0, which bounds the
+        error of ``margin``.
+    """
+
+    margin: float
+    coefficients: np.ndarray
+    dual: np.ndarray
+    margins: np.ndarray
+    gap: float
+
+
+def _polish_on_support(Q, p):
+    """The minimizer of pᵀQp on the simplex restricted to the support S of SLSQP's p: the KKT
+    system Q_SS p_S = μ1, 1ᵀp_S = 1 solved exactly (least squares when Q_SS is singular), kept
+    when it is ≥ 0 and not worse; SLSQP alone stops at a duality gap of about 1e-8."""
+    p = p / np.sum(p)
+    support = np.flatnonzero(p > 1e-8 * np.max(p))
+    S = len(support)
+    system = np.block([[Q[np.ix_(support, support)], -np.ones((S, 1))], [np.ones((1, S)), np.zeros((1, 1))]])
+    solution = np.linalg.lstsq(system, np.concatenate([np.zeros(S), [1.0]]), rcond=None)[0][:S]
+    if np.any(solution < 0):
+        return p
+    polished = np.zeros_like(p)
+    polished[support] = solution / np.sum(solution)
+    return polished if polished @ Q @ polished <= p @ Q @ p else p
+
+
+def kernel_max_margin(features, y, weights=None, tol=1e-9):
+    """Compute the F2 max margin: the hard-margin SVM of k(x, x') = Σ_k π_k Φ(s_k, x)Φ(s_k, x').
+
+    With the features A_ik = Φ(s_k, x_i) of directions s_k of law π (weights π_k ≥ 0, Σπ_k = 1:
+    a quadrature of the uniform start E_s, so k(x, x') ≈ E_s[Φ(s, x)Φ(s, x')]), the output
+    weights b ∈ L²(π) predict h_b(x) = Σ_k π_k b_k Φ(s_k, x), and
+
+        γ*₂ = max over Σ_k π_k b_k² ≤ 1 of min_i y_i h_b(x_i)
+            = min over p ∈ simplex of |Σ_i p_i y_i A_i·|_(L²(π)) = min_p √(pᵀQp),
+
+    Q_ij = y_i y_j k(x_i, x_j) (strong duality of a norm ball against a convex hull: the
+    distance from 0 to the hull of the points y_i A_i·). The minimum over the simplex is a
+    QP solved by :func:`scipy.optimize.minimize` with ``method="SLSQP"`` (n variables,
+    gradient 2Qp, the constraint Σp = 1, bounds p ≥ 0), then polished on SLSQP's support
+    (the KKT system Q_SS p_S = μ1, Σp_S = 1, solved exactly); the maximizer is b = z/|z| with
+    z_k = Σ_i p_i y_i A_ik, and the duality gap √(pᵀQp) − min_i y_i h_b(x_i) ≥ 0 certifies
+    it. For the ReLU features the F1 norm of h_b, Σπ_k|b_k| ≤ ‖b‖_(L²(π)), so γ*₂ ≤ γ*₁ of
+    :func:`max_margin` on the same directions.
+
+    Parameters
+    ----------
+    features : array (n, K)
+        A[i, k] = Φ(s_k, x_i).
+    y : array (n,)
+        Labels in {−1, 1}.
+    weights : array (K,), optional
+        π_k ≥ 0 (normalized to sum 1); default 1/K.
+    tol : float
+        Required duality gap, relative to γ*₂; margins ≤ ``tol`` count as not separable.
+
+    Returns
+    -------
+    KernelMaxMargin
+
+    Raises
+    ------
+    ValueError
+        For labels outside {−1, 1}, and for data the kernel does not separate (γ*₂ ≤ tol),
+        naming the data point of smallest margin and the support of p.
+    RuntimeError
+        When SLSQP stops with a duality gap above ``tol`` γ*₂.
+    """
+    A, y = _check_classification(features, y, "kernel_max_margin")
+    n, K = A.shape
+    pi = np.full(K, 1.0 / K) if weights is None else np.asarray(weights, dtype=float)
+    if pi.shape != (K,) or np.any(pi < 0) or not np.sum(pi) > 0:
+        raise ValueError(f"kernel_max_margin: weights must be {K} numbers >= 0 with a positive sum")
+    pi = pi / np.sum(pi)
+    Z = y[:, None] * A * np.sqrt(pi)  # rows y_i A_i· in the coordinates where L²(π) is Euclidean
+    Q = Z @ Z.T
+    scale = float(np.max(np.abs(Q))) or 1.0
+    result = optimize.minimize(lambda p: (p @ Q @ p / scale, 2 * Q @ p / scale), np.full(n, 1.0 / n), jac=True,
+                               method="SLSQP", bounds=[(0, None)] * n,
+                               constraints=[{"type": "eq", "fun": lambda p: np.sum(p) - 1,
+                                             "jac": lambda p: np.ones_like(p)}],
+                               options={"ftol": 1e-16, "maxiter": 10000})
+    p = _polish_on_support(Q, np.maximum(result.x, 0.0))
+    z = Z.T @ p
+    distance = float(np.linalg.norm(z))
+    if distance <= tol:
+        support = np.flatnonzero(p > 1e-9)  # the points whose signed features cancel: Σ p_i y_i A_i· ≈ 0
+        worst = int(support[np.argmin((Q @ p)[support])])
+        raise ValueError(f"kernel_max_margin: the data are not separable by this kernel (F2 max margin "
+                         f"γ*₂ = {distance:.3g} <= {tol:g}): the smallest margin constraint y_i h(x_i) >= γ > 0 "
+                         f"that fails is at data point i = {worst} (y = {y[worst]:+g}); the dual puts weight on "
+                         f"points {support[:8].tolist()}")
+    b = z / distance / np.sqrt(pi, out=np.zeros_like(pi), where=pi > 0)
+    margins = Z @ z / distance
+    gap = distance - float(np.min(margins))
+    if gap > tol * distance:
+        raise RuntimeError(f"kernel_max_margin: SLSQP stopped with a duality gap {gap:.3g} > {tol:g} γ*₂ "
+                           f"({result.message})")
+    return KernelMaxMargin(float(np.min(margins)), b, p, margins, gap)

@@ -8,7 +8,9 @@ x̃ = [x; 1]), b ∈ R, computes Φ(w, x) = b (a·x̃)₊, which is 2-homogeneou
     F(μ) = R(h) + λ∫|w|² dμ,    R(h) = ½ Σ_i q_i (h(x_i) − y_i)²,
 
 the square loss with quadrature weights q_i (q_i = 1/n: the empirical mean, as
-:class:`solver.energies.network.NetworkRisk`). Write r_i = q_i (h(x_i) − y_i).
+:class:`solver.energies.network.NetworkRisk`). Write r_i = q_i (h(x_i) − y_i); with a
+classification loss R(h) = Σ_i q_i ℓ(h(x_i), y_i) (logistic or exponential,
+:class:`ReluRegression`) everything below holds with r_i = q_i ∂ℓ(h(x_i), y_i).
 Gradient descent on the particles, dw_j/dt = −∇_w F'(μ)(w_j), the time convention of
 the whole package, uses F'(μ)(w) = b Σ_i r_i (a·x̃_i)₊ + λ(|a|² + b²):
 
@@ -46,6 +48,10 @@ predictions agree at fixed times up to the integrators' errors.
 import dataclasses
 
 import numpy as np
+from scipy import special
+
+LOSSES = ("square", "logistic", "exponential")
+"""The losses ℓ(p, y) of :class:`ReluRegression`: ½(p − y)², log(1 + e^(−yp)) and e^(−yp)."""
 
 
 def relu_inputs(X, bias=False):
@@ -265,9 +271,17 @@ def first_variation_on_circle(angles, coefficients, inputs):
 
 @dataclasses.dataclass(frozen=True)
 class ReluRegression:
-    """Square-loss regression by ReLU units b(a·x̃)₊, as particles and on the sphere.
+    """Regression or classification by ReLU units b(a·x̃)₊, as particles and on the sphere.
 
-    R(h) = ½ Σ_i q_i (h_i − y_i)², weight decay λ∫|w|² dμ (see the module docstring).
+    R(h) = Σ_i q_i ℓ(h_i, y_i), weight decay λ∫|w|² dμ (see the module docstring), with
+
+    - ``"square"``: ℓ(p, y) = ½(p − y)², ∂ℓ = p − y;
+    - ``"logistic"``: ℓ(p, y) = log(1 + e^(−yp)), ∂ℓ = −y σ(−yp) (σ the logistic sigmoid);
+    - ``"exponential"``: ℓ(p, y) = e^(−yp), ∂ℓ = −y e^(−yp);
+
+    the last two for labels y ∈ {−1, 1} (Chizat–Bach 2020's implicit bias: unregularized,
+    the mass grows without bound and h/|ν| tends to the F1 max-margin classifier). Every
+    formula of the lift holds with r_i = q_i ∂ℓ(h_i, y_i) (:meth:`coefficients`).
 
     Attributes
     ----------
@@ -278,16 +292,20 @@ class ReluRegression:
         q_i ≥ 0.
     weight_decay : float
         λ ≥ 0.
+    loss : {"square", "logistic", "exponential"}
+        ℓ (see above).
     """
 
     inputs: np.ndarray
     targets: np.ndarray
     quadrature: np.ndarray
     weight_decay: float = 0.0
+    loss: str = "square"
 
     @classmethod
-    def from_data(cls, X, y, bias=False, quadrature=None, weight_decay=0.0):
-        """From inputs x (n, d), targets y; q_i = 1/n unless given."""
+    def from_data(cls, X, y, bias=False, quadrature=None, weight_decay=0.0, loss="square"):
+        """From inputs x (n, d), targets y; q_i = 1/n unless given. The classification
+        losses need labels y_i ∈ {−1, 1} (ValueError naming the first data point that is not)."""
         inputs = relu_inputs(X, bias)
         y = np.asarray(y, dtype=float)
         if y.shape != (len(inputs),):
@@ -297,7 +315,14 @@ class ReluRegression:
             raise ValueError(f"ReluRegression: quadrature must be {len(y)} weights >= 0")
         if not np.isfinite(weight_decay) or weight_decay < 0:
             raise ValueError(f"ReluRegression: weight_decay must be finite and >= 0, got {weight_decay}")
-        return cls(inputs, y, q, float(weight_decay))
+        if loss not in LOSSES:
+            raise ValueError(f"ReluRegression: loss must be one of {LOSSES}, got {loss!r}")
+        outside = np.flatnonzero(~np.isin(y, (-1.0, 1.0)))
+        if loss != "square" and len(outside):
+            i = int(outside[0])
+            raise ValueError(f"ReluRegression: the {loss} loss needs labels y_i in {{-1, 1}}; {len(outside)} of "
+                             f"{len(y)} are not, the first y[{i}] = {y[i]:g}")
+        return cls(inputs, y, q, float(weight_decay), loss)
 
     @property
     def penalty(self):
@@ -305,12 +330,20 @@ class ReluRegression:
         return 2.0 * self.weight_decay
 
     def risk(self, h):
-        """R(h) = ½ Σ_i q_i (h_i − y_i)²."""
-        return 0.5 * float(self.quadrature @ (h - self.targets) ** 2)
+        """R(h) = Σ_i q_i ℓ(h_i, y_i): ½Σ q_i (h_i − y_i)², Σ q_i log(1 + e^(−y_i h_i)) or Σ q_i e^(−y_i h_i)."""
+        if self.loss == "square":
+            return 0.5 * float(self.quadrature @ (h - self.targets) ** 2)
+        if self.loss == "logistic":
+            return float(self.quadrature @ np.logaddexp(0.0, -self.targets * h))
+        return float(self.quadrature @ np.exp(-self.targets * h))
 
     def coefficients(self, h):
-        """r_i = q_i (h_i − y_i) = q_i ∂ℓ(h_i, y_i)."""
-        return self.quadrature * (h - self.targets)
+        """r_i = q_i ∂ℓ(h_i, y_i): q_i (h_i − y_i), −q_i y_i σ(−y_i h_i) or −q_i y_i e^(−y_i h_i)."""
+        if self.loss == "square":
+            return self.quadrature * (h - self.targets)
+        if self.loss == "logistic":
+            return -self.quadrature * self.targets * special.expit(-self.targets * h)
+        return -self.quadrature * self.targets * np.exp(-self.targets * h)
 
     # particles w = (a, b) in R^(p+1) ------------------------------------------------
     def network_prediction(self, theta, weights):

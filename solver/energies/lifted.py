@@ -50,6 +50,13 @@ s = (cos φ, sin φ), densities per unit angle (p = 2: inputs x ∈ R² without 
 with a bias). A sphere is a discretization whose points are on the unit sphere of R³
 (p = 3). The densities live on ``Species(base, ("plus", "minus"))``, shape (2, *base.shape).
 
+**Classification** (``loss="logistic"`` or ``"exponential"``, labels y_i ∈ {−1, 1}):
+R(h) = Σ_i q_i ℓ(h_i, y_i) with ℓ(p, y) = log(1 + e^(−yp)) or e^(−yp), and everything
+above holds with r_i = q_i ∂ℓ(h_i, y_i) (:class:`solver.lift.ReluRegression`). Unregularized
+(λ = 0) on separable data, F → 0 as the mass |ν+| + |ν−| grows without bound, and the
+normalized margin min_i y_i h_i / (|ν+| + |ν−|) tends to the F1 max margin
+(:func:`solver.convex.max_margin`, Chizat–Bach 2020; ``benchmarks/implicit_bias.py``).
+
 **Particles** are the neurons w = (a, b) ∈ R^(p+1) themselves, moved by plain gradient
 descent (:meth:`ReluRegression.network_velocity <solver.lift.ReluRegression.network_velocity>`),
 which is what users run; :func:`solver.lift.lift` maps them to ν± for comparisons.
@@ -82,6 +89,9 @@ class LiftedReluRisk(SignedMeasureRisk):
         q_i ≥ 0 of R(h) = ½Σ q_i (h_i − y_i)²; default 1/n (the empirical mean).
     weight_decay : float
         λ ≥ 0 of the neurons' λ∫|w|² dμ.
+    loss : {"square", "logistic", "exponential"}
+        ℓ of R(h) = Σ_i q_i ℓ(h_i, y_i) (½(p − y)², log(1 + e^(−yp)), e^(−yp)); the last two
+        need labels y_i ∈ {−1, 1}.
 
     Attributes
     ----------
@@ -93,18 +103,18 @@ class LiftedReluRisk(SignedMeasureRisk):
 
     reaction = 2.0
 
-    def __init__(self, X, y, bias=False, quadrature=None, weight_decay=0.0):
+    def __init__(self, X, y, bias=False, quadrature=None, weight_decay=0.0, loss="square"):
         X = np.atleast_2d(np.asarray(X, dtype=float))
         if not (np.all(np.isfinite(X)) and np.all(np.isfinite(np.asarray(y, dtype=float)))):
             raise ValueError("LiftedReluRisk: X and y must be finite")
         self.bias = bool(bias)
         self.problem = ReluRegression.from_data(X, y, bias=self.bias, quadrature=quadrature,
-                                                weight_decay=weight_decay)
+                                                weight_decay=weight_decay, loss=loss)
         self.dim = self.problem.inputs.shape[1] + 1
 
     def __repr__(self):
         return (f"LiftedReluRisk(n={len(self.problem.targets)}, p={self.dim - 1}, "
-                f"weight_decay={self.problem.weight_decay:g})")
+                f"weight_decay={self.problem.weight_decay:g}, loss={self.problem.loss!r})")
 
     # discretizations -------------------------------------------------------------------
     def check(self, grid):
@@ -164,6 +174,29 @@ class LiftedReluRisk(SignedMeasureRisk):
     def penalty(self):
         """λ' = 2λ."""
         return self.problem.penalty
+
+    def risk(self, h):
+        """R(h) = Σ_i q_i ℓ(h_i, y_i)."""
+        return self.problem.risk(h)
+
+    def residuals(self, h):
+        """r_i = q_i ∂ℓ(h_i, y_i)."""
+        return self.problem.coefficients(h)
+
+    def margin(self, rho, grid):
+        """The normalized margin min_i y_i h_i / (|ν+| + |ν−|) (labels ±1; the F1 margin of
+        :func:`solver.convex.max_margin` bounds it on the same cells)."""
+        return float(np.min(self.targets * self.prediction(rho, grid))) / float(np.sum(self.masses(rho, grid)))
+
+    def convex_reference(self, grid, tol=1e-10):
+        """The square loss's convex minimum on the same cells (see SignedMeasureRisk); refused
+        for the classification losses, whose infimum 0 is not attained (use
+        :func:`solver.convex.max_margin` for their limit)."""
+        if self.problem.loss != "square":
+            raise ValueError(f"LiftedReluRisk.convex_reference: the {self.problem.loss} loss has no minimizer on "
+                             f"separable data (F → 0 as the mass grows); compare margins with "
+                             f"solver.convex.max_margin instead")
+        return super().convex_reference(grid, tol)
 
     @once_per_discretization
     def cell_features(self, grid):

@@ -15,7 +15,9 @@ directions (features A, quadrature q, penalty λ'), so its minimum F* bounds the
 flow's energy from below (:meth:`SignedMeasureRisk.convex_reference`).
 
 A subclass supplies ``cell_features(grid)`` → (A, w), ``targets`` (y), ``quadrature`` (q)
-and ``penalty`` (λ').
+and ``penalty`` (λ'); it may replace the square loss by another ℓ through ``risk`` (R) and
+``residuals`` (r_i = q_i ∂ℓ(h_i, y_i), then G = Aᵀr), as the lifted ReLU risk's
+classification losses do (the convex reference is then not the square-loss problem).
 """
 
 import dataclasses
@@ -61,6 +63,10 @@ class SignedMeasureRisk(Energy):
         """R(h) = ½ Σ_i q_i (h_i − y_i)²."""
         return 0.5 * float(self.quadrature @ (h - self.targets) ** 2)
 
+    def residuals(self, h):
+        """r_i = q_i ∂ℓ(h_i, y_i) = q_i (h_i − y_i) for the square loss; G = Aᵀr."""
+        return self.quadrature * (h - self.targets)
+
     def masses(self, rho, grid):
         """c±_k = w_k ρ±_k, an array (2, K): the atoms of ν± at the cells."""
         _, w = self.cell_features(grid)
@@ -74,10 +80,10 @@ class SignedMeasureRisk(Energy):
         return grid.sums(A @ (plus - minus))
 
     def value_and_first_variation(self, rho, grid):
-        """F = R(h) + λ'Σ_k w_k(ρ+_k + ρ−_k) and F'± = ±Aᵀ(q ⊙ (h − y)) + λ'."""
+        """F = R(h) + λ'Σ_k w_k(ρ+_k + ρ−_k) and F'± = ±Aᵀr + λ', r = :meth:`residuals` (h)."""
         A, _ = self.cell_features(grid)
         h = self.prediction(rho, grid)
-        G = A.T @ (self.quadrature * (h - self.targets))
+        G = A.T @ self.residuals(h)
         value = self.risk(h) + self.penalty * grid.global_sum(float(np.sum(self.masses(rho, grid))))
         return value, np.stack([G + self.penalty, -G + self.penalty]).reshape(np.shape(rho))
 
