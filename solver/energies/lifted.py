@@ -67,6 +67,17 @@ SPHERE_TOLERANCE = 1e-6
 """How far from 1 the norm of a sphere discretization's point may be."""
 
 
+def check_on_unit_sphere(points, context, symbol):
+    """Refuse ``points`` (…, p) off the unit sphere by more than :data:`SPHERE_TOLERANCE`,
+    naming the worst one after ``context``."""
+    points = np.asarray(points, dtype=float)
+    radius = np.linalg.norm(points.reshape(-1, points.shape[-1]), axis=1)
+    worst = int(np.argmax(np.abs(radius - 1)))
+    if abs(radius[worst] - 1) > SPHERE_TOLERANCE:
+        raise ValueError(f"{context} on the unit sphere; point {worst} has |{symbol}| = {radius[worst]:.6g} "
+                         f"(allowed: within {SPHERE_TOLERANCE:g} of 1)")
+
+
 class LiftedReluRisk(SignedMeasureRisk):
     """F(ν+, ν−) = R(h) + 2λ(|ν+| + |ν−|) for balanced ReLU units (see the module docstring).
 
@@ -133,11 +144,7 @@ class LiftedReluRisk(SignedMeasureRisk):
         if base.dim != 3:
             raise ValueError(f"LiftedReluRisk: the base must be the circle (a 1D periodic grid of angles) or a "
                              f"sphere (points in R³); got a {base.dim}D discretization")
-        radius = np.linalg.norm(np.asarray(base.points, dtype=float).reshape(-1, 3), axis=1)
-        worst = int(np.argmax(np.abs(radius - 1)))
-        if abs(radius[worst] - 1) > SPHERE_TOLERANCE:
-            raise ValueError(f"LiftedReluRisk: a 3D base must have its points on the unit sphere; point {worst} "
-                             f"has |x| = {radius[worst]:.6g} (allowed: within {SPHERE_TOLERANCE:g} of 1)")
+        check_on_unit_sphere(base.points, "LiftedReluRisk: a 3D base must have its points", "x")
         if p != 3:
             raise ValueError(f"LiftedReluRisk: the inputs x̃ have p = {p} coordinates, so ν± live on S^{p - 1}, "
                              f"not on the sphere S² (give the circle grid for p = 2)")
@@ -309,11 +316,7 @@ class LiftedNetworkRisk(Energy):
         if grid.dim != self.dim:
             raise ValueError(f"LiftedNetworkRisk: θ ∈ R^{self.dim}, so ν lives on the sphere S^{self.dim - 1} of "
                              f"R^{self.dim}; got a discretization with points in R^{grid.dim}")
-        radius = np.linalg.norm(np.asarray(grid.points, dtype=float).reshape(-1, grid.dim), axis=1)
-        worst = int(np.argmax(np.abs(radius - 1)))
-        if abs(radius[worst] - 1) > SPHERE_TOLERANCE:
-            raise ValueError(f"LiftedNetworkRisk: the points must be on the unit sphere; point {worst} has "
-                             f"|s| = {radius[worst]:.6g} (allowed: within {SPHERE_TOLERANCE:g} of 1)")
+        check_on_unit_sphere(grid.points, "LiftedNetworkRisk: the points must be", "s")
 
     def value_and_first_variation(self, rho, grid):
         """F(ν) = R(h) + λ|ν| and F̃ at the points: the NetworkRisk's, on the sphere."""
