@@ -40,6 +40,7 @@ from .energies import (  # noqa: E402  (after the Numba cache is settled)
     Entropy,
     Feature,
     Interaction,
+    LiftedNetworkRisk,
     LiftedReluRisk,
     NetworkRisk,
     PorousMedium,
@@ -53,6 +54,6 @@ from .species import Species  # noqa: E402
 from .timeloop import Solution, solve  # noqa: E402
 
 __all__ = ["Grid", "Species", "solve", "Solution", "Energy", "Sum", "BumpRisk", "BumpLimitRisk", "Entropy",
-           "PorousMedium", "Potential", "Interaction", "Feature", "NetworkRisk", "LiftedReluRisk",
+           "PorousMedium", "Potential", "Interaction", "Feature", "NetworkRisk", "LiftedReluRisk", "LiftedNetworkRisk",
            "SpikeDeconvolution", "tune_process"]
 __version__ = "0.1.0"

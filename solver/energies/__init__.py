@@ -8,10 +8,10 @@ from .bump import BumpLimitRisk, BumpRisk
 from .deconvolution import SpikeDeconvolution
 from .interaction import Interaction
 from .internal import Entropy, PorousMedium
-from .lifted import LiftedReluRisk
+from .lifted import LiftedNetworkRisk, LiftedReluRisk
 from .network import Feature, NetworkRisk, teacher_labels
 from .potential import Potential
 
 __all__ = ["Energy", "Sum", "BumpRisk", "BumpLimitRisk", "Entropy", "PorousMedium", "Potential", "Interaction",
-           "Feature", "NetworkRisk", "teacher_labels", "LiftedReluRisk",
+           "Feature", "NetworkRisk", "teacher_labels", "LiftedReluRisk", "LiftedNetworkRisk",
            "SpikeDeconvolution"]

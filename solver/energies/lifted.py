@@ -65,13 +65,24 @@ which is what users run; :func:`solver.lift.lift` maps them to ν± for comparis
 import numpy as np
 
 from ..lift import ReluRegression, circle_directions, lift, relu_features, relu_inputs
-from .base import once_per_discretization
+from .base import Energy, once_per_discretization
 from .signed import ConvexReference, SignedMeasureRisk
 
-__all__ = ["LiftedReluRisk", "ConvexReference", "SPHERE_TOLERANCE"]
+__all__ = ["LiftedReluRisk", "LiftedNetworkRisk", "ConvexReference", "SPHERE_TOLERANCE"]
 
 SPHERE_TOLERANCE = 1e-6
 """How far from 1 the norm of a sphere discretization's point may be."""
+
+
+def check_on_unit_sphere(points, context, symbol):
+    """Refuse ``points`` (…, p) off the unit sphere by more than :data:`SPHERE_TOLERANCE`,
+    naming the worst one after ``context``."""
+    points = np.asarray(points, dtype=float)
+    radius = np.linalg.norm(points.reshape(-1, points.shape[-1]), axis=1)
+    worst = int(np.argmax(np.abs(radius - 1)))
+    if abs(radius[worst] - 1) > SPHERE_TOLERANCE:
+        raise ValueError(f"{context} on the unit sphere; point {worst} has |{symbol}| = {radius[worst]:.6g} "
+                         f"(allowed: within {SPHERE_TOLERANCE:g} of 1)")
 
 
 class LiftedReluRisk(SignedMeasureRisk):
@@ -143,11 +154,7 @@ class LiftedReluRisk(SignedMeasureRisk):
         if base.dim != 3:
             raise ValueError(f"LiftedReluRisk: the base must be the circle (a 1D periodic grid of angles) or a "
                              f"sphere (points in R³); got a {base.dim}D discretization")
-        radius = np.linalg.norm(np.asarray(base.points, dtype=float).reshape(-1, 3), axis=1)
-        worst = int(np.argmax(np.abs(radius - 1)))
-        if abs(radius[worst] - 1) > SPHERE_TOLERANCE:
-            raise ValueError(f"LiftedReluRisk: a 3D base must have its points on the unit sphere; point {worst} "
-                             f"has |x| = {radius[worst]:.6g} (allowed: within {SPHERE_TOLERANCE:g} of 1)")
+        check_on_unit_sphere(base.points, "LiftedReluRisk: a 3D base must have its points", "x")
         if p != 3:
             raise ValueError(f"LiftedReluRisk: the inputs x̃ have p = {p} coordinates, so ν± live on S^{p - 1}, "
                              f"not on the sphere S² (give the circle grid for p = 2)")
@@ -236,3 +243,121 @@ class LiftedReluRisk(SignedMeasureRisk):
         if theta.shape[1] != self.dim:
             raise ValueError(f"LiftedReluRisk: particles are w = (a, b) ∈ R^{self.dim}, got shape {theta.shape}")
         return theta
+
+
+HOMOGENEITY_TOLERANCE = 1e-9
+"""Largest |Φ(tθ, x) − t²Φ(θ, x)| / max|t²Φ(θ, x)| the general lift accepts."""
+
+
+def homogeneity_defect(network_risk, seed=0, count=8, scales=(0.5, 2.0, 3.0)):
+    """max over a few random θ ~ N(0, I), t ∈ ``scales`` and the data x_i (the first 64) of
+    |Φ(tθ, x) − t²Φ(θ, x)| / max|t²Φ(θ, x)|, with Φ as ``network_risk`` evaluates it
+    (its :meth:`~solver.energies.network.NetworkRisk.predict` on one unit of weight 1): 0 up to
+    round-off exactly when the feature is 2-homogeneous at those points."""
+    rng = np.random.default_rng(seed)
+    x = network_risk.X[:64]
+    worst = 0.0
+    for theta in rng.standard_normal((count, network_risk.dim)):
+        for t in scales:
+            scaled = network_risk.predict(t * theta, [1.0], x)
+            expected = t**2 * network_risk.predict(theta, [1.0], x)
+            worst = max(worst, float(np.max(np.abs(scaled - expected)) / max(np.max(np.abs(expected)), 1e-300)))
+    return worst
+
+
+def homogeneity_reason(feature):
+    """Why a built-in ``feature`` is not 2-homogeneous in θ, or None when it is (a ReLU neuron
+    c(a·x̃)₊ with output weight: c(ta·x̃)₊·t = t²c(a·x̃)₊)."""
+    kind = getattr(feature, "kind", None)
+    if kind == "rbf":
+        return "a Gaussian c exp(−|x − z|²/(2s²)) is 1-homogeneous in c and not homogeneous in z"
+    if kind == "neuron" and getattr(feature, "activation", None) != "relu":
+        return f"the activation {feature.activation} is not positively homogeneous (σ(tu) ≠ tσ(u))"
+    if kind == "neuron" and not getattr(feature, "output_weight", True):
+        return "a ReLU unit σ(w·x̃) without output weight is 1-homogeneous, not 2-homogeneous"
+    return None
+
+
+class LiftedNetworkRisk(Energy):
+    r"""The general conic lift of a 2-homogeneous network risk: one density ν on S^(p−1).
+
+    For a unit Φ(w, x) 2-homogeneous in w ∈ R^p (Φ(tw, x) = t²Φ(w, x), t > 0: the ReLU
+    neuron c(a·x̃)₊ with output weight, w = (a, c)), the risk of
+    :class:`~solver.energies.network.NetworkRisk`, F(μ) = R(∫Φ dμ) + λ∫|w|² dμ with
+    R(h) = (1/n)Σ_i ℓ(h(x_i), y_i), depends on μ only through ν = ∫ r² δ_s dμ, w = r s,
+    |s| = 1 (:func:`solver.lift.lift_density` for a density on R^p):
+
+        h(x) = ∫Φ(w, x) dμ = ∫ r²Φ(s, x) dμ = ∫Φ(s, x) dν(s),    λ∫|w|² dμ = λ|ν|,
+
+    so F(ν) = R(∫Φ(s, ·) dν) + λ|ν|, with first variation
+
+        F̃(s) = (1/n)Σ_i ∂ℓ(h(x_i), y_i) Φ(s, x_i) + λ.
+
+    Gradient descent on the particles, dw/dt = −∇F'(μ)(w) with F'(μ)(w) = r²F̃(s), moves
+    s by −∇_S F̃(s) (the radial part of ∇_w(r²F̃) is 2rF̃ s, its tangential part r∇_S F̃)
+    and r² by d(r²)/dt = 2r dr/dt = −4r²F̃(s), so
+
+        ∂tν = ∇_S·(ν∇_S F̃) − 4F̃ν,
+
+    the Wasserstein–Fisher–Rao flow with transport 1 and **reaction β = 4**
+    (REFERENCES.md, "conic lift"; the balanced reduction of :class:`LiftedReluRisk` halves
+    it to 2 by splitting ν by the sign of the output weight).
+
+    **Discretization.** On a discretization whose points s_k lie on the unit sphere of R^p
+    (``Mesh.sphere(size)`` for p = 3, lumped vertex areas w_k), ν ≈ Σ_k ρ_k w_k δ_(s_k),
+    and F, F̃ are exactly those of the wrapped NetworkRisk on those points: its h = Σ_k
+    w_kρ_kΦ(s_k, ·), its F' = Σ_i c_iΦ(s_k, x_i) + λ|s_k|² with |s_k| = 1. Nothing is
+    copied: the data, the loss and the feature evaluation are the NetworkRisk's own.
+
+    Parameters
+    ----------
+    network_risk : NetworkRisk
+        Its feature must be 2-homogeneous in θ: checked by kind (ValueError naming the
+        feature and why not) and numerically, Φ(tθ, x) = t²Φ(θ, x) at a few random θ and
+        t (:func:`homogeneity_defect`, within :data:`HOMOGENEITY_TOLERANCE`), so a
+        user-built feature is caught too.
+    """
+
+    reaction = 4.0
+    local = False
+    particles = None  # the particles are the NetworkRisk's own neurons w ∈ R^p
+
+    def __init__(self, network_risk):
+        feature = getattr(network_risk, "feature", None)
+        if feature is None or not callable(getattr(network_risk, "value_and_first_variation", None)):
+            raise ValueError(f"LiftedNetworkRisk: needs a NetworkRisk, got {network_risk!r}")
+        reason = homogeneity_reason(feature)
+        if reason is None:
+            defect = homogeneity_defect(network_risk)
+            if not defect <= HOMOGENEITY_TOLERANCE:
+                reason = (f"Φ(tθ, x) − t²Φ(θ, x) is {defect:.3g} of t²Φ(θ, x) at random θ and t "
+                          f"(allowed: {HOMOGENEITY_TOLERANCE:g})")
+        if reason is not None:
+            raise ValueError(f"LiftedNetworkRisk: the feature {feature!r} is not 2-homogeneous in θ: {reason}; "
+                             "the conic lift needs Φ(tθ, x) = t²Φ(θ, x), e.g. Feature.neuron('relu', d, bias=...)")
+        self.network_risk = network_risk
+        self.dim = network_risk.dim
+
+    def __repr__(self):
+        return f"LiftedNetworkRisk({self.network_risk!r})"
+
+    def check(self, grid):
+        """Refuse species and any discretization whose points are not on the unit sphere of R^p."""
+        if getattr(grid, "names", None) is not None:
+            raise ValueError("LiftedNetworkRisk: the general lift is one density ν on the sphere, not species "
+                             f"{tuple(grid.names)}")
+        if grid.dim != self.dim:
+            raise ValueError(f"LiftedNetworkRisk: θ ∈ R^{self.dim}, so ν lives on the sphere S^{self.dim - 1} of "
+                             f"R^{self.dim}; got a discretization with points in R^{grid.dim}")
+        check_on_unit_sphere(grid.points, "LiftedNetworkRisk: the points must be", "s")
+
+    def value_and_first_variation(self, rho, grid):
+        """F(ν) = R(h) + λ|ν| and F̃ at the points: the NetworkRisk's, on the sphere."""
+        self.check(grid)
+        return self.network_risk.value_and_first_variation(rho, grid)
+
+    def value(self, rho, grid):
+        return self.value_and_first_variation(rho, grid)[0]
+
+    def first_variation(self, rho, grid):
+        return self.value_and_first_variation(rho, grid)[1]
