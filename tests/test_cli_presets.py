@@ -8,6 +8,8 @@ from conftest import require
 
 from solver import problems
 from solver.cli import main
+from solver.compare import study
+from solver.config import ConfigError, load
 
 pytestmark = pytest.mark.filterwarnings("ignore:tune_process:RuntimeWarning")
 
@@ -69,3 +71,26 @@ def test_plot_reads_a_deconvolution_folder_that_stored_its_spikes_as_the_teacher
     np.savez_compressed(out / "densities.npz", **arrays)
     (out / "snapshots.png").unlink()
     assert main(["plot", str(out)]) == 0 and (out / "snapshots.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("name", ["deconvolution-1d", "deconvolution-2d"])
+def test_particles_are_refused_for_deconvolution_at_config_load(tmp_path, name):
+    """[particles] on a deconvolution preset: refused when the config loads (and by `wgf run`,
+    exit 2), not an AttributeError of the lifted ReLU study mid-run."""
+    config = tmp_path / "config.toml"
+    config.write_text(f'[problem]\nname = "{name}"\ncells = 8\n[time]\nend = 0.02\nsaves = 3\n'
+                      "[particles]\nm = [10]\nstep = 0.01\n")
+    refusal = rf"particles: \[particles\] is not available for {name}: .*SpikeDeconvolution"
+    with pytest.raises(ConfigError, match=refusal):
+        load(config)
+    assert main(["run", str(config), "--out", str(tmp_path / "results")]) == 2
+    assert not (tmp_path / "results").exists()
+
+
+def test_study_refuses_deconvolution_and_still_takes_the_lifted_relu_problem():
+    problem = problems.get("deconvolution-1d", cells=8)
+    with pytest.raises(ValueError, match="study: \\[particles\\] is not available for deconvolution-1d"):
+        study(problem, [4], [0.0, 0.01], [0], 0.01)
+    circle = problems.get("relu-circle", cells=16, n_data=16)
+    result = study(circle, [4], [0.0, 0.01], [0], 0.01)
+    assert len(result["rows"]) > 0
