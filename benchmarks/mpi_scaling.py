@@ -1,20 +1,33 @@
-"""The mesh solver on 1 against 2 MPI ranks: a fine disk mesh, the porous-medium equation.
+"""The distributed engine on 1 against 2 MPI ranks: the mesh solver (vertices split) and the
+network PDE on a grid (data split).
 
-The 2D Barenblatt solution (m = 2, C = 0.02) on the unit disk (meshes/, level 4 by
-default: about 24000 vertices) from t = 1 to ``--end`` (1.2) with explicit steps, run by
-``mpirun -n 1`` and ``mpirun -n 2`` (one Numba thread per rank, so the two runs use one
-and two cores). Each run reports its ``solve`` wall time (median of ``--repeats`` after
-a warm-up); the answers are checked to agree to 1e-10. Prints a table, then a JSON line
-with ``speedup`` = time on 1 rank / time on 2 ranks (target ≥ 1.6).
+- ``mesh``: the 2D Barenblatt solution (m = 2, C = 0.02) on the unit disk (meshes/, level 4
+  by default: about 24000 vertices) from t = 1 to ``--end`` (1.2) with explicit steps; each
+  rank owns part of the vertices.
+- ``network``: the ``tanh-teacher`` preset with ``--n-data`` (10⁵) data points on a
+  ``--cells``² (64²) grid from t = 0 to ``--network-end`` (2, the preset's horizon: 7 steps);
+  every rank holds the grid, the data set is split over the ranks
+  (:meth:`solver.energies.NetworkRisk.on_ranks`), F' on the cells summed over them in one
+  allreduce per evaluation.
 
-Run: ``.venv/bin/python benchmarks/mpi_scaling.py [--quick]`` (the environment's own
-``mpirun``, with the flags its MPI needs: :func:`solver.mpi.mpirun_command`).
+Each measurement is one launch of ``mpirun -n 1`` or ``mpirun -n 2`` (one Numba thread per
+rank, so the two use one and two cores) that solves once to warm up (Numba, tables) and
+then times one ``solve``; the launches alternate 1, 2, 1, 2, … ``--repeats`` times (5) per
+case, so a change of the machine's load hits both. Prints, per case, the median and the
+spread (min–max) of the wall times and of the per-pair speed-ups; the answers of 1 and 2
+ranks are checked to agree to 1e-10. The last line is JSON with ``mesh_speedup`` and
+``network_speedup`` = median time on 1 rank / median time on 2 ranks (targets on an idle
+machine with 2 cores: ≥ 1.6 and ≥ 1.7).
+
+Run: ``.venv/bin/python benchmarks/mpi_scaling.py [--quick] [--case mesh|network|both]`` (the
+environment's own ``mpirun``, with the flags its MPI needs: :func:`solver.mpi.mpirun_command`).
 """
 
 import argparse
 import json
 import os
 import runpy
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -25,60 +38,117 @@ import numpy as np
 from solver.mpi import mpirun_command
 
 ROOT = Path(__file__).resolve().parent.parent
-RUN = """
-import json, statistics, sys, time, warnings
+TIMING = """
+comm.Barrier()
+start = time.perf_counter()
+solution = run()
+seconds = comm.allreduce(time.perf_counter() - start, op=MPI.MAX)
+"""
+MESH = """
+import json, sys, time, warnings
 import numpy as np
+from mpi4py import MPI
 from solver import PorousMedium, fem, solve, tune_process
 from solver.analytic import barenblatt
 tune_process()
 warnings.simplefilter("ignore", UserWarning)
 disk = fem.read(sys.argv[1])
-end, repeats = float(sys.argv[2]), int(sys.argv[3])
+comm, end = disk.comm, float(sys.argv[2])
 run = lambda: solve(PorousMedium(2), disk, barenblatt(disk.points, 1.0, C=0.02), (1.0, end))
 solution = run()
-times = []
-for _ in range(repeats):
-    disk.comm.Barrier()
-    start = time.perf_counter()
-    solution = run()
-    times.append(disk.comm.allreduce(time.perf_counter() - start, op=__import__("mpi4py").MPI.MAX))
+""" + TIMING + """
 points, rho = disk.gather(solution.rho[-1])
 vertices = disk.vertices  # collective: every rank asks
-if disk.comm.rank == 0:
-    np.save(sys.argv[4], rho)
-    print(json.dumps({"seconds": statistics.median(times), "steps": solution.accepted, "vertices": vertices}))
+if comm.rank == 0:
+    np.save(sys.argv[3], rho)
+    print(json.dumps({"seconds": seconds, "steps": solution.accepted, "size": vertices}))
+"""
+NETWORK = """
+import json, sys, time
+import numpy as np
+from mpi4py import MPI
+from solver import problems, solve, tune_process
+tune_process()
+comm = MPI.COMM_WORLD
+cells, n_data, end = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+problem = problems.get("tanh-teacher", cells=cells, n_data=n_data)
+energy = problem.energy.on_ranks(comm)
+run = lambda end=end: solve(energy, problem.grid, problem.rho0, (0.0, end))
+run(end / 10)  # Numba and the per-axis tables (kept per grid)
+""" + TIMING + """
+if comm.rank == 0:
+    np.save(sys.argv[4], solution.rho[-1])
+    print(json.dumps({"seconds": seconds, "steps": solution.accepted, "size": n_data}))
 """
 
 
-def run(ranks, mesh, end, repeats, out):
-    """The JSON report of one mpirun of RUN."""
-    command = mpirun_command(ranks, sys.executable, "-c", RUN, mesh, end, repeats, out)
+def launch(ranks, script, *arguments):
+    """The JSON report of one mpirun of ``script`` on ``ranks`` ranks."""
+    command = mpirun_command(ranks, sys.executable, "-c", script, *arguments)
     environment = {**os.environ, "NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     result = subprocess.run(command, check=True, capture_output=True, text=True, env=environment)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def measure(name, script, arguments, repeats, folder):
+    """``repeats`` alternating launches on 1 and 2 ranks: the reports and the answers' largest
+    difference relative to the largest value."""
+    reports = {1: [], 2: []}
+    for _ in range(repeats):
+        for ranks in (1, 2):
+            out = Path(folder) / f"{name}{ranks}.npy"
+            reports[ranks].append(launch(ranks, script, *arguments, out))
+    one, two = np.load(Path(folder) / f"{name}1.npy"), np.load(Path(folder) / f"{name}2.npy")
+    return reports, float(np.abs(one - two).max() / np.abs(one).max())
+
+
+def summary(name, what, reports, difference):
+    """Print the table of one case; return its JSON fields."""
+    times = {ranks: [report["seconds"] for report in runs] for ranks, runs in reports.items()}
+    pairs = [a / b for a, b in zip(times[1], times[2])]
+    speedup = statistics.median(times[1]) / statistics.median(times[2])
+    print(f"\n{what}, {reports[1][0]['steps']} steps; {len(pairs)} alternating launches per rank count; "
+          f"answers agree to {difference:.1e} (relative)")
+    print("| ranks | median (s) | min–max (s) | speed-up (median) | per-pair speed-ups min–max |")
+    print("|---|---|---|---|---|")
+    for ranks, seconds in times.items():
+        ratio = f"{speedup:.2f}" if ranks == 2 else "1"
+        spread = f"{min(pairs):.2f}–{max(pairs):.2f}" if ranks == 2 else ""
+        print(f"| {ranks} | {statistics.median(seconds):.3f} | {min(seconds):.3f}–{max(seconds):.3f} | {ratio} | "
+              f"{spread} |")
+    if difference > 1e-10:
+        raise SystemExit(f"{name}: the answers on 1 and 2 ranks differ by {difference:.3g} (relative), above 1e-10")
+    return {f"{name}_speedup": speedup, f"{name}_seconds_1": times[1], f"{name}_seconds_2": times[2],
+            f"{name}_pair_speedups": pairs, f"{name}_steps": reports[1][0]["steps"],
+            f"{name}_max_difference": difference}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="level 2, a short run, one repeat")
+    parser.add_argument("--quick", action="store_true", help="small sizes, short runs, one launch per rank count")
+    parser.add_argument("--case", choices=("mesh", "network", "both"), default="both")
     parser.add_argument("--level", type=int, default=4, help="disk mesh level (default 4)")
-    parser.add_argument("--end", type=float, default=1.2, help="end time (default 1.2: about 460 steps)")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--end", type=float, default=1.2, help="mesh: end time (default 1.2: about 460 steps)")
+    parser.add_argument("--cells", type=int, default=64, help="network: cells per axis (default 64)")
+    parser.add_argument("--n-data", type=int, default=100_000, help="network: data points (default 10^5)")
+    parser.add_argument("--network-end", type=float, default=2.0, help="network: end time (default 2: 7 steps)")
+    parser.add_argument("--repeats", type=int, default=5, help="alternating launches per rank count (default 5)")
     args = parser.parse_args()
-    level, repeats = (2, 1) if args.quick else (args.level, args.repeats)
-    mesh = runpy.run_path(str(ROOT / "meshes" / "generate.py"))["path"]("disk", level)
+    if args.quick:
+        args.level, args.end, args.cells, args.n_data, args.network_end, args.repeats = 2, 1.05, 16, 4000, 0.5, 1
+    fields = {"benchmark": "mpi_scaling", "repeats": args.repeats}
     with tempfile.TemporaryDirectory() as folder:
-        reports = {n: run(n, mesh, args.end, repeats, Path(folder) / f"rho{n}.npy") for n in (1, 2)}
-        difference = float(np.abs(np.load(Path(folder) / "rho1.npy") - np.load(Path(folder) / "rho2.npy")).max())
-    print(f"Barenblatt on the disk, level {level} ({reports[1]['vertices']} vertices), t 1 -> {args.end}, "
-          f"{reports[1]['steps']} steps; one Numba thread per rank")
-    print("| ranks | median (s) | speed-up |")
-    print("|---|---|---|")
-    for n, report in reports.items():
-        print(f"| {n} | {report['seconds']:.3f} | {reports[1]['seconds'] / report['seconds']:.2f} |")
-    print(json.dumps({"benchmark": "mpi_scaling", "vertices": reports[1]["vertices"], "steps": reports[1]["steps"],
-                      "seconds_1": reports[1]["seconds"], "seconds_2": reports[2]["seconds"],
-                      "speedup": reports[1]["seconds"] / reports[2]["seconds"], "max_difference": difference}))
+        if args.case in ("mesh", "both"):
+            mesh = runpy.run_path(str(ROOT / "meshes" / "generate.py"))["path"]("disk", args.level)
+            reports, difference = measure("mesh", MESH, (mesh, args.end), args.repeats, folder)
+            fields.update(summary("mesh", f"Barenblatt on the disk, level {args.level} ({reports[1][0]['size']} "
+                                  f"vertices), t 1 -> {args.end}", reports, difference), vertices=reports[1][0]["size"])
+        if args.case in ("network", "both"):
+            reports, difference = measure("network", NETWORK, (args.cells, args.n_data, args.network_end),
+                                          args.repeats, folder)
+            fields.update(summary("network", f"tanh-teacher, {args.cells}² cells, {args.n_data} data points, t 0 -> "
+                                  f"{args.network_end}", reports, difference), cells=args.cells, n_data=args.n_data)
+    print(json.dumps(fields))
 
 
 if __name__ == "__main__":

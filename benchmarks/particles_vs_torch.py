@@ -21,7 +21,7 @@ PyTorch is a peer, not a dependency: the benchmark uses it when it is importable
 case in a child process, so that its thread pool and Numba's never share one) and says
 so, timing ours only, when it is not. On these machines a CPU build for Python 3.11
 lies in the local package cache: make an environment outside the repository with
-``python3.11 -m venv /work/bench/torchenv``, ``pip install torch==2.13.0`` (any other
+``python3.11 -m venv ~/torchenv`` (any path), ``pip install torch==2.13.0`` (any other
 request for torch downloads a CUDA build of several GB) and ``pip install -e .``, and run
 the benchmark with that interpreter.
 

@@ -5,9 +5,10 @@
 the conic lift of a ReLU network on the circle solved by the PDE, by gradient descent on
 particles and against its convex minimum) and writes
 one results folder; ``wgf run --resume DIR`` continues an interrupted run from its last
-checkpoint. ``wgf compare CONFIG.toml`` does the same with the comparison against
-particles required; ``wgf problems`` lists the presets and the config's building blocks;
-``wgf plot DIR`` redraws the figures of a results folder.
+checkpoint; ``--ranks N`` runs either on N MPI ranks (:func:`relaunch`). ``wgf compare
+CONFIG.toml`` does the same with the comparison against particles required; ``wgf
+problems`` lists the presets and the config's building blocks; ``wgf plot DIR`` redraws
+the figures of a results folder.
 
 A run writes into ``DIR.incomplete`` (locked by ``.wgf-lock``, its process id) and
 moves it to ``DIR`` only when everything is written, listed in ``manifest.json``; it
@@ -19,17 +20,21 @@ resume must match. A config or argument that cannot run ends with a one-line err
 status 2, before anything is written; a run that fails in the solver ends with a
 one-line error, exit status 1, and leaves no folder; one stopped by its environment (a
 full disk, a signal, a folder in use) says so in one line and keeps what can be resumed.
-Under ``mpirun`` rank 0 alone writes the folders and decides for every rank (:class:`Ranks`).
+Under ``mpirun`` rank 0 alone writes the folders and decides for every rank (:class:`Ranks`);
+a mesh is split over the ranks (each its vertices), and on a grid, which every rank holds
+whole, the terms that sum over a data set split the data over them (:func:`split_data`).
 """
 
 import argparse
 import contextlib
 import csv
+import dataclasses
 import errno
 import glob
 import hashlib
 import inspect
 import json
+import math
 import os
 import platform
 import shutil
@@ -155,6 +160,14 @@ class Ranks:
         """Whether ``flag`` holds on some rank."""
         return bool(flag) if self.comm is None else bool(self.comm.allreduce(bool(flag), op=self.maximum))
 
+    def any_each(self, *flags):
+        """Whether each of ``flags`` holds on some rank, in one reduction (a tuple of bools)."""
+        if self.comm is None:
+            return tuple(map(bool, flags))
+        anywhere = np.empty(len(flags))
+        self.comm.Allreduce(np.array(flags, dtype=float), anywhere, op=self.maximum)
+        return tuple(map(bool, anywhere))
+
 
 @contextlib.contextmanager
 def writing(path):
@@ -188,12 +201,6 @@ def write_atomically(path, write):
 def write_json(path, data):
     """``data`` as indented JSON in ``path``, atomically (:func:`write_atomically`)."""
     write_atomically(path, lambda handle: handle.write((json.dumps(data, indent=2) + "\n").encode()))
-
-
-def checkpoint_names(ranks):
-    """The checkpoint files of a run on ``ranks``: ``checkpoint.npz`` in a serial run, else
-    one per rank, ``checkpoint.R-of-N.npz`` (each rank writes the part of ρ it holds)."""
-    return [CHECKPOINT] if ranks.size == 1 else [f"checkpoint.{rank}-of-{ranks.size}.npz" for rank in range(ranks.size)]
 
 
 def fingerprint(run):
@@ -244,7 +251,7 @@ def load_checkpoint(path):
         with np.load(path) as data:
             state = State(t=float(data["t"]), rho=data["rho"], cap=float(data["cap"]),
                           accepted=int(data["accepted"]), rejected=int(data["rejected"]), saved=list(data["saved"]),
-                          history={key: list(data[f"history_{key}"]) for key in HISTORY},
+                          history=history_of(data),
                           last_rejected=float(data["last_rejected"]), since_rejection=int(data["since_rejection"]),
                           newton_iterations=int(data["newton_iterations"]))
             stored = json.loads(str(data["fingerprint"])) if "fingerprint" in data.files else None
@@ -255,33 +262,53 @@ def load_checkpoint(path):
     return state, stored
 
 
+def history_of(checkpoint):
+    """The history lists of an open checkpoint; one written before the reaction term has no
+    ``source``, which is then 0 (the runs of that time had no reaction)."""
+    history = {key: list(checkpoint[f"history_{key}"]) for key in HISTORY if f"history_{key}" in checkpoint.files}
+    history.setdefault("source", [0.0] * len(history["t"]))
+    return {key: history[key] for key in HISTORY}
+
+
 class Checkpointer:
     """The ``checkpoint`` callback of :func:`~solver.timeloop.solve`: saves the state to ``path``
     when ``every`` wall seconds have passed since the last save (0: every step), and at
     once, ending the run with :class:`Interrupted`, after SIGINT or SIGTERM (``stop``, set
     by :func:`stopping_on_signals`; under MPI when any rank got one).
 
+    Under MPI every rank takes part in every save, at the same steps (when it is time on
+    some rank): the densities are gathered whole (``grid``'s
+    :meth:`~solver.discretization.Discretization.whole`, in the order of the results) and
+    rank 0 writes the one file, so a checkpoint does not depend on how the mesh was split
+    (DOLFINx 0.5's partitioner splits it differently from launch to launch) nor on the
+    number of ranks (:func:`resume_state` gives each rank its part).
+
     :meth:`save_last` writes the last state it was given (after ``solve`` returns: then
     a failure in writing the results is resumed without solving again)."""
 
-    def __init__(self, path, every, run_fingerprint=None, ranks=None):
-        self.path, self.every, self.fingerprint = path, every, run_fingerprint
+    def __init__(self, path, every, run_fingerprint=None, ranks=None, grid=None):
+        self.path, self.every, self.fingerprint, self.grid = path, every, run_fingerprint, grid
         self.ranks = Ranks() if ranks is None else ranks
         self.last, self.state, self.stop, self.solving = time.monotonic(), None, None, False
 
     def __call__(self, state):
         self.state = state
-        stop = self.ranks.any(self.stop is not None)
-        if stop or time.monotonic() - self.last >= self.every:
+        stop, due = self.ranks.any_each(self.stop is not None, time.monotonic() - self.last >= self.every)
+        if stop or due:
             self.save_last()
         if stop:
             raise Interrupted(self.stop or signal.SIGINT)
 
     def save_last(self):
         """Write the last state given (if any) to ``path``."""
-        if self.state is not None:
-            save_state(self.state, self.path, self.fingerprint)
-            self.last = time.monotonic()
+        if self.state is None:
+            return
+        state = self.state
+        if self.ranks.size > 1:  # collective
+            state = dataclasses.replace(state, rho=self.grid.whole(state.rho),
+                                        saved=list(self.grid.whole(np.array(state.saved))) if state.saved else [])
+        self.ranks.decide(lambda: save_state(state, self.path, self.fingerprint))
+        self.last = time.monotonic()
 
 
 @contextlib.contextmanager
@@ -815,11 +842,6 @@ def open_resume(out, ranks):
     """Rank 0's part of a resume, before anything changes: lock the staging folder and
     read its metadata. Returns the metadata."""
     staging = staging_of(out)
-    others = sorted({path.name for path in staging.glob("checkpoint*.npz")} - set(checkpoint_names(ranks)))
-    if others:
-        raise UsageError(f"{staging} holds {', '.join(others)}, checkpoints of a run on another number of MPI ranks "
-                         f"than this one's {ranks.size}; resume it as it ran (checkpoint.npz: without mpirun; "
-                         "checkpoint.R-of-N.npz: mpirun -n N)")
     take_lock(staging, out)
     try:
         return json.loads((staging / "metadata.json").read_text())
@@ -850,10 +872,38 @@ def check_checkpoint(path, run):
     return state
 
 
+def split_data(run, ranks):
+    """The run with, under MPI on a discretization that every rank holds whole (a grid), its
+    terms that sum over a data set split over the ranks (their ``on_ranks``: a network risk
+    computes F' on its block of data, and the blocks' parts are added over the ranks);
+    otherwise (one process, a mesh split over the ranks) the run as it is. The particles of a
+    ``[particles]`` comparison keep the whole problem (rank 0 runs them)."""
+    if ranks.comm is None or run.grid.ranks > 1:
+        return run
+    terms = [term.on_ranks(ranks.comm) if hasattr(term, "on_ranks") else term
+             for term in getattr(run.energy, "terms", [run.energy])]
+    return dataclasses.replace(run, energy=sum(terms[1:], terms[0]))
+
+
+def resume_state(path, run, ranks):
+    """The state a resume starts from, or None to start the run from its beginning: the
+    checkpoint ``path`` (:func:`check_checkpoint`), read by rank 0; under MPI each rank
+    takes its part of the whole densities the checkpoint holds (the discretization's
+    ``part``), whatever the split of the run that wrote it."""
+    state = ranks.decide(lambda: check_checkpoint(path, run))
+    if state is None or ranks.size == 1:
+        return state
+    return dataclasses.replace(state, rho=run.grid.part(state.rho), saved=[run.grid.part(rho) for rho in state.saved])
+
+
 def execute(config_path, out, command, require_particles=False, resume=False):
     """Run a config into ``out`` (see the module docstring); returns the exit status."""
     ranks = Ranks()
-    run = load(config_path)
+    run = split_data(load(config_path), ranks)
+    points = run.grid.global_sum(math.prod(run.grid.shape))
+    if ranks.size > points:
+        raise UsageError(f"{ranks.size} MPI ranks for the {points} points (vertices or cells) of {run.grid!r}: "
+                         f"run on at most {points} ranks")
     if require_particles and not run.particles:
         raise ConfigError("particles: missing; `wgf compare` needs [particles] with m = [...] "
                           "(or use `wgf run`)")
@@ -869,14 +919,11 @@ def execute(config_path, out, command, require_particles=False, resume=False):
     else:
         ranks.decide(lambda: start_staging(config_path, out, run, command))
         info = json.loads((staging / "metadata.json").read_text()) if ranks.rank == 0 else None
-    path = staging / checkpoint_names(ranks)[ranks.rank]
-    checkpointer = Checkpointer(path, run.config["output"]["checkpoint_seconds"], fingerprint(run), ranks)
+    path = staging / CHECKPOINT
+    checkpointer = Checkpointer(path, run.config["output"]["checkpoint_seconds"], fingerprint(run), ranks, run.grid)
     solved = False
     try:
-        state = ranks.agree(lambda: check_checkpoint(path, run)) if resume else None
-        if ranks.any(state is None) and ranks.any(state is not None):
-            raise UsageError(f"{staging} lacks the checkpoint of some ranks; delete its checkpoint files to "
-                             "restart the run from its start")
+        state = resume_state(path, run, ranks) if resume else None
         start = time.perf_counter()
         with stopping_on_signals(checkpointer):
             checkpointer.solving = True
@@ -991,6 +1038,8 @@ def parser():
     run.add_argument("config", nargs="?", type=Path, help=f"TOML config (default: {DEFAULT_CONFIG.name})")
     run.add_argument("--out", type=Path, default=Path("results"), help="results folder (default: results)")
     run.add_argument("--resume", type=Path, metavar="DIR", help="continue the interrupted run of DIR")
+    run.add_argument("--ranks", type=int, metavar="N", help="run on N MPI ranks (through the environment's mpirun; "
+                     "a mesh is split over them, on a grid the data of a network risk); resume with the same N")
     compare = commands.add_parser("compare", help="the PDE against gradient descent on particles",
                                   description="Like run, for configs with a [particles] table (required).")
     compare.add_argument("config", type=Path, help="TOML config with [problem] and [particles]")
@@ -1050,9 +1099,50 @@ def command_status(args, command):
         out = args.resume.with_name(args.resume.name.removesuffix(".incomplete"))
         if not (staging_of(out) / "config.toml").is_file():
             raise UsageError(f"nothing to resume: {staging_of(out)} holds no interrupted run")
+        if args.ranks is not None:
+            return relaunch(args.ranks, staging_of(out) / "config.toml", ["--resume", out])
         return execute(staging_of(out) / "config.toml", out, command, resume=True)
     config = args.config or DEFAULT_CONFIG
+    if getattr(args, "ranks", None) is not None:
+        return relaunch(args.ranks, config, [config, "--out", args.out])
     return execute(config, args.out, command, require_particles=args.command == "compare")
+
+
+def relaunch(ranks, config_path, arguments):
+    """``wgf run ARGUMENTS --ranks N``: ``wgf run ARGUMENTS`` on N MPI ranks, through the
+    launcher of this environment (:func:`solver.mpi.mpirun_command`), with SIGINT and
+    SIGTERM passed on to it; returns its exit status. Refused before anything starts: N < 1,
+    a process already under ``mpirun``, a config that cannot run (checked here, on one
+    process), and more ranks than the points (vertices or cells) of its discretization."""
+    if ranks < 1:
+        raise UsageError(f"--ranks {ranks}: give a number of MPI ranks >= 1")
+    if Ranks().size > 1:
+        raise UsageError(f"--ranks {ranks}: this wgf runs under mpirun already ({Ranks().size} ranks); give "
+                         "--ranks or mpirun, not both")
+    grid = load(config_path).grid
+    points = grid.global_sum(math.prod(grid.shape))
+    if ranks > points:
+        raise UsageError(f"--ranks {ranks}: more MPI ranks than the {points} points (vertices or cells) of "
+                         f"{grid!r}; give at most {points}")
+    from .mpi import mpirun_command
+
+    try:
+        command = mpirun_command(ranks, sys.executable, "-m", "solver", "run", *map(str, arguments))
+    except FileNotFoundError as error:
+        raise EnvironmentProblem(f"--ranks {ranks}: {error}") from None
+    package_root = str(Path(__file__).resolve().parent.parent)  # the ranks import this solver
+    path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
+    # an explicit environment: not MPI's own variables if this process initialized MPI (solver.mpi)
+    launcher = subprocess.Popen(command, env={**os.environ, "PYTHONPATH": path})
+    main_thread = threading.current_thread() is threading.main_thread()  # only there can it take signals
+    previous = {signum: signal.signal(signum, lambda signum, frame: launcher.send_signal(signum))
+                for signum in (signal.SIGINT, signal.SIGTERM) if main_thread}
+    try:
+        status = launcher.wait()
+    finally:
+        for signum, action in previous.items():
+            signal.signal(signum, action)
+    return 128 - status if status < 0 else status
 
 
 def redraw(folder):

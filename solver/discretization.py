@@ -44,6 +44,9 @@ class Discretization(abc.ABC):
         The quadrature points (cell centres, vertices).
     weights : array, ``shape``
         The quadrature weights w_i (cell volumes, lumped masses).
+    ranks : int
+        The number of MPI ranks the points are split over: 1 on one process, and for a grid
+        (every rank holds every cell); the communicator's size for a mesh under MPI.
     separable_axes : tuple of arrays or None
         On a Cartesian grid, the coordinates along each axis (``points`` is their
         tensor product): energies may build per-axis tables instead of tables over
@@ -58,6 +61,8 @@ class Discretization(abc.ABC):
     shape: tuple
     points: np.ndarray
     weights: np.ndarray
+    ranks = 1
+    """The number of MPI ranks the points are split over (1: every point on this process)."""
     separable_axes = None
     cell_average_stencil = stencil_convolution = diffusion_matrix = None
 
@@ -86,6 +91,20 @@ class Discretization(abc.ABC):
     @abc.abstractmethod
     def all_finite(self, values):
         """Whether every value on every rank is finite, a bool."""
+
+    def sums(self, values):
+        """The elementwise sums Σ_ranks values over all ranks of an array of per-rank partial
+        sums (one reduction; the same array on every rank), as a float array: the array
+        itself on one process. A term whose values sum over the points (a network's output
+        h(x) = Σ_j w_j Φ(θ_j, x) at its data) adds the ranks' parts with it."""
+        return np.asarray(values, dtype=float)
+
+    def gather(self, values):
+        """(points (N, dim), values (N,)) of every point of the domain on every rank, the
+        values of ``values`` (``shape``) in the points' order: what a term that sums over all
+        pairs of points (x_i, x_j) needs of the other ranks (on one process: the points and
+        values flattened). :class:`~solver.fem.Mesh` orders them by coordinates."""
+        return self.points.reshape(-1, self.dim), np.asarray(values).ravel()
 
     # -- densities -------------------------------------------------------------------------
     @abc.abstractmethod
@@ -166,6 +185,11 @@ class Discretization(abc.ABC):
     def whole(self, values):
         """``values`` (…, ``shape``) of every rank, as one array of the whole domain in the
         order of the arrays :meth:`write_results` gives (on one process: ``values``)."""
+        return values
+
+    def part(self, values):
+        """The inverse of :meth:`whole`: this rank's values (…, ``shape``) of ``values`` of the
+        whole domain in :meth:`whole`'s order (on one process: ``values``)."""
         return values
 
     @abc.abstractmethod

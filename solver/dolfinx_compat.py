@@ -14,13 +14,18 @@ The differences handled here, oldest API first:
   deprecated);
 - the wheel's libraries link to MPICH's ``libmpi.so.12``, which the loader finds only once
   ``mpi4py`` (whose own extension loads it from the ``mpich`` wheel) is imported: so
-  :func:`load` imports ``mpi4py`` before ``dolfinx``, the order Debian's build takes too.
+  :func:`load` imports ``mpi4py`` before ``dolfinx``, the order Debian's build takes too;
+- Debian's DOLFINx 0.5 partitions meshes with PT-SCOTCH 7, whose threads split a mesh
+  differently from one launch to the next (so two runs on 2 ranks differed at round-off):
+  :func:`load` sets ``SCOTCH_PTHREAD_NUMBER=1`` (unless set), which makes the split the
+  same in every launch.
 
 A DOLFINx older than 0.5 or of a major version after 0 (an API nobody has tested here)
 is refused with the version found and the supported range.
 """
 
 import importlib
+import os
 import re
 
 import numpy as np
@@ -81,6 +86,7 @@ def load():
         Without DOLFINx (the message says how to get it), or with an unsupported version
         (:func:`check_version`).
     """
+    os.environ.setdefault("SCOTCH_PTHREAD_NUMBER", "1")  # one thread: the same partition in every launch
     MPI = _import("mpi4py.MPI")  # first: it loads the libmpi that the wheel's DOLFINx links to
     dolfinx = _import("dolfinx")
     check_version(dolfinx.__version__)

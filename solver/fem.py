@@ -80,13 +80,15 @@ def _geometry_cells(mesh, vertices_per_cell):
 
 def read(path, comm=None):
     """Read a gmsh ``.msh`` file into a :class:`Mesh` (distributed over ``comm``, default
-    MPI.COMM_WORLD). A missing file raises FileNotFoundError, an unreadable one ValueError.
-    A triangle mesh whose points leave the plane z = 0 is read as a surface in R³."""
+    MPI.COMM_WORLD). A missing file raises FileNotFoundError, an unreadable one ValueError,
+    on every rank: rank 0 alone reads the file (so the ranks cannot read different meshes)
+    and tells the others. A triangle mesh whose points leave the plane z = 0 is read as a
+    surface in R³."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"mesh file {path} does not exist (meshes/generate.py makes the standard ones)")
 
     def merge(gmsh):
+        if not path.is_file():
+            raise FileNotFoundError(f"mesh file {path} does not exist (meshes/generate.py makes the standard ones)")
         try:
             gmsh.merge(str(path))
             dim = gmsh.model.getDimension()
@@ -113,7 +115,7 @@ def _from_gmsh(build, name, comm=None):
     from solver import dolfinx_compat
 
     comm = MPI.COMM_WORLD if comm is None else comm
-    model = gdim = None
+    model = gdim = problem = None
     if comm.rank == 0:
         gmsh.initialize(interruptible=False)
         gmsh.option.setNumber("General.Terminal", 0)
@@ -124,11 +126,13 @@ def _from_gmsh(build, name, comm=None):
                 gmsh.model.addPhysicalGroup(dim, [tag for _, tag in gmsh.model.getEntities(dim)], 1)
             coordinates = gmsh.model.mesh.getNodes()[1].reshape(-1, 3)
             gdim = 3 if np.any(coordinates[:, dim:]) else dim
-        except BaseException:
+            model = gmsh.model
+        except Exception as error:  # noqa: BLE001 -- raised on every rank below
             gmsh.finalize()
-            raise
-        model = gmsh.model
-    gdim = comm.bcast(gdim, root=0)
+            problem = error
+    gdim, problem = comm.bcast((gdim, problem), root=0)  # an error ends every rank, none waits for the mesh
+    if problem is not None:
+        raise problem
     try:
         distributed = dolfinx_compat.mesh_from_gmsh_model(dolfinx, model, comm, 0, gdim)
     finally:
@@ -357,6 +361,11 @@ class Mesh(Discretization):
         return (self.owned,)
 
     @property
+    def ranks(self):
+        """The number of MPI ranks the vertices are split over."""
+        return self.comm.size
+
+    @property
     def vertices(self):
         """The number of vertices of the whole mesh."""
         return self.global_sum(self.owned)
@@ -385,6 +394,16 @@ class Mesh(Discretization):
     def global_sum(self, number):
         """The sum of a per-rank number over all ranks."""
         return self.comm.allreduce(number, op=self._MPI.SUM)
+
+    def sums(self, values):
+        """The elementwise sums of an array of per-rank partial sums over all ranks, in one
+        ``Allreduce`` (a network's output at its data: each rank sums over its own vertices)."""
+        local = np.ascontiguousarray(values, dtype=float)
+        if self.comm.size == 1:
+            return local
+        result = np.empty_like(local)
+        self.comm.Allreduce(local, result, op=self._MPI.SUM)
+        return result
 
     def all_finite(self, values):
         """Whether every value on every rank is finite."""
@@ -421,16 +440,17 @@ class Mesh(Discretization):
         return np.asarray(f(self.points), dtype=float)
 
     def check_problem(self, energy, jacobian=False, species=None):
-        """The species (:meth:`Discretization.check_problem`); under MPI, refuse nonlocal
-        terms (their sums over all vertices run in one process) and the Newton
-        ``jacobian`` (its sparse solve is serial)."""
+        """The species (:meth:`Discretization.check_problem`); under MPI, refuse the terms that
+        cannot run on vertices split over ranks (those whose ``distributed`` is False: nonlocal
+        terms that sum over all the vertices in one process) and the Newton ``jacobian`` (its
+        sparse solve is serial)."""
         super().check_problem(energy, jacobian, species)
         if self.comm.size > 1:
-            nonlocal_terms = [term for term in getattr(energy, "terms", [energy]) if not term.local]
-            if nonlocal_terms:
-                raise ValueError(f"{', '.join(map(repr, nonlocal_terms))}: a nonlocal term sums over all the "
-                                 f"vertices, which on meshes happens in one process; run without mpirun "
-                                 f"(this run has {self.comm.size} ranks)")
+            serial_terms = [term for term in getattr(energy, "terms", [energy]) if not term.distributed]
+            if serial_terms:
+                raise ValueError(f"{', '.join(map(repr, serial_terms))}: a nonlocal term sums over all the "
+                                 f"vertices, which this one does in one process: it cannot run on a mesh split over "
+                                 f"ranks; run without mpirun (this run has {self.comm.size} ranks)")
             if jacobian:
                 raise ValueError("the implicit mesh scheme runs serially only; use scheme='explicit' or 'rkl2' "
                                  "under MPI")
@@ -510,8 +530,23 @@ class Mesh(Discretization):
         if self.comm.size == 1:
             return values
         order = self._coordinate_order[1]
-        gathered = np.concatenate(self.comm.allgather(np.moveaxis(values, -1, 0)))[order]
+        gathered = _gathered(self.comm, order, np.moveaxis(values, -1, 0))
         return np.moveaxis(gathered, 0, -1)
+
+    def part(self, values):
+        """The values (…, owned vertices) of this rank in ``values`` (…, every vertex) in
+        :meth:`whole`'s order: its inverse (checkpoints are whole, whatever the split)."""
+        values = np.asarray(values)
+        return values if self.comm.size == 1 else values[..., self._own_in_whole]
+
+    @functools.cached_property
+    def _own_in_whole(self):
+        """Where this rank's owned vertices are in :meth:`whole`'s order (collective on first use)."""
+        order = self._coordinate_order[1]  # whole position k holds the k-th vertex of the ranks in rank order
+        position = np.empty_like(order)
+        position[order] = np.arange(len(order))
+        start = self.comm.exscan(self.owned) or 0  # this rank's first vertex in rank order
+        return position[start + np.arange(self.owned)]
 
     @functools.cached_property
     def _whole_mesh(self):
@@ -583,7 +618,7 @@ class Mesh(Discretization):
         """(points, values) of the whole mesh on every rank, sorted by coordinates (a
         numbering that does not depend on the number of ranks)."""
         points, order = self._coordinate_order
-        return points, np.concatenate(self.comm.allgather(np.asarray(values)))[order]
+        return points, _gathered(self.comm, order, values)
 
     @functools.cached_property
     def _coordinate_order(self):
@@ -628,20 +663,22 @@ class Mesh(Discretization):
     def kernel_convolution(self, W):
         """The operator ``values ↦ (W ∗ values)_i = Σ_j W(x_i − x_j) values_j m_j`` over the
         vertices with their lumped masses, for a kernel ``W(z)`` of displacements z (..., d):
-        a product with the matrix W(x_i − x_j), made here and kept (serial runs, up to
-        ``PAIR_MATRIX_LIMIT`` entries; ``ValueError`` beyond, or if W is not finite). On a
-        surface the displacements are those of R³ (on the unit sphere |x_i − x_j| is the
-        chord 2 sin(θ/2) of the geodesic angle θ)."""
-        if self.comm.size > 1:
-            raise ValueError(f"mesh {self.name}: a nonlocal term sums over all the vertices, which on meshes "
-                             f"happens in one process; run without mpirun (this run has {self.comm.size} ranks)")
-        if len(self.points) ** 2 > PAIR_MATRIX_LIMIT:
-            raise ValueError(f"sums over vertex pairs need at most {int(PAIR_MATRIX_LIMIT**0.5)} vertices: "
-                             f"mesh {self.name} has {len(self.points)} (use a grid)")
-        matrix = np.asarray(W(self.points[:, None, :] - self.points[None, :, :]), dtype=float)
-        if not np.all(np.isfinite(matrix)):
+        a product with the matrix W(x_i − x_j) (owned vertices i, every vertex j), made here
+        and kept (up to ``PAIR_MATRIX_LIMIT`` entries on a rank; ``ValueError`` beyond, or if
+        W is not finite). Under MPI each call gathers the masses values_j m_j of every rank
+        (:meth:`gather`, one allgather of the vertex values). On a surface the displacements
+        are those of R³ (on the unit sphere |x_i − x_j| is the chord 2 sin(θ/2) of the geodesic
+        angle θ)."""
+        vertices = self.vertices
+        if self.maximum([self.owned]) * vertices > PAIR_MATRIX_LIMIT:
+            raise ValueError(f"sums over vertex pairs need at most {int(PAIR_MATRIX_LIMIT**0.5)} vertices on one "
+                             f"rank: mesh {self.name} has {vertices} (use a grid, or more ranks)")
+        order = None if self.comm.size == 1 else self._coordinate_order[1]  # serial: the vertices' own order
+        everywhere = self.points if order is None else self._coordinate_order[0]
+        matrix = np.asarray(W(self.points[:, None, :] - everywhere[None, :, :]), dtype=float)
+        if not self.all_finite(matrix):
             raise ValueError("W is not finite at some displacement between the mesh's vertices")
-        return functools.partial(_pair_sum, matrix, self.weights)
+        return functools.partial(_pair_sum, matrix, self.weights, self.comm, order)
 
 
 def plot_surface(ax, points, cells, values, **options):
@@ -664,9 +701,17 @@ def plot_surface(ax, points, cells, values, **options):
     return art
 
 
-def _pair_sum(matrix, weights, values):
-    """Σ_j matrix_ij values_j m_j (:meth:`Mesh.kernel_convolution`)."""
-    return matrix @ (values * weights)
+def _pair_sum(matrix, weights, comm, order, values):
+    """Σ_j matrix_ij values_j m_j over every vertex j (:meth:`Mesh.kernel_convolution`): the
+    masses of every rank gathered in the columns' ``order`` (None: one process)."""
+    masses = values * weights
+    return matrix @ (masses if order is None else _gathered(comm, order, masses))
+
+
+def _gathered(comm, order, values):
+    """The ranks' ``values`` (owned vertices first) concatenated in rank order, then permuted
+    by ``order`` (:attr:`Mesh._coordinate_order`): every vertex's value on every rank."""
+    return np.concatenate(comm.allgather(np.asarray(values)))[order]
 
 
 def _owned_cells(cells, owned):

@@ -198,6 +198,19 @@ class Species(Discretization):
         """``values`` (…, S, *base.shape) of every rank with each species as the base gathers it."""
         return self.base.whole(values)
 
+    def part(self, values):
+        """The inverse of :meth:`whole`: this rank's part of each species, as the base takes it."""
+        return self.base.part(values)
+
+    @property
+    def ranks(self):
+        """The number of MPI ranks the base's points are split over."""
+        return self.base.ranks
+
+    def sums(self, values):
+        """The base's elementwise sums over the ranks."""
+        return self.base.sums(values)
+
     def write_results(self, folder, times, densities):
         """The base's files of each species in a folder of the species' name (a mesh:
         ``plus/densities.xdmf``, …); the base's arrays and ``species`` (the names)."""

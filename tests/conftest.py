@@ -4,6 +4,8 @@ and the invariants every solver run must keep."""
 import importlib
 import os
 import runpy
+import subprocess
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -92,3 +94,20 @@ def relu_teacher_pde():
     times = np.linspace(0, problem.t_end, 9)
     return problem, times, solve(problem.energy, problem.grid, problem.rho0, (0, problem.t_end), save_at=times)
 
+
+
+def serial_and_parallel(script, tmp_path, *args, ranks=2):
+    """Run the Python ``script`` (its text) as ``script ARGS OUT`` in one process and on
+    ``ranks`` MPI ranks, this checkout first on the path; returns the two ``OUT`` paths
+    (``serial.npy``, ``parallel.npy`` in ``tmp_path``)."""
+    require("mpi4py")
+    from solver.mpi import mpirun_command
+
+    path = tmp_path / "run.py"
+    path.write_text(script)
+    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
+    serial, parallel = tmp_path / "serial.npy", tmp_path / "parallel.npy"
+    subprocess.run([sys.executable, str(path), *map(str, args), str(serial)], check=True, env=environment, timeout=600)
+    subprocess.run(mpirun_command(ranks, sys.executable, path, *args, parallel), check=True, env=environment,
+                   timeout=600)
+    return serial, parallel

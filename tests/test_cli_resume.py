@@ -53,6 +53,21 @@ def test_solve_resumes_bit_for_bit(scheme, floor, tmp_path):
         identical(solve(*arguments, **options, resume=load_state(tmp_path / "state.npz")), whole)
 
 
+def test_a_checkpoint_from_before_the_reaction_term_resumes_with_no_source(tmp_path):
+    """A checkpoint without ``history_source`` (written before the reaction term) loads with
+    a source of 0 at every step and resumes to the uninterrupted run."""
+    grid = Grid([(-2, 2)], 40)
+    arguments = (PorousMedium(2), grid, grid.cell_averages(lambda x: barenblatt(x, t=1.0)), (0.0, 0.2))
+    states = []
+    whole = solve(*arguments, checkpoint=lambda state: states.append(copy.deepcopy(state)))
+    save_state(states[5], tmp_path / "state.npz")
+    with np.load(tmp_path / "state.npz") as data:
+        np.savez(tmp_path / "old.npz", **{key: data[key] for key in data.files if key != "history_source"})
+    old = load_state(tmp_path / "old.npz")
+    assert old.history["source"] == [0.0] * 7 and list(old.history) == list(states[5].history)
+    identical(solve(*arguments, resume=old), whole)
+
+
 def test_resume_must_belong_to_the_run():
     grid = Grid([(-2, 2)], 20)
     rho0 = grid.cell_averages(lambda x: barenblatt(x, t=1.0))

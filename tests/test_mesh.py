@@ -10,7 +10,7 @@ from functools import partial
 
 import numpy as np
 import pytest
-from conftest import MESHES, ROOT, assert_invariants, observed_order, require
+from conftest import MESHES, ROOT, assert_invariants, observed_order, require, serial_and_parallel
 
 from solver import Entropy, Grid, PorousMedium, Potential, solve
 from solver.analytic import barenblatt, gaussian, ornstein_uhlenbeck
@@ -176,16 +176,25 @@ def test_xdmf_and_plot(fem, tmp_path):
 MPI_SCRIPT = """
 import json, sys, warnings
 import numpy as np
-from solver import fem, Interaction, PorousMedium, solve
+from solver import Energy, fem, PorousMedium, solve
 from solver.analytic import barenblatt
+
+
+class AllVertices(Energy):  # a nonlocal term that does not add the other ranks' parts
+    local = False
+
+    def value_and_first_variation(self, rho, grid):
+        return 0.0, np.zeros(rho.shape)
+
+
 disk = fem.read(sys.argv[1])
 solution = solve(PorousMedium(2), disk, barenblatt(disk.points, 1.0, C=0.02), (1.0, 1.5))
 points, rho = disk.gather(solution.rho[-1])
 if disk.comm.rank == 0:
     np.save(sys.argv[2], np.column_stack([points, rho]))
-if disk.comm.size > 1:  # nonlocal terms refuse to run distributed
+if disk.comm.size > 1:  # nonlocal terms that are not distributed refuse to run (tests/test_mpi.py: those that are)
     try:
-        solve(PorousMedium(2) + Interaction(lambda z: np.sum(z**2, axis=-1)), disk, solution.rho[-1], (0, 1))
+        solve(PorousMedium(2) + AllVertices(), disk, solution.rho[-1], (0, 1))
     except ValueError as error:
         if disk.comm.rank == 0:
             open(sys.argv[2] + ".error", "w").write(str(error))
@@ -193,16 +202,7 @@ if disk.comm.size > 1:  # nonlocal terms refuse to run distributed
 
 
 def test_mpi_gives_the_serial_answer(fem, tmp_path):
-    require("mpi4py")
-    path = str(MESHES["path"]("disk", 1))
-    script = tmp_path / "run.py"
-    script.write_text(MPI_SCRIPT)
-    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
-    subprocess.run([sys.executable, str(script), path, str(tmp_path / "serial.npy")], check=True, env=environment,
-                   timeout=600)
-    subprocess.run(mpirun_command(2, sys.executable, script, path, tmp_path / "parallel.npy"), check=True,
-                   env=environment, timeout=600)
-    serial, parallel = np.load(tmp_path / "serial.npy"), np.load(tmp_path / "parallel.npy")
+    serial, parallel = map(np.load, serial_and_parallel(MPI_SCRIPT, tmp_path, MESHES["path"]("disk", 1)))
     np.testing.assert_allclose(parallel[:, :2], serial[:, :2], atol=1e-14)
     np.testing.assert_allclose(parallel[:, 2], serial[:, 2], rtol=0, atol=1e-10 * serial[:, 2].max())
     error = (tmp_path / "parallel.npy.error").read_text()

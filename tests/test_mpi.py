@@ -1,10 +1,16 @@
 """The MPI launcher: the environment's own mpirun with the flags its implementation takes."""
 
+import json
 import os
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
+import numpy as np
 import pytest
+from cli_configs import barenblatt_config
 from conftest import require
 
 from solver.mpi import find_launcher, mpirun_command
@@ -45,3 +51,194 @@ def test_bad_rank_counts(ranks):
 def test_empty_command():
     with pytest.raises(ValueError, match="needs a command"):
         mpirun_command(2)
+
+
+# ---------------------------------------------------------------------------- every energy under MPI
+ROOT = Path(__file__).resolve().parent.parent
+NONLOCAL = '''
+import json, sys
+import numpy as np
+from mpi4py import MPI
+from solver import Energy, Entropy, Grid, Interaction, PorousMedium, fem, problems, solve
+from solver.domains import Ball
+from solver.energies import BumpLimitRisk, BumpRisk
+from solver.energies.network import Feature, NetworkRisk, teacher_labels
+from solver.particles import simulate
+
+comm, out = MPI.COMM_WORLD, {}
+disk = fem.read(sys.argv[1])
+start = np.exp(-8 * np.sum((disk.points - [0.2, 0.0]) ** 2, axis=-1))
+start /= disk.integrate(start)
+rng = np.random.default_rng(0)
+feature = Feature.fixed_output("tanh", 2)
+X = rng.standard_normal((300, 2))
+y = teacher_labels(feature, np.array([[2.0, 0.5], [-1.0, 1.5]]), X)
+target = lambda x: 2 / np.pi * (1 - np.sum(x**2, axis=-1))  # noqa: E731
+energies = {"network": NetworkRisk(feature, X, y, weight_decay=0.01) + Entropy(0.01),
+            "bump": BumpRisk(target, 0.4, Ball([0.0, 0.0], 1.0)),
+            "limit": BumpLimitRisk(target, Ball([0.0, 0.0], 1.0)),
+            "interaction": Interaction(lambda z: np.sum(z**2, axis=-1)) + PorousMedium(2)}
+for name, energy in energies.items():  # the vertices split over the ranks
+    solution = solve(energy, disk, start, (0, 0.2), save_at=[0, 0.1, 0.2], max_step=0.02)
+    out[name] = [disk.gather(rho)[1].tolist() for rho in solution.rho]
+    out[name + " energy"] = solution.history["energy"].tolist()
+lifted = problems.get("relu-sphere", size=0.4, n_data=100)  # ν± on a sphere mesh split over the ranks
+solution = solve(lifted.energy, lifted.grid, lifted.rho0, (0, 2.0), save_at=[0, 1, 2])
+out["lifted"] = [lifted.grid.base.gather(rho)[1].tolist() for rho in solution.rho[-1]]
+out["lifted energy"], out["lifted source"] = solution.history["energy"].tolist(), solution.history["source"].tolist()
+if comm.size > 1:
+    try:
+        solve(NetworkRisk(feature, X, y, comm=comm), disk, start, (0, 0.1))
+    except ValueError as error:
+        out["refused"] = str(error)
+# a grid that every rank holds whole, the data split over the ranks; particles likewise
+grid = Grid([(-3, 3), (-3, 3)], 16)
+rho0 = grid.cell_averages(lambda x: np.exp(-2 * np.sum(x**2, axis=-1)))
+risk = NetworkRisk(feature, X, y, weight_decay=0.01, comm=comm)
+solution = solve(risk, grid, rho0 / grid.integrate(rho0), (0, 0.5), save_at=[0, 0.25, 0.5], max_step=0.05)
+out["grid"], out["grid energy"] = solution.rho.tolist(), solution.history["energy"].tolist()
+trajectory = simulate(risk, np.random.default_rng(1).standard_normal((50, 2)), (0, 0.5), step=0.01, save_at=[0, 0.5])
+out["particles"] = trajectory.theta.tolist()
+out["particle energy"] = [risk.particle_energy(trajectory.theta[-1], trajectory.weights)]
+try:  # rank 0 reads, and its error ends every rank (none waits for the mesh)
+    fem.read(sys.argv[3])
+except ValueError as error:
+    out["unreadable"] = comm.allgather(str(error))
+if comm.rank == 0:
+    open(sys.argv[2], "w").write(json.dumps(out))
+'''
+
+
+def launch(command, ranks=1, timeout=600):
+    """``command`` on ``ranks`` MPI ranks (1: without mpirun) from the repository root, this
+    checkout first on the path; the CompletedProcess, its failure reported whole."""
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    result = subprocess.run(mpirun_command(ranks, *command) if ranks > 1 else list(map(str, command)), cwd=ROOT,
+                            capture_output=True, text=True, timeout=timeout, env=environment)
+    assert result.returncode == 0, f"{result.args}: exit status {result.returncode}, stderr {result.stderr[-3000:]}"
+    return result
+
+
+def test_nonlocal_energies_on_two_ranks_give_the_serial_answer(tmp_path):
+    """On a disk mesh split over 2 ranks: the network risk (h summed over the ranks), the bump
+    risk and the interaction (the other ranks' values gathered), the bump limit; the lifted
+    ReLU risk (ν± with its reaction) on a sphere mesh split over the ranks; on a grid
+    every rank holds, the network risk with its data split over the ranks, and gradient
+    descent on particles likewise: all the serial answer to 1e-10. A corrupt mesh file ends
+    both ranks with rank 0's error."""
+    require("dolfinx")
+    require("mpi4py")
+    script = tmp_path / "nonlocal.py"
+    script.write_text(NONLOCAL)
+    mesh, corrupt = ROOT / "meshes" / "disk_1.msh", tmp_path / "corrupt.msh"
+    corrupt.write_text("$MeshFormat\nthis is not a mesh\n")
+    launch([sys.executable, script, mesh, tmp_path / "serial.json", corrupt])
+    launch([sys.executable, script, mesh, tmp_path / "parallel.json", corrupt], ranks=2)
+    serial, parallel = (json.loads((tmp_path / f"{name}.json").read_text()) for name in ("serial", "parallel"))
+    assert set(parallel) == set(serial) | {"refused"}
+    unreadable = parallel.pop("unreadable")
+    assert len(unreadable) == 2 and unreadable[0] == unreadable[1] == serial.pop("unreadable")[0], unreadable
+    assert "corrupt.msh is not a readable gmsh mesh" in unreadable[0]
+    for key, expected in serial.items():
+        expected, found = np.array(expected), np.array(parallel[key])
+        assert found.shape == expected.shape, key
+        np.testing.assert_allclose(found, expected, rtol=0, atol=1e-10 * np.abs(expected).max(), err_msg=key)
+    for name in ("network", "bump", "limit", "interaction", "grid"):  # every one moves for several steps
+        assert len(serial[name + " energy"]) > 10 and serial[name + " energy"][-1] < serial[name + " energy"][0], name
+    assert "split one of them only" in parallel["refused"] and "give the risk no comm" in parallel["refused"]
+
+
+# ---------------------------------------------------------------------------- wgf run --ranks N
+GRID_CONFIG = barenblatt_config(cells=4, end=1.1)  # 16 cells
+
+
+@pytest.mark.filterwarnings("ignore:tune_process:RuntimeWarning")  # main() tunes this process, too late here
+@pytest.mark.parametrize("ranks, message", [(0, "--ranks 0: give a number of MPI ranks >= 1"),
+                                            (-3, "--ranks -3: give a number of MPI ranks >= 1"),
+                                            (17, "--ranks 17: more MPI ranks than the 16 points (vertices or cells) "
+                                                 "of Grid(")])
+def test_bad_rank_counts_are_refused_before_anything_starts(ranks, message, tmp_path, capsys):
+    from solver.cli import main
+
+    config = tmp_path / "tiny.toml"
+    config.write_text(GRID_CONFIG)
+    assert main(["run", str(config), "--out", str(tmp_path / "out"), "--ranks", str(ranks)]) == 2
+    assert f"wgf: error: {message}" in capsys.readouterr().err
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["tiny.toml"]
+
+
+@pytest.mark.filterwarnings("ignore:tune_process:RuntimeWarning")
+def test_more_ranks_than_vertices_is_refused(tmp_path, capsys):
+    require("dolfinx")
+    from solver.cli import main
+
+    config = tmp_path / "disk.toml"
+    mesh = f'[mesh]\nfile = "{ROOT / "meshes" / "disk_0.msh"}"\n'
+    config.write_text(mesh + GRID_CONFIG[GRID_CONFIG.index("[[energy]]"):])
+    assert main(["run", str(config), "--out", str(tmp_path / "out"), "--ranks", "124"]) == 2
+    assert "--ranks 124: more MPI ranks than the 123 points (vertices or cells) of Mesh('disk_0'" in (
+        capsys.readouterr().err)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out.incomplete").exists()
+
+
+def wgf(*args, ranks=2):
+    """``wgf ARGS --ranks N`` as a new process (the launch through solver.mpi is its own)."""
+    return launch([sys.executable, "-m", "solver", *args, "--ranks", ranks])
+
+
+def test_a_grid_network_run_on_two_ranks_splits_its_data(tmp_path):
+    """``wgf run --ranks 2`` of a network preset: the data split over the ranks (each rank
+    holds the grid), the serial densities to 1e-10."""
+    require("mpi4py")
+    config = tmp_path / "tanh.toml"
+    config.write_text('[problem]\nname = "tanh-teacher"\ncells = 16\nn_data = 3000\n'
+                      "[time]\nend = 0.5\nsaves = 3\n[output]\nanimation = false\n")
+    wgf("run", config, "--out", tmp_path / "serial", ranks=1)
+    wgf("run", config, "--out", tmp_path / "parallel")
+    with np.load(tmp_path / "serial" / "densities.npz") as a, np.load(tmp_path / "parallel" / "densities.npz") as b:
+        assert a["rho"].shape == b["rho"].shape == (3, 16, 16)
+        np.testing.assert_allclose(b["rho"], a["rho"], rtol=0, atol=1e-10 * a["rho"].max())
+    assert "NetworkRisk" in (tmp_path / "parallel" / "summary.md").read_text()
+
+
+def test_a_mesh_run_on_two_ranks_killed_then_resumed_is_the_uninterrupted_run(tmp_path):
+    """SIGKILL to every process of a 2-rank mesh run (porous medium and an interaction, a
+    checkpoint at every step), ``wgf run --resume --ranks 2``: the results are bit for bit
+    those of an uninterrupted 2-rank run, though DOLFINx 0.5 splits the mesh differently in
+    each launch (the checkpoint holds the whole densities)."""
+    require("dolfinx")
+    require("mpi4py")
+    from solver.cli import load_state, lock_holder
+
+    config = tmp_path / "disk.toml"
+    config.write_text(f'[mesh]\nfile = "{ROOT / "meshes" / "disk_1.msh"}"\n[[energy]]\nterm = "porous-medium"\n'
+                      '[[energy]]\nterm = "gaussian-interaction"\nstrength = -0.5\n[initial]\ndensity = "barenblatt"\n'
+                      "C = 0.02\n[time]\nstart = 1.0\nend = 12.0\nsaves = 5\n"
+                      "[output]\ncheckpoint_seconds = 0\nanimation = false\n")
+    killed, whole, staging = tmp_path / "killed", tmp_path / "whole", tmp_path / "killed.incomplete"
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    process = subprocess.Popen([sys.executable, "-m", "solver", "run", str(config), "--out", str(killed), "--ranks",
+                                "2"], cwd=ROOT, env=environment, start_new_session=True, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while process.poll() is None and time.monotonic() < deadline:
+        try:
+            if load_state(staging / "checkpoint.npz").accepted >= 30:
+                break
+        except Exception:  # noqa: BLE001 -- not written yet, or being replaced
+            pass
+        time.sleep(0.005)
+    os.killpg(process.pid, signal.SIGKILL)  # the wgf process, the launcher and the ranks
+    process.wait()
+    deadline = time.monotonic() + 60
+    while lock_holder(staging) is not None and time.monotonic() < deadline:  # rank 0 holds the lock
+        time.sleep(0.1)
+    assert lock_holder(staging) is None and not killed.exists()
+    assert 1.0 < load_state(staging / "checkpoint.npz").t < 12.0  # killed mid-way (still solving on a fast machine)
+    wgf("run", "--resume", killed)
+    assert not staging.exists()
+    wgf("run", config, "--out", whole)
+    with np.load(killed / "densities.npz") as a, np.load(whole / "densities.npz") as b:
+        assert a.files == b.files and all(np.array_equal(a[key], b[key]) for key in a.files)
+    assert (killed / "history.csv").read_bytes() == (whole / "history.csv").read_bytes()
+    assert (killed / "summary.md").read_text() == (whole / "summary.md").read_text()

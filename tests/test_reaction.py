@@ -4,18 +4,13 @@ mass balanced to round-off at every step (mass − mass₀ = source) and in agre
 d/dt ∫ρ = −β∫F'ρ, convergent in space, the same on several species (each species
 balanced alone), on meshes and under MPI; the schemes that cannot take it refuse it."""
 
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import assert_invariants, observed_order, require
+from conftest import ROOT, assert_invariants, observed_order, require, serial_and_parallel
 
 from solver import Entropy, Grid, Potential, Species, solve
 
-ROOT = Path(__file__).resolve().parent.parent
 BETA = 1.5
 
 
@@ -89,6 +84,20 @@ def test_the_step_limit_gains_the_reaction(circle):
     assert both.history["dt"][1] == pytest.approx(0.9 / (1 / transport + BETA * V.max()), rel=1e-14)
     assert both.history["dt"][1] < 0.9 * transport
     assert_balanced(both)
+
+
+def test_growth_is_stepped_by_the_same_limit(circle):
+    """Where F' < 0 the reaction grows mass, which positivity does not bound: the limit
+    takes max |ξ|, so a pure growth without max_step keeps steps of 0.9/(β|c|), each of
+    the accuracy of a decaying step at the same limit (ρ₀ e^(β|c|t) to t = 4, a hundredfold
+    growth, missed by 25%; a single step to t = 4 reached a fifth of it; max_step for
+    accuracy)."""
+    rho0 = circle.initial_density(wave)
+    growth = solve(Reacting(np.full(circle.shape, -0.7)), circle, rho0, (0, 4))
+    assert growth.history["dt"][1:-1] == pytest.approx(0.9 / (BETA * 0.7), rel=1e-14)
+    ratio = growth.rho[-1] / (rho0 * np.exp(BETA * 0.7 * 4))
+    assert np.all((0.7 < ratio) & (ratio < 1)), ratio
+    assert_balanced(growth)
 
 
 # -- a Wasserstein–Fisher–Rao flow on the circle -----------------------------------------------
@@ -194,17 +203,7 @@ if mesh.comm.rank == 0:
 def test_reaction_on_species_under_mpi_gives_the_serial_answer(square, tmp_path):
     """The step limit takes max V⁺ over all ranks (V = x₁ + 0.3 peaks on one rank only): the
     same steps, densities and sources as in one process."""
-    require("mpi4py")
-    from solver.mpi import mpirun_command
-
-    path = str(ROOT / "meshes" / "square_0.msh")
-    script = tmp_path / "run.py"
-    script.write_text(MPI_SCRIPT)
-    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
-    subprocess.run([sys.executable, str(script), path, str(tmp_path / "serial.npy")], check=True, env=environment,
-                   timeout=600)
-    subprocess.run(mpirun_command(2, sys.executable, script, path, tmp_path / "parallel.npy"), check=True,
-                   env=environment, timeout=600)
+    serial_and_parallel(MPI_SCRIPT, tmp_path, ROOT / "meshes" / "square_0.msh")
     # the vertices in one order: by coordinates rounded (gather sorts them by the last bits on the square's edges)
     serial, parallel = (np.load(tmp_path / f"{name}.npy") for name in ("serial", "parallel"))
     serial, parallel = (values[np.lexsort(np.round(values[:, :2], 12).T[::-1])] for values in (serial, parallel))

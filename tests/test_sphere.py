@@ -4,17 +4,13 @@ Laplace–Beltrami eigenvalue 2, MPI), its bad input (open, not Delaunay), and t
 domain for particles."""
 
 import math
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
-from conftest import MESHES, ROOT, assert_invariants, observed_order, require
+from conftest import MESHES, assert_invariants, observed_order, serial_and_parallel
 
 from solver import Entropy, solve
 from solver.domains import Sphere
-from solver.mpi import mpirun_command
 
 
 @pytest.fixture(scope="module")
@@ -297,15 +293,7 @@ if sphere.comm.rank == 0:
 
 
 def test_mpi_on_the_sphere_gives_the_serial_answer(fem, tmp_path):
-    require("mpi4py")
-    script = tmp_path / "run.py"
-    script.write_text(MPI_SCRIPT)
-    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
-    subprocess.run([sys.executable, str(script), str(tmp_path / "serial.npy")], check=True, env=environment,
-                   timeout=600)
-    subprocess.run(mpirun_command(2, sys.executable, script, tmp_path / "parallel.npy"), check=True, env=environment,
-                   timeout=600)
-    serial, parallel = np.load(tmp_path / "serial.npy"), np.load(tmp_path / "parallel.npy")
+    serial, parallel = map(np.load, serial_and_parallel(MPI_SCRIPT, tmp_path))
     assert serial.shape == (412, 5)
     np.testing.assert_allclose(parallel[:, :3], serial[:, :3], atol=1e-15)
     np.testing.assert_allclose(parallel[:, 4], serial[:, 4], rtol=1e-12)

@@ -58,7 +58,11 @@ class Energy:
     - ``None``: it has no particle version (it needs a density, as ∫ρ^m does).
 
     ``local`` is False for terms whose F' at a point sums over every point (interaction,
-    network risks, bumps): on meshes those run in one process (not under MPI).
+    network risks, bumps). ``distributed`` says whether the term runs on a discretization
+    whose points are split over MPI ranks (a mesh under ``mpirun``): local terms do; a
+    nonlocal term does when it adds the other ranks' parts through the discretization
+    (``sums``, ``gather``, ``kernel_convolution``) and says so by setting it True; the others
+    are refused there.
 
     ``reaction`` is the rate β ≥ 0 of the Wasserstein–Fisher–Rao flow of the term,
 
@@ -81,6 +85,11 @@ class Energy:
     """β of the reaction −βF'ρ (0: a Wasserstein flow, mass conserved)."""
     species = None
     """The names of the species the term needs (a tuple of str), or None: any density."""
+
+    @property
+    def distributed(self):
+        """Whether the term runs on points split over MPI ranks (default: local terms do)."""
+        return self.local
 
     def value(self, rho, grid):
         """F(ρ) as a float."""

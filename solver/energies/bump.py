@@ -175,8 +175,8 @@ class BumpLimitRisk(_FitToTarget):
         under ρ ≥ 0, ∫ρ = mass); ρ* = f when f is a density of that mass."""
         f = self.target_on(grid)
         excess = lambda c: grid.integrate(np.maximum(f - c, 0)) - mass  # noqa: E731
-        lower = f.min() - mass / grid.integrate(np.ones(grid.shape)) - 1.0  # there ∫(f − c)₊ > mass
-        c = scipy.optimize.brentq(excess, lower, f.max(), xtol=1e-15, rtol=1e-15)
+        lower = grid.minimum(f) - mass / grid.integrate(np.ones(grid.shape)) - 1.0  # there ∫(f − c)₊ > mass
+        c = scipy.optimize.brentq(excess, lower, grid.maximum(f), xtol=1e-15, rtol=1e-15)
         return np.maximum(f - c, 0)
 
     def decay_rate(self, grid, mass=1.0):
@@ -213,9 +213,10 @@ class BumpRisk(_FitToTarget):
     two convolutions, zero-padded (the grid's ``stencil_convolution``). On a mesh
     (any discretization with ``points`` and lumped ``weights``) both are direct sums of
     the bump over vertex pairs (Numba), the bump sampled at the vertices: that needs δ
-    well above the mesh size. Particles: f̂ = Σ_i w_i K^δ(· − w_i); the full
-    gradient integrates over Ω by quadrature, SGD uses data (x_k, y_k) with
-    x_k ~ Unif(Ω), y_k = f(x_k) + noise·g.
+    well above the mesh size. Under MPI each rank sums at its own vertices over every
+    vertex, the others' weighted values gathered (the discretization's ``gather``).
+    Particles: f̂ = Σ_i w_i K^δ(· − w_i); the full gradient integrates over Ω by
+    quadrature, SGD uses data (x_k, y_k) with x_k ~ Unif(Ω), y_k = f(x_k) + noise·g.
 
     Parameters
     ----------
@@ -235,6 +236,7 @@ class BumpRisk(_FitToTarget):
     """
 
     local = False  # F' at a point sums over all points
+    distributed = True  # on a mesh under MPI the sums gather the other ranks' values
 
     def __init__(self, f, delta, domain, noise=0.0, convolution="auto"):
         delta, noise = float(delta), float(noise)
@@ -263,13 +265,15 @@ class BumpRisk(_FitToTarget):
     def smooth(self, values, geometry):
         """K^δ ∗ values on ``geometry``: with the cell-averaged stencil where the discretization
         offers one (grids: ``stencil_convolution``), else by sums of the bump over the pairs of
-        points with their quadrature weights (mesh vertices)."""
+        points with their quadrature weights (mesh vertices: at this rank's, over every
+        rank's, from ``gather``)."""
         stencil = self.stencil(geometry)
         if stencil is not None:
             return geometry.stencil_convolution(values, stencil, self.convolution)
-        points = geometry.points.reshape(-1, self.dim)
-        weighted = (values * geometry.weights).ravel()
-        return bump_sum(points, points, weighted, self.delta, self.scale).reshape(values.shape)
+        sources, weighted = geometry.gather(values * geometry.weights)
+        points = np.ascontiguousarray(geometry.points.reshape(-1, self.dim))
+        return bump_sum(points, np.ascontiguousarray(sources), np.ascontiguousarray(weighted, dtype=float),
+                        self.delta, self.scale).reshape(values.shape)
 
     def _residual_and_value(self, rho, grid):
         residual = self.smooth(rho, grid) - self.target_on(grid)
@@ -293,7 +297,7 @@ class BumpRisk(_FitToTarget):
         stencil = self.stencil(geometry)
         if stencil is not None:
             return float(np.sum(stencil**2) / np.sum(stencil) ** 2) / self.volume
-        return float(np.max(geometry.weights)) * self.l2_squared / self.delta**self.dim / self.volume
+        return geometry.maximum(geometry.weights) * self.l2_squared / self.delta**self.dim / self.volume
 
     def check(self, geometry):
         super().check(geometry)

@@ -12,8 +12,9 @@ class Interaction(Energy):
     weights is the discretization's ``kernel_convolution(W)``: on a grid by FFT,
     zero-padded to twice the cells along wall axes (a linear convolution), circular along
     periodic axes, where the displacement is taken to its nearest periodic image; on a
-    mesh a product with the matrix W(x_i − x_j) over the vertex pairs, kept. On particles
-    F(μ_m) = ½ Σ_i Σ_j w_i w_j W(θ_i − θ_j).
+    mesh a product with the matrix W(x_i − x_j) over the vertex pairs, kept (under MPI:
+    the owned vertices i against every vertex j, the other ranks' masses gathered at each
+    call). On particles F(μ_m) = ½ Σ_i Σ_j w_i w_j W(θ_i − θ_j).
 
     Parameters
     ----------
@@ -25,6 +26,7 @@ class Interaction(Energy):
     """
 
     local = False  # F' at a point sums over all points
+    distributed = True  # the mesh's kernel_convolution gathers the other ranks' masses
 
     def __init__(self, W, grad=None):
         if not callable(W):

@@ -9,6 +9,18 @@ and gradient descent on the neurons, dθ_i/dt = −∇θF'(μ_m)(θ_i), is the W
 gradient flow of F in the limit m → ∞ (Chizat–Bach 2018, Mei–Montanari–Nguyen 2018).
 One unit of PDE time is one unit of gradient-descent time. The expectation is over an
 empirical data set (x_i, y_i); SGD draws mini-batches from it or from a sampler.
+
+Under MPI the sums are split over ranks in one of two ways, each with one reduction per
+evaluation. On a mesh split over ranks (each rank owns some vertices θ_j), each rank sums
+h(x_i) = Σ_j w_j Φ(θ_j, x_i) over its own vertices at every data point, and the parts are
+added over the ranks (an allreduce of a vector the size of the data set); F' at its own
+vertices then needs nothing more. A risk given a communicator (``comm``, or
+:meth:`NetworkRisk.on_ranks`) splits instead the data set over its ranks, where every rank
+holds all the cells of a grid (or all the particles): each rank computes h on its block of
+data and the block's part of F' = Σ_i c_i Φ(·, x_i) on every cell (or of the particles'
+velocities), and those parts, with the block's loss, are added over the ranks (an
+allreduce of a vector the size of the grid). ``wgf run`` under ``mpirun`` does the latter
+by itself on grids.
 """
 
 import dataclasses
@@ -243,11 +255,20 @@ class NetworkRisk(Energy):
     sampler : callable, optional
         ``sampler(rng, size) -> (X, y)``: fresh samples for SGD; without it, SGD draws
         mini-batches from (X, y) with replacement.
+    comm : mpi4py communicator, optional
+        Split the data over its ranks (see the module doc): rank r of P sums over the block
+        i ∈ [⌊rn/P⌋, ⌊(r+1)n/P⌋) of the data, and F' on the cells of a grid, the risk and the
+        full-batch particle velocities are added over the ranks (one ``Allreduce`` per
+        evaluation). Every rank holds the whole grid or all the particles and takes the same
+        steps, so each must call the same methods. Not on a mesh split over ranks (there the
+        vertices are split; give no ``comm``). SGD mini-batches are not split (each rank draws
+        the same batch from the same generator).
     """
 
     local = False  # F' at a point sums over all points
+    distributed = True  # on a mesh split over ranks h is summed over them (the discretization's sums)
 
-    def __init__(self, feature, X, y, loss="square", weight_decay=0.0, sampler=None):
+    def __init__(self, feature, X, y, loss="square", weight_decay=0.0, sampler=None, comm=None):
         if loss not in LOSSES:
             raise ValueError(f"NetworkRisk: loss must be one of {sorted(LOSSES)}, got {loss!r}")
         X = np.ascontiguousarray(np.atleast_2d(np.asarray(X, dtype=float)))
@@ -269,9 +290,33 @@ class NetworkRisk(Energy):
         self.feature, self.X, self.y = feature, X, y
         self.weight_decay, self.sampler = weight_decay, sampler
         self.dim = feature.dim
+        self.comm = None if comm is None or comm.size == 1 else comm
+        rank, size = (0, 1) if self.comm is None else (self.comm.rank, self.comm.size)
+        self.block = slice(len(X) * rank // size, len(X) * (rank + 1) // size)
+        """The data points this rank sums over (all of them without ``comm``)."""
 
     def __repr__(self):
         return f"NetworkRisk({self.feature.kind}/{self.feature.activation}, {self.loss.name}, n={len(self.X)})"
+
+    def on_ranks(self, comm):
+        """The same risk with its data split over the ranks of ``comm`` (the ``comm``
+        parameter; None: not split)."""
+        return NetworkRisk(self.feature, self.X, self.y, self.loss.name, self.weight_decay, self.sampler, comm)
+
+    def _over_ranks(self, partial):
+        """The sums over the ranks of ``comm`` of this rank's ``partial`` sums over its block of
+        data (an array; itself without ``comm``)."""
+        if self.comm is None:
+            return partial
+        from mpi4py import MPI
+
+        total = np.empty_like(partial)
+        self.comm.Allreduce(np.ascontiguousarray(partial), total, op=MPI.SUM)
+        return total
+
+    def _block(self):
+        """(X, y) of this rank's block of data."""
+        return np.ascontiguousarray(self.X[self.block]), self.y[self.block]
 
     # particles and grids share these three -------------------------------------------
     def predict(self, theta, weights, x=None):
@@ -282,8 +327,13 @@ class NetworkRisk(Energy):
         return out
 
     def risk(self, theta, weights):
-        """(1/n) Σ_i ℓ(h_μ(x_i), y_i), without the weight decay."""
-        return float(np.mean(self.loss.value(self.predict(theta, weights), self.y)))
+        """(1/n) Σ_i ℓ(h_μ(x_i), y_i), without the weight decay (with ``comm``: each rank
+        sums over its block, the sums added over the ranks)."""
+        if self.comm is None:
+            return float(np.mean(self.loss.value(self.predict(theta, weights), self.y)))
+        X, y = self._block()
+        partial = np.sum(self.loss.value(self.predict(theta, weights, X), y))
+        return float(self._over_ranks(np.array([partial]))[0]) / len(self.y)
 
     def _params(self, theta):
         theta = np.ascontiguousarray(np.atleast_2d(theta), dtype=float)
@@ -297,11 +347,11 @@ class NetworkRisk(Energy):
     # grids -----------------------------------------------------------------------------
     @once_per_discretization
     def cells(self, grid):
-        """|θ_j|² at the cell centres and the :func:`cell_evaluation` of h and F';
-        computed once per grid."""
+        """|θ_j|² at the cell centres and the :func:`cell_evaluation` of h and F' (at this
+        rank's block of data); computed once per grid."""
         self.check(grid)
         squared_norm = np.sum(grid.points.reshape(-1, grid.dim) ** 2, axis=1)
-        return squared_norm, cell_evaluation(self.feature, grid, self.X)
+        return squared_norm, cell_evaluation(self.feature, grid, self._block()[0])
 
     def check(self, grid):
         if grid.dim != self.dim:
@@ -309,16 +359,24 @@ class NetworkRisk(Energy):
                 f"NetworkRisk: the grid is {grid.dim}D but θ has dimension {self.dim}: "
                 "the grid must be over the parameter space"
             )
+        if self.comm is not None and grid.ranks > 1:
+            raise ValueError(f"NetworkRisk: its data is split over {self.comm.size} ranks (comm) and the points of "
+                             f"{grid!r} over {grid.ranks}: split one of them only; on a mesh under MPI give the "
+                             "risk no comm (each rank sums over its own vertices)")
 
     def value_and_first_variation(self, rho, grid):
-        """F and F' on the cells: h_μ(x_i) from w = ρ|cell|, then F' = Σ_i c_i Φ(·, x_i)
-        with c_i = ∂ℓ(h_μ(x_i), y_i)/n (see :func:`cell_evaluation` for how)."""
+        """F and F' on the cells: h_μ(x_i) = Σ_j w_j Φ(θ_j, x_i) from w = ρ|cell| (the ranks'
+        parts added where the points are split over ranks), then F' = Σ_i c_i Φ(·, x_i) with
+        c_i = ∂ℓ(h_μ(x_i), y_i)/n (the ranks' parts, with the loss, added where the data is
+        split over ranks; see :func:`cell_evaluation` for how)."""
         squared_norm, evaluation = self.cells(grid)
         weights = np.ascontiguousarray(rho.ravel() * grid.weights.ravel())  # cell volumes, or lumped masses
-        h = evaluation.predict(weights)
-        coef = self.loss.derivative(h, self.y) / len(self.y)
-        xi = evaluation.first_variation(coef)
-        value = float(np.mean(self.loss.value(h, self.y))) + self.weight_decay * squared_norm @ weights
+        h = grid.sums(evaluation.predict(weights))  # at this rank's block of data
+        y = self.y[self.block]
+        coef = self.loss.derivative(h, y) / len(self.y)
+        totals = self._over_ranks(np.append(evaluation.first_variation(coef), np.sum(self.loss.value(h, y))))
+        xi, risk = totals[:-1], totals[-1] / len(self.y)
+        value = float(risk) + self.weight_decay * grid.global_sum(float(squared_norm @ weights))
         return value, (xi + self.weight_decay * squared_norm).reshape(grid.shape)
 
     def value(self, rho, grid):
@@ -343,11 +401,15 @@ class NetworkRisk(Energy):
             np.asarray(theta, dtype=float) ** 2, axis=1))
 
     def particle_velocity(self, theta, weights, batch=None):
-        """−∇θF'(μ_m)(θ_j), from the full data or from a mini-batch (X_b, y_b)."""
+        """−∇θF'(μ_m)(θ_j), from the full data or from a mini-batch (X_b, y_b). With ``comm``
+        the full data's sum over i is split: each rank sums over its block, the gradients are
+        added over the ranks."""
         theta = self._params(theta)
-        X, y = (self.X, self.y) if batch is None else batch
+        X, y = self._block() if batch is None else batch
         h = self.predict(theta, weights, X)
-        coef = self.loss.derivative(h, y) / len(y)
+        coef = self.loss.derivative(h, y) / (len(self.y) if batch is None else len(y))
         grad = np.empty_like(theta)
         kernels.gradient(self.feature.spec, theta, coef, np.ascontiguousarray(X), grad)
+        if batch is None:
+            grad = self._over_ranks(grad)
         return -grad - 2 * self.weight_decay * theta

@@ -53,6 +53,7 @@ class SignedMeasureRisk(Energy):
 
     species = ("plus", "minus")
     local = False  # F' at a point sums over all points
+    distributed = True  # on a mesh split over ranks h is summed over them (the discretization's sums)
 
     base_name = "base"  # how the refusals name the base discretization
 
@@ -107,17 +108,18 @@ class SignedMeasureRisk(Energy):
         return np.asarray(rho, dtype=float).reshape(2, -1) * w
 
     def prediction(self, rho, grid):
-        """h = A(c+ − c−)."""
+        """h = A(c+ − c−) (the ranks' parts added where the cells are split over ranks: one
+        allreduce of a vector the size of the data)."""
         A, _ = self.cell_features(grid)
         plus, minus = self.masses(rho, grid)
-        return A @ (plus - minus)
+        return grid.sums(A @ (plus - minus))
 
     def value_and_first_variation(self, rho, grid):
         """F = R(h) + λ'Σ_k w_k(ρ+_k + ρ−_k) and F'± = ±Aᵀ(q ⊙ (h − y)) + λ'."""
         A, _ = self.cell_features(grid)
         h = self.prediction(rho, grid)
         G = A.T @ (self.quadrature * (h - self.targets))
-        value = self.risk(h) + self.penalty * float(np.sum(self.masses(rho, grid)))
+        value = self.risk(h) + self.penalty * grid.global_sum(float(np.sum(self.masses(rho, grid))))
         return value, np.stack([G + self.penalty, -G + self.penalty]).reshape(np.shape(rho))
 
     def value(self, rho, grid):
