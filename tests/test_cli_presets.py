@@ -18,18 +18,15 @@ SMALLEST = {"tanh-teacher": {"cells": 8, "n_data": 20}, "rbf-mixture": {"cells":
             "relu-circle": {"cells": 16, "n_data": 16}, "relu-sphere": {"size": 0.6, "n_data": 20},
             "deconvolution-2d": {"cells": 8}, "deconvolution-1d": {"cells": 16}}
 FIGURES = {"snapshots.png", "energy.png"}
-SPECIES = ("relu-circle", "relu-sphere", "deconvolution-1d", "deconvolution-2d")
-# about 4 s a case on two loaded cores (42 s in all): the presets in species, whose figures plot_species draws by
-# what the problem is, always run; the others (whose runs other tests of the command line cover) are slow
-CASES = [name if name in SPECIES else pytest.param(name, marks=pytest.mark.slow) for name in sorted(problems.PRESETS)]
 
 
 def test_every_preset_has_its_smallest_options_here():
     assert set(SMALLEST) == set(problems.PRESETS)
 
 
-@pytest.mark.parametrize("name", CASES)
+@pytest.mark.parametrize("name", sorted(problems.PRESETS))
 def test_run_then_plot_every_preset(tmp_path, name):
+    """About 2 s a case (the file's 14 tests: 17 s on an idle machine, 42 s on two cores under a load of 4.6)."""
     if name == "relu-sphere":
         require("dolfinx")
     config = tmp_path / "config.toml"
