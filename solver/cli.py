@@ -381,9 +381,9 @@ def write_results(folder, run, solution, ranks=None):
     arrays = {"t": solution.t, "rho": run.grid.whole(solution.rho), **grid_arrays}
     if run.exact is not None:
         arrays["exact"] = run.grid.whole(np.array([run.exact(t) for t in solution.t]))
-    if "species" in grid_arrays and run.problem is not None and run.problem.teacher is not None:
-        grid_arrays = {**grid_arrays, "teacher": run.problem.teacher}  # the lifted presets' figures mark it
-        arrays["teacher"] = run.problem.teacher
+    marks = marked_points(run)
+    grid_arrays = {**grid_arrays, **marks}
+    arrays.update(marks)
     if ranks.rank != 0:
         return files, list(grid_arrays)
     np.savez_compressed(folder / "densities.npz", **arrays)
@@ -392,6 +392,22 @@ def write_results(folder, run, solution, ranks=None):
         writer.writerow(HISTORY)
         writer.writerows(zip(*(map(repr, map(float, solution.history[key])) for key in HISTORY)))
     return files, list(grid_arrays)
+
+
+def marked_points(run):
+    """What the species presets' figures mark, as arrays for densities.npz: ``teacher``, the
+    teacher's neurons w_j = (a_j, b_j) of a lifted ReLU problem
+    (:class:`~solver.energies.lifted.LiftedReluRisk`), or ``spikes``, the rows (z_j, m_j) of
+    the spikes' positions and masses of sparse deconvolution
+    (:class:`~solver.energies.deconvolution.SpikeDeconvolution`); none for other energies."""
+    from .energies.deconvolution import SpikeDeconvolution
+    from .energies.lifted import LiftedReluRisk
+
+    if isinstance(run.energy, SpikeDeconvolution):
+        return {"spikes": np.column_stack([run.energy.spikes, run.energy.weights])}
+    if isinstance(run.energy, LiftedReluRisk) and run.problem is not None and run.problem.teacher is not None:
+        return {"teacher": run.problem.teacher}
+    return {}
 
 
 def read_results(folder):
@@ -497,33 +513,42 @@ def plot(folder, animation=True):
 
 
 def plot_species(folder, densities, history, animation=True):
-    """The figures of densities in species (ν± of the lifted ReLU presets): snapshots.png
-    (on the circle :func:`solver.figures.circle_density` at four save times, on a sphere
-    :func:`solver.figures.sphere_density` at the last), energy.png (F and the mass of each
-    species over time: the reaction does not conserve mass) and animation.gif (each species
-    against the angle on the circle; on a sphere ν+ − ν− at the vertices of its upper half)."""
+    """The figures of densities in species ν±, by what they live on: snapshots.png (on the
+    circle of a lifted ReLU problem :func:`solver.figures.circle_density` at four save times,
+    with the teacher; on a sphere :func:`solver.figures.sphere_density` at the last; on the
+    deconvolution torus T¹ or T² :func:`solver.figures.torus_density` at four save times,
+    with the spikes), energy.png (F and the mass of each species over time: the reaction
+    does not conserve mass) and animation.gif (each species against the angle on the circle
+    or against z on T¹; on a sphere ν+ − ν− at the vertices of its upper half; on T² the
+    image of ν+ − ν−)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.animation import FuncAnimation, PillowWriter
 
-    from .figures import circle_density, sphere_density
+    from .figures import circle_density, sphere_density, torus_density
 
     t, rho, names, teacher = densities["t"], densities["rho"], densities["species"], densities.get("teacher")
-    points = densities.get("points")
-    circle = points is None
-    if circle:
-        (lo, hi), = densities["bounds"]
-        angles = lo + (np.arange(rho.shape[-1]) + 0.5) * (hi - lo) / rho.shape[-1]
-        weights = np.full(len(angles), (hi - lo) / len(angles))
-        picks = np.unique(np.linspace(0, len(t) - 1, min(4, len(t))).round().astype(int))
-        circle_density(folder / "snapshots.png", angles, t[picks], rho[picks], teacher)
-    else:
-        weights = densities["weights"]
+    points, bounds, spikes = densities.get("points"), densities.get("bounds"), densities.get("spikes")
+    if spikes is None and teacher is not None and points is None and teacher.shape[1] == len(bounds) + 1:
+        spikes, teacher = teacher, None  # a folder written when the spikes (z, m) were stored as the teacher
+    picks = np.unique(np.linspace(0, len(t) - 1, min(4, len(t))).round().astype(int))
+    if points is not None:
+        kind, weights = "sphere", densities["weights"]
         sphere_density(folder / "snapshots.png", points, densities["cells"], rho[-1], teacher,
                        title=f"ν+ − ν− at t = {t[-1]:g}")
-    masses = np.sum(rho * weights, axis=-1)
+    else:
+        weights = np.prod((bounds[:, 1] - bounds[:, 0]) / np.array(rho.shape[2:]))  # the cell volume
+        if len(bounds) == 1 and spikes is None:  # the circle of angles of a lifted ReLU problem
+            kind, ((lo, hi),) = "circle", bounds
+            axis = lo + (np.arange(rho.shape[-1]) + 0.5) * (hi - lo) / rho.shape[-1]
+            circle_density(folder / "snapshots.png", axis, t[picks], rho[picks], teacher)
+        else:  # the deconvolution torus T^d
+            kind = "line" if len(bounds) == 1 else "image"
+            axis = bounds[0, 0] + (np.arange(rho.shape[2]) + 0.5) * (bounds[0, 1] - bounds[0, 0]) / rho.shape[2]
+            torus_density(folder / "snapshots.png", bounds, t[picks], rho[picks], spikes)
+    masses = np.sum(rho * weights, axis=tuple(range(2, rho.ndim)))
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6), constrained_layout=True)
     energy = history["energy"]
     left.plot(history["t"], energy)
@@ -536,16 +561,30 @@ def plot_species(folder, densities, history, animation=True):
     plt.close(fig)
     if not animation:
         return
-    if circle:
+    if kind in ("circle", "line"):
         fig, ax = plt.subplots(figsize=(5, 3.6), constrained_layout=True)
 
         def draw(k):
             ax.clear()
             for part, name, color in zip(rho[k], names, ("tab:red", "tab:blue", "tab:green")):
-                ax.plot(angles, part, color=color, label=str(name))
-            ax.set(xlabel="angle φ", ylabel="density per radian", ylim=(0, 1.05 * float(np.max(rho))),
-                   title=f"t = {t[k]:.3g}")
+                ax.plot(axis, part, color=color, label=str(name))
+            for z in [] if spikes is None else spikes[:, 0]:
+                ax.axvline(z, color="k", ls="--", lw=0.7)
+            per = "radian" if kind == "circle" else "unit length"
+            ax.set(xlabel="angle φ" if kind == "circle" else "z", ylabel=f"density per {per}",
+                   ylim=(0, 1.05 * float(np.max(rho))), title=f"t = {t[k]:.3g}")
             ax.legend()
+    elif kind == "image":  # T²: ν+ − ν− with the spikes
+        fig, ax = plt.subplots(figsize=(4.4, 3.8), constrained_layout=True)
+        signed = rho[:, 0] - rho[:, 1]
+        top = max(float(np.max(np.abs(signed))), 1e-300)
+
+        def draw(k):
+            ax.clear()
+            ax.imshow(signed[k].T, origin="lower", extent=bounds.ravel(), cmap="coolwarm", vmin=-top, vmax=top)
+            if spikes is not None:
+                ax.scatter(spikes[:, 0], spikes[:, 1], marker="*", s=120, c="k")
+            ax.set(xlabel="z₁", ylabel="z₂", title=f"t = {t[k]:.3g}: ν+ − ν−")
     else:  # the sphere seen from one side: the vertices coloured by ν+ − ν− (the first two species)
         fig, ax = plt.subplots(figsize=(4.4, 3.8), constrained_layout=True)
         signed = rho[:, 0] - rho[:, 1]

@@ -19,6 +19,8 @@ from numbers import Integral
 import numpy as np
 import ot
 
+from .energies.lifted import LiftedReluRisk
+
 EMD_MAX_ITERATIONS = 10**9
 """Network-simplex iterations allowed to ``ot.emd2``. The count needed grows about like
 10 (N + m) (60000 for 2000 × 5000 points), so POT's default of 100000 already stops short
@@ -273,6 +275,19 @@ def energy_of_particles(energy, theta, weights):
         return np.nan
 
 
+def particles_refusal(problem):
+    """Why :func:`study` cannot compare ``problem`` with particles, or None if it can: densities
+    in species whose energy is not :class:`~solver.energies.lifted.LiftedReluRisk` (sparse
+    deconvolution's particles θ = (z, r) are signed atoms on the torus, which neither the
+    lifted study of ReLU neurons nor the study of one density measures)."""
+    if getattr(problem.grid, "names", None) is None or isinstance(problem.energy, LiftedReluRisk):
+        return None
+    return (f"[particles] is not available for {problem.name}: its densities are the species "
+            f"{tuple(problem.grid.names)} of a {type(problem.energy).__name__}, and the comparison with particles "
+            "measures one density or the neurons w = (a, b) of a lifted ReLU problem (for the deconvolution "
+            "presets, conic particle gradient descent against the PDE is benchmarks/deconvolution.py)")
+
+
 def study(problem, ms, times, seeds, step, out=None, method="sliced", pde=None, **solve_options):
     """The PDE against gradient descent on m particles, over ``ms``, ``times`` and ``seeds``.
 
@@ -285,8 +300,9 @@ def study(problem, ms, times, seeds, step, out=None, method="sliced", pde=None, 
     energy without one). Returns a dict with ``rows`` (one per m, seed,
     time), ``pde_energy`` and ``slopes`` (fitted slope of the seed-averaged W2 against m
     at each time). With ``out``, writes ``study.csv``, ``study.md`` and three figures.
-    A problem whose densities are in species (the lifted ReLU presets) goes to
-    :func:`lifted_study`.
+    A lifted ReLU problem (densities ν± in species, :class:`~solver.energies.lifted.LiftedReluRisk`)
+    goes to :func:`lifted_study`; other species problems (deconvolution) are refused
+    (:func:`particles_refusal`).
     """
     from .particles import simulate
     from .timeloop import solve
@@ -294,8 +310,11 @@ def study(problem, ms, times, seeds, step, out=None, method="sliced", pde=None, 
     ms = list(ms)
     if not ms or not all(isinstance(m, (int, np.integer)) and not isinstance(m, bool) and m > 0 for m in ms):
         raise ValueError(f"study: ms must be positive whole particle counts, got {ms!r}")
-    if getattr(problem.grid, "names", None) is not None:  # densities in species: a lifted problem
+    if isinstance(problem.energy, LiftedReluRisk):  # ν± of ReLU neurons: particles are neurons w = (a, b)
         return lifted_study(problem, ms, times, seeds, step, out=out, pde=pde, **solve_options)
+    refusal = particles_refusal(problem)
+    if refusal is not None:
+        raise ValueError(f"study: {refusal}")
     times = np.asarray(times, dtype=float)
     grid = problem.grid
     if pde is None:

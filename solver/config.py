@@ -384,9 +384,15 @@ def build(config):
 
 
 def _check_particles(table, problem, name, grid):
-    """Refuse ``[particles]`` for a preset the comparison cannot run (an energy that does
+    """Refuse ``[particles]`` for a preset the comparison cannot run (species that are not
+    a lifted ReLU problem: :func:`solver.compare.particles_refusal`; an energy that does
     not move particles: gradient descent needs ``particle_velocity``), and exact distances
     whose cost matrix would not fit in memory."""
+    from .compare import particles_refusal
+
+    refusal = particles_refusal(problem)
+    if refusal is not None:
+        raise ConfigError(f"particles: {refusal}; remove [particles]")
     theta = problem.sample(np.random.default_rng(0), 2)
     try:
         problem.energy.particle_velocity(theta, np.full(2, 0.5))

@@ -18,8 +18,8 @@ moves every atom from the same ν_k:
 the forward discretization of the Wasserstein–Fisher–Rao flow
 ∂tν± = β∇·(ν±∇F'±) − α F'± ν±. Chizat's code (lchizat/2019-sparse-optim-measures,
 ``PGD_2D``) writes the masses as r_j² and updates r_j ← r_j exp(−2α_C η F'_j),
-s_j ← s_j − β_C η ∇F'_j, i.e. α = 4α_C, β = β_C here. With α = 2, β = 1 (the defaults)
-the η → 0 limit for ReLU units is the lifted flow of plain gradient descent in w
+s_j ← s_j − β_C η ∇F'_j, i.e. α = 4α_C, β = β_C here. With α = 2, β = 1 (the defaults
+for ReLU units) the η → 0 limit for ReLU units is the lifted flow of plain gradient descent in w
 (:func:`solver.lift.lifted_flow`); for deconvolution his α_C = β_C is α = 4, β = 1, the
 PDE of :class:`~solver.energies.deconvolution.SpikeDeconvolution` (reaction 4). The masses
 stay positive (an exact exponential factor); a zero mass stays zero, so the start must put
@@ -51,7 +51,7 @@ class ConicRun:
     energies: np.ndarray
 
 
-def conic_gradient_descent(problem, measure, step, iterations, reaction=2.0, transport=1.0):
+def conic_gradient_descent(problem, measure, step, iterations, reaction=None, transport=1.0):
     """Run conic particle gradient descent on the lifted energy of ``problem``.
 
     Parameters
@@ -63,8 +63,11 @@ def conic_gradient_descent(problem, measure, step, iterations, reaction=2.0, tra
     step : float
         η > 0.
     iterations : int
-    reaction, transport : float
-        α, β ≥ 0 of the module docstring (defaults: the lift of plain gradient descent).
+    reaction : float, optional
+        α ≥ 0 of the module docstring; by default the problem's own ``problem.reaction``
+        (2 for ReLU units, the lift of plain gradient descent; 4 for deconvolution).
+    transport : float
+        β ≥ 0 of the module docstring (default 1).
         transport = 0 is multiplicative-weights descent on the fixed directions (the
         Fisher–Rao part alone), a method for the convex problem of
         :func:`solver.convex.convex_minimum`.
@@ -73,6 +76,8 @@ def conic_gradient_descent(problem, measure, step, iterations, reaction=2.0, tra
     -------
     ConicRun
     """
+    if reaction is None:
+        reaction = problem.reaction
     if measure.signs is None:
         raise ValueError("conic_gradient_descent: needs a measure with species (lift(..., balanced=True))")
     if np.any(measure.masses < 0):

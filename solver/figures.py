@@ -1,5 +1,7 @@
-"""Figures of the lifted ReLU problems (``relu-circle``, ``relu-sphere``): the densities ν±
-over time against the teacher and the particles, and the excess energy against m.
+"""Figures of the species presets: for the lifted ReLU problems (``relu-circle``,
+``relu-sphere``) the densities ν± over time against the teacher and the particles, and the
+excess energy against m; for sparse deconvolution (``deconvolution-1d``, ``-2d``) ν± on the
+torus against the spikes (:func:`torus_density`).
 
 The seeds' illustration (Chizat–Bach 2018, Figure 1) draws each neuron w = (a, b) as the
 point |b|·a of the input plane, coloured by the sign of b; the teacher's neurons are drawn
@@ -197,5 +199,61 @@ def sphere_density(path, points, triangles, rho, teacher=None, particles=None, t
         ax.set_axis_off()
     fig.colorbar(cm.ScalarMappable(norm=norm, cmap="coolwarm"), ax=fig.axes, shrink=0.6, label="ν+ − ν−")
     fig.suptitle(title or "ν± on the sphere (two views), teacher directions as stars")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def torus_density(path, bounds, times, densities, spikes=None, title=None):
+    """The densities ν± on the torus T^d (d = 1 or 2, the sparse deconvolution presets) at
+    ``times``, with the spikes marked.
+
+    On T¹ one panel: ν+(z) up and −ν−(z) down at every time (darker is later), each spike z_j
+    a dashed line and a star at height ±m_j/max m (its sign is the colour). On T², one panel
+    per time: the image of ν+ − ν− (red positive, blue negative, one colour scale for every
+    time) with the spikes as stars.
+
+    Parameters
+    ----------
+    path : path-like
+    bounds : array (d, 2)
+        The torus [lo, hi]^d (the grid's bounds).
+    times : array (T,)
+    densities : array (T, 2, *cells)
+        ν+ and ν− per unit volume at the cells (equal cells covering the torus).
+    spikes : array (J, d + 1), optional
+        Rows (z_j, m_j): the positions and signed masses of the spikes.
+    title : str, optional
+    """
+    plt = _pyplot()
+    bounds, densities = np.asarray(bounds, dtype=float), np.asarray(densities, dtype=float)
+    spikes = np.zeros((0, len(bounds) + 1)) if spikes is None else np.asarray(spikes, dtype=float)
+    colors = np.where(spikes[:, -1] > 0, PLUS, MINUS)
+    if len(bounds) == 1:
+        (lo, hi), = bounds
+        z = lo + (np.arange(densities.shape[-1]) + 0.5) * (hi - lo) / densities.shape[-1]
+        fig, ax = plt.subplots(figsize=(7, 3.8), constrained_layout=True)
+        shades = np.linspace(0.35, 1.0, len(times))
+        for k, t in enumerate(times):
+            ax.plot(z, densities[k, 0], color=PLUS, alpha=shades[k], lw=1, label=f"ν+, t = {t:g}")
+            ax.plot(z, -densities[k, 1], color=MINUS, alpha=shades[k], lw=1)
+        top = max(float(np.max(np.abs(densities))), 1e-300)
+        heights = top * spikes[:, -1] / max(float(np.max(np.abs(spikes[:, -1]), initial=0.0)), 1e-300)
+        for (position, height, color) in zip(spikes[:, 0], heights, colors):
+            ax.axvline(position, color="k", ls="--", lw=0.7)
+            ax.plot(position, height, "*", ms=11, color=color, markeredgecolor="k")
+        ax.set(xlabel="z", ylabel="ν+ (up), −ν− (down), per unit length", xlim=(lo, hi))
+        ax.legend(fontsize=7, ncol=min(len(times), 4))
+    else:
+        signed = densities[:, 0] - densities[:, 1]
+        top = max(float(np.max(np.abs(signed))), 1e-300)
+        fig, axes = plt.subplots(1, len(times), figsize=(3.6 * len(times), 3.4), constrained_layout=True,
+                                 squeeze=False)
+        for ax, k in zip(axes[0], range(len(times))):
+            image = ax.imshow(signed[k].T, origin="lower", extent=bounds.ravel(), cmap="coolwarm", vmin=-top,
+                              vmax=top)
+            ax.scatter(spikes[:, 0], spikes[:, 1], marker="*", s=140, c=colors, edgecolor="k")
+            ax.set(xlabel="z₁", ylabel="z₂", aspect="equal", title=f"t = {times[k]:g}")
+        fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8, label="ν+ − ν−")
+    fig.suptitle(title or f"ν± on the torus T^{len(bounds)}, spikes (stars)")
     fig.savefig(path, dpi=110)
     plt.close(fig)

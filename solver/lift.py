@@ -349,6 +349,7 @@ class ReluRegression:
     quadrature: np.ndarray
     weight_decay: float = 0.0
     loss: str = "square"
+    reaction = 2.0  # α of the lifted flow of plain gradient descent (solver.conic); a class constant, not a field
 
     @classmethod
     def from_data(cls, X, y, bias=False, quadrature=None, weight_decay=0.0, loss="square"):

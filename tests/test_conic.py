@@ -54,6 +54,14 @@ def test_small_steps_follow_the_lifted_flow_to_first_order(problem, rng):
     assert 0.85 < slope < 1.15, errors
 
 
+def test_relu_units_default_to_the_reaction_of_plain_gradient_descent(problem):
+    """ReluRegression.reaction is the α = 2 of the lift of gradient descent in w, the default."""
+    assert problem.reaction == 2.0
+    default = conic_gradient_descent(problem, uniform_start(8), 0.05, 20).energies
+    np.testing.assert_array_equal(default, conic_gradient_descent(problem, uniform_start(8), 0.05, 20,
+                                                                  reaction=2.0).energies)
+
+
 def test_energy_never_increases_for_a_small_step(problem):
     energies = conic_gradient_descent(problem, uniform_start(32), 0.05, 2000).energies
     assert np.all(np.diff(energies) <= 0), np.max(np.diff(energies))

@@ -179,6 +179,20 @@ def test_pde_follows_conic_particle_gradient_descent_as_the_cells_shrink():
     assert gaps[32] < 0.015 and gaps[32] < gaps[16] / 3, gaps
 
 
+def test_conic_descent_defaults_to_the_problems_own_reaction():
+    """Without ``reaction`` conic gradient descent on deconvolution runs α = 4 (the energy's
+    reaction, the PDE's β), not the 2 of the ReLU lift: the default run is the α = 4 run to
+    the bit and differs from the α = 2 one."""
+    energy = chizat(1.0)
+    positions = np.pi + np.array([[0.5, -0.5], [2.1, -0.7], [0.3, 1.8], [0.5, 1.5]])
+    start = TorusMeasure(positions, np.full(4, 0.25 / 4), np.ones(4))
+    default = conic_gradient_descent(energy, start, 0.01, 50).energies
+    assert energy.reaction == 4.0
+    np.testing.assert_array_equal(default, conic_gradient_descent(energy, start, 0.01, 50, reaction=4.0).energies)
+    assert abs(default[-1] - conic_gradient_descent(energy, start, 0.01, 50, reaction=2.0).energies[-1]) \
+        > 1e-3 * default[-1]
+
+
 def test_pde_runs_on_at_the_optimum_without_the_step_collapsing():
     """24² cells, λ = 1, to t = 100: at the optimum ξ = 0 on the support and ρ ≈ 0 off it, so
     Σ|ρξ|w → 0 while F ≈ 2.8 keeps its round-off; the energy test's allowance of a few ulps of

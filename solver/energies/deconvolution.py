@@ -145,6 +145,7 @@ class SpikeDeconvolution(SignedMeasureRisk):
     """
 
     reaction = 4.0
+    base_name = "torus"
 
     def __init__(self, spikes, weights, cutoff, penalty=0.0, noise=None):
         spikes = np.asarray(spikes, dtype=float)
@@ -199,21 +200,11 @@ class SpikeDeconvolution(SignedMeasureRisk):
     def check(self, grid):
         """Refuse anything but ``Species(torus, ("plus", "minus"))``, the torus a periodic
         grid of [0, 2π]^d in the spikes' dimension."""
-        names, base = getattr(grid, "names", None), getattr(grid, "base", None)
-        if names is None or base is None:
-            raise ValueError(f"SpikeDeconvolution: needs two species, Species(torus, {self.species}), got {grid!r}")
-        if tuple(names) != self.species:
-            raise ValueError(f"SpikeDeconvolution: the species must be {self.species} (ν+ then ν−), got "
-                             f"{tuple(names)}")
+        base = self.check_species(grid)
         d = self.dim - 1
         if base.dim != d:
             raise ValueError(f"SpikeDeconvolution: the spikes live on T^{d}, the grid is {base.dim}D")
-        periodic, bounds = getattr(base, "periodic", (False,) * d), getattr(base, "bounds", None)
-        if not all(periodic) or bounds is None:
-            raise ValueError("SpikeDeconvolution: the torus must be a periodic Grid(..., bc='periodic') on every axis")
-        lengths = [float(b[1] - b[0]) for b in bounds]
-        if any(abs(length - TURN) > 1e-12 * TURN for length in lengths):
-            raise ValueError(f"SpikeDeconvolution: every axis of the torus must have length 2π, got {lengths}")
+        self.check_periodic_turns(base, "the torus")
 
     @once_per_discretization
     def cell_features(self, grid):

@@ -131,22 +131,10 @@ class LiftedReluRisk(SignedMeasureRisk):
     def check(self, grid):
         """Refuse anything but ``Species(base, ("plus", "minus"))`` over the circle grid
         (p = 2) or a discretization with points on the unit sphere of R³ (p = 3)."""
-        names = getattr(grid, "names", None)
-        base = getattr(grid, "base", None)
-        if names is None or base is None:
-            raise ValueError(f"LiftedReluRisk: needs two species, Species(base, {self.species}), got {grid!r}")
-        if tuple(names) != self.species:
-            raise ValueError(f"LiftedReluRisk: the species must be {self.species} (ν+ then ν−), got {tuple(names)}")
+        base = self.check_species(grid)
         p = self.dim - 1
         if base.dim == 1:
-            periodic, bounds = getattr(base, "periodic", (False,)), getattr(base, "bounds", None)
-            if not periodic[0]:
-                raise ValueError("LiftedReluRisk: a 1D base must be the circle, a periodic grid of angles "
-                                 "Grid([[0, 2π]], [K], bc='periodic'); this one has walls")
-            length = float(bounds[0][1] - bounds[0][0])
-            if abs(length - 2 * np.pi) > 1e-12 * 2 * np.pi:
-                raise ValueError(f"LiftedReluRisk: the circle grid must span one turn, an angle of length 2π; "
-                                 f"got length {length:.12g}")
+            self.check_periodic_turns(base, "the circle grid")
             if p != 2:
                 raise ValueError(f"LiftedReluRisk: the inputs x̃ have p = {p} coordinates, so ν± live on "
                                  f"S^{p - 1}, not on the circle S¹ (give a sphere for p = 3)")

@@ -17,7 +17,10 @@ flow's energy from below (:meth:`SignedMeasureRisk.convex_reference`).
 A subclass supplies ``cell_features(grid)`` → (A, w), ``targets`` (y), ``quadrature`` (q)
 and ``penalty`` (λ'); it may replace the square loss by another ℓ through ``risk`` (R) and
 ``residuals`` (r_i = q_i ∂ℓ(h_i, y_i), then G = Aᵀr), as the lifted ReLU risk's
-classification losses do (the convex reference is then not the square-loss problem).
+classification losses do (the convex reference is then not the square-loss problem); its
+``check(grid)`` starts from :meth:`SignedMeasureRisk.check_species`
+(two species ν+, ν− on one base) and :meth:`SignedMeasureRisk.check_periodic_turns` (a
+periodic grid whose every axis is one turn, length 2π: the circle or the torus T^d).
 """
 
 import dataclasses
@@ -54,6 +57,45 @@ class SignedMeasureRisk(Energy):
     species = ("plus", "minus")
     local = False  # F' at a point sums over all points
     distributed = True  # on a mesh split over ranks h is summed over them (the discretization's sums)
+
+    base_name = "base"  # how the refusals name the base discretization
+
+    def check_species(self, grid):
+        """The base of ``Species(base, ("plus", "minus"))``; refuse anything else.
+
+        Returns
+        -------
+        Discretization
+            ``grid.base``, on which ν+ and ν− both live.
+        """
+        name = type(self).__name__
+        names, base = getattr(grid, "names", None), getattr(grid, "base", None)
+        if names is None or base is None:
+            raise ValueError(f"{name}: needs two species, Species({self.base_name}, {self.species}), got {grid!r}")
+        if tuple(names) != self.species:
+            raise ValueError(f"{name}: the species must be {self.species} (ν+ then ν−), got {tuple(names)}")
+        return base
+
+    def check_periodic_turns(self, base, what):
+        """Refuse a base that is not a periodic grid whose every axis is one turn (length 2π,
+        to 10⁻¹² relative): the circle of angles or the torus T^d = [0, 2π]^d.
+
+        Parameters
+        ----------
+        base : Discretization
+        what : str
+            How the refusals name the base ("the circle grid", "the torus").
+        """
+        name = type(self).__name__
+        periodic, bounds = getattr(base, "periodic", (False,) * base.dim), getattr(base, "bounds", None)
+        if bounds is None or not all(periodic):
+            raise ValueError(f"{name}: {what} must be a periodic Grid([[0, 2π], ...], ..., bc='periodic') on every "
+                             f"axis; this one has walls")
+        for axis, (lo, hi) in enumerate(bounds):
+            length = float(hi - lo)
+            if abs(length - 2 * np.pi) > 1e-12 * 2 * np.pi:
+                raise ValueError(f"{name}: every axis of {what} must span one turn, an angle of length 2π; "
+                                 f"got length {length:.12g} on axis {axis}")
 
     def cell_features(self, grid):
         """(A, w): the features at the base's cells (n, K) and the base's weights (K,)."""
