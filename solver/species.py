@@ -158,7 +158,8 @@ class Species(Discretization):
 
     def step_limits(self, rho, xi, diffusivity):
         """The smaller over the species of the base's (transport, parabolic) limits."""
-        return self.rate_and_step_limits(rho, xi, diffusivity)[1]
+        limits = [self.base.step_limits(part, xi_part, diffusivity) for part, xi_part in zip(rho, self._each(xi))]
+        return tuple(np.min(limits, axis=0))
 
     def rate_and_step_limits(self, rho, xi, diffusivity):
         """(:meth:`rate`, the smaller over the species of the base's limits), each species in
