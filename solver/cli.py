@@ -34,7 +34,6 @@ import glob
 import hashlib
 import inspect
 import json
-import math
 import os
 import platform
 import shutil
@@ -900,7 +899,7 @@ def execute(config_path, out, command, require_particles=False, resume=False):
     """Run a config into ``out`` (see the module docstring); returns the exit status."""
     ranks = Ranks()
     run = split_data(load(config_path), ranks)
-    points = run.grid.global_sum(math.prod(run.grid.shape))
+    points = run.grid.global_size
     if ranks.size > points:
         raise UsageError(f"{ranks.size} MPI ranks for the {points} points (vertices or cells) of {run.grid!r}: "
                          f"run on at most {points} ranks")
@@ -1120,7 +1119,7 @@ def relaunch(ranks, config_path, arguments):
         raise UsageError(f"--ranks {ranks}: this wgf runs under mpirun already ({Ranks().size} ranks); give "
                          "--ranks or mpirun, not both")
     grid = load(config_path).grid
-    points = grid.global_sum(math.prod(grid.shape))
+    points = grid.global_size
     if ranks > points:
         raise UsageError(f"--ranks {ranks}: more MPI ranks than the {points} points (vertices or cells) of "
                          f"{grid!r}; give at most {points}")

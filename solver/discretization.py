@@ -27,6 +27,7 @@ them once and falls back to the general path, never tests the class.
 """
 
 import abc
+import math
 
 import numpy as np
 
@@ -87,6 +88,11 @@ class Discretization(abc.ABC):
     @abc.abstractmethod
     def global_sum(self, number):
         """The sum over all ranks of a per-rank number (the number itself on one process)."""
+
+    @property
+    def global_size(self):
+        """The number of points over all ranks: the most MPI ranks a run on it can use."""
+        return self.global_sum(math.prod(self.shape))
 
     @abc.abstractmethod
     def all_finite(self, values):

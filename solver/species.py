@@ -100,6 +100,11 @@ class Species(Discretization):
         """The base's sum over the ranks of a per-rank number."""
         return self.base.global_sum(number)
 
+    @property
+    def global_size(self):
+        """The base's points over all ranks: the species share them, and so do the ranks' parts."""
+        return self.base.global_size
+
     def all_finite(self, values):
         """Whether every value of every species is finite (on every rank)."""
         return self.base.all_finite(values)

@@ -181,6 +181,17 @@ def test_more_ranks_than_vertices_is_refused(tmp_path, capsys):
     assert not (tmp_path / "out").exists() and not (tmp_path / "out.incomplete").exists()
 
 
+@pytest.mark.filterwarnings("ignore:tune_process:RuntimeWarning")
+def test_ranks_are_counted_against_the_points_of_one_species(tmp_path, capsys):
+    """Two species share the 8 cells of the circle: 9 ranks are too many, not 17."""
+    from solver.cli import main
+
+    config = tmp_path / "circle.toml"
+    config.write_text('[problem]\nname = "relu-circle"\ncells = 8\n')
+    assert main(["run", str(config), "--out", str(tmp_path / "out"), "--ranks", "9"]) == 2
+    assert "--ranks 9: more MPI ranks than the 8 points (vertices or cells) of Species(" in capsys.readouterr().err
+
+
 def wgf(*args, ranks=2):
     """``wgf ARGS --ranks N`` as a new process (the launch through solver.mpi is its own)."""
     return launch([sys.executable, "-m", "solver", *args, "--ranks", ranks])

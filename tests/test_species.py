@@ -45,7 +45,7 @@ class Named(Potential):
 
 def test_the_shapes_and_the_reductions_are_over_all_species(circle, species):
     values = two_bumps(circle)
-    assert species.shape == (2, 40) and species.dim == 1 and species.names == NAMES
+    assert species.shape == (2, 40) and species.dim == 1 and species.names == NAMES and species.global_size == 40
     assert species.points.shape == (2, 40, 1) and np.array_equal(species.points[1], circle.points)
     assert species.weights.shape == (2, 40) and np.array_equal(species.weights[0], circle.weights)
     masses = species.integrate_species(values)
