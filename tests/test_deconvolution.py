@@ -176,6 +176,22 @@ def test_plain_and_conic_descent_reach_the_continuous_optimum_with_three_and_fou
         assert np.all(errors < 0.5) and np.all(near > 0.3), (errors, near)
 
 
+def test_the_particle_study_warns_when_a_step_lets_the_energy_rise():
+    """Conic GD at η = 0.02 from the preset's m = 10 sample oscillates (F measured 31.8, 29.6, 42.0
+    at t = 0, 1, 2): the study warns and names the method and m; at η = 0.002 it does not."""
+    import warnings
+
+    from solver import problems
+    from solver.compare import deconvolution_study
+
+    problem = problems.get("deconvolution-2d", cells=8)
+    with pytest.warns(RuntimeWarning, match=r"energy of conic \(m = 10, seed 0\) rose .* step 0.02 is too large"):
+        deconvolution_study(problem, [10], np.linspace(0.0, 2.0, 3), [0], 0.02)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        deconvolution_study(problem, [10], np.linspace(0.0, 0.2, 3), [0], 0.002)
+
+
 def test_spike_errors_measure_the_atoms_near_each_spike_of_its_sign():
     """An atom 0.4 cells off each spike (sup norm), one of the wrong sign on a spike and one far:
     errors 0.4 cells, masses those of the near atoms of the right sign; no atom near: ∞."""
@@ -404,6 +420,17 @@ def test_refuses_spikes_outside_the_torus(bad):
         SpikeDeconvolution(spikes, CHIZAT_MASSES, 2)
     with pytest.raises(ValueError, match=r"spike 0 .* outside the torus \[0, 2π\]\^1"):
         SpikeDeconvolution([7.0, 1.0], [1.0, 1.0], 2)
+
+
+def test_refuses_spikes_and_weights_that_are_not_finite_or_do_not_match():
+    with pytest.raises(ValueError, match="spikes and weights must be finite"):
+        SpikeDeconvolution([[np.nan, 1.0]], [1.0], 2)
+    with pytest.raises(ValueError, match="spikes and weights must be finite"):
+        SpikeDeconvolution([1.0, 2.0], [1.0, np.inf], 2)
+    with pytest.raises(ValueError, match=r"weights \(m0,\), got \(3, 2\) and \(2,\)"):
+        SpikeDeconvolution(CHIZAT_SPIKES, CHIZAT_MASSES[:2], 2)
+    with pytest.raises(ValueError, match="d = 1 or 2"):
+        SpikeDeconvolution(np.ones((2, 3)), np.ones(2), 2)
 
 
 @pytest.mark.parametrize("penalty", [-1e-3, -4.0, np.nan])
