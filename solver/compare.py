@@ -704,7 +704,7 @@ def deconvolution_study(problem, ms, times, seeds, step, out=None, pde=None, **s
                 if rise > 1e-9 * values[0]:
                     warnings.warn(f"deconvolution_study: the energy of {method} (m = {m}, seed {seed}) rose by "
                                   f"{rise:.3g} between save times: the step {step:g} is too large for it (plain "
-                                  "GD on the 2D preset needs about 0.002, conic GD 0.01)", RuntimeWarning,
+                                  "GD on the 2D preset needs about 0.001, conic GD 0.01)", RuntimeWarning,
                                   stacklevel=2)
                 for k, (t, measure, value) in enumerate(zip(times, measures, values)):
                     rows.append({"m": m, "seed": seed, "method": method, "t": float(t), "energy": value,
@@ -753,8 +753,8 @@ def _write_deconvolution_study(problem, pde, result, out):
     fig, ax = plt.subplots(figsize=(5.4, 3.8), constrained_layout=True)
     ax.plot(times, np.maximum(result["pde_excess"], tiny), "k-", lw=2, label="PDE")
     for method, style in (("gd", "o--"), ("conic", "s:")):
-        for m in ms:
-            ax.plot(times, [max(mean("excess", method, m, s), tiny) for s in times], style,
+        for index, m in enumerate(ms):
+            ax.plot(times, [max(mean("excess", method, m, s), tiny) for s in times], style, color=f"C{index}",
                     label=f"{methods[method]}, m = {m}")
     ax.set(xlabel="t", ylabel="(F − F_c)/(F(ν0) − F_c)", yscale="log", title=problem.name)
     ax.legend(fontsize=7)
@@ -776,5 +776,5 @@ def _write_deconvolution_study(problem, pde, result, out):
     plt.close(fig)
 
     torus_density(out / "density_particles.png", problem.grid.base.bounds, times[-1:], pde.rho[-1:],
-                  problem.teacher, title=f"{problem.name}: ν± at t = {t:g}, atoms of m = {ms[-1]}",
+                  problem.teacher, title=f"ν± at t = {t:g}, atoms of m = {ms[-1]}",
                   atoms={methods[method]: result["final_atoms"][method, ms[-1]] for method in methods})
