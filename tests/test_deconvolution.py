@@ -1,8 +1,10 @@
 """Sparse spike deconvolution (solver.energies.deconvolution): the features against the
 Dirichlet kernel, F against Chizat's loss, F' as the derivative of the discrete F, the
 reaction 4 against plain gradient descent on (z, r), the discrete BLASSO optimum, the PDE on
-Chizat's three spikes (T²) and on five spikes on T¹, conic particle gradient descent with
-m = 3, 4 and 100, and the refusals."""
+Chizat's three spikes (T²) and on five spikes on T¹, λ = 0, conic particle gradient descent with
+m = 3, 4 and 100, the continuous optimum's bracket (slid atoms, dual bound), the particles
+against the PDE's energy and against that optimum, the particle study's warning, and the
+refusals."""
 
 import numpy as np
 import pytest
