@@ -424,6 +424,11 @@ def test_refuses_spikes_outside_the_torus(bad):
         SpikeDeconvolution([7.0, 1.0], [1.0, 1.0], 2)
 
 
+def test_continuous_reference_refuses_a_search_grid_that_aliases_the_frequencies():
+    with pytest.raises(ValueError, match=r"samples >= 4 d f_c = 16 per axis, got 15"):
+        chizat(1.0).continuous_reference(cells=16, samples=15)
+
+
 def test_refuses_spikes_and_weights_that_are_not_finite_or_do_not_match():
     with pytest.raises(ValueError, match="spikes and weights must be finite"):
         SpikeDeconvolution([[np.nan, 1.0]], [1.0], 2)

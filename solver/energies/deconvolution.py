@@ -333,8 +333,8 @@ class SpikeDeconvolution(SignedMeasureRisk):
             n: the discrete BLASSO on the n^d cell centres starts the sliding (default 64 in
             2D, 512 in 1D).
         samples : int, optional
-            N: the grid on which ‖Φ*p‖_∞ is searched (default 2048 in 2D, 2^16 in 1D; the
-            certified bound loses d² f_c² (2π/N)²/8 relative: 1.9e-5 and 7.4e-8 at f_c = 2, 8).
+            N ≥ 4 d f_c: the grid on which ‖Φ*p‖_∞ is searched (default 2048 in 2D, 2^16 in 1D;
+            the certified bound loses d² f_c² (2π/N)²/8 relative: 1.9e-5 and 7.4e-8 at f_c = 2, 8).
 
         Returns
         -------
@@ -343,6 +343,9 @@ class SpikeDeconvolution(SignedMeasureRisk):
         d = self.dim - 1
         cells = cells or (64 if d == 2 else 512)
         samples = samples or (2048 if d == 2 else 2**16)
+        if samples < 4 * d * self.cutoff:  # the frequencies stay apart mod N and 1 − d²f_c²h²/8 ≥ 0.69
+            raise ValueError(f"continuous_reference: the search grid needs samples >= 4 d f_c = "
+                             f"{4 * d * self.cutoff} per axis, got {samples}")
         axis = (np.arange(cells) + 0.5) * TURN / cells
         points = np.stack(np.meshgrid(*[axis] * d, indexing="ij"), axis=-1).reshape(-1, d)
         minimum = convex_minimum(self.features(points).T, self.observations, self.penalty, self.quadrature)
