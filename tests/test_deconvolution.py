@@ -196,7 +196,8 @@ def test_the_particle_study_warns_when_a_step_lets_the_energy_rise():
 
 def test_spike_errors_measure_the_atoms_near_each_spike_of_its_sign():
     """An atom 0.4 cells off each spike (sup norm), one of the wrong sign on a spike and one far:
-    errors 0.4 cells, masses those of the near atoms of the right sign; no atom near: ∞."""
+    errors 0.4 cells, masses those of the near atoms of the right sign; no atom near: ∞. A negative
+    spike next to z = 0: its atoms across the cut count, mass-weighted, and a positive atom does not."""
     energy, h = chizat(1.0), 0.2
     offset = np.array([0.4 * h, -0.1 * h])
     measure = TorusMeasure(np.concatenate([CHIZAT_SPIKES + offset, CHIZAT_SPIKES[:1], [[0.1, 0.1]]]),
@@ -206,6 +207,13 @@ def test_spike_errors_measure_the_atoms_near_each_spike_of_its_sign():
     np.testing.assert_array_equal(masses, [1.0, 2.0, 3.0])
     errors, masses = energy.spike_errors(measure.moved(measure.positions + 1.0, measure.masses), h)
     assert np.all(np.isinf(errors)) and np.all(masses == 0)
+    # a negative spike at z = 0.05 on T¹: atoms of its sign 0.1 either side of it across z = 0 (masses
+    # 1 and 3: mean offset 0.05, a quarter cell) and a positive atom on it, which does not count
+    energy = SpikeDeconvolution([0.05, 3.0], [-1.0, 1.0], 2)
+    measure = TorusMeasure(np.array([[2 * np.pi - 0.05], [0.15], [0.05]]), np.array([1.0, 3.0, 10.0]),
+                           np.array([-1.0, -1, 1]))
+    errors, masses = energy.spike_errors(measure, h)
+    assert errors[0] == pytest.approx(0.25, rel=1e-12) and masses[0] == 4.0 and np.isinf(errors[1])
 
 
 @pytest.mark.parametrize("penalty", [0.0, 1.0])
