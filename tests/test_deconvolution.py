@@ -180,7 +180,9 @@ def test_plain_and_conic_descent_reach_the_continuous_optimum_with_three_and_fou
 
 def test_the_particle_study_warns_when_a_step_lets_the_energy_rise():
     """Conic GD at η = 0.02 from the preset's m = 10 sample oscillates (F measured 31.8, 29.6, 42.0
-    at t = 0, 1, 2): the study warns and names the method and m; at η = 0.002 it does not."""
+    at t = 0, 1, 2): the study warns and names the method and m; at η = 0.002 it does not, and its
+    rows measure the excess over F_c, the continuous optimum's lower bound (below the 8² cells'
+    optimum F*), relative to the PDE's start: e = (F − F_c)/(F(ν0) − F_c)."""
     import warnings
 
     from solver import problems
@@ -191,7 +193,11 @@ def test_the_particle_study_warns_when_a_step_lets_the_energy_rise():
         deconvolution_study(problem, [10], np.linspace(0.0, 2.0, 3), [0], 0.02)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        deconvolution_study(problem, [10], np.linspace(0.0, 0.2, 3), [0], 0.002)
+        result = deconvolution_study(problem, [10], np.linspace(0.0, 0.2, 3), [0], 0.002)
+    f_c, start = result["f_continuous"], problem.energy.value(problem.rho0, problem.grid)
+    assert f_c < result["f_star"] and result["pde_excess"][0] == pytest.approx(1.0, rel=1e-14)
+    for row in result["rows"]:
+        assert row["excess"] == pytest.approx((row["energy"] - f_c) / (start - f_c), rel=1e-14)
 
 
 def test_spike_errors_measure_the_atoms_near_each_spike_of_its_sign():
