@@ -496,6 +496,20 @@ def test_presets_start_particles_and_densities_alike(rng, name, dim, cells):
                                                                                               problem.grid)
 
 
+
+def test_continuous_reference_when_the_optimum_is_the_zero_measure():
+    """λ ≥ ‖Φ*y‖_∞ (here λ = 100): the optimum is μ = 0, with F = ½|y|², and the bracket closes on
+    it with no atom to slide; y = 0 (zero weights): F = 0 and ‖Φ*p‖_∞ = 0 at once (η ≡ 0 is flat on
+    the whole 2048² grid, which must not start a polish at every node)."""
+    energy = chizat(100.0)
+    reference = energy.continuous_reference(cells=16, samples=64)
+    assert len(reference.measure.masses) == 0
+    half_y2 = 0.5 * float(energy.observations @ energy.observations)
+    assert reference.upper == half_y2 and reference.lower == pytest.approx(half_y2, rel=1e-14)
+    assert reference.certified_lower == pytest.approx(half_y2, rel=1e-14)
+    reference = SpikeDeconvolution(CHIZAT_SPIKES, np.zeros(3), 2, 1.0).continuous_reference(cells=16)
+    assert (reference.upper, reference.lower, reference.certified_lower, reference.sup_correlation) == (0, 0, 0, 0)
+
 def trigonometric_residual(energy, amplitudes, center):
     """p with η(z) = ψ(z)·p = Σ_ω A_ω cos(ω·(z − z0)) (ω ∈ H): p_cos = A cos(ω·z0)/√2, p_sin = A sin(ω·z0)/√2."""
     residual = np.zeros(1 + 2 * len(energy.frequencies))

@@ -375,8 +375,11 @@ class SpikeDeconvolution(SignedMeasureRisk):
         L-BFGS-B with ∂F/∂m_j = F'_j and ∂F/∂z_j = m_j∇F'_j (:meth:`conic_gradient`), then
         ``newton_steps`` Newton steps x ← x − H⁻¹∇F on the atoms that kept a mass (H by central
         differences of the gradient): L-BFGS-B alone leaves |F'_j − 0| ~ 1e-8 on the support,
-        which the dual bound would pay for."""
+        which the dual bound would pay for. No atoms (the optimum μ = 0 when λ ≥ ‖Φ*y‖_∞): nothing
+        to move."""
         n, d = measure.positions.shape
+        if n == 0:
+            return measure
 
         def gradient(x):
             current = measure.moved(x[:n * d].reshape(n, d), x[n * d:])
@@ -419,6 +422,8 @@ class SpikeDeconvolution(SignedMeasureRisk):
         coefficients[wrapped] = np.sqrt(2) * (residual[1:1 + half] - 1j * residual[1 + half:])
         values = np.abs(np.real(np.fft.ifftn(coefficients) * samples**d))
         grid_max = float(values.max())
+        if grid_max == 0:  # the N^d nodes determine η (N > 2f_c): η ≡ 0, and a flat grid has no peaks to polish
+            return 0.0, 0.0
         peaks = values >= 0.5 * grid_max
         for shift in itertools.product((-1, 0, 1), repeat=d):
             if any(shift):
