@@ -438,9 +438,14 @@ def test_refuses_spikes_outside_the_torus(bad):
         SpikeDeconvolution([7.0, 1.0], [1.0, 1.0], 2)
 
 
-def test_continuous_reference_refuses_a_search_grid_that_aliases_the_frequencies():
+def test_continuous_reference_refuses_a_search_grid_that_aliases_the_frequencies_and_bad_sizes():
     with pytest.raises(ValueError, match=r"samples >= 4 d f_c = 16 per axis, got 15"):
         chizat(1.0).continuous_reference(cells=16, samples=15)
+    for cells in (0, -3, 8.5, True):
+        with pytest.raises(ValueError, match=rf"cells must be an integer >= 1, got {cells!r}"):
+            chizat(1.0).continuous_reference(cells=cells)
+    with pytest.raises(ValueError, match=r"samples must be an integer, got 2048.5"):
+        chizat(1.0).continuous_reference(samples=2048.5)
 
 
 def test_refuses_spikes_and_weights_that_are_not_finite_or_do_not_match():

@@ -93,6 +93,7 @@ particle gradient descent) is measured against a bracket of it,
 
 import dataclasses
 import itertools
+from numbers import Integral
 
 import numpy as np
 from scipy import optimize
@@ -341,8 +342,12 @@ class SpikeDeconvolution(SignedMeasureRisk):
         ContinuousReference
         """
         d = self.dim - 1
-        cells = cells or (64 if d == 2 else 512)
-        samples = samples or (2048 if d == 2 else 2**16)
+        cells = (64 if d == 2 else 512) if cells is None else cells
+        samples = (2048 if d == 2 else 2**16) if samples is None else samples
+        if isinstance(cells, bool) or not isinstance(cells, Integral) or cells < 1:
+            raise ValueError(f"continuous_reference: cells must be an integer >= 1, got {cells!r}")
+        if isinstance(samples, bool) or not isinstance(samples, Integral):
+            raise ValueError(f"continuous_reference: samples must be an integer, got {samples!r}")
         if samples < 4 * d * self.cutoff:  # the frequencies stay apart mod N and 1 − d²f_c²h²/8 ≥ 0.69
             raise ValueError(f"continuous_reference: the search grid needs samples >= 4 d f_c = "
                              f"{4 * d * self.cutoff} per axis, got {samples}")
