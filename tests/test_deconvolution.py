@@ -411,6 +411,26 @@ def test_continuous_reference_brackets_the_optimum_that_conic_descent_reaches(pe
     assert energy.dual_value(residual, energy.sup_correlation(residual, 512)[1]) < reference.lower
 
 
+
+def test_dual_value_is_the_best_bound_on_the_ray_of_any_residual():
+    """Residuals far from the optimum, p = y − Φ(cμ*) = (1 − c)y, where s* = ⟨y, p⟩/|p|² = 1/(1 − c)
+    is not the end of the feasible segment s ∈ [0, min(1, λ/‖Φ*p‖_∞)]: c = 3 (s* = −½ at λ = 1)
+    and c = −1 (s* = ½ at λ = 100, where μ = 0 is optimal with F = ½|y|²). D is the maximum of
+    s⟨y, p⟩ − s²|p|²/2 on that segment (0 and ½|y|² = 30.25; the end s = min(1, λ/sup) gave −2.031,
+    with the certified sup −2.029, above it, and 0), so it is never negative and never larger for a
+    larger sup: the certified bound stays below the searched one."""
+    for penalty, c in ((1.0, 3.0), (100.0, -1.0)):
+        energy = chizat(penalty)
+        y = energy.observations
+        residual = (1 - c) * y
+        sup, certified = energy.sup_correlation(residual, 256)
+        scales = np.linspace(0.0, min(1.0, penalty / sup), 10001)
+        best = np.max(scales * (y @ residual) - 0.5 * scales**2 * (residual @ residual))
+        assert energy.dual_value(residual, sup) == pytest.approx(best, rel=1e-12, abs=1e-12)
+        assert 0.0 <= energy.dual_value(residual, certified) <= energy.dual_value(residual, sup)
+    assert energy.dual_value(residual, sup) == pytest.approx(0.5 * y @ y, rel=1e-14)
+
+
 def test_continuous_reference_in_1d():
     """T¹, f_c = 8, λ = 0.3: the bracket is 8e-15 wide (measured), the certified bound 7e-8 below."""
     energy = SpikeDeconvolution(SPIKES_1D, MASSES_1D, 8, 0.3)

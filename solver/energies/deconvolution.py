@@ -81,7 +81,9 @@ particle gradient descent) is measured against a bracket of it,
 
   (the inf is 0 when |Φ*p| ≤ λ everywhere, −∞ otherwise). The residual p = y − Φμ̂ scaled
   by s = min(1, λ/‖Φ*p‖_∞) is feasible, so D(sp) ≤ min F; at the optimum Φ*p = ±λ on the
-  support and F(μ̂) − D(p) = λ|μ̂| − ∫Φ*p dμ̂ = 0. The sup of the trigonometric polynomial
+  support and F(μ̂) − D(p) = λ|μ̂| − ∫Φ*p dμ̂ = 0. (Near it ⟨y, p⟩ − |p|² = ∫Φ*p dμ̂ ≥ 0, so
+  D grows with s up to that end; far from it D is maximized on [0, min(1, λ/‖Φ*p‖_∞)] at
+  s = ⟨y, p⟩/|p|² clipped, :meth:`SpikeDeconvolution.dual_value`.) The sup of the trigonometric polynomial
   η = Φ*p over the torus is read on an N^d grid (one FFT) and polished by BFGS from the
   grid's local maxima. Without any search it is also bounded: per variable η has degree
   ≤ f_c, so Bernstein's inequality gives |∂_a∂_b η| ≤ f_c²‖η‖_∞, and at a maximizer z*
@@ -409,9 +411,13 @@ class SpikeDeconvolution(SignedMeasureRisk):
         return measure.moved(self.retract(x[:n * d].reshape(n, d)), np.maximum(x[n * d:], 0.0))
 
     def dual_value(self, residual, sup):
-        """D(sp) = s⟨y, p⟩ − s²|p|²/2, s = min(1, λ/sup): a lower bound on min F when sup ≥ ‖Φ*p‖_∞."""
-        scale = 1.0 if sup <= self.penalty else self.penalty / sup
-        return scale * float(self.observations @ residual) - 0.5 * scale**2 * float(residual @ residual)
+        """max over s ∈ [0, min(1, λ/sup)] of D(sp) = s⟨y, p⟩ − s²|p|²/2, at s = ⟨y, p⟩/|p|² clipped
+        to that segment: a lower bound on min F when sup ≥ ‖Φ*p‖_∞, never negative, and never
+        larger for a larger sup."""
+        limit = 1.0 if sup <= self.penalty else self.penalty / sup
+        correlation, square = float(self.observations @ residual), float(residual @ residual)
+        scale = min(limit, max(correlation / square, 0.0)) if square > 0 else 0.0
+        return scale * correlation - 0.5 * scale**2 * square
 
     def sup_correlation(self, residual, samples):
         """‖η‖_∞ of η(z) = ψ(z)·p over T^d: (polished, certified upper bound).
