@@ -19,7 +19,11 @@ from numbers import Integral
 import numpy as np
 import ot
 
+from .energies.deconvolution import SpikeDeconvolution
 from .energies.lifted import LiftedReluRisk
+
+SPECIES_STUDIES = (LiftedReluRisk, SpikeDeconvolution)
+"""The energies on species that :func:`study` compares with particles."""
 
 EMD_MAX_ITERATIONS = 10**9
 """Network-simplex iterations allowed to ``ot.emd2``. The count needed grows about like
@@ -277,15 +281,16 @@ def energy_of_particles(energy, theta, weights):
 
 def particles_refusal(problem):
     """Why :func:`study` cannot compare ``problem`` with particles, or None if it can: densities
-    in species whose energy is not :class:`~solver.energies.lifted.LiftedReluRisk` (sparse
-    deconvolution's particles θ = (z, r) are signed atoms on the torus, which neither the
-    lifted study of ReLU neurons nor the study of one density measures)."""
-    if getattr(problem.grid, "names", None) is None or isinstance(problem.energy, LiftedReluRisk):
+    in species whose energy has no study of its own (the study of one density measures
+    positions; the species of :class:`~solver.energies.lifted.LiftedReluRisk` go to
+    :func:`lifted_study`, those of :class:`~solver.energies.deconvolution.SpikeDeconvolution`
+    to :func:`deconvolution_study`)."""
+    if getattr(problem.grid, "names", None) is None or isinstance(problem.energy, SPECIES_STUDIES):
         return None
     return (f"[particles] is not available for {problem.name}: its densities are the species "
             f"{tuple(problem.grid.names)} of a {type(problem.energy).__name__}, and the comparison with particles "
-            "measures one density or the neurons w = (a, b) of a lifted ReLU problem (for the deconvolution "
-            "presets, conic particle gradient descent against the PDE is benchmarks/deconvolution.py)")
+            "measures one density, the neurons w = (a, b) of a lifted ReLU problem or the atoms (z, r) of sparse "
+            "deconvolution")
 
 
 def study(problem, ms, times, seeds, step, out=None, method="sliced", pde=None, **solve_options):
@@ -301,8 +306,8 @@ def study(problem, ms, times, seeds, step, out=None, method="sliced", pde=None, 
     time), ``pde_energy`` and ``slopes`` (fitted slope of the seed-averaged W2 against m
     at each time). With ``out``, writes ``study.csv``, ``study.md`` and three figures.
     A lifted ReLU problem (densities ν± in species, :class:`~solver.energies.lifted.LiftedReluRisk`)
-    goes to :func:`lifted_study`; other species problems (deconvolution) are refused
-    (:func:`particles_refusal`).
+    goes to :func:`lifted_study`, sparse deconvolution to :func:`deconvolution_study`; other
+    species problems are refused (:func:`particles_refusal`).
     """
     from .particles import simulate
     from .timeloop import solve
@@ -312,6 +317,8 @@ def study(problem, ms, times, seeds, step, out=None, method="sliced", pde=None, 
         raise ValueError(f"study: ms must be positive whole particle counts, got {ms!r}")
     if isinstance(problem.energy, LiftedReluRisk):  # ν± of ReLU neurons: particles are neurons w = (a, b)
         return lifted_study(problem, ms, times, seeds, step, out=out, pde=pde, **solve_options)
+    if isinstance(problem.energy, SpikeDeconvolution):  # ν± on the torus: particles are atoms θ = (z, r)
+        return deconvolution_study(problem, ms, times, seeds, step, out=out, pde=pde, **solve_options)
     refusal = particles_refusal(problem)
     if refusal is not None:
         raise ValueError(f"study: {refusal}")
@@ -631,3 +638,143 @@ def _write_lifted_study(problem, pde, result, mean_gap, last_runs, out):
         sphere_density(out / "density_particles.png", problem.grid.base.points, problem.grid.base.cells, pde.rho[-1],
                        problem.teacher, particles=last_runs[ms[0]].theta[-1],
                        title=f"{problem.name} at t = {times[-1]:g}: ν+ − ν−, m = {ms[0]} neurons (dots)")
+
+
+# the study of sparse deconvolution: ν± against atoms θ = (z, r) ------------------------------
+def deconvolution_study(problem, ms, times, seeds, step, out=None, pde=None, **solve_options):
+    r""":func:`study` for a deconvolution preset (``deconvolution-2d``, ``deconvolution-1d``): the
+    PDE's ν± against m particles moved two ways from the same start θ_j = (z_j, r_j)
+    (``problem.sample``, weights ω = 1/m, masses ωr_j|r_j|):
+
+    - ``"gd"``: plain gradient descent on (z, r) (:func:`solver.particles.simulate`, explicit
+      Euler of step ``step``; positions move at r² times ∇F'±, so it is not the PDE's flow);
+    - ``"conic"``: conic particle gradient descent on the atoms (:func:`solver.conic.conic_gradient_descent`,
+      α = 4, β = 1, η = ``step``): the PDE's own flow on atoms.
+
+    At every save time and for every (m, seed, method) a row holds the energy F (the PDE's F
+    on the atoms, :meth:`~solver.energies.deconvolution.SpikeDeconvolution.lifted_energy`), the
+    relative excess e = (F − F_c)/(F(ν_0) − F_c) of the particles and of the PDE, F_c the lower
+    end of the continuous optimum's bracket
+    (:meth:`~solver.energies.deconvolution.SpikeDeconvolution.continuous_reference`; the PDE
+    stops at its cells' optimum F*, above F_c), the spike error (max over the true spikes of
+    :meth:`~solver.energies.deconvolution.SpikeDeconvolution.spike_errors`, in the PDE's cells)
+    and the run's wall seconds. A run whose energy rises between save times (a step too large
+    for it: explicit Euler on r is stable for about ε < 1/(|G| + λ), and the positions of both
+    move at speeds that grow with the masses) is reported by a RuntimeWarning.
+
+    Returns
+    -------
+    dict
+        ``rows``, ``pde_energy``, ``pde_excess``, ``pde_spike_error``, ``f_star`` (the cells'
+        optimum), ``f_continuous`` (F_c), ``times``, ``ms``, ``final_atoms`` ({(method, m): the
+        atoms of the last seed at the last time}).
+    """
+    import time
+    import warnings
+
+    from .conic import conic_gradient_descent
+    from .particles import simulate
+    from .timeloop import solve
+
+    times = np.asarray(times, dtype=float)
+    energy, grid = problem.energy, problem.grid
+    if pde is None:
+        pde = solve(energy, grid, problem.rho0, (times[0], times[-1]), save_at=times, **solve_options)
+    h = 2 * np.pi / grid.base.shape[0]
+    pde_energy = np.array([energy.value(rho, grid) for rho in pde.rho])
+    f_star, f_continuous = energy.convex_reference(grid).value, energy.continuous_reference().lower
+    scale = energy.value(problem.rho0, grid) - f_continuous
+    pde_spike_error = [float(np.max(energy.spike_errors(energy.cell_atoms(rho, grid), h)[0])) for rho in pde.rho]
+    iterations = np.round(np.diff(times) / step).astype(int)
+    rows, final_atoms = [], {}
+    for m in ms:
+        for seed in seeds:
+            theta0 = problem.sample(np.random.default_rng(seed), m)
+            weights = np.full(m, 1.0 / m)
+            trajectory = simulate(energy, theta0, (times[0], times[-1]), step=step, save_at=times, progress=False)
+            gd = [energy.lift(theta, weights) for theta in trajectory.theta]
+            start, conic = time.perf_counter(), [energy.lift(theta0, weights)]
+            for count in iterations:
+                conic.append(conic_gradient_descent(energy, conic[-1], step, int(count)).measure)
+            runs = {"gd": (gd, trajectory.wall_time), "conic": (conic, time.perf_counter() - start)}
+            for method, (measures, seconds) in runs.items():
+                final_atoms[method, m] = measures[-1]
+                values = [energy.lifted_energy(measure) for measure in measures]
+                rise = float(np.max(np.diff(values), initial=0.0))
+                if rise > 1e-9 * values[0]:
+                    warnings.warn(f"deconvolution_study: the energy of {method} (m = {m}, seed {seed}) rose by "
+                                  f"{rise:.3g} between save times: the step {step:g} is too large for it (plain "
+                                  "GD on the 2D preset needs about 0.001, conic GD 0.01)", RuntimeWarning,
+                                  stacklevel=2)
+                for k, (t, measure, value) in enumerate(zip(times, measures, values)):
+                    rows.append({"m": m, "seed": seed, "method": method, "t": float(t), "energy": value,
+                                 "excess": (value - f_continuous) / scale, "pde_energy": pde_energy[k],
+                                 "pde_excess": (pde_energy[k] - f_continuous) / scale,
+                                 "spike_error": float(np.max(energy.spike_errors(measure, h)[0])),
+                                 "pde_spike_error": pde_spike_error[k], "seconds": seconds})
+    result = {"rows": rows, "pde_energy": pde_energy, "pde_excess": (pde_energy - f_continuous) / scale,
+              "pde_spike_error": pde_spike_error, "f_star": f_star, "f_continuous": f_continuous, "times": times,
+              "ms": list(ms), "final_atoms": final_atoms}
+    if out is not None:
+        _write_deconvolution_study(problem, pde, result, out)
+    return result
+
+
+def _write_deconvolution_study(problem, pde, result, out):
+    """study.csv, study.md, energy_vs_t.png (relative excess), distance_vs_m.png (the spike
+    error and the excess at the last time against m), density_particles.png (ν± at the last
+    time with the atoms of the largest m)."""
+    import matplotlib.pyplot as plt
+
+    from .figures import torus_density
+
+    out = _write_rows(out, result["rows"])
+    rows, times, ms = result["rows"], result["times"], result["ms"]
+    methods = {"gd": "plain GD on (z, r)", "conic": "conic GD"}
+
+    def mean(key, method, m, t):
+        return float(np.mean([r[key] for r in rows if r["m"] == m and r["method"] == method and r["t"] == t]))
+
+    seeds = len(rows) // len(times) // len(ms) // len(methods)
+    t = times[-1]
+    lines = [f"# {problem.name}: PDE against {seeds} seed(s) of particles per m and method", "",
+             f"F_c (lower end of the continuous optimum's bracket) = {result['f_continuous']:.10g}; F* (the "
+             f"discrete optimum on the PDE's cells) = {result['f_star']:.10g}; relative excess "
+             "e = (F − F_c)/(F(ν0) − F_c); spike error in cells (max over the spikes).", "",
+             f"| method | m | F at t = {t:g} | e | spike error | seconds |", "|---|---|---|---|---|---|",
+             f"| PDE | — | {result['pde_energy'][-1]:.10g} | {result['pde_excess'][-1]:.3e} | "
+             f"{result['pde_spike_error'][-1]:.3g} | — |"]
+    lines += [f"| {label} | {m} | {mean('energy', method, m, t):.10g} | {mean('excess', method, m, t):.3e} | "
+              f"{mean('spike_error', method, m, t):.3g} | {mean('seconds', method, m, t):.2f} |"
+              for method, label in methods.items() for m in ms]
+    (out / "study.md").write_text("\n".join(lines) + "\n")
+
+    tiny = np.finfo(float).tiny
+    fig, ax = plt.subplots(figsize=(5.4, 3.8), constrained_layout=True)
+    ax.plot(times, np.maximum(result["pde_excess"], tiny), "k-", lw=2, label="PDE")
+    for method, style in (("gd", "o--"), ("conic", "s:")):
+        for index, m in enumerate(ms):
+            ax.plot(times, [max(mean("excess", method, m, s), tiny) for s in times], style, color=f"C{index}",
+                    label=f"{methods[method]}, m = {m}")
+    ax.set(xlabel="t", ylabel="(F − F_c)/(F(ν0) − F_c)", yscale="log", title=problem.name)
+    ax.legend(fontsize=7)
+    fig.savefig(out / "energy_vs_t.png", dpi=110)
+    plt.close(fig)
+
+    fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.6), constrained_layout=True)
+    for method, style in (("gd", "o--"), ("conic", "s:")):
+        axes[0].plot(ms, [mean("spike_error", method, m, t) for m in ms], style, label=methods[method])
+        axes[1].plot(ms, [max(mean("excess", method, m, t), tiny) for m in ms], style, label=methods[method])
+    axes[0].axhline(result["pde_spike_error"][-1], color="k", lw=1, label="PDE")
+    axes[1].axhline(max(result["pde_excess"][-1], tiny), color="k", lw=1, label="PDE")
+    limits = (min(ms) / 1.5, max(ms) * 1.5)  # the spike errors may all be ∞ (no atom near a spike)
+    axes[0].set(xscale="log", xlim=limits, xlabel="particles m", ylabel=f"spike error (cells) at t = {t:g}")
+    axes[1].set(xscale="log", yscale="log", xlim=limits, xlabel="particles m",
+                ylabel=f"relative excess at t = {t:g}")
+    axes[0].legend(fontsize=7)
+    fig.savefig(out / "distance_vs_m.png", dpi=110)
+    plt.close(fig)
+
+    torus_density(out / "density_particles.png", problem.grid.base.bounds, times[-1:], pde.rho[-1:],
+                  problem.teacher, title=f"ν± at t = {t:g}, atoms of m = {ms[-1]}",
+                  atoms={methods[method]: result["final_atoms"][method, ms[-1]] for method in methods})

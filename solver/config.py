@@ -384,10 +384,11 @@ def build(config):
 
 
 def _check_particles(table, problem, name, grid):
-    """Refuse ``[particles]`` for a preset the comparison cannot run (species that are not
-    a lifted ReLU problem: :func:`solver.compare.particles_refusal`; an energy that does
-    not move particles: gradient descent needs ``particle_velocity``), and exact distances
-    whose cost matrix would not fit in memory."""
+    """Refuse ``[particles]`` for a preset the comparison cannot run (species that are
+    neither a lifted ReLU problem nor sparse deconvolution:
+    :func:`solver.compare.particles_refusal`; an energy that does not move particles:
+    gradient descent needs ``particle_velocity``), and exact distances whose cost matrix
+    would not fit in memory."""
     from .compare import particles_refusal
 
     refusal = particles_refusal(problem)

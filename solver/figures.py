@@ -203,9 +203,9 @@ def sphere_density(path, points, triangles, rho, teacher=None, particles=None, t
     plt.close(fig)
 
 
-def torus_density(path, bounds, times, densities, spikes=None, title=None):
+def torus_density(path, bounds, times, densities, spikes=None, title=None, atoms=None):
     """The densities ν± on the torus T^d (d = 1 or 2, the sparse deconvolution presets) at
-    ``times``, with the spikes marked.
+    ``times``, with the spikes marked and, on the last time's panel, particles' atoms.
 
     On T¹ one panel: ν+(z) up and −ν−(z) down at every time (darker is later), each spike z_j
     a dashed line and a star at height ±m_j/max m (its sign is the colour). On T², one panel
@@ -223,8 +223,13 @@ def torus_density(path, bounds, times, densities, spikes=None, title=None):
     spikes : array (J, d + 1), optional
         Rows (z_j, m_j): the positions and signed masses of the spikes.
     title : str, optional
+    atoms : dict, optional
+        Label → :class:`~solver.energies.deconvolution.TorusMeasure` (positions, masses, signs)
+        at the last time: on T¹ stems of height ±mass, on T² markers of area ∝ mass.
     """
     plt = _pyplot()
+    atoms = atoms or {}
+    markers = dict(zip(atoms, "xo+^"))
     bounds, densities = np.asarray(bounds, dtype=float), np.asarray(densities, dtype=float)
     spikes = np.zeros((0, len(bounds) + 1)) if spikes is None else np.asarray(spikes, dtype=float)
     colors = np.where(spikes[:, -1] > 0, PLUS, MINUS)
@@ -241,6 +246,9 @@ def torus_density(path, bounds, times, densities, spikes=None, title=None):
         for (position, height, color) in zip(spikes[:, 0], heights, colors):
             ax.axvline(position, color="k", ls="--", lw=0.7)
             ax.plot(position, height, "*", ms=11, color=color, markeredgecolor="k")
+        for label, measure in atoms.items():
+            ax.plot(measure.positions[:, 0], measure.signs * measure.masses, markers[label], color="k", ms=5,
+                    label=f"{label} (mass, t = {times[-1]:g})")
         ax.set(xlabel="z", ylabel="ν+ (up), −ν− (down), per unit length", xlim=(lo, hi))
         ax.legend(fontsize=7, ncol=min(len(times), 4))
     else:
@@ -253,6 +261,12 @@ def torus_density(path, bounds, times, densities, spikes=None, title=None):
                               vmax=top)
             ax.scatter(spikes[:, 0], spikes[:, 1], marker="*", s=140, c=colors, edgecolor="k")
             ax.set(xlabel="z₁", ylabel="z₂", aspect="equal", title=f"t = {times[k]:g}")
+        for label, measure in atoms.items():
+            heavy = measure.masses > 1e-3 * max(float(np.max(measure.masses, initial=0.0)), 1e-300)
+            axes[0, -1].scatter(*measure.positions[heavy].T, s=60 * measure.masses[heavy], marker=markers[label],
+                                c=np.where(measure.signs[heavy] > 0, "k", "0.4"), label=label)
+        if atoms:
+            axes[0, -1].legend(fontsize=7, loc="lower left")
         fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8, label="ν+ − ν−")
     fig.suptitle(title or f"ν± on the torus T^{len(bounds)}, spikes (stars)")
     fig.savefig(path, dpi=110)

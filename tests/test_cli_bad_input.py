@@ -63,6 +63,8 @@ BAD_CONFIGS = {
     "preset and grid": (PRESET + GRID.split("[time]")[0], "a config with [problem] (a preset) takes its grid"),
     "unknown preset": (PRESET.replace("tanh-teacher", "mnist"), "problem.name: must be one of"),
     "negative seed": (PRESET.replace("n_data = 20", "n_data = 20\nseed = -1"), "problem.seed: must be an integer >= 0"),
+    "negative BLASSO penalty": ('[problem]\nname = "deconvolution-1d"\ncells = 8\npenalty = -1\n[time]\nend = 0.1\n',
+                                "problem.penalty: must be a number >= 0"),
     "particles without preset": (GRID + "[particles]\nm = [10]\n", "particles: the comparison"),
     "empty particle list": (PRESET.replace("m = [10]", "m = []"), "particles.m: must be a list of integers"),
     "step not dividing saves": (PRESET.replace("step = 0.01", "step = 0.03"), "particles.step: must divide"),

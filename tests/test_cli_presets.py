@@ -9,7 +9,7 @@ from conftest import require
 from solver import problems
 from solver.cli import main
 from solver.compare import study
-from solver.config import ConfigError, load
+from solver.config import load
 
 pytestmark = pytest.mark.filterwarnings("ignore:tune_process:RuntimeWarning")
 
@@ -71,22 +71,42 @@ def test_plot_reads_a_deconvolution_folder_that_stored_its_spikes_as_the_teacher
 
 
 @pytest.mark.parametrize("name", ["deconvolution-1d", "deconvolution-2d"])
-def test_particles_are_refused_for_deconvolution_at_config_load(tmp_path, name):
-    """[particles] on a deconvolution preset: refused when the config loads (and by `wgf run`,
-    exit 2), not an AttributeError of the lifted ReLU study mid-run."""
+def test_particles_on_deconvolution_compare_the_pde_with_plain_and_conic_descent(tmp_path, name):
+    """[particles] on a deconvolution preset: the config loads, `wgf compare` runs plain GD on
+    (z, r) and conic GD from the same atoms against the PDE and writes the study (one row per
+    method, m, seed and save time; both methods start at the same energy, the particle energy
+    of the sample) into the results and the summary."""
+    import csv
+
     config = tmp_path / "config.toml"
     config.write_text(f'[problem]\nname = "{name}"\ncells = 8\n[time]\nend = 0.02\nsaves = 3\n'
-                      "[particles]\nm = [10]\nstep = 0.01\n")
-    refusal = rf"particles: \[particles\] is not available for {name}: .*SpikeDeconvolution"
-    with pytest.raises(ConfigError, match=refusal):
-        load(config)
-    assert main(["run", str(config), "--out", str(tmp_path / "results")]) == 2
-    assert not (tmp_path / "results").exists()
+                      "[particles]\nm = [4, 6]\nstep = 0.005\n[output]\nanimation = false\n")
+    assert load(config).particles["m"] == [4, 6]
+    out = tmp_path / "results"
+    assert main(["compare", str(config), "--out", str(out)]) == 0
+    with open(out / "study.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 2 * 2 * 3 and {row["method"] for row in rows} == {"gd", "conic"}
+    problem = problems.get(name, cells=8)
+    for m in (4, 6):
+        start = problem.energy.particle_energy(problem.sample(np.random.default_rng(0), m), np.full(m, 1 / m))
+        for method in ("gd", "conic"):
+            energies = [float(r["energy"]) for r in rows if r["method"] == method and int(r["m"]) == m]
+            assert energies[0] == pytest.approx(start, rel=1e-12) and energies[-1] < energies[0]
+    assert {"energy_vs_t.png", "distance_vs_m.png", "density_particles.png"} <= {p.name for p in out.iterdir()}
+    assert "| conic GD | 6 |" in (out / "summary.md").read_text()
 
 
-def test_study_refuses_deconvolution_and_still_takes_the_lifted_relu_problem():
-    problem = problems.get("deconvolution-1d", cells=8)
-    with pytest.raises(ValueError, match="study: \\[particles\\] is not available for deconvolution-1d"):
+def test_study_refuses_species_without_a_study_and_still_takes_the_lifted_relu_problem():
+    """Species whose energy is neither the lifted ReLU risk nor sparse deconvolution: refused by
+    name before anything runs."""
+    import dataclasses
+
+    from solver import Entropy
+
+    problem = dataclasses.replace(problems.get("deconvolution-1d", cells=8), name="entropy-species",
+                                  energy=Entropy(1.0))
+    with pytest.raises(ValueError, match="study: \\[particles\\] is not available for entropy-species: .*Entropy"):
         study(problem, [4], [0.0, 0.01], [0], 0.01)
     circle = problems.get("relu-circle", cells=16, n_data=16)
     result = study(circle, [4], [0.0, 0.01], [0], 0.01)
