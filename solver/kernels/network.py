@@ -35,6 +35,7 @@ from . import fastmath
 
 NEURON, RBF = 0, 1
 RELU, SIGMOID, TANH = 0, 1, 2
+EXP = 3  # σ of Gaussian features, Φ = c e^u with u = −|x − z|²/(2s²)
 BLOCK = 256  # neurons (or data points) a task holds in its vectors: a few 2 KiB rows in L1
 TASKS = 8  # the fewest tasks a kernel splits its items into, when they are enough (load balance)
 NUMPY_ERRORS = "numpy"  # x/0 gives inf or NaN, no exception branch to stop the vectorizer
@@ -58,29 +59,56 @@ def _activate(code, u, value):
     elif code == SIGMOID:
         for l in range(u.shape[0]):
             value[l] = fastmath.sigmoid(u[l])
-    else:
+    elif code == TANH:
         for l in range(u.shape[0]):
             value[l] = fastmath.tanh(u[l])
+    else:
+        for l in range(u.shape[0]):
+            value[l] = fastmath.exp(u[l])
 
 
 @njit(cache=True, error_model=NUMPY_ERRORS)
-def _activate_with_slope(code, u, value, slope):
-    """value[l] = σ(u[l]) and slope[l] = σ'(u[l]) from one evaluation: σ' = σ(1 − σ)
-    (sigmoid), 1 − σ² (tanh), 1 for u > 0 else 0 (ReLU)."""
+def _accumulate(code, u, weight, total):
+    """total[l] += weight σ(u[l]) over a block: the activation and the sum in one loop (no
+    store of σ in between), the activation chosen once outside it."""
     if code == RELU:
         for l in range(u.shape[0]):
-            value[l] = max(u[l], 0.0)
-            slope[l] = 1.0 if u[l] > 0.0 else 0.0
+            total[l] += weight * max(u[l], 0.0)
+    elif code == SIGMOID:
+        for l in range(u.shape[0]):
+            total[l] += weight * fastmath.sigmoid(u[l])
+    elif code == TANH:
+        for l in range(u.shape[0]):
+            total[l] += weight * fastmath.tanh(u[l])
+    else:
+        for l in range(u.shape[0]):
+            total[l] += weight * fastmath.exp(u[l])
+
+
+@njit(cache=True, error_model=NUMPY_ERRORS)
+def _accumulate_with_slope(code, u, weight, total, g):
+    """total[l] += weight σ(u[l]) and g[l] = weight σ'(u[l]) over a block, from one
+    evaluation of σ per element: σ' = σ(1 − σ) (sigmoid), 1 − σ² (tanh), σ (exp), 1 for
+    u > 0 else 0 (ReLU)."""
+    if code == RELU:
+        for l in range(u.shape[0]):
+            total[l] += weight * max(u[l], 0.0)
+            g[l] = weight if u[l] > 0.0 else 0.0
     elif code == SIGMOID:
         for l in range(u.shape[0]):
             s = fastmath.sigmoid(u[l])
-            value[l] = s
-            slope[l] = s * (1.0 - s)
-    else:
+            total[l] += weight * s
+            g[l] = weight * (s * (1.0 - s))
+    elif code == TANH:
         for l in range(u.shape[0]):
             t = fastmath.tanh(u[l])
-            value[l] = t
-            slope[l] = 1.0 - t * t
+            total[l] += weight * t
+            g[l] = weight * (1.0 - t * t)
+    else:
+        for l in range(u.shape[0]):
+            e = fastmath.exp(u[l])
+            total[l] += weight * e
+            g[l] = weight * e
 
 
 @njit(cache=True, error_model=NUMPY_ERRORS)
@@ -97,171 +125,163 @@ def _dot(rows, fixed, p, lo, u):
 
 
 @njit(cache=True, error_model=NUMPY_ERRORS)
-def _squared_distance(rows, start, fixed, offset, p, lo, r2):
-    """r2[l] = Σ_(k<p) (fixed[offset + k] − rows[start + k, lo + l])²: |x − z|² for a block
-    of Gaussian centres (rows = θᵀ from row 1) or of data points (rows = Xᵀ)."""
-    for l in range(r2.shape[0]):
-        r2[l] = 0.0
+def _gaussian_exponent(rows, start, fixed, offset, p, width, lo, u):
+    """u[l] = −Σ_(k<p) (fixed[offset + k] − rows[start + k, lo + l])² / (2 width²):
+    −|x − z|²/(2s²) for a block of Gaussian centres (rows = θᵀ from row 1) or of data
+    points (rows = Xᵀ)."""
+    for l in range(u.shape[0]):
+        u[l] = 0.0
     for k in range(p):
-        row, f = rows[start + k, lo : lo + r2.shape[0]], fixed[offset + k]
-        for l in range(r2.shape[0]):
-            r2[l] += (f - row[l]) ** 2
+        row, f = rows[start + k, lo : lo + u.shape[0]], fixed[offset + k]
+        for l in range(u.shape[0]):
+            u[l] += (f - row[l]) ** 2
+    for l in range(u.shape[0]):
+        u[l] = -u[l] / (2.0 * width**2)
 
 
 @njit(cache=True, error_model=NUMPY_ERRORS)
-def _gaussian(r2, width, out):
-    """out[l] = exp(−r2[l]/(2 width²))."""
-    for l in range(r2.shape[0]):
-        out[l] = fastmath.exp(-r2[l] / (2.0 * width**2))
-
-
-@njit(cache=True, error_model=NUMPY_ERRORS)
-def _features_of_neurons(spec, thetaT, lo, X, i, u, value):
-    """value[l] = Φ(θ_(lo+l), x_i) for a block of parameters (θᵀ: one row per component)."""
-    p, last = X.shape[1], thetaT.shape[0] - 1
-    nb = u.shape[0]
+def _pre_activations_of_neurons(spec, thetaT, lo, x, u):
+    """Φ(θ_(lo+l), x) = c σ(u[l]) for a block of parameters (θᵀ: one row per component):
+    u = a·x̃ (neurons) or −|x − z|²/(2s²) (Gaussians, σ = exp)."""
+    p = x.shape[0]
     if spec[0] == RBF:
-        _squared_distance(thetaT, 1, X[i], 0, p, lo, u)
-        _gaussian(u, spec[4], value)
-        c = thetaT[0, lo : lo + nb]
-        for l in range(nb):
-            value[l] = c[l] * value[l]
+        _gaussian_exponent(thetaT, 1, x, 0, p, spec[4], lo, u)
         return
-    _dot(thetaT, X[i], p, lo, u)
+    _dot(thetaT, x, p, lo, u)
     if spec[3]:
-        bias = thetaT[p, lo : lo + nb]
-        for l in range(nb):
+        bias = thetaT[p, lo : lo + u.shape[0]]
+        for l in range(u.shape[0]):
             u[l] += bias[l]
-    _activate(spec[1], u, value)
-    if spec[2]:
-        c = thetaT[last, lo : lo + nb]
-        for l in range(nb):
-            value[l] = c[l] * value[l]
 
 
 @njit(cache=True, error_model=NUMPY_ERRORS)
-def _features_at_data(spec, theta, j, XT, lo, u, value):
-    """value[l] = Φ(θ_j, x_(lo+l)) for a block of data points (Xᵀ: one row per input)."""
-    p, last = XT.shape[0], theta.shape[1] - 1
+def _pre_activations_at_data(spec, theta_j, XT, lo, u):
+    """Φ(θ_j, x_(lo+l)) = c σ(u[l]) for a block of data points (Xᵀ: one row per input)."""
+    p = XT.shape[0]
     if spec[0] == RBF:
-        _squared_distance(XT, 0, theta[j], 1, p, lo, u)
-        _gaussian(u, spec[4], value)
-        c = theta[j, 0]
-        for l in range(u.shape[0]):
-            value[l] = c * value[l]
+        _gaussian_exponent(XT, 0, theta_j, 1, p, spec[4], lo, u)
         return
-    _dot(XT, theta[j], p, lo, u)
+    _dot(XT, theta_j, p, lo, u)
     if spec[3]:
-        bias = theta[j, p]
         for l in range(u.shape[0]):
-            u[l] += bias
-    _activate(spec[1], u, value)
-    if spec[2]:
-        c = theta[j, last]
-        for l in range(u.shape[0]):
-            value[l] = c * value[l]
+            u[l] += theta_j[p]
+
+
+@njit(cache=True, error_model=NUMPY_ERRORS)
+def _activation_code(spec):
+    """σ of Φ = c σ(u): the neuron's activation, or exp for Gaussians."""
+    return EXP if spec[0] == RBF else spec[1]
+
+
+@njit(cache=True, error_model=NUMPY_ERRORS)
+def _output_row(spec, width):
+    """The component of θ that is the output weight c (−1: none, c = 1)."""
+    if spec[0] == RBF:
+        return 0
+    return width - 1 if spec[2] else -1
 
 
 @njit(cache=True, parallel=True, error_model=NUMPY_ERRORS)
 def predict(spec, theta, weights, X, out):
-    """out[i] = Σ_j w_j Φ(θ_j, x_i), parallel over blocks of data points, vectorized along
-    the block (the sum over j in order, as a scalar loop would)."""
+    """out[i] = Σ_j w_j c_j σ(u_j(x_i)), parallel over blocks of data points, vectorized
+    along the block, activation and sum in one loop (the sum over j in order)."""
     n = X.shape[0]
     XT = np.ascontiguousarray(X.T)
+    code, output = _activation_code(spec), _output_row(spec, theta.shape[1])
     block = _block_size(n)
     for b in prange(-(-n // block)):
         lo = b * block
         nb = min(block, n - lo)
-        u, value, total = np.empty(nb), np.empty(nb), np.zeros(nb)
+        u, total = np.empty(nb), np.zeros(nb)
         for j in range(theta.shape[0]):
-            w = weights[j]
+            w = weights[j] * (theta[j, output] if output >= 0 else 1.0)
             if w != 0.0:
-                _features_at_data(spec, theta, j, XT, lo, u, value)
-                for l in range(nb):
-                    total[l] += w * value[l]
+                _pre_activations_at_data(spec, theta[j], XT, lo, u)
+                _accumulate(code, u, w, total)
         out[lo : lo + nb] = total
 
 
 @njit(cache=True, parallel=True, error_model=NUMPY_ERRORS)
 def first_variation(spec, theta, coef, X, out):
-    """out[j] = Σ_i c_i Φ(θ_j, x_i), parallel over blocks of parameters θ_j, vectorized
-    along the block (the sum over i in order)."""
+    """out[j] = c_j Σ_i coef_i σ(u_j(x_i)), parallel over blocks of parameters θ_j,
+    vectorized along the block, activation and sum in one loop (the sum over i in order)."""
     m = theta.shape[0]
     thetaT = np.ascontiguousarray(theta.T)
+    code, output = _activation_code(spec), _output_row(spec, theta.shape[1])
     block = _block_size(m)
     for b in prange(-(-m // block)):
         lo = b * block
         nb = min(block, m - lo)
-        u, value, total = np.empty(nb), np.empty(nb), np.zeros(nb)
+        u, total = np.empty(nb), np.zeros(nb)
         for i in range(X.shape[0]):
-            _features_of_neurons(spec, thetaT, lo, X, i, u, value)
-            c = coef[i]
+            _pre_activations_of_neurons(spec, thetaT, lo, X[i], u)
+            _accumulate(code, u, coef[i], total)
+        if output >= 0:
+            c = thetaT[output, lo : lo + nb]
             for l in range(nb):
-                total[l] += c * value[l]
+                total[l] *= c[l]
         out[lo : lo + nb] = total
 
 
 @njit(cache=True, parallel=True, error_model=NUMPY_ERRORS)
 def gradient(spec, theta, coef, X, out):
-    """out[j] = Σ_i c_i ∇θΦ(θ_j, x_i), parallel over blocks of parameters θ_j, vectorized
-    along the block; σ and σ' come from one evaluation per pair (fused forward and
-    backward). Neurons Φ = c σ(u), u = a·x̃: ∂Φ/∂c = σ(u), ∇_aΦ = c σ'(u) x̃; Gaussians
-    Φ = c e^(−|x − z|²/(2s²)): ∂Φ/∂c = e^(…), ∇_zΦ = c e^(…) (x − z)/s²."""
-    m, p = theta.shape[0], X.shape[1]
-    last = theta.shape[1] - 1
+    """out[j] = Σ_i coef_i ∇θΦ(θ_j, x_i), parallel over blocks of parameters θ_j,
+    vectorized along the block; σ and σ' come from one evaluation per pair (fused forward
+    and backward), and c_j multiplies the sums once at the end. Neurons Φ = c σ(u),
+    u = a·x̃: ∂Φ/∂c = σ(u), ∇_aΦ = c σ'(u) x̃; Gaussians Φ = c e^u, u = −|x − z|²/(2s²):
+    ∂Φ/∂c = e^u, ∇_zΦ = c e^u (x − z)/s²."""
+    m, p, width = theta.shape[0], X.shape[1], theta.shape[1]
     thetaT = np.ascontiguousarray(theta.T)
+    code, output = _activation_code(spec), _output_row(spec, width)
+    rbf, bias = spec[0] == RBF, spec[3] and spec[0] != RBF
+    first = 1 if rbf else 0  # the row of G where ∇_a (∇_z) starts
     block = _block_size(m)
     for b in prange(-(-m // block)):
         lo = b * block
         nb = min(block, m - lo)
-        u, value, slope, g = np.empty(nb), np.empty(nb), np.empty(nb), np.empty(nb)
-        G = np.zeros((theta.shape[1], nb))
+        u, g = np.empty(nb), np.empty(nb)
+        G = np.zeros((width + 1, nb))  # row `width`: Σ_i coef_i σ(u) when c is fixed (then unused)
+        value = G[output] if output >= 0 else G[width]
         for i in range(X.shape[0]):
-            ci, x = coef[i], X[i]
-            if spec[0] == RBF:
-                _squared_distance(thetaT, 1, x, 0, p, lo, u)
-                _gaussian(u, spec[4], value)
-                c, width2 = thetaT[0, lo : lo + nb], spec[4] ** 2
-                for l in range(nb):
-                    G[0, l] += ci * value[l]
-                    g[l] = ci * c[l] * value[l] / width2
-                for k in range(p):
+            x = X[i]
+            _pre_activations_of_neurons(spec, thetaT, lo, x, u)
+            _accumulate_with_slope(code, u, coef[i], value, g)
+            for k in range(p):
+                row, xk = G[first + k], x[k]
+                if rbf:
                     z = thetaT[1 + k, lo : lo + nb]
                     for l in range(nb):
-                        G[1 + k, l] += g[l] * (x[k] - z[l])
-                continue
-            _dot(thetaT, x, p, lo, u)
-            if spec[3]:
-                bias = thetaT[p, lo : lo + nb]
-                for l in range(nb):
-                    u[l] += bias[l]
-            _activate_with_slope(spec[1], u, value, slope)
-            if spec[2]:
-                c = thetaT[last, lo : lo + nb]
-                for l in range(nb):
-                    G[last, l] += ci * value[l]
-                    g[l] = ci * slope[l] * c[l]
-            else:
-                for l in range(nb):
-                    g[l] = ci * slope[l]
-            for k in range(p):
-                xk = x[k]
-                for l in range(nb):
-                    G[k, l] += g[l] * xk
-            if spec[3]:
+                        row[l] += g[l] * (xk - z[l])
+                else:
+                    for l in range(nb):
+                        row[l] += g[l] * xk
+            if bias:
                 for l in range(nb):
                     G[p, l] += g[l]
-        out[lo : lo + nb, :] = G.T
+        if output >= 0:
+            c = thetaT[output, lo : lo + nb]
+            scale = 1.0 / spec[4] ** 2 if rbf else 1.0
+            for k in range(width):
+                if k != output:
+                    for l in range(nb):
+                        G[k, l] *= c[l] * scale
+        out[lo : lo + nb, :] = G[:width].T
 
 
 @njit(cache=True, parallel=True, error_model=NUMPY_ERRORS)
 def feature_matrix(spec, theta, X, out):
-    """out[j, i] = Φ(θ_j, x_i), parallel over j, vectorized along the data."""
+    """out[j, i] = c_j σ(u_j(x_i)), parallel over j, vectorized along the data."""
     XT = np.ascontiguousarray(X.T)
     n = X.shape[0]
+    code, output = _activation_code(spec), _output_row(spec, theta.shape[1])
     for j in prange(theta.shape[0]):
-        u = np.empty(n)
-        _features_at_data(spec, theta, j, XT, 0, u, out[j])
+        u, row = np.empty(n), out[j]
+        _pre_activations_at_data(spec, theta[j], XT, 0, u)
+        _activate(code, u, row)
+        if output >= 0:
+            c = theta[j, output]
+            for i in range(n):
+                row[i] *= c
 
 
 def feature_matrix_reference(spec, theta, X):
