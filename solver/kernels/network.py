@@ -12,13 +12,18 @@ width)`` of scalars (see :class:`solver.energies.network.Feature`):
 has a NumPy reference (``*_reference``) built on the feature matrix
 Φ[j, i] = Φ(θ_j, x_i), tested against it to 1e-12.
 
-The pointwise kernels (:func:`predict`, :func:`first_variation`, :func:`gradient`,
-:func:`feature_matrix`) hold a block of up to ``BLOCK`` neurons (or data points) per task
-and loop over the other index; each step runs a few loops along the block (the
-pre-activation a·x one input at a time, the activation, the accumulation) that LLVM
-vectorizes, the exponentials being those of :mod:`solver.kernels.fastmath` (no libm call).
-Every sum still runs in the order of a scalar loop (over j for h, over i for F' and
-∇F'), so ``fastmath`` stays off here: results match the references to round-off.
+The pointwise kernels write Φ = c σ(u) (σ = exp for Gaussians, u their exponent) and
+run on the exponentials of :mod:`solver.kernels.fastmath` (no libm call), which LLVM
+vectorizes. :func:`predict`, :func:`first_variation` and :func:`feature_matrix` take θ
+and the data as tuples of one contiguous array per coordinate (:func:`_factors`; the
+bias is the weight of a column of ones), whose length is part of the Numba type: the
+loop over coordinates in u = Σ_k a_k x̃_k unrolls, and one loop along the data (F') or
+the neurons (h) computes u, σ and the weighted sum in vector registers, the output
+weight c_j multiplying the sums once. Those sums are split into vector lanes
+(``fastmath`` "reassoc" in :func:`_sum_of_features` only): they match the references to
+round-off. :func:`gradient` holds a block of up to ``BLOCK`` neurons per task and loops
+over the data in order, σ and σ' from one evaluation per pair, the sums in the order of
+a scalar loop.
 
 On a Cartesian grid of θ the features separate into per-axis tables
 (:func:`separable_tables`), and :func:`separable_first_variation` and
@@ -50,39 +55,45 @@ def _block_size(count):
     return max(8, min(BLOCK, -(-per_task // 8) * 8))
 
 
-@njit(cache=True, error_model=NUMPY_ERRORS)
-def _activate(code, u, value):
-    """value[l] = σ(u[l]) over a block, the activation chosen once outside the loop."""
-    if code == RELU:
-        for l in range(u.shape[0]):
-            value[l] = max(u[l], 0.0)
-    elif code == SIGMOID:
-        for l in range(u.shape[0]):
-            value[l] = fastmath.sigmoid(u[l])
-    elif code == TANH:
-        for l in range(u.shape[0]):
-            value[l] = fastmath.tanh(u[l])
-    else:
-        for l in range(u.shape[0]):
-            value[l] = fastmath.exp(u[l])
+@njit(cache=True, inline="always", error_model=NUMPY_ERRORS)
+def _linear(a, j, x, i):
+    """u = Σ_k a_k[j] x_k[i] over the tuples ``a`` and ``x`` (their length is part of the
+    type: the loop unrolls inside the vectorized loops that call this)."""
+    u = a[0][j] * x[0][i]
+    for k in range(1, len(a)):
+        u += a[k][j] * x[k][i]
+    return u
 
 
-@njit(cache=True, error_model=NUMPY_ERRORS)
-def _accumulate(code, u, weight, total):
-    """total[l] += weight σ(u[l]) over a block: the activation and the sum in one loop (no
-    store of σ in between), the activation chosen once outside it."""
+@njit(cache=True, inline="always", error_model=NUMPY_ERRORS)
+def _gaussian_exponent(scale, z, j, x, i):
+    """u = scale Σ_k (x_k[i] − z_k[j])², scale = −1/(2s²)."""
+    r2 = (x[0][i] - z[0][j]) ** 2
+    for k in range(1, len(z)):
+        r2 += (x[k][i] - z[k][j]) ** 2
+    return scale * r2
+
+
+@njit(cache=True, fastmath={"reassoc"}, error_model=NUMPY_ERRORS)
+def _sum_of_features(code, scale, fixed, f, varying, weights):
+    """Σ_v weights[v] σ(u(fixed at f, varying at v)), u = a·x̃ (neurons) or the Gaussian
+    exponent (code EXP): one loop that LLVM vectorizes along v, σ evaluated and summed in
+    registers (``reassoc`` lets it split the sum into vector lanes), the activation chosen
+    outside it."""
+    total = 0.0
     if code == RELU:
-        for l in range(u.shape[0]):
-            total[l] += weight * max(u[l], 0.0)
+        for v in range(weights.shape[0]):
+            total += weights[v] * max(_linear(fixed, f, varying, v), 0.0)
     elif code == SIGMOID:
-        for l in range(u.shape[0]):
-            total[l] += weight * fastmath.sigmoid(u[l])
+        for v in range(weights.shape[0]):
+            total += weights[v] * fastmath.sigmoid(_linear(fixed, f, varying, v))
     elif code == TANH:
-        for l in range(u.shape[0]):
-            total[l] += weight * fastmath.tanh(u[l])
+        for v in range(weights.shape[0]):
+            total += weights[v] * fastmath.tanh(_linear(fixed, f, varying, v))
     else:
-        for l in range(u.shape[0]):
-            total[l] += weight * fastmath.exp(u[l])
+        for v in range(weights.shape[0]):
+            total += weights[v] * fastmath.exp(_gaussian_exponent(scale, fixed, f, varying, v))
+    return total
 
 
 @njit(cache=True, error_model=NUMPY_ERRORS)
@@ -125,7 +136,7 @@ def _dot(rows, fixed, p, lo, u):
 
 
 @njit(cache=True, error_model=NUMPY_ERRORS)
-def _gaussian_exponent(rows, start, fixed, offset, p, width, lo, u):
+def _gaussian_exponents(rows, start, fixed, offset, p, width, lo, u):
     """u[l] = −Σ_(k<p) (fixed[offset + k] − rows[start + k, lo + l])² / (2 width²):
     −|x − z|²/(2s²) for a block of Gaussian centres (rows = θᵀ from row 1) or of data
     points (rows = Xᵀ)."""
@@ -145,26 +156,13 @@ def _pre_activations_of_neurons(spec, thetaT, lo, x, u):
     u = a·x̃ (neurons) or −|x − z|²/(2s²) (Gaussians, σ = exp)."""
     p = x.shape[0]
     if spec[0] == RBF:
-        _gaussian_exponent(thetaT, 1, x, 0, p, spec[4], lo, u)
+        _gaussian_exponents(thetaT, 1, x, 0, p, spec[4], lo, u)
         return
     _dot(thetaT, x, p, lo, u)
     if spec[3]:
         bias = thetaT[p, lo : lo + u.shape[0]]
         for l in range(u.shape[0]):
             u[l] += bias[l]
-
-
-@njit(cache=True, error_model=NUMPY_ERRORS)
-def _pre_activations_at_data(spec, theta_j, XT, lo, u):
-    """Φ(θ_j, x_(lo+l)) = c σ(u[l]) for a block of data points (Xᵀ: one row per input)."""
-    p = XT.shape[0]
-    if spec[0] == RBF:
-        _gaussian_exponent(XT, 0, theta_j, 1, p, spec[4], lo, u)
-        return
-    _dot(XT, theta_j, p, lo, u)
-    if spec[3]:
-        for l in range(u.shape[0]):
-            u[l] += theta_j[p]
 
 
 @njit(cache=True, error_model=NUMPY_ERRORS)
@@ -182,45 +180,73 @@ def _output_row(spec, width):
 
 
 @njit(cache=True, parallel=True, error_model=NUMPY_ERRORS)
-def predict(spec, theta, weights, X, out):
-    """out[i] = Σ_j w_j c_j σ(u_j(x_i)), parallel over blocks of data points, vectorized
-    along the block, activation and sum in one loop (the sum over j in order)."""
-    n = X.shape[0]
-    XT = np.ascontiguousarray(X.T)
-    code, output = _activation_code(spec), _output_row(spec, theta.shape[1])
-    block = _block_size(n)
-    for b in prange(-(-n // block)):
-        lo = b * block
-        nb = min(block, n - lo)
-        u, total = np.empty(nb), np.zeros(nb)
-        for j in range(theta.shape[0]):
-            w = weights[j] * (theta[j, output] if output >= 0 else 1.0)
-            if w != 0.0:
-                _pre_activations_at_data(spec, theta[j], XT, lo, u)
-                _accumulate(code, u, w, total)
-        out[lo : lo + nb] = total
+def _predict(code, scale, theta, weights, x, out):
+    """out[i] = Σ_j weights[j] σ(u(θ_j, x_i)), parallel over data points."""
+    for i in prange(out.shape[0]):
+        out[i] = _sum_of_features(code, scale, x, i, theta, weights)
 
 
 @njit(cache=True, parallel=True, error_model=NUMPY_ERRORS)
+def _first_variation(code, scale, theta, coef, x, out):
+    """out[j] = Σ_i coef[i] σ(u(θ_j, x_i)), parallel over parameters."""
+    for j in prange(out.shape[0]):
+        out[j] = _sum_of_features(code, scale, theta, j, x, coef)
+
+
+@njit(cache=True, parallel=True, error_model=NUMPY_ERRORS)
+def _feature_matrix(code, scale, theta, x, out):
+    """out[j, i] = σ(u(θ_j, x_i)), parallel over j, vectorized along the data."""
+    for j in prange(out.shape[0]):
+        row = out[j]
+        if code == RELU:
+            for i in range(row.shape[0]):
+                row[i] = max(_linear(theta, j, x, i), 0.0)
+        elif code == SIGMOID:
+            for i in range(row.shape[0]):
+                row[i] = fastmath.sigmoid(_linear(theta, j, x, i))
+        elif code == TANH:
+            for i in range(row.shape[0]):
+                row[i] = fastmath.tanh(_linear(theta, j, x, i))
+        else:
+            for i in range(row.shape[0]):
+                row[i] = fastmath.exp(_gaussian_exponent(scale, theta, j, x, i))
+
+
+def _columns(A, first, count):
+    """Columns ``first`` to ``first + count − 1`` of A as a tuple of contiguous arrays."""
+    return tuple(np.ascontiguousarray(A[:, first + k], dtype=float) for k in range(count))
+
+
+def _factors(spec, theta, X):
+    """Φ(θ_j, x_i) = c_j σ(u(θ_j, x_i)) in the kernels' terms: (activation code, scale,
+    θ's part in u, the data's part in u, c or None).
+
+    Neurons: u = Σ_k a_k x̃_k, the tuples (a_k) and (x̃_k) with x̃ = [x; 1] (the bias a
+    weight of a column of ones); Gaussians: u = scale Σ_k (x_k − z_k)², scale = −1/(2s²),
+    code EXP. Each part is a tuple of one contiguous array per coordinate (θ's over the
+    parameters, the data's over the points), which the kernels' inner loops unroll over."""
+    kind, code, output_weight, bias, width = spec
+    p = X.shape[1]
+    if kind == RBF:
+        return EXP, -0.5 / width**2, _columns(theta, 1, p), _columns(X, 0, p), theta[:, 0]
+    x = _columns(X, 0, p) + ((np.ones(len(X)),) if bias else ())
+    return code, 1.0, _columns(theta, 0, p + bias), x, (theta[:, -1] if output_weight else None)
+
+
+def predict(spec, theta, weights, X, out):
+    """out[i] = Σ_j w_j c_j σ(u(θ_j, x_i)) = Σ_j w_j Φ(θ_j, x_i): parallel over data points,
+    the sum over neurons vectorized (:func:`_sum_of_features`)."""
+    code, scale, a, x, c = _factors(spec, theta, X)
+    _predict(code, scale, a, np.ascontiguousarray(weights if c is None else weights * c, dtype=float), x, out)
+
+
 def first_variation(spec, theta, coef, X, out):
-    """out[j] = c_j Σ_i coef_i σ(u_j(x_i)), parallel over blocks of parameters θ_j,
-    vectorized along the block, activation and sum in one loop (the sum over i in order)."""
-    m = theta.shape[0]
-    thetaT = np.ascontiguousarray(theta.T)
-    code, output = _activation_code(spec), _output_row(spec, theta.shape[1])
-    block = _block_size(m)
-    for b in prange(-(-m // block)):
-        lo = b * block
-        nb = min(block, m - lo)
-        u, total = np.empty(nb), np.zeros(nb)
-        for i in range(X.shape[0]):
-            _pre_activations_of_neurons(spec, thetaT, lo, X[i], u)
-            _accumulate(code, u, coef[i], total)
-        if output >= 0:
-            c = thetaT[output, lo : lo + nb]
-            for l in range(nb):
-                total[l] *= c[l]
-        out[lo : lo + nb] = total
+    """out[j] = c_j Σ_i coef_i σ(u(θ_j, x_i)) = Σ_i coef_i Φ(θ_j, x_i): parallel over
+    parameters, the sum over data vectorized (:func:`_sum_of_features`)."""
+    code, scale, a, x, c = _factors(spec, theta, X)
+    _first_variation(code, scale, a, np.ascontiguousarray(coef, dtype=float), x, out)
+    if c is not None:
+        out *= c
 
 
 @njit(cache=True, parallel=True, error_model=NUMPY_ERRORS)
@@ -268,20 +294,12 @@ def gradient(spec, theta, coef, X, out):
         out[lo : lo + nb, :] = G[:width].T
 
 
-@njit(cache=True, parallel=True, error_model=NUMPY_ERRORS)
 def feature_matrix(spec, theta, X, out):
-    """out[j, i] = c_j σ(u_j(x_i)), parallel over j, vectorized along the data."""
-    XT = np.ascontiguousarray(X.T)
-    n = X.shape[0]
-    code, output = _activation_code(spec), _output_row(spec, theta.shape[1])
-    for j in prange(theta.shape[0]):
-        u, row = np.empty(n), out[j]
-        _pre_activations_at_data(spec, theta[j], XT, 0, u)
-        _activate(code, u, row)
-        if output >= 0:
-            c = theta[j, output]
-            for i in range(n):
-                row[i] *= c
+    """out[j, i] = Φ(θ_j, x_i), parallel over j, vectorized along the data."""
+    code, scale, a, x, c = _factors(spec, theta, X)
+    _feature_matrix(code, scale, a, x, out)
+    if c is not None:
+        out *= c[:, None]
 
 
 def feature_matrix_reference(spec, theta, X):
