@@ -41,7 +41,7 @@ def _let_numba_use_512_bit_vectors():
     generator once per process, with the first ``njit`` decoration, from
     ``numba.core.config.CPU_FEATURES`` (``NUMBA_CPU_FEATURES``; the host's features when
     unset): this sets it, before the package defines a kernel, to the host's features
-    plus ``-prefer-256-bit``. With ``<8 x double>`` the tanh network kernels ran 1.3 to 1.6
+    plus ``-prefer-256-bit``. With ``<8 x double>`` the tanh loops of the network kernels ran 1.3–1.5
     times faster on the test machine (Intel Xeon, Emerald Rapids; README, Benchmarks).
 
     It applies to every Numba function compiled in the process afterwards. It does nothing
