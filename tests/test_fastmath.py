@@ -8,6 +8,7 @@ import re
 import numpy as np
 import pytest
 from numba import njit
+from numba.core import config
 
 from solver.kernels import fastmath
 
@@ -105,3 +106,5 @@ def test_loop_vectorizes(name):
     llvm = apply.inspect_llvm(apply.signatures[0])
     assert re.search(r"<(2|4|8) x double>", llvm)
     assert not re.search(r"call [^\n]*@(exp|tanh|log1p|log|expm1)\(", llvm)
+    if "-prefer-256-bit" in (config.CPU_FEATURES or ""):  # set by `import solver` on AVX-512 CPUs
+        assert "<8 x double>" in llvm and "zmm" in apply.inspect_asm(apply.signatures[0])

@@ -1,6 +1,8 @@
 """The library leaves its user's process alone: importing it changes no environment
-variable, the process-wide settings are the opt-in ``tune_process``, and two solves in
-two threads do not share scratch memory."""
+variable and, of Numba's settings, only lets LLVM use 512-bit vectors on AVX-512 CPUs
+(when neither the user nor an earlier Numba function fixed the CPU features); the
+process-wide settings are the opt-in ``tune_process``, and two solves in two threads do
+not share scratch memory."""
 
 import json
 import os
@@ -34,6 +36,33 @@ def test_importing_solver_changes_no_environment_variable():
     before, after = json.loads(run_python(code, environment_without_spin_count())[-1])
     assert "GOMP_SPINCOUNT" not in before
     assert after == before
+
+
+def host_has_avx512():
+    from numba.core.codegen import get_host_cpu_features
+
+    return "+avx512f" in get_host_cpu_features().split(",")
+
+
+@pytest.mark.parametrize("before", ["", "import numba; numba.njit(lambda x: x); "])
+def test_importing_solver_lets_numba_use_512_bit_vectors_on_avx512_only(before):
+    """Numba's CPU features become the host's plus -prefer-256-bit on an AVX-512 CPU, at
+    the import, before the package defines a kernel; not when a Numba function was defined
+    before (Numba's code generator then exists with its features), and never on other CPUs."""
+    code = (f"{before}import json; from numba.core import config; from numba.core.codegen import "
+            "get_host_cpu_features; import solver; print(json.dumps([config.CPU_FEATURES, get_host_cpu_features()]))")
+    features, host = json.loads(run_python(code, dict(os.environ))[-1])
+    if host_has_avx512() and not before:
+        assert features == host + ",-prefer-256-bit"
+    else:
+        assert features is None
+
+
+def test_importing_solver_keeps_the_users_numba_cpu_features():
+    code = ("from numba.core import config; before = config.CPU_FEATURES; import solver; "
+            "print(before, config.CPU_FEATURES)")
+    assert run_python(code, {**os.environ, "NUMBA_CPU_FEATURES": "+avx2,+fma"})[-1] == "+avx2,+fma +avx2,+fma"
+    assert run_python(code, {**os.environ, "NUMBA_CPU_NAME": "generic"})[-1] == " "  # Numba's own default, kept
 
 
 def test_tune_process_sets_the_spin_count_unless_set():

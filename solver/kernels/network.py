@@ -12,13 +12,18 @@ width)`` of scalars (see :class:`solver.energies.network.Feature`):
 has a NumPy reference (``*_reference``) built on the feature matrix
 Φ[j, i] = Φ(θ_j, x_i), tested against it to 1e-12.
 
-The pointwise kernels (:func:`predict`, :func:`first_variation`, :func:`gradient`,
-:func:`feature_matrix`) hold a block of up to ``BLOCK`` neurons (or data points) per task
-and loop over the other index; each step runs a few loops along the block (the
-pre-activation a·x one input at a time, the activation, the accumulation) that LLVM
-vectorizes, the exponentials being those of :mod:`solver.kernels.fastmath` (no libm call).
-Every sum still runs in the order of a scalar loop (over j for h, over i for F' and
-∇F'), so ``fastmath`` stays off here: results match the references to round-off.
+The pointwise kernels write Φ = c σ(u) (σ = exp for Gaussians, u their exponent) and
+run on the exponentials of :mod:`solver.kernels.fastmath` (no libm call), which LLVM
+vectorizes. :func:`predict`, :func:`first_variation` and :func:`feature_matrix` take θ
+and the data as tuples of one contiguous array per coordinate (:func:`_factors`; the
+bias is the weight of a column of ones), whose length is part of the Numba type: the
+loop over coordinates in u = Σ_k a_k x̃_k unrolls, and one loop along the data (F') or
+the neurons (h) computes u, σ and the weighted sum in vector registers, the output
+weight c_j multiplying the sums once. Those sums are split into vector lanes
+(``fastmath`` "reassoc" in :func:`_sum_of_features` only): they match the references to
+round-off. :func:`gradient` holds a block of up to ``BLOCK`` neurons per task and loops
+over the data in order, σ and σ' from one evaluation per pair, the sums in the order of
+a scalar loop.
 
 On a Cartesian grid of θ the features separate into per-axis tables
 (:func:`separable_tables`), and :func:`separable_first_variation` and
@@ -35,6 +40,7 @@ from . import fastmath
 
 NEURON, RBF = 0, 1
 RELU, SIGMOID, TANH = 0, 1, 2
+EXP = 3  # σ of Gaussian features, Φ = c e^u with u = −|x − z|²/(2s²)
 BLOCK = 256  # neurons (or data points) a task holds in its vectors: a few 2 KiB rows in L1
 TASKS = 8  # the fewest tasks a kernel splits its items into, when they are enough (load balance)
 NUMPY_ERRORS = "numpy"  # x/0 gives inf or NaN, no exception branch to stop the vectorizer
@@ -49,38 +55,71 @@ def _block_size(count):
     return max(8, min(BLOCK, -(-per_task // 8) * 8))
 
 
-@njit(cache=True, error_model=NUMPY_ERRORS)
-def _activate(code, u, value):
-    """value[l] = σ(u[l]) over a block, the activation chosen once outside the loop."""
+@njit(cache=True, inline="always", error_model=NUMPY_ERRORS)
+def _linear(a, j, x, i):
+    """u = Σ_k a_k[j] x_k[i] over the tuples ``a`` and ``x`` (their length is part of the
+    type: the loop unrolls inside the vectorized loops that call this)."""
+    u = a[0][j] * x[0][i]
+    for k in range(1, len(a)):
+        u += a[k][j] * x[k][i]
+    return u
+
+
+@njit(cache=True, inline="always", error_model=NUMPY_ERRORS)
+def _gaussian_exponent(scale, z, j, x, i):
+    """u = scale Σ_k (x_k[i] − z_k[j])², scale = −1/(2s²)."""
+    r2 = (x[0][i] - z[0][j]) ** 2
+    for k in range(1, len(z)):
+        r2 += (x[k][i] - z[k][j]) ** 2
+    return scale * r2
+
+
+@njit(cache=True, fastmath={"reassoc"}, error_model=NUMPY_ERRORS)
+def _sum_of_features(code, scale, fixed, f, varying, weights):
+    """Σ_v weights[v] σ(u(fixed at f, varying at v)), u = a·x̃ (neurons) or the Gaussian
+    exponent (code EXP): one loop that LLVM vectorizes along v, σ evaluated and summed in
+    registers (``reassoc`` lets it split the sum into vector lanes), the activation chosen
+    outside it."""
+    total = 0.0
     if code == RELU:
-        for l in range(u.shape[0]):
-            value[l] = max(u[l], 0.0)
+        for v in range(weights.shape[0]):
+            total += weights[v] * max(_linear(fixed, f, varying, v), 0.0)
     elif code == SIGMOID:
-        for l in range(u.shape[0]):
-            value[l] = fastmath.sigmoid(u[l])
+        for v in range(weights.shape[0]):
+            total += weights[v] * fastmath.sigmoid(_linear(fixed, f, varying, v))
+    elif code == TANH:
+        for v in range(weights.shape[0]):
+            total += weights[v] * fastmath.tanh(_linear(fixed, f, varying, v))
     else:
-        for l in range(u.shape[0]):
-            value[l] = fastmath.tanh(u[l])
+        for v in range(weights.shape[0]):
+            total += weights[v] * fastmath.exp(_gaussian_exponent(scale, fixed, f, varying, v))
+    return total
 
 
 @njit(cache=True, error_model=NUMPY_ERRORS)
-def _activate_with_slope(code, u, value, slope):
-    """value[l] = σ(u[l]) and slope[l] = σ'(u[l]) from one evaluation: σ' = σ(1 − σ)
-    (sigmoid), 1 − σ² (tanh), 1 for u > 0 else 0 (ReLU)."""
+def _accumulate_with_slope(code, u, weight, total, g):
+    """total[l] += weight σ(u[l]) and g[l] = weight σ'(u[l]) over a block, from one
+    evaluation of σ per element: σ' = σ(1 − σ) (sigmoid), 1 − σ² (tanh), σ (exp), 1 for
+    u > 0 else 0 (ReLU)."""
     if code == RELU:
         for l in range(u.shape[0]):
-            value[l] = max(u[l], 0.0)
-            slope[l] = 1.0 if u[l] > 0.0 else 0.0
+            total[l] += weight * max(u[l], 0.0)
+            g[l] = weight if u[l] > 0.0 else 0.0
     elif code == SIGMOID:
         for l in range(u.shape[0]):
             s = fastmath.sigmoid(u[l])
-            value[l] = s
-            slope[l] = s * (1.0 - s)
-    else:
+            total[l] += weight * s
+            g[l] = weight * (s * (1.0 - s))
+    elif code == TANH:
         for l in range(u.shape[0]):
             t = fastmath.tanh(u[l])
-            value[l] = t
-            slope[l] = 1.0 - t * t
+            total[l] += weight * t
+            g[l] = weight * (1.0 - t * t)
+    else:
+        for l in range(u.shape[0]):
+            e = fastmath.exp(u[l])
+            total[l] += weight * e
+            g[l] = weight * e
 
 
 @njit(cache=True, error_model=NUMPY_ERRORS)
@@ -97,171 +136,170 @@ def _dot(rows, fixed, p, lo, u):
 
 
 @njit(cache=True, error_model=NUMPY_ERRORS)
-def _squared_distance(rows, start, fixed, offset, p, lo, r2):
-    """r2[l] = Σ_(k<p) (fixed[offset + k] − rows[start + k, lo + l])²: |x − z|² for a block
-    of Gaussian centres (rows = θᵀ from row 1) or of data points (rows = Xᵀ)."""
-    for l in range(r2.shape[0]):
-        r2[l] = 0.0
+def _gaussian_exponents(rows, start, fixed, offset, p, width, lo, u):
+    """u[l] = −Σ_(k<p) (fixed[offset + k] − rows[start + k, lo + l])² / (2 width²):
+    −|x − z|²/(2s²) for a block of Gaussian centres (rows = θᵀ from row 1) or of data
+    points (rows = Xᵀ)."""
+    for l in range(u.shape[0]):
+        u[l] = 0.0
     for k in range(p):
-        row, f = rows[start + k, lo : lo + r2.shape[0]], fixed[offset + k]
-        for l in range(r2.shape[0]):
-            r2[l] += (f - row[l]) ** 2
+        row, f = rows[start + k, lo : lo + u.shape[0]], fixed[offset + k]
+        for l in range(u.shape[0]):
+            u[l] += (f - row[l]) ** 2
+    for l in range(u.shape[0]):
+        u[l] = -u[l] / (2.0 * width**2)
 
 
 @njit(cache=True, error_model=NUMPY_ERRORS)
-def _gaussian(r2, width, out):
-    """out[l] = exp(−r2[l]/(2 width²))."""
-    for l in range(r2.shape[0]):
-        out[l] = fastmath.exp(-r2[l] / (2.0 * width**2))
-
-
-@njit(cache=True, error_model=NUMPY_ERRORS)
-def _features_of_neurons(spec, thetaT, lo, X, i, u, value):
-    """value[l] = Φ(θ_(lo+l), x_i) for a block of parameters (θᵀ: one row per component)."""
-    p, last = X.shape[1], thetaT.shape[0] - 1
-    nb = u.shape[0]
+def _pre_activations_of_neurons(spec, thetaT, lo, x, u):
+    """Φ(θ_(lo+l), x) = c σ(u[l]) for a block of parameters (θᵀ: one row per component):
+    u = a·x̃ (neurons) or −|x − z|²/(2s²) (Gaussians, σ = exp)."""
+    p = x.shape[0]
     if spec[0] == RBF:
-        _squared_distance(thetaT, 1, X[i], 0, p, lo, u)
-        _gaussian(u, spec[4], value)
-        c = thetaT[0, lo : lo + nb]
-        for l in range(nb):
-            value[l] = c[l] * value[l]
+        _gaussian_exponents(thetaT, 1, x, 0, p, spec[4], lo, u)
         return
-    _dot(thetaT, X[i], p, lo, u)
+    _dot(thetaT, x, p, lo, u)
     if spec[3]:
-        bias = thetaT[p, lo : lo + nb]
-        for l in range(nb):
+        bias = thetaT[p, lo : lo + u.shape[0]]
+        for l in range(u.shape[0]):
             u[l] += bias[l]
-    _activate(spec[1], u, value)
-    if spec[2]:
-        c = thetaT[last, lo : lo + nb]
-        for l in range(nb):
-            value[l] = c[l] * value[l]
 
 
 @njit(cache=True, error_model=NUMPY_ERRORS)
-def _features_at_data(spec, theta, j, XT, lo, u, value):
-    """value[l] = Φ(θ_j, x_(lo+l)) for a block of data points (Xᵀ: one row per input)."""
-    p, last = XT.shape[0], theta.shape[1] - 1
+def _activation_code(spec):
+    """σ of Φ = c σ(u): the neuron's activation, or exp for Gaussians."""
+    return EXP if spec[0] == RBF else spec[1]
+
+
+@njit(cache=True, error_model=NUMPY_ERRORS)
+def _output_row(spec, width):
+    """The component of θ that is the output weight c (−1: none, c = 1)."""
     if spec[0] == RBF:
-        _squared_distance(XT, 0, theta[j], 1, p, lo, u)
-        _gaussian(u, spec[4], value)
-        c = theta[j, 0]
-        for l in range(u.shape[0]):
-            value[l] = c * value[l]
-        return
-    _dot(XT, theta[j], p, lo, u)
-    if spec[3]:
-        bias = theta[j, p]
-        for l in range(u.shape[0]):
-            u[l] += bias
-    _activate(spec[1], u, value)
-    if spec[2]:
-        c = theta[j, last]
-        for l in range(u.shape[0]):
-            value[l] = c * value[l]
+        return 0
+    return width - 1 if spec[2] else -1
 
 
 @njit(cache=True, parallel=True, error_model=NUMPY_ERRORS)
+def _predict(code, scale, theta, weights, x, out):
+    """out[i] = Σ_j weights[j] σ(u(θ_j, x_i)), parallel over data points."""
+    for i in prange(out.shape[0]):
+        out[i] = _sum_of_features(code, scale, x, i, theta, weights)
+
+
+@njit(cache=True, parallel=True, error_model=NUMPY_ERRORS)
+def _first_variation(code, scale, theta, coef, x, out):
+    """out[j] = Σ_i coef[i] σ(u(θ_j, x_i)), parallel over parameters."""
+    for j in prange(out.shape[0]):
+        out[j] = _sum_of_features(code, scale, theta, j, x, coef)
+
+
+@njit(cache=True, parallel=True, error_model=NUMPY_ERRORS)
+def _feature_matrix(code, scale, theta, x, out):
+    """out[j, i] = σ(u(θ_j, x_i)), parallel over j, vectorized along the data."""
+    for j in prange(out.shape[0]):
+        row = out[j]
+        if code == RELU:
+            for i in range(row.shape[0]):
+                row[i] = max(_linear(theta, j, x, i), 0.0)
+        elif code == SIGMOID:
+            for i in range(row.shape[0]):
+                row[i] = fastmath.sigmoid(_linear(theta, j, x, i))
+        elif code == TANH:
+            for i in range(row.shape[0]):
+                row[i] = fastmath.tanh(_linear(theta, j, x, i))
+        else:
+            for i in range(row.shape[0]):
+                row[i] = fastmath.exp(_gaussian_exponent(scale, theta, j, x, i))
+
+
+def _columns(A, first, count):
+    """Columns ``first`` to ``first + count − 1`` of A as a tuple of contiguous arrays."""
+    return tuple(np.ascontiguousarray(A[:, first + k], dtype=float) for k in range(count))
+
+
+def _factors(spec, theta, X):
+    """Φ(θ_j, x_i) = c_j σ(u(θ_j, x_i)) in the kernels' terms: (activation code, scale,
+    θ's part in u, the data's part in u, c or None).
+
+    Neurons: u = Σ_k a_k x̃_k, the tuples (a_k) and (x̃_k) with x̃ = [x; 1] (the bias a
+    weight of a column of ones); Gaussians: u = scale Σ_k (x_k − z_k)², scale = −1/(2s²),
+    code EXP. Each part is a tuple of one contiguous array per coordinate (θ's over the
+    parameters, the data's over the points), which the kernels' inner loops unroll over."""
+    kind, code, output_weight, bias, width = spec
+    p = X.shape[1]
+    if kind == RBF:
+        return EXP, -0.5 / width**2, _columns(theta, 1, p), _columns(X, 0, p), theta[:, 0]
+    x = _columns(X, 0, p) + ((np.ones(len(X)),) if bias else ())
+    return code, 1.0, _columns(theta, 0, p + bias), x, (theta[:, -1] if output_weight else None)
+
+
 def predict(spec, theta, weights, X, out):
-    """out[i] = Σ_j w_j Φ(θ_j, x_i), parallel over blocks of data points, vectorized along
-    the block (the sum over j in order, as a scalar loop would)."""
-    n = X.shape[0]
-    XT = np.ascontiguousarray(X.T)
-    block = _block_size(n)
-    for b in prange(-(-n // block)):
-        lo = b * block
-        nb = min(block, n - lo)
-        u, value, total = np.empty(nb), np.empty(nb), np.zeros(nb)
-        for j in range(theta.shape[0]):
-            w = weights[j]
-            if w != 0.0:
-                _features_at_data(spec, theta, j, XT, lo, u, value)
-                for l in range(nb):
-                    total[l] += w * value[l]
-        out[lo : lo + nb] = total
+    """out[i] = Σ_j w_j c_j σ(u(θ_j, x_i)) = Σ_j w_j Φ(θ_j, x_i): parallel over data points,
+    the sum over neurons vectorized (:func:`_sum_of_features`)."""
+    code, scale, a, x, c = _factors(spec, theta, X)
+    _predict(code, scale, a, np.ascontiguousarray(weights if c is None else weights * c, dtype=float), x, out)
 
 
-@njit(cache=True, parallel=True, error_model=NUMPY_ERRORS)
 def first_variation(spec, theta, coef, X, out):
-    """out[j] = Σ_i c_i Φ(θ_j, x_i), parallel over blocks of parameters θ_j, vectorized
-    along the block (the sum over i in order)."""
-    m = theta.shape[0]
-    thetaT = np.ascontiguousarray(theta.T)
-    block = _block_size(m)
-    for b in prange(-(-m // block)):
-        lo = b * block
-        nb = min(block, m - lo)
-        u, value, total = np.empty(nb), np.empty(nb), np.zeros(nb)
-        for i in range(X.shape[0]):
-            _features_of_neurons(spec, thetaT, lo, X, i, u, value)
-            c = coef[i]
-            for l in range(nb):
-                total[l] += c * value[l]
-        out[lo : lo + nb] = total
+    """out[j] = c_j Σ_i coef_i σ(u(θ_j, x_i)) = Σ_i coef_i Φ(θ_j, x_i): parallel over
+    parameters, the sum over data vectorized (:func:`_sum_of_features`)."""
+    code, scale, a, x, c = _factors(spec, theta, X)
+    _first_variation(code, scale, a, np.ascontiguousarray(coef, dtype=float), x, out)
+    if c is not None:
+        out *= c
 
 
 @njit(cache=True, parallel=True, error_model=NUMPY_ERRORS)
 def gradient(spec, theta, coef, X, out):
-    """out[j] = Σ_i c_i ∇θΦ(θ_j, x_i), parallel over blocks of parameters θ_j, vectorized
-    along the block; σ and σ' come from one evaluation per pair (fused forward and
-    backward). Neurons Φ = c σ(u), u = a·x̃: ∂Φ/∂c = σ(u), ∇_aΦ = c σ'(u) x̃; Gaussians
-    Φ = c e^(−|x − z|²/(2s²)): ∂Φ/∂c = e^(…), ∇_zΦ = c e^(…) (x − z)/s²."""
-    m, p = theta.shape[0], X.shape[1]
-    last = theta.shape[1] - 1
+    """out[j] = Σ_i coef_i ∇θΦ(θ_j, x_i), parallel over blocks of parameters θ_j,
+    vectorized along the block; σ and σ' come from one evaluation per pair (fused forward
+    and backward), and c_j multiplies the sums once at the end. Neurons Φ = c σ(u),
+    u = a·x̃: ∂Φ/∂c = σ(u), ∇_aΦ = c σ'(u) x̃; Gaussians Φ = c e^u, u = −|x − z|²/(2s²):
+    ∂Φ/∂c = e^u, ∇_zΦ = c e^u (x − z)/s²."""
+    m, p, width = theta.shape[0], X.shape[1], theta.shape[1]
     thetaT = np.ascontiguousarray(theta.T)
+    code, output = _activation_code(spec), _output_row(spec, width)
+    rbf, bias = spec[0] == RBF, spec[3] and spec[0] != RBF
+    first = 1 if rbf else 0  # the row of G where ∇_a (∇_z) starts
     block = _block_size(m)
     for b in prange(-(-m // block)):
         lo = b * block
         nb = min(block, m - lo)
-        u, value, slope, g = np.empty(nb), np.empty(nb), np.empty(nb), np.empty(nb)
-        G = np.zeros((theta.shape[1], nb))
+        u, g = np.empty(nb), np.empty(nb)
+        G = np.zeros((width + 1, nb))  # row `width`: Σ_i coef_i σ(u) when c is fixed (then unused)
+        value = G[output] if output >= 0 else G[width]
         for i in range(X.shape[0]):
-            ci, x = coef[i], X[i]
-            if spec[0] == RBF:
-                _squared_distance(thetaT, 1, x, 0, p, lo, u)
-                _gaussian(u, spec[4], value)
-                c, width2 = thetaT[0, lo : lo + nb], spec[4] ** 2
-                for l in range(nb):
-                    G[0, l] += ci * value[l]
-                    g[l] = ci * c[l] * value[l] / width2
-                for k in range(p):
+            x = X[i]
+            _pre_activations_of_neurons(spec, thetaT, lo, x, u)
+            _accumulate_with_slope(code, u, coef[i], value, g)
+            for k in range(p):
+                row, xk = G[first + k], x[k]
+                if rbf:
                     z = thetaT[1 + k, lo : lo + nb]
                     for l in range(nb):
-                        G[1 + k, l] += g[l] * (x[k] - z[l])
-                continue
-            _dot(thetaT, x, p, lo, u)
-            if spec[3]:
-                bias = thetaT[p, lo : lo + nb]
-                for l in range(nb):
-                    u[l] += bias[l]
-            _activate_with_slope(spec[1], u, value, slope)
-            if spec[2]:
-                c = thetaT[last, lo : lo + nb]
-                for l in range(nb):
-                    G[last, l] += ci * value[l]
-                    g[l] = ci * slope[l] * c[l]
-            else:
-                for l in range(nb):
-                    g[l] = ci * slope[l]
-            for k in range(p):
-                xk = x[k]
-                for l in range(nb):
-                    G[k, l] += g[l] * xk
-            if spec[3]:
+                        row[l] += g[l] * (xk - z[l])
+                else:
+                    for l in range(nb):
+                        row[l] += g[l] * xk
+            if bias:
                 for l in range(nb):
                     G[p, l] += g[l]
-        out[lo : lo + nb, :] = G.T
+        if output >= 0:
+            c = thetaT[output, lo : lo + nb]
+            scale = 1.0 / spec[4] ** 2 if rbf else 1.0
+            for k in range(width):
+                if k != output:
+                    for l in range(nb):
+                        G[k, l] *= c[l] * scale
+        out[lo : lo + nb, :] = G[:width].T
 
 
-@njit(cache=True, parallel=True, error_model=NUMPY_ERRORS)
 def feature_matrix(spec, theta, X, out):
     """out[j, i] = Φ(θ_j, x_i), parallel over j, vectorized along the data."""
-    XT = np.ascontiguousarray(X.T)
-    n = X.shape[0]
-    for j in prange(theta.shape[0]):
-        u = np.empty(n)
-        _features_at_data(spec, theta, j, XT, 0, u, out[j])
+    code, scale, a, x, c = _factors(spec, theta, X)
+    _feature_matrix(code, scale, a, x, out)
+    if c is not None:
+        out *= c[:, None]
 
 
 def feature_matrix_reference(spec, theta, X):
