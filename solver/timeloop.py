@@ -595,9 +595,10 @@ def solve(energy, grid, rho0, t_span, *, save_at=None, scheme="explicit", cfl=No
             new = stepper.attempt(rho, xi, step)
             if new is not None:
                 new_value, new_xi = energy.value_and_first_variation(new, grid)
-                new_mass = grid.integrate(new)  # a NaN or inf anywhere makes it non-finite
-                # ξ too: the kernels skip faces between empty cells, where a NaN in ξ would not show
-                if not (np.isfinite(new_value) and np.isfinite(new_mass) and grid.all_finite(new_xi)):
+                # a NaN or inf anywhere makes the mass non-finite; ξ is checked too: the kernels
+                # skip faces between empty cells, where a NaN in ξ would not show
+                new_mass, new_min, xi_finite = grid.summary(new, new_xi)
+                if not (np.isfinite(new_value) and np.isfinite(new_mass) and xi_finite):
                     raise SimulationError(
                         f"solve: non-finite density, energy or first variation at step {accepted + 1} (from "
                         f"t = {t:.6g} by dt = {step:.3g}); the run stopped there: .partial holds the saves reached "
@@ -619,7 +620,7 @@ def solve(energy, grid, rho0, t_span, *, save_at=None, scheme="explicit", cfl=No
             t = pending[0] if step == pending[0] - t else t + step
             rho, value, xi = new, new_value, new_xi
             for key, item in (("t", t), ("dt", step), ("energy", value), ("mass", new_mass),
-                              ("min", grid.minimum(rho)), ("source", history["source"][-1] + stepper.source)):
+                              ("min", new_min), ("source", history["source"][-1] + stepper.source)):
                 history[key].append(item)
             bar.update(step)
             if t == pending[0]:
