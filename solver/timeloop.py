@@ -32,11 +32,13 @@ the discretization's global reductions, so that under MPI every rank takes the s
 
 import abc
 import dataclasses
+import functools
+import sys
 import time
 
 import numpy as np
 import scipy.sparse.linalg
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 from tqdm.auto import tqdm
 
 JACOBIAN_FLOOR = 1e-8  # relative density at which the Newton Jacobian takes f'' near vacuum
@@ -171,7 +173,16 @@ def one_blas_thread():
     risks' feature-matrix products, integrals); with both thread pools spinning for work
     on a 2-core machine, the network presets' PDE runs took 1.6 to 4.5 times longer than
     with one BLAS thread (measured on problems a, b, c)."""
-    return threadpool_limits(limits=1, user_api="blas")
+    return blas_controller(len(sys.modules)).limit(limits=1, user_api="blas")
+
+
+@functools.lru_cache(maxsize=1)
+def blas_controller(modules):
+    """The thread pools (BLAS, OpenMP) loaded in this process, found once for a number of
+    imported ``modules``: finding them inspects every loaded shared library, 3–20 ms with
+    DOLFINx loaded, which every :func:`solve` paid (on 2 MPI ranks as on 1); a module
+    imported since may have loaded another BLAS, so they are found again then."""
+    return ThreadpoolController()
 
 
 # ------------------------------------------------------------------------------- steppers
