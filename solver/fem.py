@@ -418,7 +418,8 @@ class Mesh(Discretization):
         """The elementwise reduction ``op`` over all ranks of a short array of per-rank
         numbers (its dtype kept): one buffer ``Allreduce``, nothing on one process.
         mpi4py's ``allreduce`` of Python numbers pickles them and exchanges the pickles
-        point to point: 70–240 µs a call on 2 ranks against 2–45 µs (measured under load)."""
+        point to point: medians of 92 µs (MPICH) and 243 µs (Open MPI) a call on 2 ranks
+        against 25 and 48 µs for ``Allreduce`` (2000 calls, 5 times, under load)."""
         local = np.ascontiguousarray(values)
         if self.comm.size == 1:
             return local

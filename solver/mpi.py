@@ -66,9 +66,9 @@ def mpirun_command(ranks, *command, python=None):
     Open MPI gets ``--oversubscribe`` (more ranks than it counts cores) and, as root,
     ``--allow-run-as-root``; MPICH gets ``-bind-to core`` when this process may run on at
     least ``ranks`` cores (Open MPI's own default: each rank then keeps its core and its
-    cache; unbound, Hydra's ranks move between cores, and the 2-rank mesh benchmark took
-    3.7–5.0 s against 3.4–4.3 s bound, three alternating pairs under load); unknown
-    launchers get no extra flag.
+    cache, where unbound Hydra ranks may move; on the loaded 2-core test machine the 2-rank
+    mesh benchmark was faster bound in 5 of 8 alternating pairs, medians 4.1 s against
+    4.2 s: within the noise); unknown launchers get no extra flag.
 
     Run it with an explicit environment, ``subprocess.run(command, env=dict(os.environ))``,
     from a process that may have initialized MPI (imported ``mpi4py.MPI`` or DOLFINx): MPI
