@@ -296,13 +296,14 @@ class Mesh(Discretization):
         global_rows = np.repeat(own_global, np.diff(indptr))
         off_diagonal = global_columns != global_rows
         # the values a rank's rows need: its own and its neighbours', in increasing global
-        # index, gathered by a PETSc scatter (DOLFINx's ghosts need not hold every neighbour)
+        # index, gathered by a PETSc scatter (DOLFINx's ghosts need not hold every neighbour),
+        # two per vertex (ρ_i, ξ_i) in one message: blocks of 2
         needed = np.unique(np.concatenate([global_columns, own_global]))
         self.own_positions = np.searchsorted(needed, own_global)
-        self._global = PETSc.Vec().createMPI((self.owned, PETSc.DECIDE), comm=self.comm)
-        self._neighbourhood = PETSc.Vec().createSeq(len(needed), comm=PETSc.COMM_SELF)
+        self._global = PETSc.Vec().createMPI((2 * self.owned, PETSc.DECIDE), bsize=2, comm=self.comm)
+        self._neighbourhood = PETSc.Vec().createSeq(2 * len(needed), bsize=2, comm=PETSc.COMM_SELF)
         self._scatter = PETSc.Scatter().create(
-            self._global, PETSc.IS().createGeneral(needed.astype(PETSc.IntType), comm=PETSc.COMM_SELF),
+            self._global, PETSc.IS().createBlock(2, needed.astype(PETSc.IntType), comm=PETSc.COMM_SELF),
             self._neighbourhood, None)
         transmissibility = -values[off_diagonal]
         negative = transmissibility < -1e-12 * np.abs(transmissibility).max(initial=0.0)
@@ -378,36 +379,53 @@ class Mesh(Discretization):
 
     def minimum(self, values):
         """min_i values_i over all ranks."""
-        return self.comm.allreduce(float(np.min(values)), op=self._MPI.MIN)
+        return float(self._allreduce([np.min(values)], self._MPI.MIN)[0])
 
     def maximum(self, values):
         """max_i values_i over all ranks."""
-        return self.comm.allreduce(float(np.max(values)), op=self._MPI.MAX)
+        return float(self._allreduce([np.max(values)], self._MPI.MAX)[0])
 
     def maxima(self, values):
         """The elementwise maxima of a few numbers over all ranks, in one reduction."""
-        local = np.asarray(values, dtype=float)
-        result = np.empty_like(local)
-        self.comm.Allreduce(local, result, op=self._MPI.MAX)
-        return result
+        return self._allreduce(np.asarray(values, dtype=float), self._MPI.MAX)
 
     def global_sum(self, number):
-        """The sum of a per-rank number over all ranks."""
-        return self.comm.allreduce(number, op=self._MPI.SUM)
+        """The sum of a per-rank number (an int or a float, kept) over all ranks."""
+        return self._allreduce([number], self._MPI.SUM)[0].item()
 
     def sums(self, values):
         """The elementwise sums of an array of per-rank partial sums over all ranks, in one
         ``Allreduce`` (a network's output at its data: each rank sums over its own vertices)."""
-        local = np.ascontiguousarray(values, dtype=float)
-        if self.comm.size == 1:
-            return local
-        result = np.empty_like(local)
-        self.comm.Allreduce(local, result, op=self._MPI.SUM)
-        return result
+        return self._allreduce(np.asarray(values, dtype=float), self._MPI.SUM)
 
     def all_finite(self, values):
         """Whether every value on every rank is finite."""
         return self.global_sum(int(not np.isfinite(values).all())) == 0
+
+    def summary(self, rho, xi):
+        """(Σ_i m_i ρ_i, min_i ρ_i, whether every ξ_i is finite) over all ranks in one
+        collective: an ``Allgather`` of each rank's (Σ m_i ρ_i, min ρ_i, number of non-finite
+        ξ_i), reduced on every rank in rank order (the same numbers everywhere; a NaN in ρ
+        makes the first two NaN)."""
+        local = np.array([np.sum(rho * self.weights), np.min(rho), np.count_nonzero(~np.isfinite(xi))])
+        if self.comm.size > 1:
+            ranks = np.empty((self.comm.size, len(local)))
+            self.comm.Allgather(local, ranks)
+            local = np.array([np.sum(ranks[:, 0]), np.min(ranks[:, 1]), np.sum(ranks[:, 2])])
+        return float(local[0]), float(local[1]), local[2] == 0
+
+    def _allreduce(self, values, op):
+        """The elementwise reduction ``op`` over all ranks of a short array of per-rank
+        numbers (its dtype kept): one buffer ``Allreduce``, nothing on one process.
+        mpi4py's ``allreduce`` of Python numbers pickles them and exchanges the pickles
+        point to point: medians of 92 µs (MPICH) and 243 µs (Open MPI) a call on 2 ranks
+        against 25 and 48 µs for ``Allreduce`` (2000 calls, 5 times, under load)."""
+        local = np.ascontiguousarray(values)
+        if self.comm.size == 1:
+            return local
+        result = np.empty_like(local)
+        self.comm.Allreduce(local, result, op=op)
+        return result
 
     def check_density(self, rho, name="rho0"):
         """``rho`` as a float array after checking it is a density on this mesh's vertices."""
@@ -425,15 +443,20 @@ class Mesh(Discretization):
             raise ValueError(f"{name} has zero mass: give a density with a positive integral")
         return rho
 
-    def neighbourhood(self, values):
-        """``values`` at every vertex this rank's rows touch (its own and its neighbours'),
-        in increasing global index, gathered by a PETSc scatter."""
+    def neighbourhood(self, rho, xi):
+        """(ρ, ξ) at every vertex this rank's rows touch (its own and its neighbours'), in
+        increasing global index: under MPI gathered by one PETSc scatter of the pairs
+        (ρ_i, ξ_i); on one process ``rho`` and ``xi`` themselves (the rows touch every vertex)."""
+        if self.comm.size == 1:
+            return np.ascontiguousarray(rho, dtype=float), np.ascontiguousarray(xi, dtype=float)
         from petsc4py import PETSc
 
-        self._global.array[:] = values
+        pairs = self._global.array.reshape(-1, 2)
+        pairs[:, 0], pairs[:, 1] = rho, xi
         self._scatter.scatter(self._global, self._neighbourhood, addv=PETSc.InsertMode.INSERT,
                               mode=PETSc.ScatterMode.FORWARD)
-        return self._neighbourhood.array.copy()
+        rho_near, xi_near = self._neighbourhood.array.reshape(-1, 2).T.copy()
+        return rho_near, xi_near
 
     def initial_density(self, f):
         """The values of ``f`` at the vertices this rank owns."""
@@ -459,16 +482,16 @@ class Mesh(Discretization):
         """(dρ/dt, outflow) at the owned vertices: a forward-Euler step keeps ρ ≥ 0 for
         dt ≤ 1/max outflow (see :func:`edge_rate`)."""
         rate, outflow = np.empty(self.owned), np.empty(self.owned)
-        edge_rate(self.indptr, self.own_positions, self.columns, self.transmissibility, self.neighbourhood(rho),
-                  self.neighbourhood(xi), self.weights, rate, outflow)
+        edge_rate(self.indptr, self.own_positions, self.columns, self.transmissibility, *self.neighbourhood(rho, xi),
+                  self.weights, rate, outflow)
         return rate, outflow
 
     def rate(self, rho, xi, second_order=True, out=None):
         """dρ/dt = −(1/m_i) Σ_j F_ij at the owned vertices (:func:`edge_rate`). The
         centred-limited mobility is the mesh's one rate: ``second_order`` changes nothing."""
         rate = np.empty(self.owned) if out is None else out
-        edge_rate(self.indptr, self.own_positions, self.columns, self.transmissibility, self.neighbourhood(rho),
-                  self.neighbourhood(xi), self.weights, rate, np.empty(self.owned))
+        edge_rate(self.indptr, self.own_positions, self.columns, self.transmissibility, *self.neighbourhood(rho, xi),
+                  self.weights, rate, np.empty(self.owned))
         return rate
 
     def step_limits(self, rho, xi, diffusivity):

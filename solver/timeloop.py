@@ -32,11 +32,13 @@ the discretization's global reductions, so that under MPI every rank takes the s
 
 import abc
 import dataclasses
+import functools
+import sys
 import time
 
 import numpy as np
 import scipy.sparse.linalg
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 from tqdm.auto import tqdm
 
 JACOBIAN_FLOOR = 1e-8  # relative density at which the Newton Jacobian takes f'' near vacuum
@@ -171,7 +173,16 @@ def one_blas_thread():
     risks' feature-matrix products, integrals); with both thread pools spinning for work
     on a 2-core machine, the network presets' PDE runs took 1.6 to 4.5 times longer than
     with one BLAS thread (measured on problems a, b, c)."""
-    return threadpool_limits(limits=1, user_api="blas")
+    return blas_controller(len(sys.modules)).limit(limits=1, user_api="blas")
+
+
+@functools.lru_cache(maxsize=1)
+def blas_controller(modules):
+    """The thread pools (BLAS, OpenMP) loaded in this process, found once for a number of
+    imported ``modules``: finding them inspects every loaded shared library, 3–20 ms with
+    DOLFINx loaded, which every :func:`solve` paid (on 2 MPI ranks as on 1); a module
+    imported since may have loaded another BLAS, so they are found again then."""
+    return ThreadpoolController()
 
 
 # ------------------------------------------------------------------------------- steppers
@@ -595,9 +606,10 @@ def solve(energy, grid, rho0, t_span, *, save_at=None, scheme="explicit", cfl=No
             new = stepper.attempt(rho, xi, step)
             if new is not None:
                 new_value, new_xi = energy.value_and_first_variation(new, grid)
-                new_mass = grid.integrate(new)  # a NaN or inf anywhere makes it non-finite
-                # ξ too: the kernels skip faces between empty cells, where a NaN in ξ would not show
-                if not (np.isfinite(new_value) and np.isfinite(new_mass) and grid.all_finite(new_xi)):
+                # a NaN or inf anywhere makes the mass non-finite; ξ is checked too: the kernels
+                # skip faces between empty cells, where a NaN in ξ would not show
+                new_mass, new_min, xi_finite = grid.summary(new, new_xi)
+                if not (np.isfinite(new_value) and np.isfinite(new_mass) and xi_finite):
                     raise SimulationError(
                         f"solve: non-finite density, energy or first variation at step {accepted + 1} (from "
                         f"t = {t:.6g} by dt = {step:.3g}); the run stopped there: .partial holds the saves reached "
@@ -619,7 +631,7 @@ def solve(energy, grid, rho0, t_span, *, save_at=None, scheme="explicit", cfl=No
             t = pending[0] if step == pending[0] - t else t + step
             rho, value, xi = new, new_value, new_xi
             for key, item in (("t", t), ("dt", step), ("energy", value), ("mass", new_mass),
-                              ("min", grid.minimum(rho)), ("source", history["source"][-1] + stepper.source)):
+                              ("min", new_min), ("source", history["source"][-1] + stepper.source)):
                 history[key].append(item)
             bar.update(step)
             if t == pending[0]:

@@ -13,7 +13,8 @@ import pytest
 from cli_configs import barenblatt_config
 from conftest import require
 
-from solver.mpi import find_launcher, mpirun_command
+import solver.mpi
+from solver.mpi import available_cores, find_launcher, mpirun_command
 
 # rank 0 prints the ranks gathered over the world: "[0, 1]" only if the launcher and mpi4py's
 # MPI agree (a mismatched pair starts two worlds of one rank each, which print "[0]" twice)
@@ -38,8 +39,37 @@ def test_flags_follow_the_implementation():
     flags = command[1:-4]
     if implementation == "openmpi":
         assert flags == ["--oversubscribe"] + (["--allow-run-as-root"] if os.geteuid() == 0 else [])
+    elif implementation == "mpich":
+        assert flags == (["-bind-to", "core"] if available_cores() >= 3 else []), (implementation, flags)
     else:
         assert flags == [], (implementation, flags)
+
+
+@pytest.mark.parametrize("implementation", ["openmpi", "mpich", "unknown"])
+def test_each_implementation_binds_a_rank_per_core_unless_oversubscribed(implementation, monkeypatch):
+    """Open MPI binds by itself (a core per rank while they fit, none beyond); MPICH is
+    asked to do the same; an unknown launcher gets no flag."""
+    monkeypatch.setattr(solver.mpi, "find_launcher", lambda python=None: ("mpiexec", implementation))
+    monkeypatch.setattr(solver.mpi, "available_cores", lambda: 4)
+    for ranks in (1, 4, 5):
+        flags = mpirun_command(ranks, "prog")[1:-3]
+        if implementation == "mpich":
+            assert flags == (["-bind-to", "core"] if ranks <= 4 else []), (ranks, flags)
+        else:
+            assert "-bind-to" not in flags, (ranks, flags)
+
+
+BOUND_CORES = ("import os; from mpi4py import MPI; cores = MPI.COMM_WORLD.gather(sorted(os.sched_getaffinity(0))); "
+               "cores and print(cores)")
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity") or available_cores() < 2, reason="needs 2 cores")
+def test_two_ranks_run_on_a_core_each():
+    require("mpi4py")
+    result = subprocess.run(mpirun_command(2, sys.executable, "-c", BOUND_CORES), capture_output=True, text=True,
+                            timeout=300, env=dict(os.environ), check=True)
+    first, second = json.loads(result.stdout)
+    assert len(first) == len(second) == 1 and first != second, result.stdout
 
 
 @pytest.mark.parametrize("ranks", [0, -1, 1.5, True, "2"])

@@ -1,5 +1,7 @@
 """Behaviour of ``solve``: save times, step bounds, step counts, silence off a terminal."""
 
+import sys
+import types
 from functools import partial
 
 import numpy as np
@@ -9,6 +11,7 @@ from conftest import assert_invariants
 from solver import Entropy, Grid, PorousMedium, Potential, solve
 from solver.analytic import barenblatt, gaussian
 from solver.fv import stable_step
+from solver.timeloop import blas_controller, one_blas_thread
 
 
 def barenblatt_start(cells=32):
@@ -72,3 +75,21 @@ def test_the_implicit_step_cap_learns_after_a_rejection():
     assert_invariants(solution)
     assert 0 < solution.rejected <= 0.15 * solution.accepted, (solution.accepted, solution.rejected)
     assert solution.newton_iterations >= solution.accepted + 30 * solution.rejected
+
+
+def test_one_blas_thread_limits_every_blas_and_finds_them_again_after_an_import(monkeypatch):
+    """Inside the time loop's context every BLAS runs one thread; the libraries are found
+    once per set of imported modules (finding them costs milliseconds per solve)."""
+    from threadpoolctl import threadpool_info
+
+    with one_blas_thread():
+        blas = [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+    assert blas and set(blas) == {1}, blas
+    found = blas_controller.cache_info().misses
+    with one_blas_thread():
+        pass
+    assert blas_controller.cache_info().misses == found
+    monkeypatch.setitem(sys.modules, "a_module_imported_since", types.ModuleType("a_module_imported_since"))
+    with one_blas_thread():
+        pass
+    assert blas_controller.cache_info().misses == found + 1
