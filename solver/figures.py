@@ -274,7 +274,8 @@ def input_plane_predictors(path, X, y, predictors, titles, extent, unit_circle=F
     y : array (n,)
         Their labels ±1.
     predictors : sequence of callables
-        h(x) for inputs x (N, 2), one panel each.
+        h(x) for inputs x (N, 2), one panel each (called on 64 blocks of the 281² pixels, so
+        a predictor with many directions does not build one huge feature matrix).
     titles : sequence of str
     extent : float
         The panels show [−extent, extent]².
@@ -287,7 +288,7 @@ def input_plane_predictors(path, X, y, predictors, titles, extent, unit_circle=F
     plane = np.stack([U.ravel(), V.ravel()], axis=1)
     fig, axes = plt.subplots(1, len(predictors), figsize=(4.2 * len(predictors), 4.2), squeeze=False)
     for ax, predictor, title in zip(axes[0], predictors, titles):
-        h = predictor(plane).reshape(U.shape)
+        h = np.concatenate([predictor(rows) for rows in np.array_split(plane, 64)]).reshape(U.shape)
         ax.contourf(U, V, np.sign(h), levels=[-1.5, 0, 1.5], colors=["#f4b6b6", "#b6c8f4"])
         ax.contour(U, V, h, levels=[0.0], colors="k", linewidths=1.2)
         ax.scatter(*X[y > 0].T, c="tab:blue", edgecolors="k", s=30, label="y = +1")

@@ -258,9 +258,11 @@ def test_benchmark_quick(tmp_path):
 
 
 def test_d15_benchmark_quick():
-    """benchmarks/implicit_bias_d15.py --quick: both tables and the JSON line; training both
-    layers gives a larger normalized margin than the output layer alone at m = 32 and 128
-    (measured 0.021 against −0.013 and −0.006), and test errors are below chance on 4000 points."""
+    """benchmarks/implicit_bias_d15.py --quick (growing steps to t = 1e4): both tables and the
+    JSON line; training both layers gives a larger normalized margin than the output layer
+    alone at m = 32 and 128 (measured 0.019, 0.021 against −0.0010, −0.0008), test errors are
+    below chance on 4000 points, and at n = 128 both layers' error is below 0.4 and below the
+    output layer's (measured 0.33 against 0.44; the constant classifier errs on 4/9)."""
     root = pathlib.Path(__file__).resolve().parents[1]
     result = subprocess.run([sys.executable, str(root / "benchmarks" / "implicit_bias_d15.py"), "--quick"],
                             capture_output=True, text=True, cwd=root, timeout=600)
@@ -272,3 +274,4 @@ def test_d15_benchmark_quick():
     for m in ("32", "128"):
         assert data["margin"]["both layers"][m] > 0.01 > data["margin"]["output layer"][m]
     assert all(0 <= error < 0.5 for kind in data["test_error"].values() for error in kind.values())
+    assert data["test_error"]["both layers"]["128"] < min(0.4, data["test_error"]["output layer"]["128"])
