@@ -1,7 +1,10 @@
 """Figures of the species presets: for the lifted ReLU problems (``relu-circle``,
 ``relu-sphere``) the densities ν± over time against the teacher and the particles, and the
 excess energy against m; for sparse deconvolution (``deconvolution-1d``, ``-2d``) ν± on the
-torus against the spikes (:func:`torus_density`).
+torus against the spikes (:func:`torus_density`); for the implicit bias of classification
+(``benchmarks/implicit_bias.py``) the predictors in the input plane as in seed 001
+(:func:`input_plane_predictors`) and the normalized margins against t and m
+(:func:`margin_curves`, :func:`margins_against_m`).
 
 The seeds' illustration (Chizat–Bach 2018, Figure 1) draws each neuron w = (a, b) as the
 point |b|·a of the input plane, coloured by the sign of b; the teacher's neurons are drawn
@@ -270,4 +273,91 @@ def torus_density(path, bounds, times, densities, spikes=None, title=None, atoms
         fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8, label="ν+ − ν−")
     fig.suptitle(title or f"ν± on the torus T^{len(bounds)}, spikes (stars)")
     fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def input_plane_predictors(path, X, y, predictors, titles, extent, unit_circle=False):
+    """Classifiers in the input plane side by side, as in seed 001: the sign of h (blue +,
+    red −), its zero level set (black), the training points coloured by their label.
+
+    Parameters
+    ----------
+    path : path-like
+    X : array (n, 2)
+        Training inputs.
+    y : array (n,)
+        Their labels ±1.
+    predictors : sequence of callables
+        h(x) for inputs x (N, 2), one panel each (called on 64 blocks of the 281² pixels, so
+        a predictor with many directions does not build one huge feature matrix).
+    titles : sequence of str
+    extent : float
+        The panels show [−extent, extent]².
+    unit_circle : bool
+        Draw the unit circle (the inputs of the case without a bias).
+    """
+    plt = _pyplot()
+    u = np.linspace(-extent, extent, 281)
+    U, V = np.meshgrid(u, u)
+    plane = np.stack([U.ravel(), V.ravel()], axis=1)
+    fig, axes = plt.subplots(1, len(predictors), figsize=(4.2 * len(predictors), 4.2), squeeze=False)
+    for ax, predictor, title in zip(axes[0], predictors, titles):
+        h = np.concatenate([predictor(rows) for rows in np.array_split(plane, 64)]).reshape(U.shape)
+        ax.contourf(U, V, np.sign(h), levels=[-1.5, 0, 1.5], colors=["#f4b6b6", "#b6c8f4"])
+        ax.contour(U, V, h, levels=[0.0], colors="k", linewidths=1.2)
+        ax.scatter(*X[y > 0].T, c="tab:blue", edgecolors="k", s=30, label="y = +1")
+        ax.scatter(*X[y < 0].T, c="tab:red", edgecolors="k", s=30, label="y = −1")
+        if unit_circle:
+            ax.add_patch(plt.Circle((0, 0), 1.0, fill=False, ls=":", color="gray"))
+        ax.set_aspect("equal")
+        ax.set_title(title, fontsize=10)
+    axes[0, 0].legend(loc="lower left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def margin_curves(path, times, curves):
+    """Normalized margins, each over its max-margin reference, against log t (``curves``:
+    label → values at ``times``); the lines 1 and 0.9 marked."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for label, values in curves.items():
+        ax.semilogx(times, values, marker="o", ms=3, label=label)
+    ax.axhline(1.0, color="k", lw=0.8)
+    ax.axhline(0.9, color="k", lw=0.8, ls=":")
+    ax.set_ylim(0, 1.1)
+    ax.set(xlabel="t", ylabel="normalized margin / its max-margin reference")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def margins_against_m(path, ms, runs, pde=None, title=None):
+    """The seed's "margin vs m" panel: the final normalized margin γ/γ*₁ of gradient descent
+    per seed (dots) and their mean (line) against m, with the PDE's (dashed) and γ*₁ (1).
+
+    Parameters
+    ----------
+    path : path-like
+    ms : sequence of int
+    runs : array (len(ms), seeds)
+        γ/γ*₁ of each run.
+    pde : float, optional
+    title : str, optional
+    """
+    plt = _pyplot()
+    runs = np.asarray(runs, dtype=float)
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    for m, values in zip(ms, runs):
+        ax.semilogx(np.full(len(values), m), values, "o", color="tab:gray", ms=4, alpha=0.7)
+    ax.semilogx(ms, runs.mean(axis=1), "o-", color="tab:blue", label="gradient descent (mean over seeds)")
+    if pde is not None:
+        ax.axhline(pde, color="tab:red", ls="--", label="PDE")
+    ax.axhline(1.0, color="k", lw=0.8)
+    ax.set(xlabel="neurons m", ylabel="γ / γ*1 at the end", title=title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -253,6 +253,41 @@ def relu_sphere(size=0.2, n_data=1000, weight_decay=1e-3, seed=0):
         weight_decay, 200.0, False)
 
 
+def cluster_classification(n, k, rng, labels, uniform=0):
+    """n labelled points of Chizat–Bach 2020's cluster law (REFERENCES.md, read from
+    lchizat/2020-implicit-bias-wide-2NN): two informative coordinates (u₁, u₂) in a k×k grid
+    of clusters in [−½, ½]² (spacing Δ = 1/(3k − 1), centres Δ(1 + 3(p − 1)) − ½ for
+    p = 1…k), a point uniform in the disc of radius Δ around a centre drawn uniformly, then
+    ``uniform`` uninformative coordinates uniform on [−½, ½]; the label is that of its cluster.
+
+    With a bias (x̃ = [x; 1]) and ``uniform`` = 0 these are the 2D inputs whose units live on
+    S² (``benchmarks/implicit_bias.py --case plane``); ``uniform`` = 12 is the seed's d = 15.
+
+    Parameters
+    ----------
+    n : int
+        Points.
+    k : int
+        Clusters per informative axis.
+    rng : numpy.random.Generator
+    labels : array (k*k,)
+        The clusters' labels ±1, cluster (p, q) at index p·k + q (p along u₁).
+    uniform : int
+        Uninformative coordinates.
+
+    Returns
+    -------
+    X : array (n, 2 + uniform)
+    y : array (n,)
+    """
+    spacing = 1.0 / (3 * k - 1)
+    centres = spacing * (1 + 3 * np.arange(k)) - 0.5
+    cluster = rng.integers(0, k * k, n)
+    radius, angle = spacing * np.sqrt(rng.uniform(0, 1, n)), rng.uniform(0, 2 * np.pi, n)
+    u = np.stack([centres[cluster // k] + radius * np.cos(angle), centres[cluster % k] + radius * np.sin(angle)], 1)
+    return np.concatenate([u, rng.uniform(-0.5, 0.5, (n, uniform))], axis=1), np.asarray(labels, dtype=float)[cluster]
+
+
 JMM_SOURCE = ("Javanmard, Mondelli, Montanari, Analysis of a two-layer neural network via displacement convexity, "
               "Annals of Statistics 2020 (Figure 1; constants reconstructed in REFERENCES)")
 
