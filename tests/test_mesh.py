@@ -257,6 +257,39 @@ def test_mpi_gives_the_serial_answer(fem, tmp_path):
     assert "a nonlocal term sums over all the vertices" in error and "run without mpirun" in error, error
 
 
+MPI_GHOST_MASS_SCRIPT = """
+import json, sys
+import numpy as np
+from solver import fem
+
+disk = fem.read(sys.argv[1])
+rng = np.random.default_rng(disk.comm.rank)
+rho = (1.0 + rng.random(disk.shape)) * (disk.comm.rank == 0)  # mass on rank 0's vertices only
+xi = rho + 0.1 * rng.random(disk.shape)
+rate, outflow = disk.rate_and_outflow(rho, xi)
+near_rho, near_xi = disk.neighbourhood(rho), disk.neighbourhood(xi)
+expected = fem.edge_rate_reference(disk.indptr, disk.own_positions, disk.columns, disk.transmissibility, near_rho,
+                                   near_xi, disk.weights)
+report = {"equal": bool(np.array_equal(rate, expected[0]) and np.array_equal(outflow, expected[1])),
+          "receiving": int(np.count_nonzero(rate > 0))}
+open(f"{sys.argv[2]}.{disk.comm.rank}", "w").write(json.dumps(report))
+"""
+
+
+def test_mpi_mass_across_the_ranks_boundary(fem, tmp_path):
+    """Mass on rank 0's vertices only, flowing out: rank 1's vertices next to them see it
+    in their ghosts only, and receive it (a block's stencil holds the ghost neighbours);
+    on both ranks the rate and outflow are those of every edge bit for bit."""
+    require("mpi4py")
+    script = tmp_path / "ghosts.py"
+    script.write_text(MPI_GHOST_MASS_SCRIPT)
+    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
+    subprocess.run(mpirun_command(2, sys.executable, script, MESHES["path"]("disk", 1), tmp_path / "report"),
+                   check=True, env=environment, timeout=300)
+    reports = [json.loads((tmp_path / f"report.{rank}").read_text()) for rank in (0, 1)]
+    assert all(report["equal"] for report in reports) and reports[1]["receiving"] > 0, reports
+
+
 MPI_NAN_SCRIPT = """
 import json, sys
 import numpy as np
