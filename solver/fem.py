@@ -248,8 +248,8 @@ def edge_rate(order, indptr, own, columns, transmissibility, masses, stencil_sta
     ρ_i = ρ_j = 0, M_ij = 0 and F_ij = ±0, so a row whose vertex and neighbours are empty
     sums only zeros, rate_i = 0 and outflow_i = 0 bit for bit (:func:`edge_rate_reference`
     computes every edge). Under MPI the stencil's values come from the neighbourhood,
-    ghosts included. The loops are written out in the task: a call with array arguments
-    there (a slice, a helper) cost more than the test.
+    ghosts included. The test is written out in the task: a helper called with a slice of
+    the stencil, once per block, made a pass over an empty density 10–20% slower.
     """
     for block in prange(stencil_start.size - 1):
         first, last = block * BLOCK_ROWS, min((block + 1) * BLOCK_ROWS, order.size)
