@@ -198,6 +198,12 @@ def edge_mobility(upwind, downwind):
 BLOCK_ROWS = 32
 """Owned vertices (CSR rows) per task of :func:`edge_rate`, tested for mass together."""
 
+KERNEL_INDEX = np.uint32
+"""The integer type of :func:`edge_rate`'s index arrays. Unsigned, so Numba skips the
+wraparound of negative indices (a sign test and a select per array access); with the
+branch-free upwinding it made the kernel about 1.8 times faster, bit for bit the same
+numbers (README, meshes)."""
+
 
 def z_order(points, bits=10):
     """The permutation that sorts ``points`` (n, d) along a Z-order (Morton) curve: the bits
@@ -220,7 +226,7 @@ def kernel_rows(indptr, own, columns, transmissibility, masses, order):
     of ``BLOCK_ROWS`` rows are contiguous), and the stencil of block b,
     ``stencil[stencil_start[b]:stencil_start[b + 1]]``: the positions (in the neighbourhood
     arrays, increasing) of the vertices of its rows and of their neighbours, every vertex
-    whose ρ the block's fluxes depend on."""
+    whose ρ the block's fluxes depend on. The integer arrays are ``KERNEL_INDEX``."""
     counts = np.diff(indptr)[order]
     permuted = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     entries = np.repeat(indptr[order] - permuted[:-1], counts) + np.arange(permuted[-1])  # row k's, in turn
@@ -230,7 +236,12 @@ def kernel_rows(indptr, own, columns, transmissibility, masses, order):
     width = int(position.max(initial=0)) + 1
     keys = np.unique(np.concatenate([block, np.repeat(block, counts)]) * width + position)  # by block, then position
     stencil_start = np.searchsorted(keys // width, np.arange(-(-len(order) // BLOCK_ROWS) + 1))
-    return order, permuted, own, columns, transmissibility[entries], masses[order], stencil_start, keys % width
+    largest = max(width, permuted[-1], len(keys))
+    if largest > np.iinfo(KERNEL_INDEX).max:
+        raise ValueError(f"kernel_rows: indices up to {largest} do not fit {KERNEL_INDEX.__name__}")
+    index = functools.partial(np.asarray, dtype=KERNEL_INDEX)
+    return (index(order), index(permuted), index(own), index(columns), transmissibility[entries], masses[order],
+            index(stencil_start), index(keys % width))
 
 
 @njit(parallel=True, cache=True)
@@ -266,12 +277,10 @@ def edge_rate(order, indptr, own, columns, transmissibility, masses, stencil_sta
             total, leaving = 0.0, 0.0
             for p in range(indptr[k], indptr[k + 1]):
                 j = columns[p]
-                drop = xi_i - xi[j]
-                if drop > 0.0:
-                    flux = transmissibility[p] * drop * edge_mobility(rho_i, rho[j])
-                    leaving += flux
-                else:
-                    flux = transmissibility[p] * drop * edge_mobility(rho[j], rho_i)
+                rho_j, drop = rho[j], xi_i - xi[j]
+                upwind, downwind = (rho_i, rho_j) if drop > 0.0 else (rho_j, rho_i)  # selects, not a branch
+                flux = transmissibility[p] * drop * edge_mobility(upwind, downwind)
+                leaving += flux if drop > 0.0 else 0.0
                 total -= flux
             rate[order[k]] = total / masses[k]
             # leaving > 0: ρ_i > 0 (M ≤ 2ρ_i)
