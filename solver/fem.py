@@ -201,7 +201,7 @@ BLOCK_ROWS = 32
 KERNEL_INDEX = np.uint32
 """The integer type of :func:`edge_rate`'s index arrays. Unsigned, so Numba skips the
 wraparound of negative indices (a sign test and a select per array access); with the
-branch-free upwinding it made the kernel 1.8 times faster timed alone and 1.3 times in
+branch-free upwinding it made the kernel 1.7 times faster timed alone and 1.3 times in
 the solve, bit for bit the same numbers (README, meshes)."""
 
 
