@@ -5,7 +5,7 @@ The 2D Barenblatt solution (m = 2, C = 0.02) on [−1, 1]² from t = 1 to 1.2, e
 SSP-RK2 steps on both: the square meshes of meshes/ (levels 2 to 4) and grids with about
 as many cells as the mesh has vertices. Prints median wall time (after a warm-up), steps,
 unknowns and microseconds per unknown per step, then a JSON line with the mesh's cost
-over the grid's at the largest size (``mesh_over_grid``; target ≤ 3).
+over the grid's at the largest size (``mesh_over_grid``; target ≤ 1.3, issue 17).
 
 Run: ``.venv/bin/python benchmarks/mesh_vs_grid.py [--quick]``.
 """

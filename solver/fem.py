@@ -195,39 +195,109 @@ def edge_mobility(upwind, downwind):
     return min(0.5 * (upwind + downwind), 2.0 * upwind)
 
 
+BLOCK_ROWS = 32
+"""Owned vertices (CSR rows) per task of :func:`edge_rate`, tested for mass together."""
+
+KERNEL_INDEX = np.uint32
+"""The integer type of :func:`edge_rate`'s index arrays. Unsigned, so Numba skips the
+wraparound of negative indices (a sign test and a select per array access); with the
+branch-free upwinding it made the kernel 1.7 times faster timed alone and 1.3 times in
+the solve, bit for bit the same numbers (README, meshes)."""
+
+
+def z_order(points, bits=10):
+    """The permutation that sorts ``points`` (n, d) along a Z-order (Morton) curve: the bits
+    of their coordinates, scaled to integers of ``bits`` bits over the bounding box,
+    interleaved. Consecutive points along it make compact patches."""
+    low, high = points.min(axis=0, initial=np.inf), points.max(axis=0, initial=-np.inf)
+    cells = ((points - low) / np.where(high > low, high - low, 1.0) * (2**bits - 1)).astype(np.int64)
+    dim = points.shape[1]
+    code = np.zeros(len(points), dtype=np.int64)
+    for bit in range(bits):
+        for axis in range(dim):
+            code |= ((cells[:, axis] >> bit) & 1) << (bit * dim + axis)
+    return np.argsort(code, kind="stable")
+
+
+def kernel_rows(indptr, own, columns, transmissibility, masses, order):
+    """The rows of :func:`edge_rate` in ``order`` (a permutation of the owned vertices):
+    (order, indptr, own, columns, transmissibility, masses, stencil_start, stencil), the
+    CSR rows and the masses permuted (row k is vertex ``order[k]``; the entries of a block
+    of ``BLOCK_ROWS`` rows are contiguous), and the stencil of block b,
+    ``stencil[stencil_start[b]:stencil_start[b + 1]]``: the positions (in the neighbourhood
+    arrays, increasing) of the vertices of its rows and of their neighbours, every vertex
+    whose ρ the block's fluxes depend on. The integer arrays are ``KERNEL_INDEX``."""
+    counts = np.diff(indptr)[order]
+    permuted = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    entries = np.repeat(indptr[order] - permuted[:-1], counts) + np.arange(permuted[-1])  # row k's, in turn
+    own, columns = own[order].astype(np.int64), columns[entries]
+    block = np.arange(len(order)) // BLOCK_ROWS
+    position = np.concatenate([own, columns])
+    width = int(position.max(initial=0)) + 1
+    keys = np.unique(np.concatenate([block, np.repeat(block, counts)]) * width + position)  # by block, then position
+    stencil_start = np.searchsorted(keys // width, np.arange(-(-len(order) // BLOCK_ROWS) + 1))
+    largest = max(width, permuted[-1], len(keys))
+    if largest > np.iinfo(KERNEL_INDEX).max:
+        raise ValueError(f"kernel_rows: indices up to {largest} do not fit {KERNEL_INDEX.__name__}")
+    index = functools.partial(np.asarray, dtype=KERNEL_INDEX)
+    return (index(order), index(permuted), index(own), index(columns), transmissibility[entries], masses[order],
+            index(stencil_start), index(keys % width))
+
+
 @njit(parallel=True, cache=True)
-def edge_rate(indptr, own, columns, transmissibility, rho, xi, masses, rate, outflow):
+def edge_rate(order, indptr, own, columns, transmissibility, masses, stencil_start, stencil, rho, xi, rate, outflow):
     """rate_i = −Σ_j F_ij / m_i with F_ij = T_ij (ξ_i − ξ_j) M_ij over the CSR rows of the
     owned vertices; outflow_i = Σ_j T_ij (ξ_i − ξ_j)⁺ M_ij / (m_i ρ_i) (the Euler positivity
-    limit is dt ≤ 1/max outflow). ``rho`` and ``xi`` hold the values of the rows'
-    neighbourhood; vertex i is at ``own[i]`` there, its neighbours at ``columns``."""
-    for r in prange(rate.shape[0]):
-        i = own[r]
-        rho_i, xi_i = rho[i], xi[i]
-        total, leaving = 0.0, 0.0
-        for p in range(indptr[r], indptr[r + 1]):
-            j = columns[p]
-            drop = xi_i - xi[j]
-            if drop > 0.0:
-                flux = transmissibility[p] * drop * edge_mobility(rho_i, rho[j])
-                leaving += flux
-            else:
-                flux = transmissibility[p] * drop * edge_mobility(rho[j], rho_i)
-            total -= flux
-        rate[r] = total / masses[r]
-        outflow[r] = leaving / (masses[r] * rho_i) if leaving > 0.0 else 0.0  # leaving > 0: ρ_i > 0 (M ≤ 2ρ_i)
+    limit is dt ≤ 1/max outflow). The rows are those of :func:`kernel_rows`: row k is vertex
+    ``order[k]``, at ``own[k]`` in ``rho`` and ``xi`` (the values of the rows'
+    neighbourhood), its neighbours at ``columns``.
+
+    Fluxes only next to mass: one task per block of ``BLOCK_ROWS`` rows (compact patches of
+    vertices along :func:`z_order`), which computes its rows only if ρ ≠ 0 somewhere in its
+    stencil (the vertices of its rows and their neighbours), and else sets their rate and
+    outflow to 0. That is exact for a finite ξ (the time loop stops on any other): with
+    ρ_i = ρ_j = 0, M_ij = 0 and F_ij = ±0, so a row whose vertex and neighbours are empty
+    sums only zeros, rate_i = 0 and outflow_i = 0 bit for bit (:func:`edge_rate_reference`
+    computes every edge). Under MPI the stencil's values come from the neighbourhood,
+    ghosts included. The test is written out in the task: a helper called with a slice of
+    the stencil, once per block, made a pass over an empty density 10–20% slower.
+    """
+    for block in prange(stencil_start.size - 1):
+        first, last = block * BLOCK_ROWS, min((block + 1) * BLOCK_ROWS, order.size)
+        mass = False
+        for s in range(stencil_start[block], stencil_start[block + 1]):
+            mass |= rho[stencil[s]] != 0.0
+        if not mass:
+            for k in range(first, last):
+                rate[order[k]] = outflow[order[k]] = 0.0
+            continue
+        for k in range(first, last):
+            i = own[k]
+            rho_i, xi_i = rho[i], xi[i]
+            total, leaving = 0.0, 0.0
+            for p in range(indptr[k], indptr[k + 1]):
+                j = columns[p]
+                rho_j, drop = rho[j], xi_i - xi[j]
+                upwind, downwind = (rho_i, rho_j) if drop > 0.0 else (rho_j, rho_i)  # selects, not a branch
+                flux = transmissibility[p] * drop * edge_mobility(upwind, downwind)
+                leaving += flux if drop > 0.0 else 0.0
+                total -= flux
+            rate[order[k]] = total / masses[k]
+            # leaving > 0: ρ_i > 0 (M ≤ 2ρ_i)
+            outflow[order[k]] = leaving / (masses[k] * rho_i) if leaving > 0.0 else 0.0
 
 
 def edge_rate_reference(indptr, own, columns, transmissibility, rho, xi, masses):
-    """NumPy reference of :func:`edge_rate`: (rate, outflow)."""
+    """NumPy reference of :func:`edge_rate`, every edge computed: (rate, outflow), the same
+    operations in the same order, so the same numbers bit for bit."""
     rows = np.repeat(np.arange(len(masses)), np.diff(indptr))
     rho_rows, xi_rows = rho[own][rows], xi[own][rows]
     drop = xi_rows - xi[columns]
     upwind, downwind = np.where(drop > 0, rho_rows, rho[columns]), np.where(drop > 0, rho[columns], rho_rows)
     flux = transmissibility * drop * np.minimum(0.5 * (upwind + downwind), 2 * upwind)
     rate = -np.bincount(rows, flux, minlength=len(masses)) / masses
-    leaving = np.where(flux > 0, flux, 0.0) / np.where(flux > 0, rho_rows, 1.0)
-    outflow = np.bincount(rows, leaving, minlength=len(masses)) / masses
+    leaving = np.bincount(rows, np.where(drop > 0, flux, 0.0), minlength=len(masses))
+    outflow = np.where(leaving > 0, leaving / (masses * np.where(leaving > 0, rho[own], 1.0)), 0.0)
     return rate, outflow
 
 
@@ -478,21 +548,24 @@ class Mesh(Discretization):
                 raise ValueError("the implicit mesh scheme runs serially only; use scheme='explicit' or 'rkl2' "
                                  "under MPI")
 
-    def rate_and_outflow(self, rho, xi):
-        """(dρ/dt, outflow) at the owned vertices: a forward-Euler step keeps ρ ≥ 0 for
-        dt ≤ 1/max outflow (see :func:`edge_rate`)."""
-        rate, outflow = np.empty(self.owned), np.empty(self.owned)
-        edge_rate(self.indptr, self.own_positions, self.columns, self.transmissibility, *self.neighbourhood(rho, xi),
-                  self.weights, rate, outflow)
+    def rate_and_outflow(self, rho, xi, rate=None):
+        """(dρ/dt, outflow) at the owned vertices (the rate into ``rate`` if given): a
+        forward-Euler step keeps ρ ≥ 0 for dt ≤ 1/max outflow (see :func:`edge_rate`)."""
+        rate = np.empty(self.owned) if rate is None else rate
+        outflow = np.empty(self.owned)
+        edge_rate(*self._kernel_rows, *self.neighbourhood(rho, xi), rate, outflow)
         return rate, outflow
+
+    @functools.cached_property
+    def _kernel_rows(self):
+        """The rows of :func:`edge_rate` along :func:`z_order` (:func:`kernel_rows`)."""
+        return kernel_rows(self.indptr, self.own_positions, self.columns, self.transmissibility, self.weights,
+                           z_order(self.points))
 
     def rate(self, rho, xi, second_order=True, out=None):
         """dρ/dt = −(1/m_i) Σ_j F_ij at the owned vertices (:func:`edge_rate`). The
         centred-limited mobility is the mesh's one rate: ``second_order`` changes nothing."""
-        rate = np.empty(self.owned) if out is None else out
-        edge_rate(self.indptr, self.own_positions, self.columns, self.transmissibility, *self.neighbourhood(rho, xi),
-                  self.weights, rate, np.empty(self.owned))
-        return rate
+        return self.rate_and_outflow(rho, xi, out)[0]
 
     def step_limits(self, rho, xi, diffusivity):
         """(transport, parabolic) = (1/max_i outflow_i, 1/(D max_i Σ_j T_ij/m_i)) over all

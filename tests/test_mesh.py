@@ -27,17 +27,65 @@ def mesh(fem, name, level):
         return fem.read(MESHES["path"](name, level))
 
 
+def every_edge(mesh, fem, rho, xi):
+    """(rate, outflow) with every edge computed (:func:`fem.edge_rate_reference`), serial."""
+    return fem.edge_rate_reference(mesh.indptr, mesh.own_positions, mesh.columns, mesh.transmissibility, rho, xi,
+                                   mesh.weights)
+
+
 def test_edge_kernel_matches_numpy(fem, rng):
     disk = mesh(fem, "disk", 1)
     rho, xi = np.maximum(rng.random(disk.shape) - 0.3, 0.0), rng.normal(size=disk.shape)  # some vacuum
-    rate, outflow = np.empty(disk.owned), np.empty(disk.owned)
-    arguments = (disk.indptr, disk.own_positions, disk.columns, disk.transmissibility, rho, xi, disk.weights)
-    fem.edge_rate(*arguments, rate, outflow)
-    reference_rate, reference_outflow = fem.edge_rate_reference(*arguments)
-    np.testing.assert_allclose(rate, reference_rate, rtol=1e-12, atol=1e-12 * np.abs(reference_rate).max())
-    np.testing.assert_allclose(outflow, reference_outflow, rtol=1e-12)
+    rate, outflow = disk.rate_and_outflow(rho, xi)
+    reference_rate, reference_outflow = every_edge(disk, fem, rho, xi)
+    np.testing.assert_array_equal(rate, reference_rate)  # the same operations in the same order
+    np.testing.assert_array_equal(outflow, reference_outflow)
     assert abs(disk.integrate(rate)) < 1e-12 * disk.integrate(np.abs(rate))  # fluxes cancel
     assert disk.integrate(rate * xi) <= 0  # dissipation
+
+
+@pytest.mark.parametrize("name, level", [("square", 1), ("disk", 1), ("lshape", 1), ("ball", 0), ("sphere", 0)])
+@pytest.mark.parametrize("where", ["middle", "boundary"])
+def test_edge_kernel_with_compact_support(fem, rng, name, level, where):
+    """Mass in a ball amid empty vertices (the kernel skips the blocks of rows whose
+    stencil is empty): around the vertex nearest the middle of the mesh's bounding box, or
+    around one of its vertices of largest x, on the boundary (on the sphere: two caps).
+    The rate and outflow are those of every edge bit for bit, zero beyond one edge from
+    the mass and for an empty density."""
+    m = mesh(fem, name, level)
+    low, high = m.points.min(axis=0), m.points.max(axis=0)
+    centre = m.points[np.argmin(np.linalg.norm(m.points - (low + high) / 2, axis=1)) if where == "middle"
+                      else np.argmax(m.points[:, 0])]
+    radius = 0.3 * np.max(high - low)
+    distance = np.linalg.norm(m.points - centre, axis=1)
+    rho = (0.1 + rng.random(m.shape)) * (distance < radius)
+    xi = rng.normal(size=m.shape)
+    rate, outflow = m.rate_and_outflow(rho, xi, np.full(m.shape, np.nan))
+    reference_rate, reference_outflow = every_edge(m, fem, rho, xi)
+    np.testing.assert_array_equal(rate, reference_rate)
+    np.testing.assert_array_equal(outflow, reference_outflow)
+    rows = np.repeat(np.arange(m.owned), np.diff(m.indptr))  # serial: a column is a vertex's own index
+    longest_edge = np.linalg.norm(m.points[rows] - m.points[m.columns], axis=1).max()
+    assert 0 < np.count_nonzero(rho) < m.owned / 2 and not np.any(rate[distance > radius + longest_edge])
+    assert not np.any(m.rate(np.zeros(m.shape), xi, out=np.full(m.shape, np.nan)))
+
+
+@pytest.mark.parametrize("name", ["square", "sphere"])
+def test_edge_kernel_reaches_into_empty_blocks(fem, name):
+    """One vertex with mass, on the edge of its block of rows, and higher ξ: its
+    neighbours in other blocks, blocks without mass of their own, receive it (a block's
+    stencil holds its rows' neighbours, not its rows only)."""
+    m = mesh(fem, name, 0)
+    block = np.empty(m.owned, dtype=int)
+    block[m._kernel_rows[0]] = np.arange(m.owned) // fem.BLOCK_ROWS
+    rows = np.repeat(np.arange(m.owned), np.diff(m.indptr))  # serial: a column is a vertex's own index
+    vertex = rows[block[rows] != block[m.columns]][0]
+    rho, xi = np.zeros(m.shape), np.zeros(m.shape)
+    rho[vertex], xi[vertex] = 1.0, 1.0
+    rate = m.rate(rho, xi)
+    np.testing.assert_array_equal(rate, every_edge(m, fem, rho, xi)[0])
+    outside = m.columns[(rows == vertex) & (block[m.columns] != block[vertex])]
+    assert len(outside) and np.all(rate[outside] > 0) and rate[vertex] < 0
 
 
 def test_edge_kernel_euler_step_at_its_limit_stays_positive(fem, rng):
@@ -207,6 +255,39 @@ def test_mpi_gives_the_serial_answer(fem, tmp_path):
     np.testing.assert_allclose(parallel[:, 2], serial[:, 2], rtol=0, atol=1e-10 * serial[:, 2].max())
     error = (tmp_path / "parallel.npy.error").read_text()
     assert "a nonlocal term sums over all the vertices" in error and "run without mpirun" in error, error
+
+
+MPI_GHOST_MASS_SCRIPT = """
+import json, sys
+import numpy as np
+from solver import fem
+
+disk = fem.read(sys.argv[1])
+rng = np.random.default_rng(disk.comm.rank)
+rho = (1.0 + rng.random(disk.shape)) * (disk.comm.rank == 0)  # mass on rank 0's vertices only
+xi = rho + 0.1 * rng.random(disk.shape)
+rate, outflow = disk.rate_and_outflow(rho, xi)
+near_rho, near_xi = disk.neighbourhood(rho, xi)
+expected = fem.edge_rate_reference(disk.indptr, disk.own_positions, disk.columns, disk.transmissibility, near_rho,
+                                   near_xi, disk.weights)
+report = {"equal": bool(np.array_equal(rate, expected[0]) and np.array_equal(outflow, expected[1])),
+          "receiving": int(np.count_nonzero(rate > 0))}
+open(f"{sys.argv[2]}.{disk.comm.rank}", "w").write(json.dumps(report))
+"""
+
+
+def test_mpi_mass_across_the_ranks_boundary(fem, tmp_path):
+    """Mass on rank 0's vertices only, flowing out: rank 1's vertices next to them see it
+    in their ghosts only, and receive it (a block's stencil holds the ghost neighbours);
+    on both ranks the rate and outflow are those of every edge bit for bit."""
+    require("mpi4py")
+    script = tmp_path / "ghosts.py"
+    script.write_text(MPI_GHOST_MASS_SCRIPT)
+    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
+    subprocess.run(mpirun_command(2, sys.executable, script, MESHES["path"]("disk", 1), tmp_path / "report"),
+                   check=True, env=environment, timeout=300)
+    reports = [json.loads((tmp_path / f"report.{rank}").read_text()) for rank in (0, 1)]
+    assert all(report["equal"] for report in reports) and reports[1]["receiving"] > 0, reports
 
 
 MPI_NAN_SCRIPT = """
