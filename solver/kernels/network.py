@@ -104,7 +104,7 @@ def _accumulate_with_slope(code, u, weight, total, g):
     if code == RELU:
         for l in range(u.shape[0]):
             total[l] += weight * max(u[l], 0.0)
-            g[l] = weight if u[l] > 0.0 else 0.0
+            g[l] = weight * (1.0 if u[l] > 0.0 else 0.0)  # a NaN or inf weight gives NaN where σ' = 0
     elif code == SIGMOID:
         for l in range(u.shape[0]):
             s = fastmath.sigmoid(u[l])
