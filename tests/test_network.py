@@ -47,6 +47,34 @@ def test_kernels_match_numpy(rng, name):
 
 
 @pytest.mark.parametrize("name", FEATURES)
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_kernels_propagate_nan_and_inf_as_numpy(rng, name, bad):
+    """One NaN or ±inf in θ, in the data or in the weights and coefficients makes the
+    outputs non-finite that it makes non-finite in the NumPy references (where 0·inf and
+    0·NaN are NaN, e.g. at an inactive ReLU), and the other outputs still match. (A NaN
+    there may come out as ±inf: c Σ_i … with c = inf where NumPy sums ±inf terms.)"""
+    feature = FEATURES[name]
+    spec = feature.spec
+    for where in ["theta", "X", "values"]:
+        theta, X = random_problem(rng, feature, n_theta=9, n_data=11)
+        weights, coef = rng.normal(size=len(theta)), rng.normal(size=len(X))
+        {"theta": theta, "X": X, "values": weights}[where][3, ...] = bad
+        coef[4] = bad if where == "values" else coef[4]
+        for kernel, reference, values, shape in [
+                (kernels.predict, kernels.predict_reference, (weights,), len(X)),
+                (kernels.first_variation, kernels.first_variation_reference, (coef,), len(theta)),
+                (kernels.gradient, kernels.gradient_reference, (coef,), theta.shape),
+                (kernels.feature_matrix, kernels.feature_matrix_reference, (), (len(theta), len(X)))]:
+            out = np.empty(shape)
+            with np.errstate(invalid="ignore", over="ignore"):
+                kernel(spec, theta, *values, X, out)
+                expected = reference(spec, theta, *values, X)
+            message, finite = f"{kernel.__name__}, {bad} in {where}", np.isfinite(expected)
+            np.testing.assert_array_equal(np.isfinite(out), finite, err_msg=message)
+            np.testing.assert_allclose(out[finite], expected[finite], rtol=1e-12, atol=1e-12, err_msg=message)
+
+
+@pytest.mark.parametrize("name", FEATURES)
 def test_feature_gradient_against_finite_differences(rng, name):
     feature = FEATURES[name]
     theta, X = random_problem(rng, feature, n_theta=5, n_data=4)

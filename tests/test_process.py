@@ -38,6 +38,12 @@ def test_importing_solver_changes_no_environment_variable():
     assert after == before
 
 
+def environment_without_numba_cpu(**extra):
+    """The environment without a user's choice of Numba's CPU (which the import keeps)."""
+    chosen = ("NUMBA_CPU_NAME", "NUMBA_CPU_FEATURES")
+    return {**{key: value for key, value in os.environ.items() if key not in chosen}, **extra}
+
+
 def host_has_avx512():
     from numba.core.codegen import get_host_cpu_features
 
@@ -51,7 +57,7 @@ def test_importing_solver_lets_numba_use_512_bit_vectors_on_avx512_only(before):
     before (Numba's code generator then exists with its features), and never on other CPUs."""
     code = (f"{before}import json; from numba.core import config; from numba.core.codegen import "
             "get_host_cpu_features; import solver; print(json.dumps([config.CPU_FEATURES, get_host_cpu_features()]))")
-    features, host = json.loads(run_python(code, dict(os.environ))[-1])
+    features, host = json.loads(run_python(code, environment_without_numba_cpu())[-1])
     if host_has_avx512() and not before:
         assert features == host + ",-prefer-256-bit"
     else:
@@ -61,8 +67,10 @@ def test_importing_solver_lets_numba_use_512_bit_vectors_on_avx512_only(before):
 def test_importing_solver_keeps_the_users_numba_cpu_features():
     code = ("from numba.core import config; before = config.CPU_FEATURES; import solver; "
             "print(before, config.CPU_FEATURES)")
-    assert run_python(code, {**os.environ, "NUMBA_CPU_FEATURES": "+avx2,+fma"})[-1] == "+avx2,+fma +avx2,+fma"
-    assert run_python(code, {**os.environ, "NUMBA_CPU_NAME": "generic"})[-1] == " "  # Numba's own default, kept
+    chosen = environment_without_numba_cpu(NUMBA_CPU_FEATURES="+avx2,+fma")
+    assert run_python(code, chosen)[-1] == "+avx2,+fma +avx2,+fma"
+    chosen = environment_without_numba_cpu(NUMBA_CPU_NAME="generic")
+    assert run_python(code, chosen)[-1] == " "  # Numba's own default, kept
 
 
 def test_tune_process_sets_the_spin_count_unless_set():

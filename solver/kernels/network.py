@@ -104,7 +104,7 @@ def _accumulate_with_slope(code, u, weight, total, g):
     if code == RELU:
         for l in range(u.shape[0]):
             total[l] += weight * max(u[l], 0.0)
-            g[l] = weight if u[l] > 0.0 else 0.0
+            g[l] = weight * (1.0 if u[l] > 0.0 else 0.0)  # a NaN or inf weight gives NaN where σ' = 0
     elif code == SIGMOID:
         for l in range(u.shape[0]):
             s = fastmath.sigmoid(u[l])
@@ -125,7 +125,7 @@ def _accumulate_with_slope(code, u, weight, total, g):
 @njit(cache=True, error_model=NUMPY_ERRORS)
 def _dot(rows, fixed, p, lo, u):
     """u[l] = Σ_(k<p) rows[k, lo + l] fixed[k]: a ⋅ x for a block of neurons (rows = θᵀ,
-    fixed = x_i) or of data points (rows = Xᵀ, fixed = θ_j); summed in k order."""
+    fixed = x_i), summed in k order."""
     first = rows[0, lo : lo + u.shape[0]]
     for l in range(u.shape[0]):
         u[l] = first[l] * fixed[0]
@@ -136,14 +136,13 @@ def _dot(rows, fixed, p, lo, u):
 
 
 @njit(cache=True, error_model=NUMPY_ERRORS)
-def _gaussian_exponents(rows, start, fixed, offset, p, width, lo, u):
-    """u[l] = −Σ_(k<p) (fixed[offset + k] − rows[start + k, lo + l])² / (2 width²):
-    −|x − z|²/(2s²) for a block of Gaussian centres (rows = θᵀ from row 1) or of data
-    points (rows = Xᵀ)."""
+def _gaussian_exponents(thetaT, x, p, width, lo, u):
+    """u[l] = −Σ_(k<p) (x[k] − z_k[lo + l])² / (2 width²) = −|x − z|²/(2s²) for a block of
+    Gaussian centres z (rows 1 to p of θᵀ)."""
     for l in range(u.shape[0]):
         u[l] = 0.0
     for k in range(p):
-        row, f = rows[start + k, lo : lo + u.shape[0]], fixed[offset + k]
+        row, f = thetaT[1 + k, lo : lo + u.shape[0]], x[k]
         for l in range(u.shape[0]):
             u[l] += (f - row[l]) ** 2
     for l in range(u.shape[0]):
@@ -156,7 +155,7 @@ def _pre_activations_of_neurons(spec, thetaT, lo, x, u):
     u = a·x̃ (neurons) or −|x − z|²/(2s²) (Gaussians, σ = exp)."""
     p = x.shape[0]
     if spec[0] == RBF:
-        _gaussian_exponents(thetaT, 1, x, 0, p, spec[4], lo, u)
+        _gaussian_exponents(thetaT, x, p, spec[4], lo, u)
         return
     _dot(thetaT, x, p, lo, u)
     if spec[3]:
