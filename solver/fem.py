@@ -380,12 +380,12 @@ class Mesh(Discretization):
     def minimum(self, values):
         """min_i values_i over all ranks (NaN if one is NaN, the same on every rank; a rank
         without values counts as +∞)."""
-        return float(np.min(self._each_rank([np.min(values, initial=np.inf)])))
+        return float(np.min(self._each_rank([np.min(np.asarray(values, dtype=float), initial=np.inf)])))
 
     def maximum(self, values):
         """max_i values_i over all ranks (NaN if one is NaN, the same on every rank; a rank
         without values counts as −∞)."""
-        return float(np.max(self._each_rank([np.max(values, initial=-np.inf)])))
+        return float(np.max(self._each_rank([np.max(np.asarray(values, dtype=float), initial=-np.inf)])))
 
     def maxima(self, values):
         """The elementwise maxima of a few numbers over all ranks, in one collective (NaN

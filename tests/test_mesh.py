@@ -320,7 +320,7 @@ nan_first, nan_second = (np.nan, -1.0)[rank], (-1.0, np.nan)[rank]  # a NaN on r
 answers = {"min": [disk.minimum([nan_first]), disk.minimum([nan_second])],
            "max": [disk.maximum([-nan_first]), disk.maximum([-nan_second])],
            "maxima": [disk.maxima([-nan_first, rank]).tolist(), disk.maxima([-nan_second, rank]).tolist()],
-           "one rank empty": [disk.minimum([] if rank else [3.0, 2.0]), disk.maximum([] if rank else [2.0, 3.0])]}
+           "one rank empty": [disk.minimum([] if rank else [3.0, 2.0]), disk.maximum([] if rank else [2, 3])]}
 json.dump(answers, open(sys.argv[2] + str(rank), "w"))
 """
 
