@@ -321,6 +321,11 @@ answers = {"min": [disk.minimum([nan_first]), disk.minimum([nan_second])],
            "max": [disk.maximum([-nan_first]), disk.maximum([-nan_second])],
            "maxima": [disk.maxima([-nan_first, rank]).tolist(), disk.maxima([-nan_second, rank]).tolist()],
            "one rank empty": [disk.minimum([] if rank else [3.0, 2.0]), disk.maximum([] if rank else [2, 3])]}
+rho, xi = np.full(disk.owned, rank + 1.0), np.zeros(disk.owned)  # ρ = 1 on rank 0, 2 on rank 1
+xi[0] = np.inf if rank else 0.0
+mass, lowest, finite = disk.summary(rho, xi)
+answers["summary"] = [mass, lowest, bool(finite)]
+answers["separately"] = [disk.integrate(rho), disk.minimum(rho), disk.all_finite(xi)]
 json.dump(answers, open(sys.argv[2] + str(rank), "w"))
 """
 
@@ -328,7 +333,8 @@ json.dump(answers, open(sys.argv[2] + str(rank), "w"))
 def test_mpi_extremes_are_the_same_on_every_rank_with_a_nan_or_an_empty_rank(fem, tmp_path):
     """A NaN on one rank makes min and max NaN on every rank (MPICH's buffer ``Allreduce``
     MIN answered −1 on one rank and NaN on the other: the ranks would take different
-    branches and wait in different collectives); a rank holding no value does not count."""
+    branches and wait in different collectives); a rank holding no value does not count. A state's
+    summary (mass, min, finiteness of ξ) answers what the three reductions answer."""
     require("mpi4py")
     script, out = tmp_path / "extremes.py", tmp_path / "answers"
     script.write_text(MPI_EXTREMES_SCRIPT)
@@ -340,6 +346,9 @@ def test_mpi_extremes_are_the_same_on_every_rank_with_a_nan_or_an_empty_rank(fem
     assert np.isnan(answers["min"] + answers["max"]).all(), answers
     assert np.isnan(answers["maxima"]).tolist() == [[True, False]] * 2 and answers["maxima"][0][1] == 1.0, answers
     assert answers["one rank empty"] == [2.0, 3.0], answers
+    (mass, lowest, finite), separately = answers["summary"], answers["separately"]
+    assert lowest == 1.0 and finite is False and [lowest, finite] == separately[1:], answers
+    assert mass == pytest.approx(separately[0], rel=1e-14), answers
 
 
 NON_DELAUNAY = """$MeshFormat
