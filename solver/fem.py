@@ -448,25 +448,28 @@ class Mesh(Discretization):
         return self.global_sum(float(np.sum(np.asarray(values).ravel() * self.weights)))
 
     def minimum(self, values):
-        """min_i values_i over all ranks."""
-        return float(self._allreduce([np.min(values)], self._MPI.MIN)[0])
+        """min_i values_i over all ranks (NaN if one is NaN, the same on every rank; a rank
+        without values counts as +∞)."""
+        return float(np.min(self._each_rank([np.min(np.asarray(values, dtype=float), initial=np.inf)])))
 
     def maximum(self, values):
-        """max_i values_i over all ranks."""
-        return float(self._allreduce([np.max(values)], self._MPI.MAX)[0])
+        """max_i values_i over all ranks (NaN if one is NaN, the same on every rank; a rank
+        without values counts as −∞)."""
+        return float(np.max(self._each_rank([np.max(np.asarray(values, dtype=float), initial=-np.inf)])))
 
     def maxima(self, values):
-        """The elementwise maxima of a few numbers over all ranks, in one reduction."""
-        return self._allreduce(np.asarray(values, dtype=float), self._MPI.MAX)
+        """The elementwise maxima of a few numbers over all ranks, in one collective (NaN
+        where one is NaN, the same on every rank)."""
+        return np.max(self._each_rank(values), axis=0)
 
     def global_sum(self, number):
         """The sum of a per-rank number (an int or a float, kept) over all ranks."""
-        return self._allreduce([number], self._MPI.SUM)[0].item()
+        return self._summed([number])[0].item()
 
     def sums(self, values):
         """The elementwise sums of an array of per-rank partial sums over all ranks, in one
         ``Allreduce`` (a network's output at its data: each rank sums over its own vertices)."""
-        return self._allreduce(np.asarray(values, dtype=float), self._MPI.SUM)
+        return self._summed(np.asarray(values, dtype=float))
 
     def all_finite(self, values):
         """Whether every value on every rank is finite."""
@@ -474,27 +477,37 @@ class Mesh(Discretization):
 
     def summary(self, rho, xi):
         """(Σ_i m_i ρ_i, min_i ρ_i, whether every ξ_i is finite) over all ranks in one
-        collective: an ``Allgather`` of each rank's (Σ m_i ρ_i, min ρ_i, number of non-finite
-        ξ_i), reduced on every rank in rank order (the same numbers everywhere; a NaN in ρ
-        makes the first two NaN)."""
-        local = np.array([np.sum(rho * self.weights), np.min(rho), np.count_nonzero(~np.isfinite(xi))])
-        if self.comm.size > 1:
-            ranks = np.empty((self.comm.size, len(local)))
-            self.comm.Allgather(local, ranks)
-            local = np.array([np.sum(ranks[:, 0]), np.min(ranks[:, 1]), np.sum(ranks[:, 2])])
-        return float(local[0]), float(local[1]), local[2] == 0
+        collective: each rank's (Σ m_i ρ_i, min ρ_i, number of non-finite ξ_i) from every
+        rank (:meth:`_each_rank`), reduced in rank order (the same numbers everywhere; a NaN
+        in ρ makes the first two NaN)."""
+        ranks = self._each_rank([np.sum(rho * self.weights), np.min(rho, initial=np.inf),
+                                 np.count_nonzero(~np.isfinite(xi))])
+        return float(np.sum(ranks[:, 0])), float(np.min(ranks[:, 1])), np.sum(ranks[:, 2]) == 0
 
-    def _allreduce(self, values, op):
-        """The elementwise reduction ``op`` over all ranks of a short array of per-rank
-        numbers (its dtype kept): one buffer ``Allreduce``, nothing on one process.
-        mpi4py's ``allreduce`` of Python numbers pickles them and exchanges the pickles
-        point to point: medians of 92 µs (MPICH) and 243 µs (Open MPI) a call on 2 ranks
-        against 25 and 48 µs for ``Allreduce`` (2000 calls, 5 times, under load)."""
+    def _each_rank(self, values):
+        """A few per-rank numbers of every rank, one row per rank in rank order: one
+        ``Allgather`` (the row itself on one process), for min and max to be taken by NumPy,
+        NaN kept and the same on every rank. A buffer ``Allreduce`` of MIN or MAX is neither
+        under MPICH: for (NaN, −1) on 2 ranks its MIN answered −1 on rank 0 and NaN on rank 1,
+        which would send the ranks down different branches into different collectives."""
+        local = np.ascontiguousarray(values, dtype=float)
+        if self.comm.size == 1:
+            return local[None]
+        ranks = np.empty((self.comm.size, len(local)))
+        self.comm.Allgather(local, ranks)
+        return ranks
+
+    def _summed(self, values):
+        """The elementwise sums over all ranks of a short array of per-rank numbers (its
+        dtype kept): one buffer ``Allreduce``, nothing on one process. mpi4py's
+        ``allreduce`` of Python numbers pickles them and exchanges the pickles point to
+        point: medians of 92 µs (MPICH) and 243 µs (Open MPI) a call on 2 ranks against 25
+        and 48 µs for ``Allreduce`` (2000 calls, 5 times, under load)."""
         local = np.ascontiguousarray(values)
         if self.comm.size == 1:
             return local
         result = np.empty_like(local)
-        self.comm.Allreduce(local, result, op=op)
+        self.comm.Allreduce(local, result, op=self._MPI.SUM)
         return result
 
     def check_density(self, rho, name="rho0"):

@@ -373,10 +373,10 @@ if disk.comm.rank == 0:
 
 
 def test_mpi_explicit_step_communicates_in_five_reductions_and_two_scatters(fem, tmp_path):
-    """An accepted SSP-RK2 step on 2 ranks: one ``Allreduce`` of the step limits, one of
-    min ρ¹ (the stage), one of min ρⁿ⁺¹, one of F(ρⁿ⁺¹), one ``Allgather`` of the new
-    state's summary (mass, min, finiteness of ξ), one scatter of (ρ, ξ) and one of (ρ¹, ξ¹)
-    to the neighbours; nothing else (no pickled reduction either)."""
+    """An accepted SSP-RK2 step on 2 ranks: one ``Allreduce`` of F(ρⁿ⁺¹), one ``Allgather``
+    of the step limits, one of min ρ¹ (the stage), one of min ρⁿ⁺¹, one of the new state's
+    summary (mass, min, finiteness of ξ), one scatter of (ρ, ξ) and one of (ρ¹, ξ¹) to the
+    neighbours; nothing else (no pickled reduction either)."""
     require("mpi4py")
     script, out = tmp_path / "count.py", tmp_path / "calls.json"
     script.write_text(MPI_COUNT_SCRIPT)
@@ -387,7 +387,49 @@ def test_mpi_explicit_step_communicates_in_five_reductions_and_two_scatters(fem,
     assert report["rejected"] == 0 and len(report["calls"]) > 3, report
     per_step = [{name: after.get(name, 0) - before.get(name, 0) for name in {*before, *after}}
                 for before, after in zip(report["calls"], report["calls"][1:])]
-    assert all(step == {"Allreduce": 4, "Allgather": 1, "scatter": 2} for step in per_step), per_step
+    assert all(step == {"Allreduce": 1, "Allgather": 4, "scatter": 2} for step in per_step), per_step
+
+
+MPI_EXTREMES_SCRIPT = """
+import json, sys
+import numpy as np
+from solver import fem
+
+disk = fem.read(sys.argv[1])
+rank = disk.comm.rank
+nan_first, nan_second = (np.nan, -1.0)[rank], (-1.0, np.nan)[rank]  # a NaN on rank 0, then on rank 1
+answers = {"min": [disk.minimum([nan_first]), disk.minimum([nan_second])],
+           "max": [disk.maximum([-nan_first]), disk.maximum([-nan_second])],
+           "maxima": [disk.maxima([-nan_first, rank]).tolist(), disk.maxima([-nan_second, rank]).tolist()],
+           "one rank empty": [disk.minimum([] if rank else [3.0, 2.0]), disk.maximum([] if rank else [2, 3])]}
+rho, xi = np.full(disk.owned, rank + 1.0), np.zeros(disk.owned)  # ρ = 1 on rank 0, 2 on rank 1
+xi[0] = np.inf if rank else 0.0
+mass, lowest, finite = disk.summary(rho, xi)
+answers["summary"] = [mass, lowest, bool(finite)]
+answers["separately"] = [disk.integrate(rho), disk.minimum(rho), disk.all_finite(xi)]
+json.dump(answers, open(sys.argv[2] + str(rank), "w"))
+"""
+
+
+def test_mpi_extremes_are_the_same_on_every_rank_with_a_nan_or_an_empty_rank(fem, tmp_path):
+    """A NaN on one rank makes min and max NaN on every rank (MPICH's buffer ``Allreduce``
+    MIN answered −1 on one rank and NaN on the other: the ranks would take different
+    branches and wait in different collectives); a rank holding no value does not count. A state's
+    summary (mass, min, finiteness of ξ) answers what the three reductions answer."""
+    require("mpi4py")
+    script, out = tmp_path / "extremes.py", tmp_path / "answers"
+    script.write_text(MPI_EXTREMES_SCRIPT)
+    subprocess.run(mpirun_command(2, sys.executable, script, MESHES["path"]("disk", 1), out), check=True,
+                   env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
+    first, second = ((tmp_path / f"answers{rank}").read_text() for rank in (0, 1))
+    assert first == second, (first, second)
+    answers = json.loads(first)
+    assert np.isnan(answers["min"] + answers["max"]).all(), answers
+    assert np.isnan(answers["maxima"]).tolist() == [[True, False]] * 2 and answers["maxima"][0][1] == 1.0, answers
+    assert answers["one rank empty"] == [2.0, 3.0], answers
+    (mass, lowest, finite), separately = answers["summary"], answers["separately"]
+    assert lowest == 1.0 and finite is False and [lowest, finite] == separately[1:], answers
+    assert mass == pytest.approx(separately[0], rel=1e-14), answers
 
 
 NON_DELAUNAY = """$MeshFormat
