@@ -169,10 +169,11 @@ class Discretization(abc.ABC):
         monotone variant of :meth:`rate`)."""
 
     @abc.abstractmethod
-    def jacobian(self, rho, xi, curvature, dt):
+    def jacobian(self, rho, xi, curvature, dt, second_order=False):
         """I − dt ∂L₁/∂ρ as a ``scipy.sparse`` matrix (n × n, n the number of values on this
         rank), with ∂ξ_i/∂ρ_i = ``curvature`` (f''(ρ_i) of the local terms; the coupling
-        of nonlocal terms is left out: an inexact Newton method)."""
+        of nonlocal terms is left out: an inexact Newton method); with ``second_order``,
+        of the rate :meth:`rate` instead (the same where the discretization has one rate)."""
 
     # -- what the energies ask for ------------------------------------------------------------
     @abc.abstractmethod

@@ -175,13 +175,18 @@ class Grid(Discretization):
         """The first-order upwind rate."""
         return fv.upwind_rate(rho, xi, self, second_order=False)
 
-    def jacobian(self, rho, xi, curvature, dt):
-        """I − dt dL₁/dρ of the first-order upwind rate (:func:`solver.fv.upwind_jacobian`)."""
-        return fv.upwind_jacobian(rho, xi, curvature, dt, self._faces)
+    def jacobian(self, rho, xi, curvature, dt, second_order=False):
+        """I − dt dL/dρ of the first-order upwind rate, or of the second-order one
+        (:func:`solver.fv.upwind_jacobian`)."""
+        return fv.upwind_jacobian(rho, xi, curvature, dt, self._faces, self._neighbours if second_order else None)
 
     @functools.cached_property
     def _faces(self):
         return fv.faces(self)
+
+    @functools.cached_property
+    def _neighbours(self):
+        return fv.neighbours(self)
 
     @functools.cached_property
     def _inverse_h(self):

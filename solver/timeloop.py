@@ -430,10 +430,11 @@ class BackwardEuler(Stepper):
             new = np.maximum(new - step.reshape(grid.shape), 0.0)  # iterates stay in the domain of F'
         return None
 
-    def jacobian(self, rho, xi, dt):
-        """I − dt ∂L₁/∂ρ at ρ, with f'' of the local terms at max(ρ, JACOBIAN_FLOOR·max ρ)."""
+    def jacobian(self, rho, xi, dt, second_order=False):
+        """I − dt ∂L₁/∂ρ at ρ (of L₂ with ``second_order``), with f'' of the local terms at
+        max(ρ, JACOBIAN_FLOOR·max ρ)."""
         floored = np.maximum(rho, JACOBIAN_FLOOR * self.grid.maximum(rho))
-        return self.grid.jacobian(rho, xi, self.energy.second_variation_diagonal(floored, self.grid), dt)
+        return self.grid.jacobian(rho, xi, self.energy.second_variation_diagonal(floored, self.grid), dt, second_order)
 
 
 class BDF2(BackwardEuler):
@@ -449,12 +450,12 @@ class BDF2(BackwardEuler):
 
     (the derivative at tₙ₊₁ of the quadratic through the three states; ω = 0, the first
     step, is backward Euler; a + b = 1, so mass is conserved), by Newton's method
-    preconditioned with the first-order Newton matrix I − γ dt ∂L₁/∂ρ of the discretization's
-    ``jacobian`` (local curvature f'' only, as :class:`BackwardEuler`; a sparse LU with a
-    minimum-degree order, linear cost on 1D grids): the residual is the second-order one,
-    so its zero is the second-order step; the iteration converges linearly where L₁ and L₂
-    differ (fronts, steep drift). Every update keeps the mass exactly (wᵀ(I − γ dt ∂L₁/∂ρ)
-    = wᵀ), iterates are projected onto ρ ≥ 0, and Newton stops when Σ|G| w_i ≤ ``rtol`` × mass.
+    with the matrix I − γ dt ∂L₂/∂ρ of the discretization's ``jacobian`` (local curvature f''
+    only, as :class:`BackwardEuler`; a sparse LU with a minimum-degree order, linear cost on
+    1D grids), or that of the first-order rate L₁ where the iteration stalls (see
+    :meth:`newton`). Every update keeps the mass exactly (wᵀ(I − γ dt ∂L/∂ρ) = wᵀ for both
+    rates), iterates are projected onto ρ ≥ 0, and Newton stops when the residual is a
+    hundredth of the error allowed (see :meth:`newton`).
 
     No linear multistep method of order 2 is positive for every step (Bolley and Crouzeix
     1978), and BDF2's b < 0. The safeguard, as in the positivity-preserving implicit
@@ -562,10 +563,15 @@ class BDF2(BackwardEuler):
 
         Converged when Σ|G| w_i ≤ ``rtol`` × mass, or when Σ|G| w_i ≤ ``NEWTON_FRACTION``·tol·
         Σ|ρⁿ⁺¹ − ρ| w_i (a hundredth of the error allowed) and the mass is that of ``history``
-        within ``MASS_ULPS`` units of round-off (an update keeps it, the projection may not)."""
+        within ``MASS_ULPS`` units of round-off (an update keeps it, the projection may not).
+
+        The matrix is that of L₂ (:meth:`jacobian` with ``second_order``: quadratic convergence
+        where neither the limiters nor the upwind sides switch) until an iteration fails to
+        halve Σ|G| w_i, then that of L₁ (a defect correction: linear convergence, but it does
+        not cycle where the limiters switch, as in the tails of a Gaussian)."""
         grid, energy = self.grid, self.energy
         mass = grid.integrate(history)
-        new = np.maximum(start, 0.0)
+        new, second_order, last = np.maximum(start, 0.0), True, np.inf
         for _ in range(self.max_iterations):
             self.newton_iterations += 1
             xi_new = energy.first_variation(new, grid)
@@ -577,7 +583,8 @@ class BDF2(BackwardEuler):
                     size <= NEWTON_FRACTION * self.tol * grid.integrate(np.abs(new - rho))
                     and abs(grid.integrate(new) - mass) <= MASS_ULPS * np.finfo(float).eps * mass):
                 return new
-            correction = scipy.sparse.linalg.splu(self.jacobian(new, xi_new, step).tocsc(),
+            second_order, last = second_order and size <= last / 2, size
+            correction = scipy.sparse.linalg.splu(self.jacobian(new, xi_new, step, second_order).tocsc(),
                                                   permc_spec="MMD_AT_PLUS_A").solve(residual.ravel())
             new = np.maximum(new - correction.reshape(grid.shape), 0.0)
         return None
