@@ -98,9 +98,9 @@ def upwind_jacobian(rho, xi, curvature, dt, faces, neighbours=None):
             cols += columns
             vals += [sign * d for d in d_flux]
     n = r.size
-    return scipy.sparse.csc_matrix(
-        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n)
-    )
+    matrix = scipy.sparse.csc_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
+    matrix.eliminate_zeros()  # the neighbours of flat slopes, wrapped around walls too: fill-in for the LU
+    return matrix
 
 
 def slope_derivatives(rho, before, after, interior):

@@ -2,11 +2,14 @@
 observed order in space and time together, on the Barenblatt profile, and its invariants
 on every step from a start with vacuum."""
 
+import json
+import subprocess
+import sys
 from functools import partial
 
 import numpy as np
 import pytest
-from conftest import assert_invariants, observed_order
+from conftest import ROOT, assert_invariants, observed_order
 
 from solver import Entropy, Grid, PorousMedium, Potential, problems, solve
 from solver.analytic import barenblatt, gaussian, ornstein_uhlenbeck
@@ -81,3 +84,19 @@ def test_second_order_jacobian_is_the_derivative_of_the_rate(shape, bc):
         up, down = rho + bump.reshape(shape), rho - bump.reshape(shape) if rho.ravel()[k] > eps else rho
         differences[:, k] = (G(up) - G(down)) / (eps if rho.ravel()[k] <= eps else 2 * eps)
     assert np.abs(matrix - differences).max() <= 1e-6 * np.abs(differences).max()
+
+
+def test_benchmark_quick():
+    """benchmarks/implicit_vs_rkl2.py --quick: its three tables and the JSON line, bdf2's risk
+    curve within 1% of the reference, its Barenblatt L1 error within 3× of rkl2's, and both
+    schemes at the confined porous medium's steady state by t = 18."""
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "implicit_vs_rkl2.py"), "--quick"],
+                            capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert [line[:3] for line in lines if line.startswith("(")] == ["(a)", "(b)", "(c)"]
+    data = json.loads(lines[-1])
+    assert data["benchmark"] == "implicit_vs_rkl2" and data["implicit_speedup"] > 0
+    assert data["risk_deviation"]["bdf2"] < 0.01, data["risk_deviation"]
+    assert data["barenblatt_l1_ratio"] <= 3, data["barenblatt_l1_ratio"]
+    assert all(row["distances"][-1] < 1e-5 for row in data["rows"] if "distances" in row), data["rows"]
