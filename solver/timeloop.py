@@ -474,12 +474,13 @@ class BDF2(BackwardEuler):
     at equal steps); with fewer states e = ½|ρⁿ⁺¹ − p| (forward Euler's error, conservative for
     the second step). Both vanish against the step's change as dt → 0, so a rejected step is
     retried shorter until it passes. The error is measured against the step's change,
-    r = ∫|e| / (tol (∫|ρⁿ⁺¹ − ρⁿ| + 10⁻¹² mass)): each step's change is right to a fraction
-    ``tol`` of itself, so the steps stay short where the solution moves fast (from a
-    compact-support start the front moves a few cells per step, where Newton needs a few
-    iterations, whereas backward Euler at a fixed step fills one layer of vacuum per Newton
-    iteration) and grow where it settles, with the relaxation time rather than with the
-    distance to the steady state. A step with r > 1 is rejected; the next one is
+    r = ∫|e| / (tol ∫|ρⁿ⁺¹ − ρⁿ| + 100 rtol mass): each step's change is right to a fraction
+    ``tol`` of itself (errors below 100 times Newton's round-off tolerance ``rtol`` pass, so
+    that the steps grow at a steady state instead of chasing round-off), so the steps stay
+    short where the solution moves fast (from a compact-support start the front moves a few
+    cells per step, where Newton needs a few iterations, whereas backward Euler at a fixed
+    step fills one layer of vacuum per Newton iteration) and grow where it settles, with the
+    relaxation time rather than with the distance to the steady state. A step with r > 1 is rejected; the next one is
     dt·min(2, max(0.2, 0.9 r^(−1/q))), q = 3 with three states, else 2 (and at most
     ``max_step``). The first step is ``dt`` if given, else tol·mass/∫|L₂(ρ⁰)|.
 
@@ -488,8 +489,8 @@ class BDF2(BackwardEuler):
     ``bdf2`` run is as accurate as an uninterrupted one, not equal to it bit for bit.
     """
 
-    summary = ("BDF2 with the second-order rate, Newton preconditioned by the first-order Jacobian, adaptive "
-               "steps from an error estimate, backward Euler where BDF2 is not positive: second order")
+    summary = ("BDF2 with the second-order rate, Newton with its sparse Jacobian, adaptive steps from an error "
+               "estimate, backward Euler where BDF2 is not positive: second order, for stiff long runs")
     options = ("dt", "max_step", "tol")
 
     def __init__(self, energy, grid, tol=1e-3, first_step=None, rtol=1e-13, max_iterations=30):
@@ -541,7 +542,7 @@ class BDF2(BackwardEuler):
             weight, order = 0.5, 2
         mass = grid.integrate(rho)
         ratio = (weight * grid.integrate(np.abs(new - predictor))
-                 / (self.tol * (grid.integrate(np.abs(new - rho)) + 1e-12 * mass)))
+                 / (self.tol * grid.integrate(np.abs(new - rho)) + self.rtol / NEWTON_FRACTION * mass))
         self.suggestion = dt * min(2.0, max(0.2, 0.9 * ratio ** (-1 / order))) if ratio > 0 else 2 * dt
         if ratio > 1:
             return None
