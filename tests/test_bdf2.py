@@ -97,6 +97,6 @@ def test_benchmark_quick():
     assert [line[:3] for line in lines if line.startswith("(")] == ["(a)", "(b)", "(c)"]
     data = json.loads(lines[-1])
     assert data["benchmark"] == "implicit_vs_rkl2" and data["implicit_speedup"] > 0
-    assert data["risk_deviation"]["bdf2"] < 0.01, data["risk_deviation"]
+    assert data["risk_deviation"]["bdf2"] < 0.01 and data["risk_deviation_same_cells"] < 0.01, data
     assert data["barenblatt_l1_ratio"] <= 3, data["barenblatt_l1_ratio"]
     assert all(row["distances"][-1] < 1e-5 for row in data["rows"] if "distances" in row), data["rows"]
