@@ -15,6 +15,8 @@ import scipy.sparse
 
 from .kernels.upwind import grid_rate, positivity_rate
 
+BANDS = (2, 2)  # sub- and super-diagonals of the second-order upwind Jacobian on a 1D grid
+
 
 def upwind_rate(rho, xi, grid, second_order=True, *, out=None, kernel=grid_rate):
     """dρ/dt = −div(flux) of the upwind scheme.
@@ -58,7 +60,8 @@ def stable_step(xi, diffusivity, grid):
 
 def upwind_jacobian(rho, xi, curvature, dt, faces, neighbours=None):
     """I − dt dL/dρ as a sparse matrix, L the first-order upwind rate, or the second-order
-    one if ``neighbours`` (:func:`neighbours`) is given.
+    one if ``neighbours`` (:func:`neighbours`) is given; without its zeros (the neighbours of
+    flat slopes, wrapped around walls too: fill-in for an LU).
 
     On a face with u = −(ξ_E − ξ_W)/h, flux = u⁺ρ⁺_W + u⁻ρ⁻_E, with the face values
     ρ⁺_W = ρ_W + s_W/2 and ρ⁻_E = ρ_E − s_E/2 of the limited reconstruction (s = 0 at first
@@ -72,6 +75,28 @@ def upwind_jacobian(rho, xi, curvature, dt, faces, neighbours=None):
     the exact derivative wherever the limiter's choice and the upwind side do not switch.
     The flux leaves W and enters E at rate flux/h. ``faces`` as :func:`faces` gives them.
     """
+    n = rho.size
+    rows, cols, vals = _jacobian_entries(rho, xi, curvature, dt, faces, neighbours)
+    matrix = scipy.sparse.csc_matrix((vals, (rows, cols)), shape=(n, n))
+    matrix.eliminate_zeros()
+    return matrix
+
+
+def upwind_jacobian_bands(rho, xi, curvature, dt, faces, neighbours=None):
+    """The matrix of :func:`upwind_jacobian` on a 1D grid with walls, in the band storage of
+    ``scipy.linalg.solve_banded`` with ``BANDS`` = (2, 2) sub- and super-diagonals: A_ij at
+    ``[2 + i − j, j]`` (the second-order flux of a face couples the cells W − 1 to E + 1;
+    the zeros wrapped around the walls are left out)."""
+    rows, cols, vals = _jacobian_entries(rho, xi, curvature, dt, faces, neighbours)
+    inside = vals != 0
+    lower, upper = BANDS
+    band = lower + 1 + upper
+    flat = (upper + rows[inside] - cols[inside]) * rho.size + cols[inside]
+    return np.bincount(flat, weights=vals[inside], minlength=band * rho.size).reshape(band, rho.size)
+
+
+def _jacobian_entries(rho, xi, curvature, dt, faces, neighbours):
+    """(rows, columns, values) of :func:`upwind_jacobian`'s matrix, repeated entries to be summed."""
     r, x = rho.ravel(), xi.ravel()
     curvature = np.broadcast_to(curvature, rho.shape).ravel()
     rows, cols, vals = [np.arange(r.size)], [np.arange(r.size)], [np.ones(r.size)]
@@ -97,10 +122,7 @@ def upwind_jacobian(rho, xi, curvature, dt, faces, neighbours=None):
             rows += [cell] * len(columns)
             cols += columns
             vals += [sign * d for d in d_flux]
-    n = r.size
-    matrix = scipy.sparse.csc_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
-    matrix.eliminate_zeros()  # the neighbours of flat slopes, wrapped around walls too: fill-in for the LU
-    return matrix
+    return np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
 
 
 def slope_derivatives(rho, before, after, interior):

@@ -79,6 +79,10 @@ class Species(Discretization):
         """Σ_k Σ_i w_i values^k_i: the base's integral of the sum over the species."""
         return self.base.integrate(np.sum(values, axis=0))
 
+    def error_norm(self, values):
+        """Σ_k the base's :meth:`~solver.discretization.Discretization.error_norm` of species k."""
+        return sum(self.base.error_norm(part) for part in values)
+
     def integrate_species(self, values):
         """(Σ_i w_i values^k_i)_k: the integral of each species (its mass, for a density),
         an array (S,)."""

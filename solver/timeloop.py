@@ -35,7 +35,6 @@ import dataclasses
 import time
 
 import numpy as np
-import scipy.sparse.linalg
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
@@ -423,18 +422,24 @@ class BackwardEuler(Stepper):
                 return None
             if grid.integrate(np.abs(residual)) <= self.rtol * mass:
                 return new if grid.minimum(new) >= 0 else None
-            # the matrix is structurally symmetric: a minimum-degree order on AᵀA + A
-            # fills in about half as much as the default column order on grids
-            step = scipy.sparse.linalg.spsolve(self.jacobian(new, xi_new, dt), residual.ravel(),
-                                               permc_spec="MMD_AT_PLUS_A")
-            new = np.maximum(new - step.reshape(grid.shape), 0.0)  # iterates stay in the domain of F'
+            # iterates stay in the domain of F'
+            new = np.maximum(new - self.newton_correction(new, xi_new, dt, residual), 0.0)
         return None
 
     def jacobian(self, rho, xi, dt, second_order=False):
         """I − dt ∂L₁/∂ρ at ρ (of L₂ with ``second_order``), with f'' of the local terms at
         max(ρ, JACOBIAN_FLOOR·max ρ)."""
+        return self.grid.jacobian(rho, xi, self.curvature(rho), dt, second_order)
+
+    def newton_correction(self, rho, xi, dt, residual, second_order=False):
+        """(I − dt ∂L/∂ρ)⁻¹ residual with the matrix of :meth:`jacobian`, by the discretization's
+        ``solve_jacobian`` (banded on 1D grids, a sparse LU elsewhere)."""
+        return self.grid.solve_jacobian(rho, xi, self.curvature(rho), dt, residual, second_order)
+
+    def curvature(self, rho):
+        """f''(max(ρ, JACOBIAN_FLOOR·max ρ)) of the local terms: finite where ρ = 0."""
         floored = np.maximum(rho, JACOBIAN_FLOOR * self.grid.maximum(rho))
-        return self.grid.jacobian(rho, xi, self.energy.second_variation_diagonal(floored, self.grid), dt, second_order)
+        return self.energy.second_variation_diagonal(floored, self.grid)
 
 
 class BDF2(BackwardEuler):
@@ -541,8 +546,8 @@ class BDF2(BackwardEuler):
         else:
             weight, order = 0.5, 2
         mass = grid.integrate(rho)
-        ratio = (weight * grid.integrate(np.abs(new - predictor))
-                 / (self.tol * grid.integrate(np.abs(new - rho)) + self.rtol / NEWTON_FRACTION * mass))
+        ratio = (weight * grid.error_norm(new - predictor)
+                 / (self.tol * grid.error_norm(new - rho) + self.rtol / NEWTON_FRACTION * mass))
         self.suggestion = dt * min(2.0, max(0.2, 0.9 * ratio ** (-1 / order))) if ratio > 0 else 2 * dt
         if ratio > 1:
             return None
@@ -585,9 +590,7 @@ class BDF2(BackwardEuler):
                     and abs(grid.integrate(new) - mass) <= MASS_ULPS * np.finfo(float).eps * mass):
                 return new
             second_order, last = second_order and size <= last / 2, size
-            correction = scipy.sparse.linalg.splu(self.jacobian(new, xi_new, step, second_order).tocsc(),
-                                                  permc_spec="MMD_AT_PLUS_A").solve(residual.ravel())
-            new = np.maximum(new - correction.reshape(grid.shape), 0.0)
+            new = np.maximum(new - self.newton_correction(new, xi_new, step, residual, second_order), 0.0)
         return None
 
 
