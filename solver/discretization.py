@@ -17,7 +17,9 @@ of ξ_i − ξ_j (the energy dissipates: dF/dt = Σ_i w_i ξ_i L_i ≤ 0). A dis
 L (:meth:`~Discretization.rate`), the forward-Euler step limits of L (positivity of the
 transport part, stability of the linearized diffusion; :meth:`~Discretization.step_limits`),
 the rate of the implicit scheme and its Newton matrix I − dt ∂L/∂ρ
-(:meth:`~Discretization.implicit_rate`, :meth:`~Discretization.jacobian`), global
+(:meth:`~Discretization.implicit_rate`, :meth:`~Discretization.jacobian`) and the solve with
+it (:meth:`~Discretization.solve_jacobian`), the norm of an adaptive scheme's local error
+(:meth:`~Discretization.error_norm`), global
 reductions (every decision of the time loop is taken on them, so that all MPI ranks take
 the same one), initial data from a function and the writer of its own results.
 
