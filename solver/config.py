@@ -236,8 +236,10 @@ SCHEMA = {
         "scheme": Key("string", "explicit", "time stepping (see `wgf problems`)", choices=tuple(SCHEMES)),
         "cfl": Key("number", None, "explicit and rkl2 only: fraction of the stable step (default 0.9)", low=0,
                    high=1, low_open=True),
-        "max_step": Key("number", None, "explicit and rkl2 only: largest step", low=0, low_open=True),
-        "dt": Key("number", None, "implicit only: the step", low=0, low_open=True),
+        "max_step": Key("number", None, "explicit, rkl2 and bdf2 only: largest step", low=0, low_open=True),
+        "dt": Key("number", None, "implicit: the step; bdf2: the first step", low=0, low_open=True),
+        "tol": Key("number", None, "bdf2 only: error tolerance of the adaptive steps, < 1 (default 1e-3)", low=0,
+                   low_open=True),
     },
     "particles": {
         "m": Key("integers", REQUIRED, "particle counts", low=1, high=10**6),
@@ -332,7 +334,7 @@ def validate(raw):
     config.setdefault("time", _table("time", {}, SCHEMA["time"]))
     time = config["time"]
     try:
-        check_scheme_options(time["scheme"], time["dt"], time["max_step"], time["cfl"])
+        check_scheme_options(time["scheme"], time["dt"], time["max_step"], time["cfl"], time["tol"])
     except ValueError as error:
         raise ConfigError(f"time.{error}") from None
     config.setdefault("output", _table("output", {}, SCHEMA["output"]))
@@ -370,7 +372,7 @@ def build(config):
     if not time["end"] > time["start"]:
         raise ConfigError(f"time.end: must be a number > time.start ({time['start']:g}), got {time['end']:g}")
     options = {"scheme": time["scheme"]}
-    options.update({key: time[key] for key in ("cfl", "max_step", "dt") if time[key] is not None})
+    options.update({key: time[key] for key in ("cfl", "max_step", "dt", "tol") if time[key] is not None})
     if "particles" in config:
         interval, step = (time["end"] - time["start"]) / (time["saves"] - 1), config["particles"]["step"]
         steps_per_save = interval / step

@@ -17,7 +17,9 @@ of ξ_i − ξ_j (the energy dissipates: dF/dt = Σ_i w_i ξ_i L_i ≤ 0). A dis
 L (:meth:`~Discretization.rate`), the forward-Euler step limits of L (positivity of the
 transport part, stability of the linearized diffusion; :meth:`~Discretization.step_limits`),
 the rate of the implicit scheme and its Newton matrix I − dt ∂L/∂ρ
-(:meth:`~Discretization.implicit_rate`, :meth:`~Discretization.jacobian`), global
+(:meth:`~Discretization.implicit_rate`, :meth:`~Discretization.jacobian`) and the solve with
+it (:meth:`~Discretization.solve_jacobian`), the norm of an adaptive scheme's local error
+(:meth:`~Discretization.error_norm`), global
 reductions (every decision of the time loop is taken on them, so that all MPI ranks take
 the same one), initial data from a function and the writer of its own results.
 
@@ -30,6 +32,7 @@ import abc
 import math
 
 import numpy as np
+import scipy.sparse.linalg
 
 
 class Discretization(abc.ABC):
@@ -181,10 +184,23 @@ class Discretization(abc.ABC):
         monotone variant of :meth:`rate`)."""
 
     @abc.abstractmethod
-    def jacobian(self, rho, xi, curvature, dt):
+    def jacobian(self, rho, xi, curvature, dt, second_order=False):
         """I − dt ∂L₁/∂ρ as a ``scipy.sparse`` matrix (n × n, n the number of values on this
         rank), with ∂ξ_i/∂ρ_i = ``curvature`` (f''(ρ_i) of the local terms; the coupling
-        of nonlocal terms is left out: an inexact Newton method)."""
+        of nonlocal terms is left out: an inexact Newton method); with ``second_order``,
+        of the rate :meth:`rate` instead (the same where the discretization has one rate)."""
+
+    def solve_jacobian(self, rho, xi, curvature, dt, rhs, second_order=False):
+        """(I − dt ∂L/∂ρ)⁻¹ rhs with the matrix of :meth:`jacobian` (``rhs`` of ``shape``): a
+        sparse LU with a minimum-degree order on AᵀA + A (the matrix is structurally symmetric;
+        on grids that order fills in about half as much as the default column order)."""
+        matrix = self.jacobian(rho, xi, curvature, dt, second_order).tocsc()
+        return scipy.sparse.linalg.splu(matrix, permc_spec="MMD_AT_PLUS_A").solve(rhs.ravel()).reshape(rhs.shape)
+
+    def error_norm(self, values):
+        """The norm in which an adaptive scheme measures its local error (:class:`~solver.timeloop.BDF2`):
+        here ∫|values| (L1); a 1D grid measures the cumulative mass instead (the W1 distance)."""
+        return self.integrate(np.abs(values))
 
     # -- what the energies ask for ------------------------------------------------------------
     @abc.abstractmethod

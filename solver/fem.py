@@ -599,10 +599,11 @@ class Mesh(Discretization):
         """The rate of :meth:`rate` (already monotone: the mobility is limited)."""
         return self.rate(rho, xi)
 
-    def jacobian(self, rho, xi, curvature, dt):
+    def jacobian(self, rho, xi, curvature, dt, second_order=False):
         """I − dt dL/dρ: m_i dL_i/dρ = −Σ_j dF_ij/dρ with dF_ij/dρ_i = T(f''_i M + d ∂M/∂ρ_i),
         dF_ij/dρ_j = T(−f''_j M + d ∂M/∂ρ_j), d = ξ_i − ξ_j, M = min(½(ρ_up + ρ_down), 2ρ_up)
-        (∂M/∂ρ_up, ∂M/∂ρ_down = ½, ½ where centred, 2, 0 where limited), f'' = ``curvature``."""
+        (∂M/∂ρ_up, ∂M/∂ρ_down = ½, ½ where centred, 2, 0 where limited), f'' = ``curvature``
+        (the mesh's one rate: ``second_order`` changes nothing)."""
         i, j, T = self._rows, self.columns, self.transmissibility
         curvature = np.broadcast_to(curvature, rho.shape)
         drop = xi[i] - xi[j]

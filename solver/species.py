@@ -79,6 +79,10 @@ class Species(Discretization):
         """Σ_k Σ_i w_i values^k_i: the base's integral of the sum over the species."""
         return self.base.integrate(np.sum(values, axis=0))
 
+    def error_norm(self, values):
+        """Σ_k the base's :meth:`~solver.discretization.Discretization.error_norm` of species k."""
+        return sum(self.base.error_norm(part) for part in values)
+
     def integrate_species(self, values):
         """(Σ_i w_i values^k_i)_k: the integral of each species (its mass, for a density),
         an array (S,)."""
@@ -183,10 +187,10 @@ class Species(Discretization):
         """The base's implicit rate in each species."""
         return np.stack([self.base.implicit_rate(part, xi_part) for part, xi_part in zip(rho, self._each(xi))])
 
-    def jacobian(self, rho, xi, curvature, dt):
-        """I − dt ∂L₁/∂ρ: block diagonal, the base's matrix of each species (the species
+    def jacobian(self, rho, xi, curvature, dt, second_order=False):
+        """I − dt ∂L/∂ρ: block diagonal, the base's matrix of each species (the species
         are coupled by no flux), in the order of a density raveled (species first)."""
-        blocks = [self.base.jacobian(part, xi_part, curvature_part, dt)
+        blocks = [self.base.jacobian(part, xi_part, curvature_part, dt, second_order)
                   for part, xi_part, curvature_part in zip(rho, self._each(xi), self._each(curvature))]
         return scipy.sparse.block_diag(blocks, format=blocks[0].format)
 

@@ -97,6 +97,9 @@ def test_save_times_are_kept_as_given_or_refused(grid, save_at):
     ({"scheme": "rkl2", "dt": 0.1}, "dt: the rkl2 scheme chooses its own steps"),
     ({"scheme": "implicit", "max_step": 0.1}, "max_step: the implicit scheme takes no max_step"),
     ({"scheme": "implicit", "cfl": 0.5}, "cfl: the implicit scheme takes no cfl"),
+    ({"scheme": "bdf2", "cfl": 0.5}, "cfl: the bdf2 scheme takes no cfl"),
+    ({"tol": 1e-3}, "tol: the explicit scheme takes no tol"),
+    ({"scheme": "implicit", "tol": 1e-3}, "tol: the implicit scheme takes no tol"),
 ])
 def test_options_of_another_scheme_are_refused(grid, options, message):
     with pytest.raises(ValueError, match=message):
@@ -110,7 +113,8 @@ def test_cell_counts_are_integers(shape):
 
 
 def test_bad_scheme_options(grid):
-    with pytest.raises(ValueError, match=r"scheme must be one of \('explicit', 'rkl2', 'implicit'\), got 'rk4'"):
+    with pytest.raises(ValueError,
+                       match=r"scheme must be one of \('explicit', 'rkl2', 'implicit', 'bdf2'\), got 'rk4'"):
         solve(PorousMedium(2), grid, density(grid), (0, 1), scheme="rk4")
     with pytest.raises(ValueError, match="dt must be finite and > 0"):
         solve(PorousMedium(2), grid, density(grid), (0, 1), scheme="implicit", dt=-1)
@@ -118,6 +122,11 @@ def test_bad_scheme_options(grid):
         solve(PorousMedium(2), grid, density(grid), (0, 1), max_step=0)
     with pytest.raises(ValueError, match="cfl must be in"):
         solve(PorousMedium(2), grid, density(grid), (0, 1), cfl=2)
+    for tol in (0, 1, -1e-3, np.nan):
+        with pytest.raises(ValueError, match=r"tol must be in \(0, 1\)"):
+            solve(PorousMedium(2), grid, density(grid), (0, 1), scheme="bdf2", tol=tol)
+    with pytest.raises(ValueError, match="dt must be finite and > 0"):
+        solve(PorousMedium(2), grid, density(grid), (0, 1), scheme="bdf2", dt=0)
 
 
 def test_input_is_not_modified(grid):

@@ -80,6 +80,8 @@ BAD_CONFIGS = {
     "max_step with implicit": (GRID + 'scheme = "implicit"\nmax_step = 0.01\n',
                                "time.max_step: the implicit scheme takes no max_step"),
     "cfl with implicit": (GRID + 'scheme = "implicit"\ncfl = 0.5\n', "time.cfl: the implicit scheme takes no cfl"),
+    "tol with implicit": (GRID + 'scheme = "implicit"\ntol = 0.01\n', "time.tol: the implicit scheme takes no tol"),
+    "tol of bdf2 not below 1": (GRID + 'scheme = "bdf2"\ntol = 1\n', "time.tol must be in (0, 1), got 1"),
     "delta of a preset without bumps": (PRESET.replace("n_data = 20", "n_data = 20\ndelta = 0.1"),
                                         "problem.delta: the preset tanh-teacher does not take it"),
     "integer beyond a float": (GRID.replace("end = 1.1", "end = 1" + "0" * 400), "time.end: must be a number"),

@@ -214,10 +214,10 @@ def test_reaction_on_species_under_mpi_gives_the_serial_answer(square, tmp_path)
 
 
 # -- what the time loop refuses --------------------------------------------------------------------
-@pytest.mark.parametrize("scheme, options", [("rkl2", {}), ("implicit", {"dt": 0.1})])
+@pytest.mark.parametrize("scheme, options", [("rkl2", {}), ("implicit", {"dt": 0.1}), ("bdf2", {})])
 def test_the_schemes_without_reaction_refuse_it(circle, scheme, options):
     with pytest.raises(ValueError, match=r"has a reaction \(β = 1.5: a Wasserstein–Fisher–Rao flow\), which the "
-                                         r"(RKL2|BackwardEuler) scheme does not take; use scheme 'explicit'"):
+                                         r"(RKL2|BackwardEuler|BDF2) scheme does not take; use scheme 'explicit'"):
         solve(Reacting(cosine), circle, circle.initial_density(wave), (0, 1), scheme=scheme, **options)
 
 

@@ -194,3 +194,10 @@ def test_bad_densities(circle, species, change, message):
 def test_an_interaction_on_species_is_refused(circle, species):
     with pytest.raises(ValueError, match=r"interaction \(kernel convolution\) on several species is not defined"):
         solve(Interaction(lambda z: np.cos(z[..., 0])), species, two_bumps(circle), (0, 1))
+
+
+def test_error_norm_sums_the_species(circle, species):
+    """Species.error_norm: the base's norm of each species, summed (bdf2's local error)."""
+    values = np.random.default_rng(3).standard_normal(species.shape)
+    assert species.error_norm(values) == pytest.approx(sum(circle.error_norm(part) for part in values))
+    assert species.error_norm(values) < species.integrate(np.abs(values))  # W1 below L1 on the 1D base
