@@ -257,6 +257,18 @@ def test_mpi_gives_the_serial_answer(fem, tmp_path):
     assert "a nonlocal term sums over all the vertices" in error and "run without mpirun" in error, error
 
 
+def on_two_ranks(script, tmp_path):
+    """Run the Python text ``script`` on 2 MPI ranks with the arguments (level-1 disk mesh,
+    OUT); returns the texts of the files OUT.0 and OUT.1 the ranks wrote (OUT.0 only if
+    rank 1 writes none). 300 s at most: a rank left waiting in a collective fails the test."""
+    require("mpi4py")
+    path, out = tmp_path / "script.py", tmp_path / "out"
+    path.write_text(script)
+    subprocess.run(mpirun_command(2, sys.executable, path, MESHES["path"]("disk", 1), out), check=True,
+                   env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
+    return [file.read_text() for file in sorted(tmp_path.glob("out.[01]"))]
+
+
 MPI_GHOST_MASS_SCRIPT = """
 import json, sys
 import numpy as np
@@ -280,13 +292,7 @@ def test_mpi_mass_across_the_ranks_boundary(fem, tmp_path):
     """Mass on rank 0's vertices only, flowing out: rank 1's vertices next to them see it
     in their ghosts only, and receive it (a block's stencil holds the ghost neighbours);
     on both ranks the rate and outflow are those of every edge bit for bit."""
-    require("mpi4py")
-    script = tmp_path / "ghosts.py"
-    script.write_text(MPI_GHOST_MASS_SCRIPT)
-    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
-    subprocess.run(mpirun_command(2, sys.executable, script, MESHES["path"]("disk", 1), tmp_path / "report"),
-                   check=True, env=environment, timeout=300)
-    reports = [json.loads((tmp_path / f"report.{rank}").read_text()) for rank in (0, 1)]
+    reports = [json.loads(text) for text in on_two_ranks(MPI_GHOST_MASS_SCRIPT, tmp_path)]
     assert all(report["equal"] for report in reports) and reports[1]["receiving"] > 0, reports
 
 
@@ -327,13 +333,7 @@ def test_mpi_a_nan_on_one_rank_stops_every_rank(fem, tmp_path):
     """Every decision of the time loop is global: a NaN in F' at rank 1's vertices only
     stops both ranks with the same SimulationError (a rank that went on would wait for
     the other in its next reduction: the timeout fails the test)."""
-    require("mpi4py")
-    script = tmp_path / "nan.py"
-    script.write_text(MPI_NAN_SCRIPT)
-    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
-    subprocess.run(mpirun_command(2, sys.executable, script, MESHES["path"]("disk", 1), tmp_path / "error"),
-                   check=True, env=environment, timeout=300)
-    reports = [json.loads((tmp_path / f"error.{rank}").read_text()) for rank in (0, 1)]
+    reports = [json.loads(text) for text in on_two_ranks(MPI_NAN_SCRIPT, tmp_path)]
     assert reports[0] == reports[1], reports
     assert reports[0]["error"].startswith("solve: non-finite density, energy or first variation at step 2 "), reports
     assert reports[0]["accepted"] == 1 and reports[0]["t"][0] == 1.0 and 1.0 < reports[0]["t"][1] < 1.5, reports
@@ -368,7 +368,7 @@ steps = []
 solution = solve(PorousMedium(2), disk, barenblatt(disk.points, 1.0, C=0.02), (1.0, 1.1),
                  checkpoint=lambda state: steps.append(dict(calls)))
 if disk.comm.rank == 0:
-    json.dump({"rejected": solution.rejected, "calls": steps}, open(sys.argv[2], "w"))
+    json.dump({"rejected": solution.rejected, "calls": steps}, open(f"{sys.argv[2]}.0", "w"))
 """
 
 
@@ -377,13 +377,7 @@ def test_mpi_explicit_step_communicates_in_five_reductions_and_two_scatters(fem,
     of the step limits, one of min ρ¹ (the stage), one of min ρⁿ⁺¹, one of the new state's
     summary (mass, min, finiteness of ξ), one scatter of (ρ, ξ) and one of (ρ¹, ξ¹) to the
     neighbours; nothing else (no pickled reduction either)."""
-    require("mpi4py")
-    script, out = tmp_path / "count.py", tmp_path / "calls.json"
-    script.write_text(MPI_COUNT_SCRIPT)
-    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
-    subprocess.run(mpirun_command(2, sys.executable, script, MESHES["path"]("disk", 1), out), check=True,
-                   env=environment, timeout=300)
-    report = json.loads(out.read_text())
+    report = json.loads(on_two_ranks(MPI_COUNT_SCRIPT, tmp_path)[0])
     assert report["rejected"] == 0 and len(report["calls"]) > 3, report
     per_step = [{name: after.get(name, 0) - before.get(name, 0) for name in {*before, *after}}
                 for before, after in zip(report["calls"], report["calls"][1:])]
@@ -407,7 +401,7 @@ xi[0] = np.inf if rank else 0.0
 mass, lowest, finite = disk.summary(rho, xi)
 answers["summary"] = [mass, lowest, bool(finite)]
 answers["separately"] = [disk.integrate(rho), disk.minimum(rho), disk.all_finite(xi)]
-json.dump(answers, open(sys.argv[2] + str(rank), "w"))
+json.dump(answers, open(f"{sys.argv[2]}.{rank}", "w"))
 """
 
 
@@ -416,12 +410,7 @@ def test_mpi_extremes_are_the_same_on_every_rank_with_a_nan_or_an_empty_rank(fem
     MIN answered −1 on one rank and NaN on the other: the ranks would take different
     branches and wait in different collectives); a rank holding no value does not count. A state's
     summary (mass, min, finiteness of ξ) answers what the three reductions answer."""
-    require("mpi4py")
-    script, out = tmp_path / "extremes.py", tmp_path / "answers"
-    script.write_text(MPI_EXTREMES_SCRIPT)
-    subprocess.run(mpirun_command(2, sys.executable, script, MESHES["path"]("disk", 1), out), check=True,
-                   env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
-    first, second = ((tmp_path / f"answers{rank}").read_text() for rank in (0, 1))
+    first, second = on_two_ranks(MPI_EXTREMES_SCRIPT, tmp_path)
     assert first == second, (first, second)
     answers = json.loads(first)
     assert np.isnan(answers["min"] + answers["max"]).all(), answers
