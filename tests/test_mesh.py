@@ -177,6 +177,19 @@ def test_implicit_on_the_disk(fem):
     assert disk.integrate(np.abs(solution.rho[-1] - explicit.rho[-1])) < 0.05 * disk.integrate(explicit.rho[-1])
 
 
+def test_bdf2_on_the_disk(fem):
+    """bdf2 runs on the mesh's rate and Newton matrix as on a grid: the invariants, and the
+    L1 error of SSP-RK2 at h = 0.1 (the spatial error; measured 1.767e-4 against 1.773e-4)."""
+    disk = mesh(fem, "disk", 1)
+    exact = barenblatt(disk.points, 2.0, C=0.02)
+    errors = {}
+    for scheme in ("explicit", "bdf2"):
+        solution = solve(PorousMedium(2), disk, barenblatt(disk.points, 1.0, C=0.02), (1.0, 2.0), scheme=scheme)
+        assert_invariants(solution)
+        errors[scheme] = disk.integrate(np.abs(solution.rho[-1] - exact))
+    assert solution.newton_iterations > 0 and errors["bdf2"] < 1.02 * errors["explicit"], errors
+
+
 def test_grid_and_mesh_agree_on_the_square(fem):
     square = mesh(fem, "square", 2)
     grid = Grid([(-1, 1)] * 2, 64)

@@ -117,7 +117,7 @@ def test_wfr_flow_on_the_circle_is_positive_dissipative_balanced_and_converges(c
         reference = fine.rho[-1].reshape(n, -1).mean(axis=1)  # the fine cells' averages over the coarse cells
         errors.append(grid.integrate(np.abs(solution.rho[-1] - reference)))
     assert solution.history["mass"][-1] > 1.5 * solution.history["mass"][0]  # the reaction made mass
-    assert observed_order(1 / np.array(cells), errors) > 1.7, errors
+    assert 1.7 <= observed_order(1 / np.array(cells), errors) <= 2.3, errors  # measured 1.88
 
 
 def test_wfr_flow_with_entropy_reaches_the_unnormalized_gibbs_density():

@@ -82,7 +82,7 @@ def test_lift_density_of_the_relu_teacher_start_converges_at_second_order():
     for n in cells:
         problem = problems.get("relu-teacher", cells=n)
         errors.append(np.max(np.abs(lift_density(problem.rho0, problem.grid, directions) / exact - 1)))
-    assert observed_order(1 / np.array(cells), errors) > 1.8, errors
+    assert 1.8 <= observed_order(1 / np.array(cells), errors) <= 2.3, errors  # measured 2.00
     assert errors[-1] < 0.025, errors
     with pytest.raises(ValueError, match="contain θ = 0"):
         lift_density(np.ones((4, 4, 4)), Grid([(0, 1)] * 3, 4), directions)
