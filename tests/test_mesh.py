@@ -347,7 +347,7 @@ from solver.analytic import barenblatt
 calls = collections.Counter()
 
 
-class Counting:  # a communicator or a scatter that counts the calls of its methods
+class Counting:  # a communicator or a ghost exchange that counts the calls of its methods
     def __init__(self, wrapped):
         self.wrapped = wrapped
 
@@ -363,7 +363,7 @@ class Counting:  # a communicator or a scatter that counts the calls of its meth
 
 
 disk = fem.read(sys.argv[1])
-disk.comm, disk._scatter = Counting(disk.comm), Counting(disk._scatter)
+disk.comm, disk._ghosts = Counting(disk.comm), Counting(disk._ghosts)
 steps = []
 solution = solve(PorousMedium(2), disk, barenblatt(disk.points, 1.0, C=0.02), (1.0, 1.1),
                  checkpoint=lambda state: steps.append(dict(calls)))
@@ -375,13 +375,13 @@ if disk.comm.rank == 0:
 def test_mpi_explicit_step_communicates_in_five_reductions_and_two_scatters(fem, tmp_path):
     """An accepted SSP-RK2 step on 2 ranks: one ``Allreduce`` of F(ρⁿ⁺¹), one ``Allgather``
     of the step limits, one of min ρ¹ (the stage), one of min ρⁿ⁺¹, one of the new state's
-    summary (mass, min, finiteness of ξ), one scatter of (ρ, ξ) and one of (ρ¹, ξ¹) to the
-    neighbours; nothing else (no pickled reduction either)."""
+    summary (mass, min, finiteness of ξ), one exchange of (ρ, ξ) and one of (ρ¹, ξ¹) with the
+    neighbouring ranks; nothing else (no pickled reduction either)."""
     report = json.loads(on_two_ranks(MPI_COUNT_SCRIPT, tmp_path)[0])
     assert report["rejected"] == 0 and len(report["calls"]) > 3, report
     per_step = [{name: after.get(name, 0) - before.get(name, 0) for name in {*before, *after}}
                 for before, after in zip(report["calls"], report["calls"][1:])]
-    assert all(step == {"Allreduce": 1, "Allgather": 4, "scatter": 2} for step in per_step), per_step
+    assert all(step == {"Allreduce": 1, "Allgather": 4, "exchange": 2} for step in per_step), per_step
 
 
 MPI_EXTREMES_SCRIPT = """
