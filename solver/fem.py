@@ -518,14 +518,15 @@ class Mesh(Discretization):
         """Whether every value on every rank is finite."""
         return self.global_sum(int(not np.isfinite(values).all())) == 0
 
-    def summary(self, rho, xi):
-        """(Σ_i m_i ρ_i, min_i ρ_i, whether every ξ_i is finite) over all ranks in one
-        collective: each rank's (Σ m_i ρ_i, min ρ_i, number of non-finite ξ_i) from every
-        rank (:meth:`_each_rank`), reduced in rank order (the same numbers everywhere; a NaN
-        in ρ makes the first two NaN)."""
+    def summary(self, rho, xi, stages=np.inf):
+        """(Σ_i m_i ρ_i, min_i ρ_i, whether every ξ_i is finite, min of ``stages``) over all
+        ranks in one collective: each rank's (Σ m_i ρ_i, min ρ_i, number of non-finite ξ_i,
+        ``stages``) from every rank (:meth:`_each_rank`), reduced in rank order (the same
+        numbers everywhere; a NaN in ρ makes the first two NaN)."""
         ranks = self._each_rank([np.sum(rho * self.weights), np.min(rho, initial=np.inf),
-                                 np.count_nonzero(~np.isfinite(xi))])
-        return float(np.sum(ranks[:, 0])), float(np.min(ranks[:, 1])), np.sum(ranks[:, 2]) == 0
+                                 np.count_nonzero(~np.isfinite(xi)), stages])
+        (mass, non_finite), (lowest, stages) = np.sum(ranks[:, [0, 2]], axis=0), np.min(ranks[:, [1, 3]], axis=0)
+        return float(mass), float(lowest), non_finite == 0, float(stages)
 
     def _each_rank(self, values):
         """A few per-rank numbers of every rank, one row per rank in rank order: one
