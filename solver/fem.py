@@ -29,7 +29,7 @@ break the last two; they are reported and their transmissibility set to 0.
 :class:`Mesh` is a :class:`~solver.discretization.Discretization`: the energies run
 unchanged on its vertices and :func:`solver.timeloop.solve` takes it in place of a grid,
 with every scheme. Under MPI (``mpirun -n 2``) each rank owns a part of the vertices
-(DOLFINx's distribution), ghost values come through DOLFINx's scatter, and its reductions
+(DOLFINx's distribution), ghost values come from the neighbouring ranks, and its reductions
 (``integrate``, ``minimum``, ``all_finite``, …) are global, so every decision of the time
 loop (step size, rejection, stopping on a NaN) is the same on every rank and the answer
 is the serial one to round-off. DOLFINx is imported lazily: the rest of the package
