@@ -101,11 +101,13 @@ class Discretization(abc.ABC):
     def all_finite(self, values):
         """Whether every value on every rank is finite, a bool."""
 
-    def summary(self, rho, xi):
-        """(∫ρ, min ρ, whether every ξ is finite) over the whole domain: what the time loop
-        checks and records of each new state (ξ = F'(ρ)). A discretization over MPI ranks
-        answers the three in one collective (:meth:`solver.fem.Mesh.summary`)."""
-        return self.integrate(rho), self.minimum(rho), self.all_finite(xi)
+    def summary(self, rho, xi, stages=np.inf):
+        """(∫ρ, min ρ, whether every ξ is finite, min of ``stages``) over the whole domain: what
+        the time loop checks and records of each new state (ξ = F'(ρ)), with the minimum of
+        the step's intermediate states (``stages``: this rank's, see
+        :attr:`solver.timeloop.Stepper.stage_minimum`). A discretization over MPI ranks
+        answers the four in one collective (:meth:`solver.fem.Mesh.summary`)."""
+        return self.integrate(rho), self.minimum(rho), self.all_finite(xi), self.minimum([stages])
 
     def sums(self, values):
         """The elementwise sums Σ_ranks values over all ranks of an array of per-rank partial

@@ -31,6 +31,7 @@ the discretization's global reductions, so that under MPI every rank takes the s
 """
 
 import abc
+import contextlib
 import dataclasses
 import functools
 import sys
@@ -212,9 +213,15 @@ class Stepper(abc.ABC):
         β.
     source : float
         The mass the reaction added in the last step :meth:`attempt` returned (0 without).
+    stage_minimum : float
+        This rank's minimum of the intermediate states of the last :meth:`attempt` that the
+        controller must find ≥ 0 on every rank for the step to stand (∞: none, the scheme
+        checked its stages itself). The controller reduces it with the new state's summary,
+        in the same collective.
     """
 
     summary = ""
+    stage_minimum = np.inf
     needs_jacobian = False
     reacts = False
     options = ("cfl", "max_step")  # the options of solve this scheme takes (see check_scheme_options)
@@ -256,7 +263,9 @@ class SSPRK2(Stepper):
     forward-Euler steps, so positive when both are within the forward-Euler limit (the
     smaller of the discretization's ``step_limits``, times ``cfl``); the step is chosen by
     the limit at ρ, and a negative ρ¹ or ρⁿ⁺¹ (the limit at ρ¹ being shorter) rejects it.
-    Sufficient for positivity, not guaranteed: the rejection is the guarantee.
+    Sufficient for positivity, not guaranteed: the rejection is the guarantee. Both are
+    tested by the controller, in the one reduction of the new state's summary
+    (:attr:`stage_minimum`): ρⁿ⁺¹ is computed even from a negative ρ¹, and discarded.
 
     The reaction: ρ + dt L_β = θ(ρ + (dt/θ) L) + (1 − θ) ρ(1 − dt βξ/(1 − θ)) is ≥ 0 when
     dt/θ is within the transport limit T and dt/(1 − θ) ≤ 1/(β max ξ⁺); the best θ gives
@@ -292,18 +301,17 @@ class SSPRK2(Stepper):
         return self.cfl * min(transport, parabolic)
 
     def attempt(self, rho, xi, dt):
-        """ρⁿ⁺¹, or None if a stage went negative; :attr:`source` the mass the reaction added."""
+        """ρⁿ⁺¹, with this rank's min ρ¹ in :attr:`stage_minimum` (the controller rejects the
+        step if ρ¹ or ρⁿ⁺¹ is negative on a rank); :attr:`source` the mass the reaction added."""
         grid, beta = self.grid, self.reaction
         stage = rho + dt * self.rate
-        if grid.minimum(stage) < 0:
-            return None
-        xi_stage = self.energy.first_variation(stage, grid)
+        self.stage_minimum = float(np.min(stage, initial=np.inf))
+        with np.errstate(invalid="ignore", divide="ignore") if self.stage_minimum < 0 else contextlib.nullcontext():
+            xi_stage = self.energy.first_variation(stage, grid)  # F' of a negative ρ¹ (NaN for ρ^m): discarded
         rate_stage = grid.rate(stage, xi_stage)
         if beta:
             rate_stage -= beta * xi_stage * stage
         new = 0.5 * rho + 0.5 * (stage + dt * rate_stage)
-        if grid.minimum(new) < 0:
-            return None
         if beta:
             self.source = -beta * dt / 2 * (grid.integrate(xi * rho) + grid.integrate(xi_stage * stage))
         return new
@@ -363,6 +371,7 @@ class RKL2(SSPRK2):
 
     def attempt(self, rho, xi, dt):
         """ρⁿ⁺¹ after the fewest stages whose stability limit covers ``dt``, or None if a stage went negative."""
+        self.stage_minimum = np.inf  # its stages are checked here; SSP-RK2's (s = 2) by the controller
         stages = int(np.ceil(np.sqrt(4 * dt / self.parabolic + 9 / 4) - 0.5))
         if stages <= 2:
             return super().attempt(rho, xi, dt)
@@ -782,18 +791,21 @@ def solve(energy, grid, rho0, t_span, *, save_at=None, scheme="explicit", cfl=No
                     + f"; the run cannot reach t1 = {t1:.6g}")
             new = stepper.attempt(rho, xi, step)
             if new is not None:
-                new_value, new_xi = energy.value_and_first_variation(new, grid)
+                with np.errstate(invalid="ignore", divide="ignore"):  # F of a negative ρⁿ⁺¹ (rejected below) may be
+                    new_value, new_xi = energy.value_and_first_variation(new, grid)  # NaN; of a positive one it stops
                 # a NaN or inf anywhere makes the mass non-finite; ξ is checked too: the kernels
                 # skip faces between empty cells, where a NaN in ξ would not show
-                new_mass, new_min, xi_finite = grid.summary(new, new_xi)
-                if not (np.isfinite(new_value) and np.isfinite(new_mass) and xi_finite):
+                new_mass, new_min, xi_finite, stage_min = grid.summary(new, new_xi, stepper.stage_minimum)
+                if stage_min < 0 or new_min < 0:  # negative: rejected (a NaN in ρ makes new_min NaN: stopped below)
+                    new = None
+                elif not (np.isfinite(new_value) and np.isfinite(new_mass) and xi_finite):
                     raise SimulationError(
                         f"solve: non-finite density, energy or first variation at step {accepted + 1} (from "
                         f"t = {t:.6g} by dt = {step:.3g}); the run stopped there: .partial holds the saves reached "
                         f"and the state at t = {t:.6g}; check the energy's first variation for NaN",
                         solution(np.append(save_times[: len(saved)], t), np.array([*saved, rho])))
                 # the sum of the tolerance only if needed
-                if new_value > value and new_value > value + energy_tolerance(rho, xi, value, grid):
+                elif new_value > value and new_value > value + energy_tolerance(rho, xi, value, grid):
                     new = None
             if new is None:
                 rejected += 1

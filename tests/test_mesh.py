@@ -360,7 +360,7 @@ from solver.analytic import barenblatt
 calls = collections.Counter()
 
 
-class Counting:  # a communicator or a scatter that counts the calls of its methods
+class Counting:  # a communicator or a ghost exchange that counts the calls of its methods
     def __init__(self, wrapped):
         self.wrapped = wrapped
 
@@ -376,7 +376,7 @@ class Counting:  # a communicator or a scatter that counts the calls of its meth
 
 
 disk = fem.read(sys.argv[1])
-disk.comm, disk._scatter = Counting(disk.comm), Counting(disk._scatter)
+disk.comm, disk._ghosts = Counting(disk.comm), Counting(disk._ghosts)
 steps = []
 solution = solve(PorousMedium(2), disk, barenblatt(disk.points, 1.0, C=0.02), (1.0, 1.1),
                  checkpoint=lambda state: steps.append(dict(calls)))
@@ -385,16 +385,16 @@ if disk.comm.rank == 0:
 """
 
 
-def test_mpi_explicit_step_communicates_in_five_reductions_and_two_scatters(fem, tmp_path):
+def test_mpi_explicit_step_communicates_in_three_reductions_and_two_exchanges(fem, tmp_path):
     """An accepted SSP-RK2 step on 2 ranks: one ``Allreduce`` of F(ρⁿ⁺¹), one ``Allgather``
-    of the step limits, one of min ρ¹ (the stage), one of min ρⁿ⁺¹, one of the new state's
-    summary (mass, min, finiteness of ξ), one scatter of (ρ, ξ) and one of (ρ¹, ξ¹) to the
-    neighbours; nothing else (no pickled reduction either)."""
+    of the step limits, one of the new state's summary (mass, min ρⁿ⁺¹, finiteness of ξ, min
+    ρ¹ of the stage), one exchange of (ρ, ξ) and one of (ρ¹, ξ¹) with the neighbouring
+    ranks; nothing else (no pickled reduction either)."""
     report = json.loads(on_two_ranks(MPI_COUNT_SCRIPT, tmp_path)[0])
     assert report["rejected"] == 0 and len(report["calls"]) > 3, report
     per_step = [{name: after.get(name, 0) - before.get(name, 0) for name in {*before, *after}}
                 for before, after in zip(report["calls"], report["calls"][1:])]
-    assert all(step == {"Allreduce": 1, "Allgather": 4, "scatter": 2} for step in per_step), per_step
+    assert all(step == {"Allreduce": 1, "Allgather": 2, "exchange": 2} for step in per_step), per_step
 
 
 MPI_EXTREMES_SCRIPT = """
@@ -411,8 +411,8 @@ answers = {"min": [disk.minimum([nan_first]), disk.minimum([nan_second])],
            "one rank empty": [disk.minimum([] if rank else [3.0, 2.0]), disk.maximum([] if rank else [2, 3])]}
 rho, xi = np.full(disk.owned, rank + 1.0), np.zeros(disk.owned)  # ρ = 1 on rank 0, 2 on rank 1
 xi[0] = np.inf if rank else 0.0
-mass, lowest, finite = disk.summary(rho, xi)
-answers["summary"] = [mass, lowest, bool(finite)]
+mass, lowest, finite, stages = disk.summary(rho, xi, np.nan if rank else -1.0)
+answers["summary"] = [mass, lowest, bool(finite), stages]
 answers["separately"] = [disk.integrate(rho), disk.minimum(rho), disk.all_finite(xi)]
 json.dump(answers, open(f"{sys.argv[2]}.{rank}", "w"))
 """
@@ -422,15 +422,17 @@ def test_mpi_extremes_are_the_same_on_every_rank_with_a_nan_or_an_empty_rank(fem
     """A NaN on one rank makes min and max NaN on every rank (MPICH's buffer ``Allreduce``
     MIN answered −1 on one rank and NaN on the other: the ranks would take different
     branches and wait in different collectives); a rank holding no value does not count. A state's
-    summary (mass, min, finiteness of ξ) answers what the three reductions answer."""
+    summary (mass, min, finiteness of ξ) answers what the three reductions answer, and the
+    minimum of the stages beside it is NaN on both ranks when one has a NaN."""
     first, second = on_two_ranks(MPI_EXTREMES_SCRIPT, tmp_path)
     assert first == second, (first, second)
     answers = json.loads(first)
     assert np.isnan(answers["min"] + answers["max"]).all(), answers
     assert np.isnan(answers["maxima"]).tolist() == [[True, False]] * 2 and answers["maxima"][0][1] == 1.0, answers
     assert answers["one rank empty"] == [2.0, 3.0], answers
-    (mass, lowest, finite), separately = answers["summary"], answers["separately"]
+    (mass, lowest, finite, stages), separately = answers["summary"], answers["separately"]
     assert lowest == 1.0 and finite is False and [lowest, finite] == separately[1:], answers
+    assert np.isnan(stages), answers  # the stages' minimum of (−1, NaN): NaN on both ranks
     assert mass == pytest.approx(separately[0], rel=1e-14), answers
 
 
