@@ -14,6 +14,7 @@ from conftest import ROOT, assert_invariants, observed_order
 from solver import Entropy, Grid, PorousMedium, Potential, problems, solve
 from solver.analytic import barenblatt, gaussian, ornstein_uhlenbeck
 from solver.discretization import Discretization
+from solver.grid import nested_dissection
 
 
 def test_second_order_in_space_and_time():
@@ -122,6 +123,27 @@ def test_banded_solve_equals_the_sparse_one(second_order):
     sparse = Discretization.solve_jacobian(grid, rho, xi, curvature, 0.3, rhs, second_order)
     matrix = grid.jacobian(rho, xi, curvature, 0.3, second_order)
     assert np.abs(matrix @ sparse - rhs).max() <= 1e-12 and np.abs(banded - sparse).max() <= 1e-12
+
+
+@pytest.mark.parametrize("second_order", [False, True])
+@pytest.mark.parametrize("shape, bc", [((24, 20), "wall"), ((21, 18), ("periodic", "wall")), ((16, 16), "periodic"),
+                                       ((12, 10, 11), "wall")])
+def test_dissection_solve_equals_the_minimum_degree_one(shape, bc, second_order):
+    """In 2D and 3D, Grid.solve_jacobian's LU in nested-dissection order gives the answer of the
+    base's LU in minimum-degree order (the solve bdf2 used before), vacuum cells and both upwind
+    sides included; the order is a permutation of the cells."""
+    grid = Grid([(-1, 1)] * len(shape), shape, bc=bc)
+    order = nested_dissection(grid.shape, grid.periodic)
+    assert np.array_equal(np.sort(order), np.arange(grid.size))
+    energy = PorousMedium(2) + Potential(lambda x: np.sum(np.sin(3 * x), axis=-1))
+    rho = np.random.default_rng(3).random(grid.shape) + 0.1
+    rho.ravel()[::7] = 0.0
+    xi, curvature, rhs = energy.first_variation(rho, grid), energy.second_variation_diagonal(rho + 0.1, grid), rho - 0.5
+    dissection = grid.solve_jacobian(rho, xi, curvature, 0.3, rhs, second_order)
+    minimum_degree = Discretization.solve_jacobian(grid, rho, xi, curvature, 0.3, rhs, second_order)
+    matrix = grid.jacobian(rho, xi, curvature, 0.3, second_order)
+    assert np.abs(matrix @ dissection.ravel() - rhs.ravel()).max() <= 1e-12
+    assert np.abs(dissection - minimum_degree).max() <= 1e-12
 
 
 def test_error_norm_is_the_cumulative_mass_in_1d():
