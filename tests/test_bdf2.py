@@ -94,8 +94,8 @@ def test_second_order_jacobian_is_the_derivative_of_the_rate(shape, bc):
 def test_benchmark_quick():
     """benchmarks/implicit_vs_rkl2.py --quick --repeats 2: its three tables and the JSON line
     (two interleaved pairs timed), bdf2's risk curve within 1% of the reference, its Barenblatt
-    L1 error within 3× of rkl2's, and both schemes at the confined porous medium's steady state
-    by t = 18."""
+    L1 error within 3× of rkl2's and its observed order there ≥ 1 (2.0 on 4² to 16²), and both
+    schemes at the confined porous medium's steady state by t = 18."""
     script = ROOT / "benchmarks" / "implicit_vs_rkl2.py"
     result = subprocess.run([sys.executable, str(script), "--quick", "--repeats", "2"], capture_output=True, text=True,
                             cwd=ROOT, timeout=600)
@@ -107,6 +107,7 @@ def test_benchmark_quick():
     assert len(data["speedup_per_pair"]) == 2 and min(data["speedup_per_pair"]) > 0, data["speedup_per_pair"]
     assert data["risk_deviation"]["bdf2"] < 0.01 and data["risk_deviation_same_cells"] < 0.01, data
     assert data["barenblatt_l1_ratio"] <= 3, data["barenblatt_l1_ratio"]
+    assert data["barenblatt_order"]["bdf2"] >= 1, data["barenblatt_order"]
     assert all(row["distances"][-1] < 1e-5 for row in data["rows"] if "distances" in row), data["rows"]
 
 
