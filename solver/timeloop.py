@@ -444,7 +444,8 @@ class BackwardEuler(Stepper):
 
     def newton_correction(self, rho, xi, dt, residual, second_order=False):
         """(I − dt ∂L/∂ρ)⁻¹ residual with the matrix of :meth:`jacobian`, by the discretization's
-        ``solve_jacobian`` (banded on 1D grids, a sparse LU elsewhere)."""
+        ``solve_jacobian`` (banded on 1D grids, nested dissection on 2D and 3D grids, a sparse
+        LU in minimum-degree order on meshes)."""
         return self.grid.solve_jacobian(rho, xi, self.curvature(rho), dt, residual, second_order)
 
     def curvature(self, rho):
@@ -467,8 +468,9 @@ class BDF2(BackwardEuler):
     (the derivative at tₙ₊₁ of the quadratic through the three states; ω = 0, the first
     step, is backward Euler; a + b = 1, so mass is conserved), by Newton's method
     with the matrix I − γ dt ∂L₂/∂ρ of the discretization's ``jacobian`` (local curvature f''
-    only, as :class:`BackwardEuler`; a sparse LU with a minimum-degree order, linear cost on
-    1D grids), or that of the first-order rate L₁ where the iteration stalls (see
+    only, as :class:`BackwardEuler`; solved by the discretization's ``solve_jacobian``: a banded
+    LU, linear cost, on 1D grids, an LU in nested-dissection order on 2D and 3D grids, a
+    minimum-degree one on meshes), or that of the first-order rate L₁ where the iteration stalls (see
     :meth:`newton`). Every update keeps the mass exactly (wᵀ(I − γ dt ∂L/∂ρ) = wᵀ for both
     rates), iterates are projected onto ρ ≥ 0, and Newton stops when the residual is a
     hundredth of the error allowed (see :meth:`newton`).
