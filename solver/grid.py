@@ -182,26 +182,30 @@ class Grid(Discretization):
         (:func:`solver.fv.upwind_jacobian`)."""
         return fv.upwind_jacobian(rho, xi, curvature, dt, self._faces, self._neighbours if second_order else None)
 
-    def solve_jacobian(self, rho, xi, curvature, dt, rhs, second_order=False):
-        """(I − dt ∂L/∂ρ)⁻¹ rhs: on a 1D grid with walls by the banded LU of LAPACK (the matrix
-        has two sub- and two super-diagonals, :func:`solver.fv.upwind_jacobian_bands`: linear
-        cost, no symbolic analysis); in 2D and 3D by SuperLU on P A Pᵀ, P the grid's
-        :func:`nested_dissection` order (the fill of an LU in that order grows like n log n in
-        2D, where a minimum-degree order has none of the grid's geometry to go by: at 256² it
-        factors 2–4 times faster), with threshold pivoting that keeps the diagonal where it is
-        at least a tenth of its column's largest entry (every diagonal of I − dt ∂L₁/∂ρ is the
-        largest of its column)."""
-        if not self._banded:
-            order = self._dissection
-            matrix = self.jacobian(rho, xi, curvature, dt, second_order)[order][:, order].tocsc()
-            factors = scipy.sparse.linalg.splu(matrix, permc_spec="NATURAL", diag_pivot_thresh=0.1,
-                                               options={"SymmetricMode": True})
+    def factor_jacobian(self, rho, xi, curvature, dt, second_order=False):
+        """The solve ``rhs ↦ (I − dt ∂L/∂ρ)⁻¹ rhs``: on a 1D grid with walls the band matrix
+        (two sub- and two super-diagonals, :func:`solver.fv.upwind_jacobian_bands`), solved by
+        the banded LU of LAPACK at each call (linear cost, no symbolic analysis); in 2D and 3D
+        SuperLU's LU of P A Pᵀ, P the grid's :func:`nested_dissection` order (the fill of an LU
+        in that order grows like n log n in 2D, where a minimum-degree order has none of the
+        grid's geometry to go by: at 256² it factors 2–4 times faster), with threshold pivoting
+        that keeps the diagonal where it is at least a tenth of its column's largest entry
+        (every diagonal of I − dt ∂L₁/∂ρ is the largest of its column)."""
+        if self._banded:
+            neighbours = self._neighbours if second_order else None
+            bands = fv.upwind_jacobian_bands(rho, xi, curvature, dt, self._faces, neighbours)
+            return functools.partial(scipy.linalg.solve_banded, fv.BANDS, bands, check_finite=False)
+        order = self._dissection
+        matrix = self.jacobian(rho, xi, curvature, dt, second_order)[order][:, order].tocsc()
+        factors = scipy.sparse.linalg.splu(matrix, permc_spec="NATURAL", diag_pivot_thresh=0.1,
+                                           options={"SymmetricMode": True})
+
+        def solve(rhs):
             solution = np.empty(self.size)
             solution[order] = factors.solve(rhs.ravel()[order])
             return solution.reshape(rhs.shape)
-        neighbours = self._neighbours if second_order else None
-        bands = fv.upwind_jacobian_bands(rho, xi, curvature, dt, self._faces, neighbours)
-        return scipy.linalg.solve_banded(fv.BANDS, bands, rhs, overwrite_ab=True, check_finite=False)
+
+        return solve
 
     def error_norm(self, values):
         r"""On a 1D grid the mean over Ω of the cumulative mass's absolute value,

@@ -121,7 +121,7 @@ def test_banded_solve_equals_the_sparse_one(second_order):
     rho[::7] = 0.0
     xi, curvature, rhs = energy.first_variation(rho, grid), energy.second_variation_diagonal(rho + 0.1, grid), rho - 0.5
     banded = grid.solve_jacobian(rho, xi, curvature, 0.3, rhs, second_order)
-    sparse = Discretization.solve_jacobian(grid, rho, xi, curvature, 0.3, rhs, second_order)
+    sparse = Discretization.factor_jacobian(grid, rho, xi, curvature, 0.3, second_order)(rhs)
     matrix = grid.jacobian(rho, xi, curvature, 0.3, second_order)
     assert np.abs(matrix @ sparse - rhs).max() <= 1e-12 and np.abs(banded - sparse).max() <= 1e-12
 
@@ -141,7 +141,7 @@ def test_dissection_solve_equals_the_minimum_degree_one(shape, bc, second_order)
     rho.ravel()[::7] = 0.0
     xi, curvature, rhs = energy.first_variation(rho, grid), energy.second_variation_diagonal(rho + 0.1, grid), rho - 0.5
     dissection = grid.solve_jacobian(rho, xi, curvature, 0.3, rhs, second_order)
-    minimum_degree = Discretization.solve_jacobian(grid, rho, xi, curvature, 0.3, rhs, second_order)
+    minimum_degree = Discretization.factor_jacobian(grid, rho, xi, curvature, 0.3, second_order)(rhs)
     matrix = grid.jacobian(rho, xi, curvature, 0.3, second_order)
     assert np.abs(matrix @ dissection.ravel() - rhs.ravel()).max() <= 1e-12
     assert np.abs(dissection - minimum_degree).max() <= 1e-12
