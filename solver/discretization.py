@@ -60,6 +60,11 @@ class Discretization(abc.ABC):
         On a Cartesian grid (:class:`~solver.grid.Grid`): the cell averages of a kernel
         of compact support and the convolution with them (the bump networks), the
         finite-volume matrix of u ↦ −∇·(a∇u) (the bump limit's decay rate). None elsewhere.
+    keeps_factors : bool
+        Whether a simplified Newton method keeps a factored matrix of
+        :meth:`factor_jacobian` across iterations (:meth:`solver.timeloop.BDF2.newton`): True
+        where a factorization costs many evaluations of the rate (sparse LUs); False on a 1D
+        grid with walls, whose banded solve costs about one.
     """
 
     dim: int
@@ -69,6 +74,7 @@ class Discretization(abc.ABC):
     ranks = 1
     """The number of MPI ranks the points are split over (1: every point on this process)."""
     separable_axes = None
+    keeps_factors = True
     cell_average_stencil = stencil_convolution = diffusion_matrix = None
 
     # -- global reductions (over every MPI rank; the plain answers on one process) ------

@@ -224,6 +224,11 @@ class Grid(Discretization):
     def _banded(self):
         return self.dim == 1 and not self.periodic[0]
 
+    @property
+    def keeps_factors(self):
+        """False on a 1D grid with walls (a banded solve, about the cost of one rate), else True."""
+        return not self._banded
+
     @functools.cached_property
     def _dissection(self):
         return nested_dissection(self.shape, self.periodic)

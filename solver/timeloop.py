@@ -473,10 +473,11 @@ class BDF2(BackwardEuler):
     (the derivative at tₙ₊₁ of the quadratic through the three states; ω = 0, the first
     step, is backward Euler; a + b = 1, so mass is conserved), by Newton's method
     with the matrix I − γ dt ∂L₂/∂ρ of the discretization's ``jacobian`` (local curvature f''
-    only, as :class:`BackwardEuler`; solved by the discretization's ``solve_jacobian``: a banded
-    LU, linear cost, on 1D grids, an LU in nested-dissection order on 2D and 3D grids, a
-    minimum-degree one on meshes), or that of the first-order rate L₁ where the iteration stalls (see
-    :meth:`newton`). Every update keeps the mass exactly (wᵀ(I − γ dt ∂L/∂ρ) = wᵀ for both
+    only, as :class:`BackwardEuler`; factored by the discretization's ``factor_jacobian``: a
+    banded LU, linear cost, on 1D grids, an LU in nested-dissection order on 2D and 3D grids, a
+    minimum-degree one on meshes; kept across iterations and steps while the corrections
+    converge, a simplified Newton method), or that of the first-order rate L₁ where the
+    iteration stalls (see :meth:`newton`). Every update keeps the mass exactly (wᵀ(I − γ dt ∂L/∂ρ) = wᵀ for both
     rates), iterates are projected onto ρ ≥ 0, and Newton stops when the residual is a
     hundredth of the error allowed (see :meth:`newton`).
 
@@ -599,11 +600,12 @@ class BDF2(BackwardEuler):
         where neither the limiters nor the upwind sides switch) until an iteration with a
         matrix made at its own iterate fails to halve Σ|G| w_i, then that of L₁ (a defect
         correction: linear convergence, but it does not cycle where the limiters switch, as in
-        the tails of a Gaussian). The matrix is factored once (the discretization's
-        ``factor_jacobian``) and kept across iterations and steps, a simplified (chord) Newton
-        method, while each correction at least halves Σ|G| w_i; a correction with the kept
-        matrix that does not is undone, and the matrix factored anew at the iterate before it
-        (:attr:`factorizations` counts them). Any matrix
+        the tails of a Gaussian). Where factoring costs many evaluations of the rate (the
+        discretization's ``keeps_factors``: sparse LUs, not a 1D grid's banded solve), the matrix
+        is factored once (the discretization's ``factor_jacobian``) and kept across iterations
+        and steps, a simplified (chord) Newton method, while each correction at least halves
+        Σ|G| w_i; a correction with the kept matrix that does not is undone, and the matrix
+        factored anew at the iterate before it (:attr:`factorizations` counts them). Any matrix
         I − s ∂L/∂ρ keeps the mass (wᵀ(I − s ∂L/∂ρ) = wᵀ), and the iteration is judged by the
         true residual G, so this changes the cost, not the stopping rule: from the predictor,
         within a few times the allowed error of ρⁿ⁺¹, one or two chord corrections reach the
@@ -629,7 +631,8 @@ class BDF2(BackwardEuler):
                 return None
             second_order = second_order and (halved or not own)
             # own: the matrix is factored at this iterate (exact Newton), else the kept one is used
-            own = not halved or self.factors is None or self.factored_order != second_order
+            own = (not halved or not grid.keeps_factors or self.factors is None
+                   or self.factored_order != second_order)
             if own:
                 self.factors, self.factored_order = self.factor(new, xi_new, step, second_order), second_order
                 self.factorizations += 1
