@@ -18,7 +18,8 @@ L (:meth:`~Discretization.rate`), the forward-Euler step limits of L (positivity
 transport part, stability of the linearized diffusion; :meth:`~Discretization.step_limits`),
 the rate of the implicit scheme and its Newton matrix I − dt ∂L/∂ρ
 (:meth:`~Discretization.implicit_rate`, :meth:`~Discretization.jacobian`) and the solve with
-it (:meth:`~Discretization.solve_jacobian`), the norm of an adaptive scheme's local error
+it (:meth:`~Discretization.solve_jacobian`, factored for reuse by
+:meth:`~Discretization.factor_jacobian`), the norm of an adaptive scheme's local error
 (:meth:`~Discretization.error_norm`), global
 reductions (every decision of the time loop is taken on them, so that all MPI ranks take
 the same one), initial data from a function and the writer of its own results.
@@ -59,6 +60,11 @@ class Discretization(abc.ABC):
         On a Cartesian grid (:class:`~solver.grid.Grid`): the cell averages of a kernel
         of compact support and the convolution with them (the bump networks), the
         finite-volume matrix of u ↦ −∇·(a∇u) (the bump limit's decay rate). None elsewhere.
+    keeps_factors : bool
+        Whether a simplified Newton method keeps a factored matrix of
+        :meth:`factor_jacobian` across iterations (:meth:`solver.timeloop.BDF2.newton`): True
+        where a factorization costs many evaluations of the rate (sparse LUs); False on a 1D
+        grid with walls, whose banded solve costs about one.
     """
 
     dim: int
@@ -68,6 +74,7 @@ class Discretization(abc.ABC):
     ranks = 1
     """The number of MPI ranks the points are split over (1: every point on this process)."""
     separable_axes = None
+    keeps_factors = True
     cell_average_stencil = stencil_convolution = diffusion_matrix = None
 
     # -- global reductions (over every MPI rank; the plain answers on one process) ------
@@ -192,12 +199,19 @@ class Discretization(abc.ABC):
         of nonlocal terms is left out: an inexact Newton method); with ``second_order``,
         of the rate :meth:`rate` instead (the same where the discretization has one rate)."""
 
-    def solve_jacobian(self, rho, xi, curvature, dt, rhs, second_order=False):
-        """(I − dt ∂L/∂ρ)⁻¹ rhs with the matrix of :meth:`jacobian` (``rhs`` of ``shape``): a
-        sparse LU with a minimum-degree order on AᵀA + A (the matrix is structurally symmetric;
-        on grids that order fills in about half as much as the default column order)."""
+    def factor_jacobian(self, rho, xi, curvature, dt, second_order=False):
+        """The solve ``rhs ↦ (I − dt ∂L/∂ρ)⁻¹ rhs`` (``rhs`` of ``shape``) with the matrix of
+        :meth:`jacobian`, factored once for any number of right-hand sides (a simplified Newton
+        method reuses it, :meth:`solver.timeloop.BDF2.newton`): a sparse LU with a
+        minimum-degree order on AᵀA + A (the matrix is structurally symmetric; on grids that
+        order fills in about half as much as the default column order)."""
         matrix = self.jacobian(rho, xi, curvature, dt, second_order).tocsc()
-        return scipy.sparse.linalg.splu(matrix, permc_spec="MMD_AT_PLUS_A").solve(rhs.ravel()).reshape(rhs.shape)
+        factors = scipy.sparse.linalg.splu(matrix, permc_spec="MMD_AT_PLUS_A")
+        return lambda rhs: factors.solve(rhs.ravel()).reshape(rhs.shape)
+
+    def solve_jacobian(self, rho, xi, curvature, dt, rhs, second_order=False):
+        """(I − dt ∂L/∂ρ)⁻¹ rhs by the solve of :meth:`factor_jacobian`."""
+        return self.factor_jacobian(rho, xi, curvature, dt, second_order)(rhs)
 
     def error_norm(self, values):
         """The norm in which an adaptive scheme measures its local error (:class:`~solver.timeloop.BDF2`):
