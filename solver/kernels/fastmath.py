@@ -143,8 +143,7 @@ def _expm1_tail(r):
 def exp(x):
     """e^x for a float64 x: to 1 ulp, inf above 709.78, subnormal then 0 below −708.4,
     NaN for NaN (see the module docstring)."""
-    y = EXP_MAX if x > EXP_MAX else x  # comparisons with NaN are false: NaN goes through
-    y = EXP_MIN if y < EXP_MIN else y
+    y = min(max(x, EXP_MIN), EXP_MAX)  # as in Python, min and max keep a first argument NaN
     t, r = _reduce(y, SHIFT)
     k = _bits(t) - _bits(SHIFT)
     half = k >> 1
@@ -161,8 +160,7 @@ def tanh_half(y):
     that is ±0 for y = ±0, as tanh. 2^k is t's last 12 bits, k + 1023 (|k| ≤ 58), moved
     to the exponent field.
     """
-    y = TANH_HALF_LIMIT if y > TANH_HALF_LIMIT else y  # comparisons with NaN are false: NaN goes through
-    y = -TANH_HALF_LIMIT if y < -TANH_HALF_LIMIT else y
+    y = min(max(y, -TANH_HALF_LIMIT), TANH_HALF_LIMIT)  # NaN goes through (see exp)
     t, r = _reduce(y, BIASED_SHIFT)
     scale = _from_bits(_bits(t) << 52)
     minus_expm1_r = -r - r * r * _expm1_tail(r)
