@@ -19,11 +19,12 @@ and the data as tuples of one contiguous array per coordinate (:func:`_factors`;
 bias is the weight of a column of ones), whose length is part of the Numba type: the
 loop over coordinates in u = Σ_k a_k x̃_k unrolls, and one loop along the data (F') or
 the neurons (h) computes u, σ and the weighted sum in vector registers, the output
-weight c_j multiplying the sums once. Those sums are split into vector lanes
-(``fastmath`` "reassoc" in :func:`_sum_of_features` only): they match the references to
-round-off. :func:`gradient` holds a block of up to ``BLOCK`` neurons per task and loops
-over the data in order, σ and σ' from one evaluation per pair, the sums in the order of
-a scalar loop.
+weight c_j multiplying the sums once. Those sums are split into vector lanes and u and
+the weighted sum use FMAs (``fastmath`` "reassoc" and "contract" in
+:func:`_sum_of_features` only): they match the references to round-off.
+:func:`gradient` holds a block of up to ``BLOCK`` neurons per task and loops over the
+data in order, σ and σ' from one evaluation per pair, the sums in the order of a scalar
+loop.
 
 On a Cartesian grid of θ the features separate into per-axis tables
 (:func:`separable_tables`), and :func:`separable_first_variation` and
@@ -74,12 +75,13 @@ def _gaussian_exponent(scale, z, j, x, i):
     return scale * r2
 
 
-@njit(cache=True, fastmath={"reassoc"}, error_model=NUMPY_ERRORS)
+@njit(cache=True, fastmath={"reassoc", "contract"}, error_model=NUMPY_ERRORS)
 def _sum_of_features(code, scale, fixed, f, varying, weights):
-    """Σ_v weights[v] σ(u(fixed at f, varying at v)), u = a·x̃ (neurons) or the Gaussian
-    exponent (code EXP): one loop that LLVM vectorizes along v, σ evaluated and summed in
-    registers (``reassoc`` lets it split the sum into vector lanes), the activation chosen
-    outside it."""
+    """Σ_v weights[v] σ(u(fixed at f, varying at v)), u = a·x̃ (neurons; for tanh a is
+    doubled, see :func:`_factors`) or the Gaussian exponent (code EXP): one loop that LLVM
+    vectorizes along v, σ evaluated and summed in registers (``reassoc`` lets it split the
+    sum into vector lanes, ``contract`` fuses u's products and the weighted sum into FMAs),
+    the activation chosen outside it."""
     total = 0.0
     if code == RELU:
         for v in range(weights.shape[0]):
@@ -89,7 +91,7 @@ def _sum_of_features(code, scale, fixed, f, varying, weights):
             total += weights[v] * fastmath.sigmoid(_linear(fixed, f, varying, v))
     elif code == TANH:
         for v in range(weights.shape[0]):
-            total += weights[v] * fastmath.tanh(_linear(fixed, f, varying, v))
+            total += weights[v] * fastmath.tanh_half(_linear(fixed, f, varying, v))
     else:
         for v in range(weights.shape[0]):
             total += weights[v] * fastmath.exp(_gaussian_exponent(scale, fixed, f, varying, v))
@@ -205,7 +207,7 @@ def _feature_matrix(code, scale, theta, x, out):
                 row[i] = fastmath.sigmoid(_linear(theta, j, x, i))
         elif code == TANH:
             for i in range(row.shape[0]):
-                row[i] = fastmath.tanh(_linear(theta, j, x, i))
+                row[i] = fastmath.tanh_half(_linear(theta, j, x, i))
         else:
             for i in range(row.shape[0]):
                 row[i] = fastmath.exp(_gaussian_exponent(scale, theta, j, x, i))
@@ -223,13 +225,16 @@ def _factors(spec, theta, X):
     Neurons: u = Σ_k a_k x̃_k, the tuples (a_k) and (x̃_k) with x̃ = [x; 1] (the bias a
     weight of a column of ones); Gaussians: u = scale Σ_k (x_k − z_k)², scale = −1/(2s²),
     code EXP. Each part is a tuple of one contiguous array per coordinate (θ's over the
-    parameters, the data's over the points), which the kernels' inner loops unroll over."""
+    parameters, the data's over the points), which the kernels' inner loops unroll over.
+    For tanh θ's part is doubled: the kernels evaluate tanh u = tanh_half(2u)
+    (:func:`solver.kernels.fastmath.tanh_half`) on (2a)·x̃, which is 2(a·x̃) exactly."""
     kind, code, output_weight, bias, width = spec
     p = X.shape[1]
     if kind == RBF:
         return EXP, -0.5 / width**2, _columns(theta, 1, p), _columns(X, 0, p), theta[:, 0]
     x = _columns(X, 0, p) + ((np.ones(len(X)),) if bias else ())
-    return code, 1.0, _columns(theta, 0, p + bias), x, (theta[:, -1] if output_weight else None)
+    a = _columns(2.0 * theta if code == TANH else theta, 0, p + bias)
+    return code, 1.0, a, x, (theta[:, -1] if output_weight else None)
 
 
 def predict(spec, theta, weights, X, out):
