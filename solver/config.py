@@ -103,7 +103,7 @@ class Key:
                 item = int(item) if integer else float(item)
             except OverflowError:  # an integer beyond the largest float
                 fail()
-            if not np.isfinite(item):
+            if not integer and not np.isfinite(item):  # a Python int is finite, however long
                 fail()
             if self.low is not None and (item <= self.low if self.low_open else item < self.low):
                 fail()

@@ -85,6 +85,10 @@ BAD_CONFIGS = {
     "delta of a preset without bumps": (PRESET.replace("n_data = 20", "n_data = 20\ndelta = 0.1"),
                                         "problem.delta: the preset tanh-teacher does not take it"),
     "integer beyond a float": (GRID.replace("end = 1.1", "end = 1" + "0" * 400), "time.end: must be a number"),
+    "integer beyond 64 bits": (PRESET.replace("n_data = 20", "n_data = 1" + "0" * 30),
+                               "problem.n_data: must be an integer >= 1 and <= 1e+06"),
+    "integers beyond 64 bits": (PRESET.replace("m = [10]", "m = [1" + "0" * 30 + "]"),
+                                "particles.m: must be a list of integers >= 1 and <= 1e+06"),
     "cells beyond memory": (GRID.replace("[[-2, 2], [-2, 2]]", "[[-2, 2], [-2, 2], [-2, 2]]").replace(
         "cells = [16]", "cells = [4096]"), "grid.cells: [4096] on 3 axes (6.87e+10 cells, 9 saves) needs about"),
     "particles for the bump limit": (PRESET.replace("tanh-teacher", "jmm-bumps").replace("n_data = 20\n", "delta = 0\n")
