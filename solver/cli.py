@@ -645,6 +645,12 @@ def staging_of(out):
     return out.with_name(out.name + ".incomplete")
 
 
+def starting_of(out):
+    """The folder this process makes its staging folder in (renamed to :func:`staging_of`
+    when whole): the longest name a run gives a folder beside ``out``."""
+    return out.with_name(f"{out.name}.incomplete-starting-{os.getpid()}")
+
+
 def digest(path):
     """The SHA-256 of a file's bytes, in hex."""
     sha = hashlib.sha256()
@@ -715,6 +721,12 @@ def check_replaceable(out):
             shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
             raise UsageError(f"--out {out} holds what its run did not write, or changed since: {shown}; a run "
                              "replaces the whole folder, so move those out of it or give another --out")
+    existing = next(folder for folder in (out.parent, *out.parent.parents) if folder.is_dir())
+    longest, limit = len(os.fsencode(starting_of(out).name)), os.pathconf(existing, "PC_NAME_MAX")
+    if longest > limit:
+        raise UsageError(f"--out {out}: the name is too long for the folders a run makes beside it ("
+                         f"{starting_of(out).name}, {longest} bytes; this file system allows {limit}); give a "
+                         "shorter --out")
 
 
 def lock_holder(folder):
@@ -805,7 +817,7 @@ def start_staging(config_path, out, run, command):
     check_out(out)
     if staging.exists():
         refuse_staging(staging, out)
-    starting = out.with_name(f"{out.name}.incomplete-starting-{os.getpid()}")
+    starting = starting_of(out)
     try:
         starting.mkdir(parents=True)
     except OSError as error:

@@ -216,8 +216,9 @@ def test_a_config_that_is_not_utf8_text(tmp_path, capsys, content):
                                         ("", "give the name of a results folder"),
                                         ("/", "give the name of a results folder"),
                                         ("file/results", "is a file, not a folder"),
-                                        ("x" * 300, "File name too long")],
-                         ids=["dot", "empty", "root", "under a file", "too long"])
+                                        ("x" * 300, "File name too long"),
+                                        ("x" * 250, "the name is too long for the folders a run makes beside it")],
+                         ids=["dot", "empty", "root", "under a file", "too long", "too long for its staging folder"])
 def test_outs_that_cannot_be_written(tmp_path, capsys, monkeypatch, out, words):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "file").write_text("keep me")
