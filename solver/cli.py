@@ -414,7 +414,7 @@ def read_results(folder):
     with np.load(folder / "densities.npz") as data:
         densities = dict(data)
     with open(folder / "history.csv", newline="") as handle:
-        reader = csv.DictReader(handle)
+        reader = csv.DictReader(handle, restval="")  # a row cut short reads as "", a ValueError below
         rows = list(reader)
     # a folder written before the reaction existed has no source column: its runs had none
     known = [key for key in HISTORY if key != "source" or "source" in (reader.fieldnames or ())]
