@@ -705,8 +705,9 @@ def check_replaceable(out):
         raise UsageError(f"--out {str(out) or repr('')}: give the name of a results folder to create or replace "
                          "(e.g. --out results)")
     if out.name.endswith(".incomplete"):
+        results = out.with_name(out.name.removesuffix(".incomplete"))
         raise UsageError(f"--out {out}: names ending in .incomplete are staging folders of interrupted runs; give "
-                         f"the results folder's own name, and `wgf run --resume {staging_of(out)}` to continue one")
+                         f"the results folder's own name, and `wgf run --resume {results}` to continue one")
     for parent in out.parents:
         if parent.exists() and not parent.is_dir():
             raise UsageError(f"--out {out}: {parent} is a file, not a folder; give another --out")

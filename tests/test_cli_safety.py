@@ -92,7 +92,8 @@ def test_out_never_names_a_staging_folder(tmp_path, monkeypatch, capsys):
     staging = cli.staging_of(out)
     before = snapshot(staging)
     assert main(["run", str(config_file(tmp_path)), "--out", str(staging)]) == 2
-    assert "names ending in .incomplete are staging folders" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "names ending in .incomplete are staging folders" in err and f"`wgf run --resume {out}` to continue" in err
     assert snapshot(staging) == before
 
 
