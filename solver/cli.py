@@ -386,7 +386,7 @@ def write_results(folder, run, solution, ranks=None):
     if ranks.rank != 0:
         return files, list(grid_arrays)
     np.savez_compressed(folder / "densities.npz", **arrays)
-    with open(folder / "history.csv", "w", newline="") as handle:
+    with writing(folder / "history.csv"), open(folder / "history.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(HISTORY)
         writer.writerows(zip(*(map(repr, map(float, solution.history[key])) for key in HISTORY)))

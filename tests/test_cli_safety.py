@@ -184,16 +184,18 @@ def full_disk_for(monkeypatch, name, after):
     monkeypatch.setattr(cli, "write_atomically", writer)
 
 
-@pytest.mark.parametrize("where", ["checkpoint.npz", "densities.npz", "metadata.json"])
+@pytest.mark.parametrize("where", ["checkpoint.npz", "densities.npz", "history.csv", "metadata.json"])
 def test_a_full_disk_keeps_the_run_resumable(tmp_path, monkeypatch, capsys, where):
     out = tmp_path / "results"
     config = config_file(tmp_path, CONFIG.replace("animation = false", "animation = false\ncheckpoint_seconds = 0"))
     with monkeypatch.context() as patch:
-        if where == "densities.npz":
-            def no_room(*args, **kwargs):
-                raise OSError(errno.ENOSPC, "No space left on device")
+        def no_room(*args, **kwargs):
+            raise OSError(errno.ENOSPC, "No space left on device")
 
+        if where == "densities.npz":
             patch.setattr(cli.np, "savez_compressed", no_room)
+        elif where == "history.csv":
+            patch.setattr(cli.csv, "writer", no_room)
         else:
             full_disk_for(patch, where, after=3 if where == "checkpoint.npz" else 1)
         assert main(["run", str(config), "--out", str(out)]) == 1
