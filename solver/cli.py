@@ -660,13 +660,24 @@ def digest(path):
     return sha.hexdigest()
 
 
-def write_manifest(folder):
+def file_identities(folder):
+    """Each file under ``folder``, by its name there, with its inode, modification time and
+    size: a file written since (in place or replaced) differs in one of them."""
+    return {path.relative_to(folder).as_posix(): (info.st_ino, info.st_mtime_ns, info.st_size)
+            for path in folder.rglob("*") if path.is_file() for info in [path.stat()]}
+
+
+def write_manifest(folder, before=None):
     """``manifest.json``: every file a run wrote into ``folder`` (its results, not the
     checkpoint or the lock), with its size and SHA-256. Written last: a staging folder
-    with a manifest is complete."""
-    files = {path.relative_to(folder).as_posix(): {"bytes": path.stat().st_size, "sha256": digest(path)}
-             for path in sorted(folder.rglob("*")) if path.is_file() and path.name not in (MANIFEST, LOCK)
-             and not path.name.startswith("checkpoint")}
+    with a manifest is complete. With ``before``, the folder's :func:`file_identities`
+    when the run began writing its results: only config.toml and the files written since;
+    a file someone else put into the staging folder is left out, so that the results
+    folder holding it is never replaced."""
+    now = file_identities(folder)
+    files = {name: {"bytes": now[name][2], "sha256": digest(folder / name)} for name in sorted(now)
+             if Path(name).name not in (MANIFEST, LOCK) and not Path(name).name.startswith("checkpoint")
+             and (before is None or name == "config.toml" or before.get(name) != now[name])}
     write_json(folder / MANIFEST, {"solver": __version__, "files": files})
 
 
@@ -988,7 +999,8 @@ def swap_into_place(staging, out):
 
 def finish_results(run, solution, staging, info, start, ranks):
     """Write the results, figures, particle study, summary and metadata of a solved run
-    into ``staging``, then its manifest (a full disk raises :class:`DiskFull`)."""
+    into ``staging``, then its manifest of what it wrote (a full disk raises :class:`DiskFull`)."""
+    before = file_identities(staging) if ranks.rank == 0 else None
     with writing(staging / "densities.npz"):
         written = write_results(staging, run, solution, ranks)
     name = Path(info["config_file"]).name if ranks.rank == 0 else ""
@@ -1011,7 +1023,7 @@ def finish_results(run, solution, staging, info, start, ranks):
                 summary(run, solution, name, comparison, written) if comparison else text)
         info["wall_seconds"] = round(time.perf_counter() - start, 3)
         write_json(staging / "metadata.json", info)
-        write_manifest(staging)
+        write_manifest(staging, before)
 
     ranks.decide(rest)
 

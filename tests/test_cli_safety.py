@@ -87,6 +87,20 @@ def test_a_results_folder_the_user_changed_is_kept(tmp_path, capsys, change):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.toml", "results"]
 
 
+def test_a_file_put_into_the_staging_folder_is_kept(tmp_path, monkeypatch, capsys):
+    """A file of the user's in DIR.incomplete moves with the resumed run into DIR, left out
+    of its manifest: DIR is then never replaced (the manifest listed it, and the next run
+    deleted it)."""
+    out = interrupt(tmp_path, monkeypatch)
+    (cli.staging_of(out) / "notes.txt").write_text("mine")
+    assert main(["run", "--resume", str(out)]) == 0
+    assert cli.foreign_files(out) == ["notes.txt"]
+    capsys.readouterr()
+    assert main(["run", str(config_file(tmp_path)), "--out", str(out)]) == 2
+    assert "holds what its run did not write, or changed since: notes.txt;" in capsys.readouterr().err
+    assert (out / "notes.txt").read_text() == "mine"
+
+
 def test_out_never_names_a_staging_folder(tmp_path, monkeypatch, capsys):
     out = interrupt(tmp_path, monkeypatch)
     staging = cli.staging_of(out)
