@@ -80,6 +80,10 @@ BAD_CONFIGS = {
     "max_step with implicit": (GRID + 'scheme = "implicit"\nmax_step = 0.01\n',
                                "time.max_step: the implicit scheme takes no max_step"),
     "cfl with implicit": (GRID + 'scheme = "implicit"\ncfl = 0.5\n', "time.cfl: the implicit scheme takes no cfl"),
+    "max_step below the floor": (GRID + "max_step = 1e-300\n", "time.max_step: must be at least 1e-15 (1e-14 of "
+                                                                 "time.end − time.start: the time loop stops at a "
+                                                                 "shorter step), got 1e-300"),
+    "dt below the floor": (GRID + 'scheme = "implicit"\ndt = 1e-16\n', "time.dt: must be at least 1e-15"),
     "tol with implicit": (GRID + 'scheme = "implicit"\ntol = 0.01\n', "time.tol: the implicit scheme takes no tol"),
     "tol of bdf2 not below 1": (GRID + 'scheme = "bdf2"\ntol = 1\n', "time.tol must be in (0, 1), got 1"),
     "delta of a preset without bumps": (PRESET.replace("n_data = 20", "n_data = 20\ndelta = 0.1"),
