@@ -203,16 +203,18 @@ def write_json(path, data):
 
 
 def fingerprint(run):
-    """What makes a run's result: the version of the solver and the config without its
-    ``[output]`` table, as plain JSON (energy terms and the initial density as the tables
-    of the TOML file), to be stored in every checkpoint and compared on resume."""
+    """What makes a run's result: the version of the solver, its git commit when it runs
+    from a checkout (else None), and the config without its ``[output]`` table, as plain
+    JSON (energy terms and the initial density as the tables of the TOML file), to be
+    stored in every checkpoint and compared on resume."""
     config = {key: value for key, value in run.config.items() if key != "output"}
     if "energy" in config:
         config["energy"] = [{"term": name, **parameters} for name, parameters in config["energy"]]
     if "initial" in config:
         name, parameters = config["initial"]
         config["initial"] = {"density": name, **parameters}
-    return json.loads(json.dumps({"solver": __version__, "config": config}))
+    commit = git_commit()
+    return json.loads(json.dumps({"solver": __version__, "commit": commit and commit["commit"], "config": config}))
 
 
 def changed_keys(old, new, prefix=""):
@@ -876,7 +878,7 @@ def open_resume(out, ranks):
 
 def check_checkpoint(path, run):
     """The state in the checkpoint ``path`` (None if there is none), refused with a
-    UsageError when it was written for another config or solver version."""
+    UsageError when it was written for another config, solver version or commit."""
     if not path.exists():
         return None
     state, stored = load_checkpoint(path)
@@ -887,6 +889,10 @@ def check_checkpoint(path, run):
     if stored.get("solver") != current["solver"]:
         raise UsageError(f"{path} was written by solver {stored.get('solver')}, this is solver {current['solver']}; "
                          "resume it with that version, or delete it to restart the run from its start")
+    if None not in (stored.get("commit"), current["commit"]) and stored["commit"] != current["commit"]:
+        raise UsageError(f"{path} was written by the solver of commit {stored['commit'][:12]}, this is commit "
+                         f"{current['commit'][:12]}; resume it with that commit checked out, or delete it to restart "
+                         "the run from its start")
     changed = changed_keys(stored.get("config"), current["config"])
     if changed:
         raise UsageError(f"the config of {path.parent} differs from the one its checkpoint was computed with, in "

@@ -155,6 +155,17 @@ def test_a_checkpoint_of_another_version_is_refused(tmp_path, monkeypatch, capsy
     assert snapshot(cli.staging_of(out)) == before
 
 
+def test_a_checkpoint_of_another_commit_is_refused(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(cli, "git_commit", lambda: {"commit": "a" * 40, "changed_files": 0})
+    out = interrupt(tmp_path, monkeypatch)
+    before = snapshot(cli.staging_of(out))
+    monkeypatch.setattr(cli, "git_commit", lambda: {"commit": "b" * 40, "changed_files": 0})
+    assert main(["run", "--resume", str(out)]) == 2
+    assert "checkpoint.npz was written by the solver of commit aaaaaaaaaaaa, this is commit bbbbbbbbbbbb;" \
+        in capsys.readouterr().err
+    assert snapshot(cli.staging_of(out)) == before
+
+
 def test_a_resume_that_fails_keeps_its_folder(tmp_path, monkeypatch, capsys):
     out = interrupt(tmp_path, monkeypatch)
     staging = cli.staging_of(out)
