@@ -963,18 +963,20 @@ def execute(config_path, out, command, require_particles=False, resume=False):
             checkpointer.save_last()
             finish_results(run, solution, staging, info, start, ranks)
     except BaseException as error:
+        disk_full = isinstance(error, DiskFull) and (f"disk full while writing {error.path.name}; the run can be "
+                                                     f"resumed with `wgf run --resume {out}` once there is room")
         if not ranks.all_reach():  # the error of some ranks only: the others wait in a collective
-            print(f"wgf: error on rank {ranks.rank} of {ranks.size}: {error!r}; ending every rank", file=sys.stderr)
+            print(f"wgf: error on rank {ranks.rank} of {ranks.size}: {disk_full or repr(error)}; ending every rank",
+                  file=sys.stderr)
             ranks.comm.Abort(1)
         if isinstance(error, (Interrupted, KeyboardInterrupt)):
             signum = error.signum if isinstance(error, Interrupted) else signal.SIGINT
             ranks.decide(lambda: print(f"wgf: interrupted; continue with `wgf run --resume {out}`", file=sys.stderr))
             release(staging, ranks)
             return 128 + signum
-        if isinstance(error, DiskFull):
+        if disk_full:
             release(staging, ranks)
-            raise EnvironmentProblem(f"disk full while writing {error.path.name}; the run can be resumed with `wgf "
-                                     f"run --resume {out}` once there is room") from None
+            raise EnvironmentProblem(disk_full) from None
         if resume or solved:  # a failed resume leaves the folder as it found it; a solved run can be resumed
             release(staging, ranks)
         else:
