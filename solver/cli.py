@@ -203,16 +203,18 @@ def write_json(path, data):
 
 
 def fingerprint(run):
-    """What makes a run's result: the version of the solver and the config without its
-    ``[output]`` table, as plain JSON (energy terms and the initial density as the tables
-    of the TOML file), to be stored in every checkpoint and compared on resume."""
+    """What makes a run's result: the version of the solver, its git commit when it runs
+    from a checkout (else None), and the config without its ``[output]`` table, as plain
+    JSON (energy terms and the initial density as the tables of the TOML file), to be
+    stored in every checkpoint and compared on resume."""
     config = {key: value for key, value in run.config.items() if key != "output"}
     if "energy" in config:
         config["energy"] = [{"term": name, **parameters} for name, parameters in config["energy"]]
     if "initial" in config:
         name, parameters = config["initial"]
         config["initial"] = {"density": name, **parameters}
-    return json.loads(json.dumps({"solver": __version__, "config": config}))
+    commit = git_commit()
+    return json.loads(json.dumps({"solver": __version__, "commit": commit and commit["commit"], "config": config}))
 
 
 def changed_keys(old, new, prefix=""):
@@ -386,7 +388,7 @@ def write_results(folder, run, solution, ranks=None):
     if ranks.rank != 0:
         return files, list(grid_arrays)
     np.savez_compressed(folder / "densities.npz", **arrays)
-    with open(folder / "history.csv", "w", newline="") as handle:
+    with writing(folder / "history.csv"), open(folder / "history.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(HISTORY)
         writer.writerows(zip(*(map(repr, map(float, solution.history[key])) for key in HISTORY)))
@@ -414,7 +416,7 @@ def read_results(folder):
     with np.load(folder / "densities.npz") as data:
         densities = dict(data)
     with open(folder / "history.csv", newline="") as handle:
-        reader = csv.DictReader(handle)
+        reader = csv.DictReader(handle, restval="")  # a row cut short reads as "", a ValueError below
         rows = list(reader)
     # a folder written before the reaction existed has no source column: its runs had none
     known = [key for key in HISTORY if key != "source" or "source" in (reader.fieldnames or ())]
@@ -645,6 +647,12 @@ def staging_of(out):
     return out.with_name(out.name + ".incomplete")
 
 
+def starting_of(out):
+    """The folder this process makes its staging folder in (renamed to :func:`staging_of`
+    when whole): the longest name a run gives a folder beside ``out``."""
+    return out.with_name(f"{out.name}.incomplete-starting-{os.getpid()}")
+
+
 def digest(path):
     """The SHA-256 of a file's bytes, in hex."""
     sha = hashlib.sha256()
@@ -654,13 +662,24 @@ def digest(path):
     return sha.hexdigest()
 
 
-def write_manifest(folder):
+def file_identities(folder):
+    """Each file under ``folder``, by its name there, with its inode, modification time and
+    size: a file written since (in place or replaced) differs in one of them."""
+    return {path.relative_to(folder).as_posix(): (info.st_ino, info.st_mtime_ns, info.st_size)
+            for path in folder.rglob("*") if path.is_file() for info in [path.stat()]}
+
+
+def write_manifest(folder, before=None):
     """``manifest.json``: every file a run wrote into ``folder`` (its results, not the
     checkpoint or the lock), with its size and SHA-256. Written last: a staging folder
-    with a manifest is complete."""
-    files = {path.relative_to(folder).as_posix(): {"bytes": path.stat().st_size, "sha256": digest(path)}
-             for path in sorted(folder.rglob("*")) if path.is_file() and path.name not in (MANIFEST, LOCK)
-             and not path.name.startswith("checkpoint")}
+    with a manifest is complete. With ``before``, the folder's :func:`file_identities`
+    when the run began writing its results: only config.toml and the files written since;
+    a file someone else put into the staging folder is left out, so that the results
+    folder holding it is never replaced."""
+    now = file_identities(folder)
+    files = {name: {"bytes": now[name][2], "sha256": digest(folder / name)} for name in sorted(now)
+             if Path(name).name not in (MANIFEST, LOCK) and not Path(name).name.startswith("checkpoint")
+             and (before is None or name == "config.toml" or before.get(name) != now[name])}
     write_json(folder / MANIFEST, {"solver": __version__, "files": files})
 
 
@@ -699,8 +718,9 @@ def check_replaceable(out):
         raise UsageError(f"--out {str(out) or repr('')}: give the name of a results folder to create or replace "
                          "(e.g. --out results)")
     if out.name.endswith(".incomplete"):
+        results = out.with_name(out.name.removesuffix(".incomplete"))
         raise UsageError(f"--out {out}: names ending in .incomplete are staging folders of interrupted runs; give "
-                         f"the results folder's own name, and `wgf run --resume {staging_of(out)}` to continue one")
+                         f"the results folder's own name, and `wgf run --resume {results}` to continue one")
     for parent in out.parents:
         if parent.exists() and not parent.is_dir():
             raise UsageError(f"--out {out}: {parent} is a file, not a folder; give another --out")
@@ -715,6 +735,12 @@ def check_replaceable(out):
             shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
             raise UsageError(f"--out {out} holds what its run did not write, or changed since: {shown}; a run "
                              "replaces the whole folder, so move those out of it or give another --out")
+    existing = next(folder for folder in (out.parent, *out.parent.parents) if folder.is_dir())
+    longest, limit = len(os.fsencode(starting_of(out).name)), os.pathconf(existing, "PC_NAME_MAX")
+    if longest > limit:
+        raise UsageError(f"--out {out}: the name is too long for the folders a run makes beside it ("
+                         f"{starting_of(out).name}, {longest} bytes; this file system allows {limit}); give a "
+                         "shorter --out")
 
 
 def lock_holder(folder):
@@ -805,7 +831,7 @@ def start_staging(config_path, out, run, command):
     check_out(out)
     if staging.exists():
         refuse_staging(staging, out)
-    starting = out.with_name(f"{out.name}.incomplete-starting-{os.getpid()}")
+    starting = starting_of(out)
     try:
         starting.mkdir(parents=True)
     except OSError as error:
@@ -852,7 +878,7 @@ def open_resume(out, ranks):
 
 def check_checkpoint(path, run):
     """The state in the checkpoint ``path`` (None if there is none), refused with a
-    UsageError when it was written for another config or solver version."""
+    UsageError when it was written for another config, solver version or commit."""
     if not path.exists():
         return None
     state, stored = load_checkpoint(path)
@@ -863,6 +889,10 @@ def check_checkpoint(path, run):
     if stored.get("solver") != current["solver"]:
         raise UsageError(f"{path} was written by solver {stored.get('solver')}, this is solver {current['solver']}; "
                          "resume it with that version, or delete it to restart the run from its start")
+    if None not in (stored.get("commit"), current["commit"]) and stored["commit"] != current["commit"]:
+        raise UsageError(f"{path} was written by the solver of commit {stored['commit'][:12]}, this is commit "
+                         f"{current['commit'][:12]}; resume it with that commit checked out, or delete it to restart "
+                         "the run from its start")
     changed = changed_keys(stored.get("config"), current["config"])
     if changed:
         raise UsageError(f"the config of {path.parent} differs from the one its checkpoint was computed with, in "
@@ -933,18 +963,20 @@ def execute(config_path, out, command, require_particles=False, resume=False):
             checkpointer.save_last()
             finish_results(run, solution, staging, info, start, ranks)
     except BaseException as error:
+        disk_full = isinstance(error, DiskFull) and (f"disk full while writing {error.path.name}; the run can be "
+                                                     f"resumed with `wgf run --resume {out}` once there is room")
         if not ranks.all_reach():  # the error of some ranks only: the others wait in a collective
-            print(f"wgf: error on rank {ranks.rank} of {ranks.size}: {error!r}; ending every rank", file=sys.stderr)
+            print(f"wgf: error on rank {ranks.rank} of {ranks.size}: {disk_full or repr(error)}; ending every rank",
+                  file=sys.stderr)
             ranks.comm.Abort(1)
         if isinstance(error, (Interrupted, KeyboardInterrupt)):
             signum = error.signum if isinstance(error, Interrupted) else signal.SIGINT
             ranks.decide(lambda: print(f"wgf: interrupted; continue with `wgf run --resume {out}`", file=sys.stderr))
             release(staging, ranks)
             return 128 + signum
-        if isinstance(error, DiskFull):
+        if disk_full:
             release(staging, ranks)
-            raise EnvironmentProblem(f"disk full while writing {error.path.name}; the run can be resumed with `wgf "
-                                     f"run --resume {out}` once there is room") from None
+            raise EnvironmentProblem(disk_full) from None
         if resume or solved:  # a failed resume leaves the folder as it found it; a solved run can be resumed
             release(staging, ranks)
         else:
@@ -975,7 +1007,8 @@ def swap_into_place(staging, out):
 
 def finish_results(run, solution, staging, info, start, ranks):
     """Write the results, figures, particle study, summary and metadata of a solved run
-    into ``staging``, then its manifest (a full disk raises :class:`DiskFull`)."""
+    into ``staging``, then its manifest of what it wrote (a full disk raises :class:`DiskFull`)."""
+    before = file_identities(staging) if ranks.rank == 0 else None
     with writing(staging / "densities.npz"):
         written = write_results(staging, run, solution, ranks)
     name = Path(info["config_file"]).name if ranks.rank == 0 else ""
@@ -998,7 +1031,7 @@ def finish_results(run, solution, staging, info, start, ranks):
                 summary(run, solution, name, comparison, written) if comparison else text)
         info["wall_seconds"] = round(time.perf_counter() - start, 3)
         write_json(staging / "metadata.json", info)
-        write_manifest(staging)
+        write_manifest(staging, before)
 
     ranks.decide(rest)
 

@@ -44,7 +44,7 @@ from . import problems
 from .analytic import barenblatt, gaussian
 from .energies import Entropy, Interaction, PorousMedium, Potential
 from .grid import BOUNDARY_CONDITIONS, Grid
-from .timeloop import SCHEMES, check_scheme_options
+from .timeloop import SCHEMES, STEP_FLOOR, check_scheme_options
 
 REQUIRED = object()
 EXACT_MAX_POINTS = 4000  # solver.compare.wasserstein's max_points
@@ -103,7 +103,7 @@ class Key:
                 item = int(item) if integer else float(item)
             except OverflowError:  # an integer beyond the largest float
                 fail()
-            if not np.isfinite(item):
+            if not integer and not np.isfinite(item):  # a Python int is finite, however long
                 fail()
             if self.low is not None and (item <= self.low if self.low_open else item < self.low):
                 fail()
@@ -371,6 +371,11 @@ def build(config):
             raise ConfigError("time.end: missing; it must be a number > time.start")
     if not time["end"] > time["start"]:
         raise ConfigError(f"time.end: must be a number > time.start ({time['start']:g}), got {time['end']:g}")
+    floor = STEP_FLOOR * (time["end"] - time["start"])
+    for key in ("max_step", "dt"):
+        if time[key] is not None and time[key] < floor:
+            raise ConfigError(f"time.{key}: must be at least {floor:g} ({STEP_FLOOR:g} of time.end − time.start: "
+                              f"the time loop stops at a shorter step), got {time[key]:g}")
     options = {"scheme": time["scheme"]}
     options.update({key: time[key] for key in ("cfl", "max_step", "dt", "tol") if time[key] is not None})
     if "particles" in config:

@@ -80,11 +80,19 @@ BAD_CONFIGS = {
     "max_step with implicit": (GRID + 'scheme = "implicit"\nmax_step = 0.01\n',
                                "time.max_step: the implicit scheme takes no max_step"),
     "cfl with implicit": (GRID + 'scheme = "implicit"\ncfl = 0.5\n', "time.cfl: the implicit scheme takes no cfl"),
+    "max_step below the floor": (GRID + "max_step = 1e-300\n", "time.max_step: must be at least 1e-15 (1e-14 of "
+                                                                 "time.end − time.start: the time loop stops at a "
+                                                                 "shorter step), got 1e-300"),
+    "dt below the floor": (GRID + 'scheme = "implicit"\ndt = 1e-16\n', "time.dt: must be at least 1e-15"),
     "tol with implicit": (GRID + 'scheme = "implicit"\ntol = 0.01\n', "time.tol: the implicit scheme takes no tol"),
     "tol of bdf2 not below 1": (GRID + 'scheme = "bdf2"\ntol = 1\n', "time.tol must be in (0, 1), got 1"),
     "delta of a preset without bumps": (PRESET.replace("n_data = 20", "n_data = 20\ndelta = 0.1"),
                                         "problem.delta: the preset tanh-teacher does not take it"),
     "integer beyond a float": (GRID.replace("end = 1.1", "end = 1" + "0" * 400), "time.end: must be a number"),
+    "integer beyond 64 bits": (PRESET.replace("n_data = 20", "n_data = 1" + "0" * 30),
+                               "problem.n_data: must be an integer >= 1 and <= 1e+06"),
+    "integers beyond 64 bits": (PRESET.replace("m = [10]", "m = [1" + "0" * 30 + "]"),
+                                "particles.m: must be a list of integers >= 1 and <= 1e+06"),
     "cells beyond memory": (GRID.replace("[[-2, 2], [-2, 2]]", "[[-2, 2], [-2, 2], [-2, 2]]").replace(
         "cells = [16]", "cells = [4096]"), "grid.cells: [4096] on 3 axes (6.87e+10 cells, 9 saves) needs about"),
     "particles for the bump limit": (PRESET.replace("tanh-teacher", "jmm-bumps").replace("n_data = 20\n", "delta = 0\n")
@@ -212,8 +220,9 @@ def test_a_config_that_is_not_utf8_text(tmp_path, capsys, content):
                                         ("", "give the name of a results folder"),
                                         ("/", "give the name of a results folder"),
                                         ("file/results", "is a file, not a folder"),
-                                        ("x" * 300, "File name too long")],
-                         ids=["dot", "empty", "root", "under a file", "too long"])
+                                        ("x" * 300, "File name too long"),
+                                        ("x" * 250, "the name is too long for the folders a run makes beside it")],
+                         ids=["dot", "empty", "root", "under a file", "too long", "too long for its staging folder"])
 def test_outs_that_cannot_be_written(tmp_path, capsys, monkeypatch, out, words):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "file").write_text("keep me")
@@ -239,13 +248,16 @@ def test_an_out_that_cannot_be_created(tmp_path, capsys, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.toml"]
 
 
-@pytest.mark.parametrize("damage", ["no history", "truncated npz"])
+@pytest.mark.parametrize("damage", ["no history", "truncated npz", "truncated history"])
 def test_plot_of_a_damaged_folder(tmp_path, capsys, damage):
     (tmp_path / "c.toml").write_text(GRID + "[output]\nanimation = false\n")
     out = tmp_path / "r"
     assert main(["run", str(tmp_path / "c.toml"), "--out", str(out)]) == 0
     if damage == "no history":
         (out / "history.csv").unlink()
+    elif damage == "truncated history":  # cut before a comma in the middle: its last row lacks columns
+        data = (out / "history.csv").read_bytes()
+        (out / "history.csv").write_bytes(data[: data.index(b",", len(data) // 2)])
     else:
         data = (out / "densities.npz").read_bytes()
         (out / "densities.npz").write_bytes(data[: len(data) // 2])

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_configs import barenblatt_config
 from conftest import require
 
 from solver import cli
@@ -56,3 +57,33 @@ def test_a_refusal_on_two_ranks_ends_both(mpi, tmp_path):
     assert result.returncode == 2
     assert result.stderr.count("wgf: error:") == 1 and "is a folder that is not wgf results" in result.stderr
     assert [p.name for p in out.iterdir()] == ["notes.txt"] and not cli.staging_of(out).exists()
+
+
+DISK_FULL_ON_RANK_0 = """
+import errno, sys
+from mpi4py import MPI
+import numpy as np
+if MPI.COMM_WORLD.rank == 0:  # rank 0 alone writes densities.npz
+    def no_room(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    np.savez_compressed = no_room
+from solver.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_an_error_on_one_rank_ends_both(mpi, tmp_path):
+    """A full disk on rank 0 alone, while rank 1 goes on to wait for rank 0's next
+    decision: rank 0 says so as a serial run does and ends both (MPI.Abort) rather than
+    leave rank 1 waiting (the timeout fails a hang); the solved run stays resumable from
+    its final checkpoint."""
+    script, config, out = tmp_path / "full.py", tmp_path / "c.toml", tmp_path / "results"
+    script.write_text(DISK_FULL_ON_RANK_0)
+    config.write_text(barenblatt_config() + "saves = 3\n[output]\nanimation = false\n")
+    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(mpirun_command(2, sys.executable, str(script), "run", str(config), "--out", str(out)),
+                            cwd=ROOT, env=environment, capture_output=True, text=True, timeout=180)
+    assert result.returncode != 0
+    assert f"wgf: error on rank 0 of 2: disk full while writing densities.npz; the run can be resumed with `wgf run " \
+        f"--resume {out}` once there is room; ending every rank" in result.stderr, result.stderr
+    assert cli.load_checkpoint(cli.staging_of(out) / "checkpoint.npz")[0].t == 1.5 and not out.exists()

@@ -87,12 +87,27 @@ def test_a_results_folder_the_user_changed_is_kept(tmp_path, capsys, change):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.toml", "results"]
 
 
+def test_a_file_put_into_the_staging_folder_is_kept(tmp_path, monkeypatch, capsys):
+    """A file of the user's in DIR.incomplete moves with the resumed run into DIR, left out
+    of its manifest: DIR is then never replaced (the manifest listed it, and the next run
+    deleted it)."""
+    out = interrupt(tmp_path, monkeypatch)
+    (cli.staging_of(out) / "notes.txt").write_text("mine")
+    assert main(["run", "--resume", str(out)]) == 0
+    assert cli.foreign_files(out) == ["notes.txt"]
+    capsys.readouterr()
+    assert main(["run", str(config_file(tmp_path)), "--out", str(out)]) == 2
+    assert "holds what its run did not write, or changed since: notes.txt;" in capsys.readouterr().err
+    assert (out / "notes.txt").read_text() == "mine"
+
+
 def test_out_never_names_a_staging_folder(tmp_path, monkeypatch, capsys):
     out = interrupt(tmp_path, monkeypatch)
     staging = cli.staging_of(out)
     before = snapshot(staging)
     assert main(["run", str(config_file(tmp_path)), "--out", str(staging)]) == 2
-    assert "names ending in .incomplete are staging folders" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "names ending in .incomplete are staging folders" in err and f"`wgf run --resume {out}` to continue" in err
     assert snapshot(staging) == before
 
 
@@ -140,6 +155,17 @@ def test_a_checkpoint_of_another_version_is_refused(tmp_path, monkeypatch, capsy
     assert snapshot(cli.staging_of(out)) == before
 
 
+def test_a_checkpoint_of_another_commit_is_refused(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(cli, "git_commit", lambda: {"commit": "a" * 40, "changed_files": 0})
+    out = interrupt(tmp_path, monkeypatch)
+    before = snapshot(cli.staging_of(out))
+    monkeypatch.setattr(cli, "git_commit", lambda: {"commit": "b" * 40, "changed_files": 0})
+    assert main(["run", "--resume", str(out)]) == 2
+    assert "checkpoint.npz was written by the solver of commit aaaaaaaaaaaa, this is commit bbbbbbbbbbbb;" \
+        in capsys.readouterr().err
+    assert snapshot(cli.staging_of(out)) == before
+
+
 def test_a_resume_that_fails_keeps_its_folder(tmp_path, monkeypatch, capsys):
     out = interrupt(tmp_path, monkeypatch)
     staging = cli.staging_of(out)
@@ -183,16 +209,18 @@ def full_disk_for(monkeypatch, name, after):
     monkeypatch.setattr(cli, "write_atomically", writer)
 
 
-@pytest.mark.parametrize("where", ["checkpoint.npz", "densities.npz", "metadata.json"])
+@pytest.mark.parametrize("where", ["checkpoint.npz", "densities.npz", "history.csv", "metadata.json"])
 def test_a_full_disk_keeps_the_run_resumable(tmp_path, monkeypatch, capsys, where):
     out = tmp_path / "results"
     config = config_file(tmp_path, CONFIG.replace("animation = false", "animation = false\ncheckpoint_seconds = 0"))
     with monkeypatch.context() as patch:
-        if where == "densities.npz":
-            def no_room(*args, **kwargs):
-                raise OSError(errno.ENOSPC, "No space left on device")
+        def no_room(*args, **kwargs):
+            raise OSError(errno.ENOSPC, "No space left on device")
 
+        if where == "densities.npz":
             patch.setattr(cli.np, "savez_compressed", no_room)
+        elif where == "history.csv":
+            patch.setattr(cli.csv, "writer", no_room)
         else:
             full_disk_for(patch, where, after=3 if where == "checkpoint.npz" else 1)
         assert main(["run", str(config), "--out", str(out)]) == 1
