@@ -219,9 +219,9 @@ def z_order(points, bits=10):
     return np.argsort(code, kind="stable")
 
 
-def kernel_rows(indptr, own, columns, transmissibility, masses, order):
+def kernel_rows(indptr, columns, transmissibility, masses, order):
     """The rows of :func:`edge_rate` in ``order`` (a permutation of the owned vertices):
-    (order, indptr, own, columns, transmissibility, masses, stencil_start, stencil), the
+    (order, indptr, columns, transmissibility, masses, stencil_start, stencil), the
     CSR rows and the masses permuted (row k is vertex ``order[k]``; the entries of a block
     of ``BLOCK_ROWS`` rows are contiguous), and the stencil of block b,
     ``stencil[stencil_start[b]:stencil_start[b + 1]]``: the positions (in the neighbourhood
@@ -230,9 +230,9 @@ def kernel_rows(indptr, own, columns, transmissibility, masses, order):
     counts = np.diff(indptr)[order]
     permuted = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     entries = np.repeat(indptr[order] - permuted[:-1], counts) + np.arange(permuted[-1])  # row k's, in turn
-    own, columns = own[order].astype(np.int64), columns[entries]
+    columns = columns[entries]
     block = np.arange(len(order)) // BLOCK_ROWS
-    position = np.concatenate([own, columns])
+    position = np.concatenate([order, columns])
     width = int(position.max(initial=0)) + 1
     keys = np.unique(np.concatenate([block, np.repeat(block, counts)]) * width + position)  # by block, then position
     stencil_start = np.searchsorted(keys // width, np.arange(-(-len(order) // BLOCK_ROWS) + 1))
@@ -240,17 +240,17 @@ def kernel_rows(indptr, own, columns, transmissibility, masses, order):
     if largest > np.iinfo(KERNEL_INDEX).max:
         raise ValueError(f"kernel_rows: indices up to {largest} do not fit {KERNEL_INDEX.__name__}")
     index = functools.partial(np.asarray, dtype=KERNEL_INDEX)
-    return (index(order), index(permuted), index(own), index(columns), transmissibility[entries], masses[order],
+    return (index(order), index(permuted), index(columns), transmissibility[entries], masses[order],
             index(stencil_start), index(keys % width))
 
 
 @njit(parallel=True, cache=True)
-def edge_rate(order, indptr, own, columns, transmissibility, masses, stencil_start, stencil, rho, xi, rate, outflow):
+def edge_rate(order, indptr, columns, transmissibility, masses, stencil_start, stencil, rho, xi, rate, outflow):
     """rate_i = −Σ_j F_ij / m_i with F_ij = T_ij (ξ_i − ξ_j) M_ij over the CSR rows of the
     owned vertices; outflow_i = Σ_j T_ij (ξ_i − ξ_j)⁺ M_ij / (m_i ρ_i) (the Euler positivity
     limit is dt ≤ 1/max outflow). The rows are those of :func:`kernel_rows`: row k is vertex
-    ``order[k]``, at ``own[k]`` in ``rho`` and ``xi`` (the values of the rows'
-    neighbourhood), its neighbours at ``columns``.
+    ``order[k]`` in ``rho`` and ``xi`` (the values of the rows' neighbourhood: the owned
+    vertices first), its neighbours at ``columns``.
 
     Fluxes only next to mass: one task per block of ``BLOCK_ROWS`` rows (compact patches of
     vertices along :func:`z_order`), which computes its rows only if ρ ≠ 0 somewhere in its
@@ -272,7 +272,7 @@ def edge_rate(order, indptr, own, columns, transmissibility, masses, stencil_sta
                 rate[order[k]] = outflow[order[k]] = 0.0
             continue
         for k in range(first, last):
-            i = own[k]
+            i = order[k]
             rho_i, xi_i = rho[i], xi[i]
             total, leaving = 0.0, 0.0
             for p in range(indptr[k], indptr[k + 1]):
@@ -287,17 +287,18 @@ def edge_rate(order, indptr, own, columns, transmissibility, masses, stencil_sta
             outflow[order[k]] = leaving / (masses[k] * rho_i) if leaving > 0.0 else 0.0
 
 
-def edge_rate_reference(indptr, own, columns, transmissibility, rho, xi, masses):
+def edge_rate_reference(indptr, columns, transmissibility, rho, xi, masses):
     """NumPy reference of :func:`edge_rate`, every edge computed: (rate, outflow), the same
     operations in the same order, so the same numbers bit for bit."""
     rows = np.repeat(np.arange(len(masses)), np.diff(indptr))
-    rho_rows, xi_rows = rho[own][rows], xi[own][rows]
+    rho_own = rho[: len(masses)]  # the owned vertices come first in the neighbourhood
+    rho_rows, xi_rows = rho_own[rows], xi[: len(masses)][rows]
     drop = xi_rows - xi[columns]
     upwind, downwind = np.where(drop > 0, rho_rows, rho[columns]), np.where(drop > 0, rho[columns], rho_rows)
     flux = transmissibility * drop * np.minimum(0.5 * (upwind + downwind), 2 * upwind)
     rate = -np.bincount(rows, flux, minlength=len(masses)) / masses
     leaving = np.bincount(rows, np.where(drop > 0, flux, 0.0), minlength=len(masses))
-    outflow = np.where(leaving > 0, leaving / (masses * np.where(leaving > 0, rho[own], 1.0)), 0.0)
+    outflow = np.where(leaving > 0, leaving / (masses * np.where(leaving > 0, rho_own, 1.0)), 0.0)
     return rate, outflow
 
 
@@ -415,7 +416,6 @@ class Mesh(Discretization):
         neighbours = global_columns[off_diagonal]
         own_column = (neighbours >= first) & (neighbours < first + self.owned)
         ghosts = np.unique(neighbours[~own_column])
-        self.own_positions = np.arange(self.owned)
         self._ghosts = GhostExchange(self.comm, first, ghosts) if self.comm.size > 1 else None
         transmissibility = -values[off_diagonal]
         negative = transmissibility < -1e-12 * np.abs(transmissibility).max(initial=0.0)
@@ -612,7 +612,7 @@ class Mesh(Discretization):
     @functools.cached_property
     def _kernel_rows(self):
         """The rows of :func:`edge_rate` along :func:`z_order` (:func:`kernel_rows`)."""
-        return kernel_rows(self.indptr, self.own_positions, self.columns, self.transmissibility, self.weights,
+        return kernel_rows(self.indptr, self.columns, self.transmissibility, self.weights,
                            z_order(self.points))
 
     def rate(self, rho, xi, second_order=True, out=None):

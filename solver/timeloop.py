@@ -441,9 +441,9 @@ class BackwardEuler(Stepper):
             if not grid.all_finite(residual):
                 return None
             if grid.integrate(np.abs(residual)) <= self.rtol * mass:
-                return new if grid.minimum(new) >= 0 else None
+                return new  # ≥ 0: ρⁿ, or projected
             # iterates stay in the domain of F'
-            new = np.maximum(new - self.newton_correction(new, xi_new, dt, residual), 0.0)
+            new = np.maximum(new - self.factor(new, xi_new, dt)(residual), 0.0)
         return None
 
     def jacobian(self, rho, xi, dt, second_order=False):
@@ -453,14 +453,9 @@ class BackwardEuler(Stepper):
 
     def factor(self, rho, xi, dt, second_order=False):
         """The solve with the matrix of :meth:`jacobian`, factored for many right-hand sides
-        (the discretization's ``factor_jacobian``)."""
+        (the discretization's ``factor_jacobian``: banded on 1D grids with walls, nested
+        dissection on 2D and 3D grids, a sparse LU in minimum-degree order elsewhere)."""
         return self.grid.factor_jacobian(rho, xi, self.curvature(rho), dt, second_order)
-
-    def newton_correction(self, rho, xi, dt, residual, second_order=False):
-        """(I − dt ∂L/∂ρ)⁻¹ residual with the matrix of :meth:`jacobian`, by the discretization's
-        ``solve_jacobian`` (banded on 1D grids, nested dissection on 2D and 3D grids, a sparse
-        LU in minimum-degree order on meshes)."""
-        return self.grid.solve_jacobian(rho, xi, self.curvature(rho), dt, residual, second_order)
 
     def curvature(self, rho):
         """f''(max(ρ, JACOBIAN_FLOOR·max ρ)) of the local terms: finite where ρ = 0."""
@@ -493,11 +488,13 @@ class BDF2(BackwardEuler):
     No linear multistep method of order 2 is positive for every step (Bolley and Crouzeix
     1978), and BDF2's b < 0. The safeguard, as in the positivity-preserving implicit
     schemes of Bailo, Carrillo and Hu (2020) and the BDF2 finite volumes of Gallouët,
-    Natale and Todeschi (2022, there on a JKO form): the BDF2 step is kept only when it is
-    ≥ 0 and F(ρⁿ⁺¹) ≤ F(ρⁿ) (within round-off, :func:`energy_tolerance`); otherwise the step
-    is taken by :class:`BackwardEuler` (first-order rate, positive for every dt, energy
-    decreasing for convex F) at the same dt, counted in :attr:`fallbacks`; if its Newton
-    fails too the step is rejected and retried shorter.
+    Natale and Todeschi (2022, there on a JKO form): the BDF2 step is kept only when its
+    Newton iteration converges (to ρⁿ⁺¹ ≥ 0: the iterates are projected onto ρ ≥ 0, and the
+    stop asks for the mass kept) and F(ρⁿ⁺¹) ≤ F(ρⁿ) (within round-off,
+    :func:`energy_tolerance`); otherwise the step is taken by :class:`BackwardEuler`
+    (first-order rate, positive for every dt, energy decreasing for convex F) at the same dt,
+    counted in :attr:`fallbacks`; if its Newton fails too the step is rejected and retried
+    shorter.
 
     The error estimate (Milne's device): the predictor p is the extrapolation through the
     last states: quadratic through ρⁿ⁻², ρⁿ⁻¹, ρⁿ when there are three, else forward Euler
@@ -563,8 +560,7 @@ class BDF2(BackwardEuler):
         history = a * rho + b * self.past[0][0] if self.past else rho
         predictor = self.predictor(rho, xi, dt)
         new = self.newton(history, gamma * dt, predictor, rho)
-        if (new is None or grid.minimum(new) < 0
-                or energy.value(new, grid) > energy.value(rho, grid) + energy_tolerance(rho, xi, 0.0, grid)):
+        if new is None or energy.value(new, grid) > energy.value(rho, grid) + energy_tolerance(rho, xi, 0.0, grid):
             self.fallbacks += 1
             self.result, self.result_step = super().attempt(rho, xi, dt), dt
             return self.result

@@ -29,7 +29,7 @@ def mesh(fem, name, level):
 
 def every_edge(mesh, fem, rho, xi):
     """(rate, outflow) with every edge computed (:func:`fem.edge_rate_reference`), serial."""
-    return fem.edge_rate_reference(mesh.indptr, mesh.own_positions, mesh.columns, mesh.transmissibility, rho, xi,
+    return fem.edge_rate_reference(mesh.indptr, mesh.columns, mesh.transmissibility, rho, xi,
                                    mesh.weights)
 
 
@@ -293,7 +293,7 @@ rho = (1.0 + rng.random(disk.shape)) * (disk.comm.rank == 0)  # mass on rank 0's
 xi = rho + 0.1 * rng.random(disk.shape)
 rate, outflow = disk.rate_and_outflow(rho, xi)
 near_rho, near_xi = disk.neighbourhood(rho, xi)
-expected = fem.edge_rate_reference(disk.indptr, disk.own_positions, disk.columns, disk.transmissibility, near_rho,
+expected = fem.edge_rate_reference(disk.indptr, disk.columns, disk.transmissibility, near_rho,
                                    near_xi, disk.weights)
 report = {"equal": bool(np.array_equal(rate, expected[0]) and np.array_equal(outflow, expected[1])),
           "receiving": int(np.count_nonzero(rate > 0))}
