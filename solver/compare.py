@@ -22,9 +22,6 @@ import ot
 from .energies.deconvolution import SpikeDeconvolution
 from .energies.lifted import LiftedReluRisk
 
-SPECIES_STUDIES = (LiftedReluRisk, SpikeDeconvolution)
-"""The energies on species that :func:`study` compares with particles."""
-
 EMD_MAX_ITERATIONS = 10**9
 """Network-simplex iterations allowed to ``ot.emd2``. The count needed grows about like
 10 (N + m) (60000 for 2000 × 5000 points), so POT's default of 100000 already stops short
@@ -279,13 +276,21 @@ def energy_of_particles(energy, theta, weights):
         return np.nan
 
 
+def species_study(energy):
+    """The study of its own that :func:`study` hands an energy on species to, or None:
+    :func:`lifted_study` for the ν± of ReLU neurons (particles are neurons w = (a, b)),
+    :func:`deconvolution_study` for the ν± on the torus (particles are atoms θ = (z, r))."""
+    studies = {LiftedReluRisk: lifted_study, SpikeDeconvolution: deconvolution_study}
+    return next((own for kind, own in studies.items() if isinstance(energy, kind)), None)
+
+
 def particles_refusal(problem):
     """Why :func:`study` cannot compare ``problem`` with particles, or None if it can: densities
     in species whose energy has no study of its own (the study of one density measures
     positions; the species of :class:`~solver.energies.lifted.LiftedReluRisk` go to
     :func:`lifted_study`, those of :class:`~solver.energies.deconvolution.SpikeDeconvolution`
     to :func:`deconvolution_study`)."""
-    if getattr(problem.grid, "names", None) is None or isinstance(problem.energy, SPECIES_STUDIES):
+    if getattr(problem.grid, "names", None) is None or species_study(problem.energy) is not None:
         return None
     return (f"[particles] is not available for {problem.name}: its densities are the species "
             f"{tuple(problem.grid.names)} of a {type(problem.energy).__name__}, and the comparison with particles "
@@ -315,10 +320,9 @@ def study(problem, ms, times, seeds, step, out=None, method="sliced", pde=None, 
     ms = list(ms)
     if not ms or not all(isinstance(m, (int, np.integer)) and not isinstance(m, bool) and m > 0 for m in ms):
         raise ValueError(f"study: ms must be positive whole particle counts, got {ms!r}")
-    if isinstance(problem.energy, LiftedReluRisk):  # ν± of ReLU neurons: particles are neurons w = (a, b)
-        return lifted_study(problem, ms, times, seeds, step, out=out, pde=pde, **solve_options)
-    if isinstance(problem.energy, SpikeDeconvolution):  # ν± on the torus: particles are atoms θ = (z, r)
-        return deconvolution_study(problem, ms, times, seeds, step, out=out, pde=pde, **solve_options)
+    own_study = species_study(problem.energy)
+    if own_study is not None:
+        return own_study(problem, ms, times, seeds, step, out=out, pde=pde, **solve_options)
     refusal = particles_refusal(problem)
     if refusal is not None:
         raise ValueError(f"study: {refusal}")
