@@ -806,14 +806,20 @@ class Mesh(Discretization):
     def write_xdmf(self, path, times, densities):
         """An XDMF time series of the densities (for ParaView) through ``dolfinx.io``."""
         dolfinx, _, _ = _dolfinx()
-        function = dolfinx.fem.Function(self.space)
-        function.name = "rho"
         with dolfinx.io.XDMFFile(self.comm, str(path), "w") as xdmf:
             xdmf.write_mesh(self.mesh)
             for t, rho in zip(times, densities):
-                function.x.array[self.dolfinx_index[: self.owned]] = rho
-                function.x.scatter_forward()
-                xdmf.write_function(function, float(t))
+                xdmf.write_function(self.function(rho), float(t))
+
+    def function(self, values, name="rho"):
+        """The DOLFINx P1 function with ``values`` at the owned vertices (in this mesh's
+        order, put in DOLFINx's) and at the ghosts (from their owners)."""
+        dolfinx, _, _ = _dolfinx()
+        function = dolfinx.fem.Function(self.space)
+        function.name = name
+        function.x.array[self.dolfinx_index[: self.owned]] = values
+        function.x.scatter_forward()
+        return function
 
     def plot(self, rho, ax=None, **options):
         """A matplotlib ``tripcolor`` of a 2D density, or on a surface in R³ (a sphere) its

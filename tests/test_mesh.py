@@ -222,9 +222,26 @@ def test_bump_limit_on_the_disk(fem):
     assert np.all(np.diff(risks) < 0) and risks[-1] < 1e-3 * risks[0], risks
 
 
+def test_weighted_sum_matches_numpy(fem, rng):
+    values, weights = rng.normal(size=1001), rng.random(1001)
+    assert abs(fem.weighted_sum(values, weights) - np.sum(values * weights)) <= 1e-14 * np.sum(np.abs(values) * weights)
+    values[500] = np.nan
+    assert np.isnan(fem.weighted_sum(values, weights))
+    disk = mesh(fem, "disk", 0)
+    assert disk.integrate(np.ones(disk.shape)) == pytest.approx(np.pi, rel=0.02)
+    with pytest.raises(ValueError, match="integrate takes values at the"):
+        disk.integrate(np.ones(disk.owned + 1))
+
+
 def test_xdmf_and_plot(fem, tmp_path):
+    """The values reach DOLFINx at their vertices (the mesh numbers them along the Z-order
+    curve, DOLFINx in its own order), and are written and plotted."""
     disk = mesh(fem, "disk", 0)
     rho = barenblatt(disk.points, 1.0, C=0.02)
+    dolfinx_points = disk.space.tabulate_dof_coordinates()[: disk.owned, : disk.dim]
+    np.testing.assert_allclose(disk.function(rho).x.array[: disk.owned],
+                               barenblatt(dolfinx_points, 1.0, C=0.02), atol=1e-12)
+    assert not np.array_equal(disk.dolfinx_index[: disk.owned], np.arange(disk.owned))  # renumbered
     disk.write_xdmf(tmp_path / "rho.xdmf", [0.0, 1.0], [rho, 2 * rho])
     assert (tmp_path / "rho.xdmf").stat().st_size > 0 and (tmp_path / "rho.h5").stat().st_size > 0
     import matplotlib.pyplot as plt
