@@ -51,6 +51,8 @@ def main():
     parser.add_argument("--quick", action="store_true", help="levels 1 and 2, one repeat")
     parser.add_argument("--repeats", type=int, default=7, help="timed solves of each solver per level (7)")
     args = parser.parse_args()
+    if args.repeats < 1:
+        parser.error(f"--repeats must be at least 1, got {args.repeats}")
     levels, repeats = ((1, 2), 1) if args.quick else ((2, 3, 4), args.repeats)
     rows = []
     for level in levels:
