@@ -25,6 +25,7 @@ is refused with the version found and the supported range.
 """
 
 import importlib
+import inspect
 import os
 import re
 
@@ -104,18 +105,96 @@ def _import(name):
         raise ImportError(f"{INSTALL_HINT} ({error})") from error
 
 
-def mesh_from_gmsh_model(dolfinx, model, comm, rank, gdim):
+def mesh_from_gmsh_model(dolfinx, model, comm, rank, gdim, cell_parts=None):
     """The DOLFINx mesh of a gmsh model held on ``rank``, distributed over ``comm``, with
     ``gdim`` coordinates per point (the topological dimension for a flat mesh, 3 for a
     surface in R³).
 
     ``dolfinx.io.gmsh.model_to_mesh`` (0.10 on, a ``MeshData`` record) or
     ``dolfinx.io.gmshio.model_to_mesh`` (before, a tuple whose first entry is the mesh).
+    ``cell_parts`` None leaves the split over the ranks to DOLFINx's graph partitioner;
+    else ``cell_parts(centroids, parts)`` gives the rank of each cell from the cells'
+    centroids (n, 3) (:func:`cell_partitioner`). 0.5's ``model_to_mesh`` takes no
+    partitioner: there the mesh is made as it makes it (its cells of the highest dimension, in
+    DOLFINx's order, passed to ``dolfinx.mesh.create_mesh``) with the partitioner.
     """
     reader = importlib.import_module("dolfinx.io.gmsh" if check_version(dolfinx.__version__) >= (0, 10)
                                      else "dolfinx.io.gmshio")
-    result = reader.model_to_mesh(model, comm, rank, gdim=gdim)
-    return result.mesh if hasattr(result, "mesh") else result[0]
+    if cell_parts is None or comm.size == 1:
+        result = reader.model_to_mesh(model, comm, rank, gdim=gdim)
+        return result.mesh if hasattr(result, "mesh") else result[0]
+    nodes = reader.extract_geometry(model) if comm.rank == rank else None  # row i: gmsh's node i + 1
+    partitioner = cell_partitioner(dolfinx, nodes, cell_parts)
+    if "partitioner" in inspect.signature(reader.model_to_mesh).parameters:
+        result = reader.model_to_mesh(model, comm, rank, gdim=gdim, partitioner=partitioner)
+        return result.mesh if hasattr(result, "mesh") else result[0]
+    cells = cell_type = None
+    if comm.rank == rank:
+        topologies = reader.extract_topology_and_markers(model)
+        cell_type = max(topologies, key=lambda gmsh_type: model.mesh.getElementProperties(gmsh_type)[1])
+        cells = topologies[cell_type]["topology"]
+    cell_type, nodes_per_cell = comm.bcast((cell_type, None if cells is None else cells.shape[1]), root=rank)
+    if comm.rank != rank:
+        cells, nodes = np.empty((0, nodes_per_cell), dtype=np.int64), np.empty((0, gdim))
+    domain = reader.ufl_mesh(cell_type, gdim)
+    order = reader.cell_perm_array(dolfinx.cpp.mesh.to_type(str(domain.ufl_cell())), nodes_per_cell)
+    return dolfinx.mesh.create_mesh(comm, cells[:, order], nodes[:, :gdim], domain, partitioner=partitioner)
+
+
+def cell_partitioner(dolfinx, nodes, cell_parts):
+    """A DOLFINx cell partitioner that sends each cell to the rank ``cell_parts(centroids,
+    ranks)`` gives it, from the centroids (n, 3) of the cells (their vertices' mean in
+    ``nodes``, the coordinates of the input's node i in row i, on the rank that holds the
+    cells). Ghost cells, where the mesh has them (0.5's default ``shared_facet``), go to the
+    ranks of their neighbours across a facet (DOLFINx's dual graph, :func:`_destinations`).
+
+    The cells must all be on one rank (a gmsh model's are, on the rank that read it): the
+    dual graph then numbers its neighbours as the cells themselves. DOLFINx calls the
+    partitioner with (comm, ranks, tdim, cells as an ``AdjacencyList``, ghost mode) up to 0.7
+    and (comm, ranks, cell types, [cells as a flat array]) from 0.8; its graph partitioner
+    gets (comm, ranks, dual graph, whether to ghost).
+    """
+    cpp = dolfinx.cpp
+    before_08 = check_version(dolfinx.__version__) < (0, 8)
+
+    def partition(comm, ranks, *cells_and_mode):
+        holders = comm.allreduce(int(nodes is not None))
+        if holders != 1:
+            raise RuntimeError(f"the cell partitioner needs the cells on one rank, not {holders}")
+        centroids = np.empty((0, 3))
+        if nodes is not None:
+            if before_08:
+                table = cells_and_mode[1]
+                cells = table.array.reshape(table.num_nodes, -1)
+            else:
+                cells = cells_and_mode[1][0].reshape(-1, cpp.mesh.cell_num_vertices(cells_and_mode[0][0]))
+            centroids = nodes[cells].mean(axis=1)
+        parts = np.asarray(cell_parts(centroids, ranks), dtype=np.int32)
+
+        def graph_partitioner(comm, ranks, dual_graph, ghosting):
+            return cpp.graph.AdjacencyList_int32(*_destinations(parts, dual_graph.array, dual_graph.offsets, ghosting))
+
+        wrapped = (cpp.mesh.create_cell_partitioner(graph_partitioner) if before_08
+                   else cpp.mesh.create_cell_partitioner(graph_partitioner, cpp.mesh.GhostMode.none, 2))
+        return wrapped(comm, ranks, *cells_and_mode)
+
+    return partition
+
+
+def _destinations(parts, neighbours, offsets, ghosting):
+    """(data, offsets) of the destination ranks of each cell: its own rank ``parts[c]``, then,
+    with ``ghosting``, the other ranks among its neighbours' (``neighbours[offsets[c]:offsets[c
+    + 1]]``) in increasing order, where the cell is a ghost."""
+    cells = np.arange(len(parts))
+    if not ghosting:
+        return parts, np.arange(len(parts) + 1, dtype=np.int32)
+    rows = np.repeat(cells, np.diff(offsets))
+    ghost_of = parts[neighbours] != parts[rows]
+    ghosts = np.unique(np.column_stack([rows, parts[neighbours]])[ghost_of], axis=0)  # by cell, then rank
+    rows = np.concatenate([cells, ghosts[:, 0]])
+    order = np.argsort(rows, kind="stable")  # each cell's own rank first, its ghost ranks after
+    data = np.concatenate([parts, ghosts[:, 1]])[order].astype(np.int32)
+    return data, np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=len(parts)))]).astype(np.int32)
 
 
 def p1_space(dolfinx, mesh):

@@ -78,12 +78,12 @@ def _geometry_cells(mesh, vertices_per_cell):
     return dolfinx_compat.cell_nodes(mesh, vertices_per_cell)
 
 
-def read(path, comm=None):
+def read(path, comm=None, partition="bisection"):
     """Read a gmsh ``.msh`` file into a :class:`Mesh` (distributed over ``comm``, default
-    MPI.COMM_WORLD). A missing file raises FileNotFoundError, an unreadable one ValueError,
-    on every rank: rank 0 alone reads the file (so the ranks cannot read different meshes)
-    and tells the others. A triangle mesh whose points leave the plane z = 0 is read as a
-    surface in R³."""
+    MPI.COMM_WORLD, split over the ranks by ``partition``: :data:`PARTITIONS`). A missing
+    file raises FileNotFoundError, an unreadable one ValueError, on every rank: rank 0 alone
+    reads the file (so the ranks cannot read different meshes) and tells the others. A
+    triangle mesh whose points leave the plane z = 0 is read as a surface in R³."""
     path = Path(path)
 
     def merge(gmsh):
@@ -98,17 +98,54 @@ def read(path, comm=None):
             raise ValueError(f"mesh file {path} is not a readable gmsh mesh with cells ({error}); "
                              "regenerate it with meshes/generate.py") from error
 
-    return _from_gmsh(merge, path.stem, comm)
+    return _from_gmsh(merge, path.stem, comm, partition)
 
 
-def _from_gmsh(build, name, comm=None):
+def coordinate_bisection(points, parts):
+    """The part (0 to ``parts`` − 1) of each of ``points`` (n, d) by recursive coordinate
+    bisection: the points are cut by a plane normal to the longest side of their bounding
+    box, k = ⌊parts/2⌋ parts' share of them (⌊n k/parts⌋, the lowest along that axis) on one
+    side and the rest on the other, and each side is cut again into k and parts − k parts,
+    until one part is left. The parts have ⌊n/parts⌋ or ⌈n/parts⌉ points (up to one point's
+    rounding per level), and each is a box cut out by straight planes."""
+    part = np.zeros(len(points), dtype=np.int32)
+
+    def cut(members, first, count):
+        if count == 1 or len(members) == 0:
+            part[members] = first
+            return
+        inside = points[members]
+        axis = int(np.argmax(inside.max(axis=0) - inside.min(axis=0)))
+        members = members[np.argsort(inside[:, axis], kind="stable")]
+        lower = count // 2
+        split = len(members) * lower // count
+        cut(members[:split], first, lower)
+        cut(members[split:], first + lower, count - lower)
+
+    cut(np.arange(len(points)), 0, parts)
+    return part
+
+
+PARTITIONS = {"bisection": coordinate_bisection, "graph": None}
+"""How :func:`read` and :meth:`Mesh.sphere` split a mesh's cells over the MPI ranks:
+``"bisection"`` by :func:`coordinate_bisection` of the cells' centroids (equal numbers of
+cells, straight cuts; the same split in every launch, whatever the MPI or the partitioner
+library), ``"graph"`` by DOLFINx's default graph partitioner (PT-SCOTCH, ParMETIS or KaHIP:
+the fewest edges cut, parts of any shape)."""
+
+
+def _from_gmsh(build, name, comm=None, partition="bisection"):
     """The :class:`Mesh` of the gmsh model that ``build(gmsh)`` makes in a fresh gmsh
-    session on rank 0 of ``comm`` (default MPI.COMM_WORLD), distributed over ``comm``.
+    session on rank 0 of ``comm`` (default MPI.COMM_WORLD), distributed over ``comm`` by
+    ``partition`` (:data:`PARTITIONS`).
 
     The mesh has the model's highest dimension (its cells: triangles or tetrahedra) and as
     many coordinates as that dimension, or 3 if a coordinate beyond it is nonzero (a surface
     in R³). DOLFINx reads the cells of physical groups: one is added if the model has none.
     """
+    if partition not in PARTITIONS:
+        raise ValueError(f"unknown partition {partition!r}: the mesh's cells are split over the ranks by one of "
+                         f"{', '.join(map(repr, PARTITIONS))}")
     dolfinx, _, MPI = _dolfinx()
     import gmsh
 
@@ -134,7 +171,7 @@ def _from_gmsh(build, name, comm=None):
     if problem is not None:
         raise problem
     try:
-        distributed = dolfinx_compat.mesh_from_gmsh_model(dolfinx, model, comm, 0, gdim)
+        distributed = dolfinx_compat.mesh_from_gmsh_model(dolfinx, model, comm, 0, gdim, PARTITIONS[partition])
     finally:
         if comm.rank == 0:
             gmsh.finalize()
@@ -450,14 +487,15 @@ class Mesh(Discretization):
         self._boundary = None  # boundary edges, made on first use by particles (see boundary)
 
     @classmethod
-    def sphere(cls, size=0.2, comm=None):
+    def sphere(cls, size=0.2, comm=None, partition="bisection"):
         """The unit sphere S² ⊂ R³ as a closed Delaunay surface mesh with edges of length about
         ``size`` (:func:`add_sphere`; sizes 0.4, 0.2, 0.1, 0.05 give 101, 412, 1578, 6093
-        vertices), made by gmsh in memory on rank 0 and distributed over ``comm``.
+        vertices), made by gmsh in memory on rank 0 and distributed over ``comm`` by
+        ``partition`` (:data:`PARTITIONS`).
         ``meshes/generate.py sphere`` writes the same meshes to files."""
         if not 0 < size <= 1:
             raise ValueError(f"Mesh.sphere: size must be in (0, 1] (the unit sphere), got {size}")
-        return _from_gmsh(functools.partial(add_sphere, size=size), f"sphere_{size:g}", comm)
+        return _from_gmsh(functools.partial(add_sphere, size=size), f"sphere_{size:g}", comm, partition)
 
     @property
     def surface(self):
