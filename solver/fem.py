@@ -397,6 +397,10 @@ class Mesh(Discretization):
     ----------
     points : array (n, dim)
         The vertices this rank owns (all of them in a serial run).
+    cells : array (cells, tdim + 1)
+        The cells on this rank as rows of vertex positions (owned vertices, then ghosts): the
+        ``owned_cells`` it owns first, then those it holds as ghosts (DOLFINx 0.5's meshes read
+        from gmsh hold the other ranks' cells next to a facet of their own).
     weights : array (n,)
         Their lumped masses m_i = ∫φ_i (surface areas on a surface).
     dim : int
@@ -426,6 +430,7 @@ class Mesh(Discretization):
         index_map = V.dofmap.index_map
         self.owned = index_map.size_local
         self.cells = _cells(V.dofmap, self.tdim + 1)
+        self.owned_cells = mesh.topology.index_map(self.tdim).size_local  # first in cells; ghost cells after
         # the vertices' coordinates as read (V.tabulate_dof_coordinates() pushes reference
         # points forward: DOLFINx 0.11 moves some by round-off, differently on different ranks)
         coordinates = np.empty((index_map.size_local + index_map.num_ghosts, self.dim))
@@ -460,7 +465,7 @@ class Mesh(Discretization):
         self.non_delaunay_edges = self.global_sum(int(np.count_nonzero(
             negative & (global_rows[off_diagonal] < global_columns[off_diagonal]))))
         self.obtuse_angles = self.global_sum(
-            _count_obtuse(coordinates, self.cells[_owned_cells(self.cells, self.owned)]))
+            _count_obtuse(coordinates, self.cells[: self.owned_cells]))
         if self.surface and self.boundary_facets:
             raise ValueError(f"mesh {name}: the surface is not closed: {self.boundary_facets} of its edges belong to "
                              "one triangle only (a hole, or a seam whose vertices were not merged); the mesh "
@@ -745,7 +750,7 @@ class Mesh(Discretization):
             return self.points, self.cells, self.weights
         index_map = self.space.dofmap.index_map
         numbers = index_map.local_to_global(np.arange(index_map.size_local + index_map.num_ghosts, dtype=np.int32))
-        owned_cells = self.cells[np.min(self.cells, axis=1) < self.owned]  # a cell on two ranks comes twice
+        owned_cells = self.cells[: self.owned_cells]  # each cell on one rank (a ghost cell is another's own)
         points, sorted_numbers = self.gather(numbers[: self.owned])
         position = np.empty(len(points), dtype=np.int64)
         position[sorted_numbers] = np.arange(len(points))
@@ -900,11 +905,6 @@ def _gathered(comm, order, values):
     """The ranks' ``values`` (owned vertices first) concatenated in rank order, then permuted
     by ``order`` (:attr:`Mesh._coordinate_order`): every vertex's value on every rank."""
     return np.concatenate(comm.allgather(np.asarray(values)))[order]
-
-
-def _owned_cells(cells, owned):
-    """Cells whose first vertex this rank owns (each cell counted on one rank)."""
-    return cells[:, 0] < owned
 
 
 def _count_obtuse(coordinates, cells):
