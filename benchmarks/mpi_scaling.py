@@ -3,7 +3,8 @@ network PDE on a grid (data split).
 
 - ``mesh``: the 2D Barenblatt solution (m = 2, C = 0.02) on the unit disk (meshes/, level 4
   by default: about 24000 vertices) from t = 1 to ``--end`` (1.2) with explicit steps; each
-  rank owns part of the vertices.
+  rank owns part of the vertices, split by ``--partition`` (:data:`solver.fem.PARTITIONS`:
+  ``bisection``, the default, or DOLFINx's ``graph`` partitioner).
 - ``network``: the ``tanh-teacher`` preset with ``--n-data`` (10⁵) data points on a
   ``--cells``² (64²) grid from t = 0 to ``--network-end`` (2, the preset's horizon: 7 steps);
   every rank holds the grid, the data set is split over the ranks

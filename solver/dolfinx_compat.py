@@ -7,6 +7,10 @@ The differences handled here, oldest API first:
 - the gmsh reader is ``dolfinx.io.gmshio`` up to 0.9 and ``dolfinx.io.gmsh`` from 0.10;
 - ``model_to_mesh`` returns a tuple ``(mesh, cell_tags, facet_tags)`` up to 0.9 and a
   ``MeshData`` record with a ``mesh`` field from 0.10;
+- ``model_to_mesh`` takes a cell partitioner in 0.11, not in 0.5 (there the mesh is made as
+  it makes it, with the partitioner), and DOLFINx calls a partitioner with (comm, ranks, tdim,
+  cells as an ``AdjacencyList``, ghost mode) in 0.5, with (comm, ranks, cell types, [cells])
+  in 0.11 (:func:`cell_partitioner`);
 - the P1 space is ``fem.FunctionSpace(mesh, ("Lagrange", 1))`` up to 0.7 and
   ``fem.functionspace`` from 0.8;
 - a dofmap's ``list`` and the geometry's ``dofmap`` are ``AdjacencyList`` objects (``.array``)
@@ -113,10 +117,11 @@ def mesh_from_gmsh_model(dolfinx, model, comm, rank, gdim, cell_parts=None):
     ``dolfinx.io.gmsh.model_to_mesh`` (0.10 on, a ``MeshData`` record) or
     ``dolfinx.io.gmshio.model_to_mesh`` (before, a tuple whose first entry is the mesh).
     ``cell_parts`` None leaves the split over the ranks to DOLFINx's graph partitioner;
-    else ``cell_parts(centroids, parts)`` gives the rank of each cell from the cells'
-    centroids (n, 3) (:func:`cell_partitioner`). 0.5's ``model_to_mesh`` takes no
-    partitioner: there the mesh is made as it makes it (its cells of the highest dimension, in
-    DOLFINx's order, passed to ``dolfinx.mesh.create_mesh``) with the partitioner.
+    else ``cell_parts(centroids, ranks)`` gives the rank of each cell from the cells'
+    centroids (n, 3) (:func:`cell_partitioner`). A ``model_to_mesh`` that takes no
+    partitioner (0.5) is done here as it does it: the cells of the highest dimension, in
+    gmsh's node order permuted to DOLFINx's, to ``dolfinx.mesh.create_mesh`` with the
+    partitioner.
     """
     reader = importlib.import_module("dolfinx.io.gmsh" if check_version(dolfinx.__version__) >= (0, 10)
                                      else "dolfinx.io.gmshio")
@@ -145,25 +150,28 @@ def cell_partitioner(dolfinx, nodes, cell_parts):
     """A DOLFINx cell partitioner that sends each cell to the rank ``cell_parts(centroids,
     ranks)`` gives it, from the centroids (n, 3) of the cells (their vertices' mean in
     ``nodes``, the coordinates of the input's node i in row i, on the rank that holds the
-    cells). Ghost cells, where the mesh has them (0.5's default ``shared_facet``), go to the
-    ranks of their neighbours across a facet (DOLFINx's dual graph, :func:`_destinations`).
+    cells; None on the others). Ghost cells, where the mesh has them (0.5's default
+    ``shared_facet``), go to the ranks of their neighbours across a facet (DOLFINx's dual
+    graph, :func:`_destinations`).
 
     The cells must all be on one rank (a gmsh model's are, on the rank that read it): the
-    dual graph then numbers its neighbours as the cells themselves. DOLFINx calls the
-    partitioner with (comm, ranks, tdim, cells as an ``AdjacencyList``, ghost mode) up to 0.7
-    and (comm, ranks, cell types, [cells as a flat array]) from 0.8; its graph partitioner
-    gets (comm, ranks, dual graph, whether to ghost).
+    dual graph then numbers its neighbours as the cells themselves. DOLFINx 0.5 calls the
+    partitioner with (comm, ranks, tdim, cells as an ``AdjacencyList``, ghost mode) and
+    builds it from a graph partitioner alone; 0.11 calls it with (comm, ranks, cell types,
+    [cells as a flat array]) and builds it from a graph partitioner, a ghost mode (none, as
+    its own default) and the most cells a facet joins (2). Either calls the graph partitioner
+    with (comm, ranks, dual graph, whether to ghost).
     """
     cpp = dolfinx.cpp
-    before_08 = check_version(dolfinx.__version__) < (0, 8)
 
     def partition(comm, ranks, *cells_and_mode):
         holders = comm.allreduce(int(nodes is not None))
         if holders != 1:
             raise RuntimeError(f"the cell partitioner needs the cells on one rank, not {holders}")
+        with_ghost_mode = len(cells_and_mode) == 3  # 0.5: (tdim, cells, ghost mode)
         centroids = np.empty((0, 3))
         if nodes is not None:
-            if before_08:
+            if with_ghost_mode:
                 table = cells_and_mode[1]
                 cells = table.array.reshape(table.num_nodes, -1)
             else:
@@ -174,7 +182,7 @@ def cell_partitioner(dolfinx, nodes, cell_parts):
         def graph_partitioner(comm, ranks, dual_graph, ghosting):
             return cpp.graph.AdjacencyList_int32(*_destinations(parts, dual_graph.array, dual_graph.offsets, ghosting))
 
-        wrapped = (cpp.mesh.create_cell_partitioner(graph_partitioner) if before_08
+        wrapped = (cpp.mesh.create_cell_partitioner(graph_partitioner) if with_ghost_mode
                    else cpp.mesh.create_cell_partitioner(graph_partitioner, cpp.mesh.GhostMode.none, 2))
         return wrapped(comm, ranks, *cells_and_mode)
 

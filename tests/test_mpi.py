@@ -313,8 +313,8 @@ def test_a_mesh_run_on_two_ranks_killed_then_resumed_is_the_uninterrupted_run(tm
     """SIGKILL to every process of a 2-rank mesh run (porous medium and an interaction, a
     checkpoint at every step, 1000 steps of at most 0.003: an idle machine finished the 190
     steps of unbounded ones before the kill), ``wgf run --resume --ranks 2``: the results are
-    bit for bit those of an uninterrupted 2-rank run, though DOLFINx 0.5 splits the mesh
-    differently in each launch (the checkpoint holds the whole densities)."""
+    bit for bit those of an uninterrupted 2-rank run (the checkpoint holds the whole densities,
+    whatever the split)."""
     require("dolfinx")
     require("mpi4py")
     from solver.cli import load_state, lock_holder
