@@ -78,12 +78,12 @@ def _geometry_cells(mesh, vertices_per_cell):
     return dolfinx_compat.cell_nodes(mesh, vertices_per_cell)
 
 
-def read(path, comm=None):
+def read(path, comm=None, partition="bisection"):
     """Read a gmsh ``.msh`` file into a :class:`Mesh` (distributed over ``comm``, default
-    MPI.COMM_WORLD). A missing file raises FileNotFoundError, an unreadable one ValueError,
-    on every rank: rank 0 alone reads the file (so the ranks cannot read different meshes)
-    and tells the others. A triangle mesh whose points leave the plane z = 0 is read as a
-    surface in R³."""
+    MPI.COMM_WORLD, split over the ranks by ``partition``: :data:`PARTITIONS`). A missing
+    file raises FileNotFoundError, an unreadable one ValueError, on every rank: rank 0 alone
+    reads the file (so the ranks cannot read different meshes) and tells the others. A
+    triangle mesh whose points leave the plane z = 0 is read as a surface in R³."""
     path = Path(path)
 
     def merge(gmsh):
@@ -98,17 +98,54 @@ def read(path, comm=None):
             raise ValueError(f"mesh file {path} is not a readable gmsh mesh with cells ({error}); "
                              "regenerate it with meshes/generate.py") from error
 
-    return _from_gmsh(merge, path.stem, comm)
+    return _from_gmsh(merge, path.stem, comm, partition)
 
 
-def _from_gmsh(build, name, comm=None):
+def coordinate_bisection(points, parts):
+    """The part (0 to ``parts`` − 1) of each of ``points`` (n, d) by recursive coordinate
+    bisection: the points are cut by a plane normal to the longest side of their bounding
+    box, k = ⌊parts/2⌋ parts' share of them (⌊n k/parts⌋, the lowest along that axis) on one
+    side and the rest on the other, and each side is cut again into k and parts − k parts,
+    until one part is left. The parts have ⌊n/parts⌋ or ⌈n/parts⌉ points (up to one point's
+    rounding per level), and each is a box cut out by straight planes."""
+    part = np.zeros(len(points), dtype=np.int32)
+
+    def cut(members, first, count):
+        if count == 1 or len(members) == 0:
+            part[members] = first
+            return
+        inside = points[members]
+        axis = int(np.argmax(inside.max(axis=0) - inside.min(axis=0)))
+        members = members[np.argsort(inside[:, axis], kind="stable")]
+        lower = count // 2
+        split = len(members) * lower // count
+        cut(members[:split], first, lower)
+        cut(members[split:], first + lower, count - lower)
+
+    cut(np.arange(len(points)), 0, parts)
+    return part
+
+
+PARTITIONS = {"bisection": coordinate_bisection, "graph": None}
+"""How :func:`read` and :meth:`Mesh.sphere` split a mesh's cells over the MPI ranks:
+``"bisection"`` by :func:`coordinate_bisection` of the cells' centroids (equal numbers of
+cells, straight cuts; the same split in every launch, whatever the MPI or the partitioner
+library), ``"graph"`` by DOLFINx's default graph partitioner (PT-SCOTCH, ParMETIS or KaHIP:
+the fewest edges cut, parts of any shape)."""
+
+
+def _from_gmsh(build, name, comm=None, partition="bisection"):
     """The :class:`Mesh` of the gmsh model that ``build(gmsh)`` makes in a fresh gmsh
-    session on rank 0 of ``comm`` (default MPI.COMM_WORLD), distributed over ``comm``.
+    session on rank 0 of ``comm`` (default MPI.COMM_WORLD), distributed over ``comm`` by
+    ``partition`` (:data:`PARTITIONS`).
 
     The mesh has the model's highest dimension (its cells: triangles or tetrahedra) and as
     many coordinates as that dimension, or 3 if a coordinate beyond it is nonzero (a surface
     in R³). DOLFINx reads the cells of physical groups: one is added if the model has none.
     """
+    if partition not in PARTITIONS:
+        raise ValueError(f"unknown partition {partition!r}: the mesh's cells are split over the ranks by one of "
+                         f"{', '.join(map(repr, PARTITIONS))}")
     dolfinx, _, MPI = _dolfinx()
     import gmsh
 
@@ -134,7 +171,7 @@ def _from_gmsh(build, name, comm=None):
     if problem is not None:
         raise problem
     try:
-        distributed = dolfinx_compat.mesh_from_gmsh_model(dolfinx, model, comm, 0, gdim)
+        distributed = dolfinx_compat.mesh_from_gmsh_model(dolfinx, model, comm, 0, gdim, PARTITIONS[partition])
     finally:
         if comm.rank == 0:
             gmsh.finalize()
@@ -371,6 +408,10 @@ class Mesh(Discretization):
         :func:`z_order` (densities are arrays in this order).
     dolfinx_index : array of int
         DOLFINx's local number of each vertex: the owned ones in this order, then the ghosts.
+    cells : array (cells, tdim + 1)
+        The cells on this rank as rows of vertex positions (owned vertices, then ghosts): the
+        ``owned_cells`` it owns first, then those it holds as ghosts (DOLFINx 0.5's meshes read
+        from gmsh hold the other ranks' cells next to a facet of their own).
     weights : array (n,)
         Their lumped masses m_i = ∫φ_i (surface areas on a surface).
     dim : int
@@ -400,6 +441,7 @@ class Mesh(Discretization):
         index_map = V.dofmap.index_map
         self.owned = index_map.size_local
         cells = _cells(V.dofmap, self.tdim + 1)
+        self.owned_cells = mesh.topology.index_map(self.tdim).size_local  # first in cells; ghost cells after
         # the vertices' coordinates as read (V.tabulate_dof_coordinates() pushes reference
         # points forward: DOLFINx 0.11 moves some by round-off, differently on different ranks)
         coordinates = np.empty((index_map.size_local + index_map.num_ghosts, self.dim))
@@ -442,7 +484,7 @@ class Mesh(Discretization):
         self.non_delaunay_edges = self.global_sum(int(np.count_nonzero(
             negative & (global_rows[off_diagonal] < global_columns[off_diagonal]))))
         self.obtuse_angles = self.global_sum(
-            _count_obtuse(coordinates, self.cells[_owned_cells(self.cells, self.owned)]))
+            _count_obtuse(coordinates, self.cells[: self.owned_cells]))
         if self.surface and self.boundary_facets:
             raise ValueError(f"mesh {name}: the surface is not closed: {self.boundary_facets} of its edges belong to "
                              "one triangle only (a hole, or a seam whose vertices were not merged); the mesh "
@@ -471,14 +513,15 @@ class Mesh(Discretization):
         self._boundary = None  # boundary edges, made on first use by particles (see boundary)
 
     @classmethod
-    def sphere(cls, size=0.2, comm=None):
+    def sphere(cls, size=0.2, comm=None, partition="bisection"):
         """The unit sphere S² ⊂ R³ as a closed Delaunay surface mesh with edges of length about
         ``size`` (:func:`add_sphere`; sizes 0.4, 0.2, 0.1, 0.05 give 101, 412, 1578, 6093
-        vertices), made by gmsh in memory on rank 0 and distributed over ``comm``.
+        vertices), made by gmsh in memory on rank 0 and distributed over ``comm`` by
+        ``partition`` (:data:`PARTITIONS`).
         ``meshes/generate.py sphere`` writes the same meshes to files."""
         if not 0 < size <= 1:
             raise ValueError(f"Mesh.sphere: size must be in (0, 1] (the unit sphere), got {size}")
-        return _from_gmsh(functools.partial(add_sphere, size=size), f"sphere_{size:g}", comm)
+        return _from_gmsh(functools.partial(add_sphere, size=size), f"sphere_{size:g}", comm, partition)
 
     @property
     def surface(self):
@@ -732,7 +775,7 @@ class Mesh(Discretization):
             return self.points, self.cells, self.weights
         index_map = self.space.dofmap.index_map
         numbers = index_map.local_to_global(self.dolfinx_index.astype(np.int32))
-        owned_cells = self.cells[np.min(self.cells, axis=1) < self.owned]  # a cell on two ranks comes twice
+        owned_cells = self.cells[: self.owned_cells]  # each cell on one rank (a ghost cell is another's own)
         points, sorted_numbers = self.gather(numbers[: self.owned])
         position = np.empty(len(points), dtype=np.int64)
         position[sorted_numbers] = np.arange(len(points))
@@ -893,11 +936,6 @@ def _gathered(comm, order, values):
     """The ranks' ``values`` (owned vertices first) concatenated in rank order, then permuted
     by ``order`` (:attr:`Mesh._coordinate_order`): every vertex's value on every rank."""
     return np.concatenate(comm.allgather(np.asarray(values)))[order]
-
-
-def _owned_cells(cells, owned):
-    """Cells whose first vertex this rank owns (each cell counted on one rank)."""
-    return cells[:, 0] < owned
 
 
 def _count_obtuse(coordinates, cells):
