@@ -40,10 +40,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import problems
+from . import fem, problems
 from .analytic import barenblatt, gaussian
 from .energies import Entropy, Interaction, PorousMedium, Potential
-from .fem import PARTITIONS
 from .grid import BOUNDARY_CONDITIONS, Grid
 from .timeloop import SCHEMES, STEP_FLOOR, check_scheme_options
 
@@ -230,7 +229,7 @@ SCHEMA = {
     "mesh": {
         "file": Key("string", REQUIRED, "a gmsh .msh file (relative paths from the working directory)"),
         "partition": Key("string", "bisection", "how its cells are split over MPI ranks (solver.fem.PARTITIONS)",
-                         choices=tuple(PARTITIONS)),
+                         choices=tuple(fem.PARTITIONS)),
     },
     "time": {
         "start": Key("number", 0.0, "t0"),
@@ -464,8 +463,6 @@ def _mesh(table):
         raise ConfigError(f"mesh.file: {path} does not exist (relative paths are from the working directory "
                           f"{Path.cwd()}; meshes/generate.py makes the standard meshes)")
     try:
-        from . import fem
-
         return fem.read(path, partition=table["partition"])
     except ImportError as error:
         raise ConfigError(f"mesh: {error}") from None

@@ -28,8 +28,9 @@ break the last two; they are reported and their transmissibility set to 0.
 
 :class:`Mesh` is a :class:`~solver.discretization.Discretization`: the energies run
 unchanged on its vertices and :func:`solver.timeloop.solve` takes it in place of a grid,
-with every scheme. Under MPI (``mpirun -n 2``) each rank owns a part of the vertices
-(DOLFINx's distribution), ghost values come from the neighbouring ranks, and its reductions
+with every scheme. Under MPI (``mpirun -n 2``) each rank owns a part of the vertices (the
+cells split by :data:`PARTITIONS`, the vertices owned as DOLFINx assigns them, numbered
+along :func:`z_order` on each rank), ghost values come from the neighbouring ranks, and its reductions
 (``integrate``, ``minimum``, ``all_finite``, …) are global, so every decision of the time
 loop (step size, rejection, stopping on a NaN) is the same on every rank and the answer
 is the serial one to round-off. DOLFINx is imported lazily: the rest of the package
@@ -315,7 +316,8 @@ def edge_rate(indptr, columns, transmissibility, masses, stencil_start, stencil,
                 leaving += flux if drop > 0.0 else 0.0
                 total -= flux
             rate[i] = total / masses[i]
-            if leaving > 0.0:  # then ρ_i > 0 (M ≤ 2ρ_i)
+            # leaving > 0: ρ_i > 0 (M ≤ 2ρ_i); max skips a NaN (from ρ_i = ∞, in no state the time loop accepts)
+            if leaving > 0.0:
                 top_outflow = max(top_outflow, leaving / (masses[i] * rho_i))
     return top_outflow
 
@@ -409,9 +411,12 @@ class Mesh(Discretization):
     dolfinx_index : array of int
         DOLFINx's local number of each vertex: the owned ones in this order, then the ghosts.
     cells : array (cells, tdim + 1)
-        The cells on this rank as rows of vertex positions (owned vertices, then ghosts): the
-        ``owned_cells`` it owns first, then those it holds as ghosts (DOLFINx 0.5's meshes read
-        from gmsh hold the other ranks' cells next to a facet of their own).
+        The cells on this rank as rows of vertex positions (owned vertices, then ghosts in
+        DOLFINx's order, not that of :meth:`neighbourhood`): the cells it owns first, then
+        those it holds as ghosts (DOLFINx 0.5's meshes read from gmsh hold the other ranks'
+        cells next to a facet of their own).
+    owned_cells : int
+        How many of ``cells`` this rank owns (each cell is owned by one rank).
     weights : array (n,)
         Their lumped masses m_i = ∫φ_i (surface areas on a surface).
     dim : int
@@ -591,6 +596,9 @@ class Mesh(Discretization):
         ranks in one collective: each rank's (Σ m_i ρ_i, min ρ_i, number of non-finite ξ_i,
         ``stages``) from every rank (:meth:`_each_rank`), reduced in rank order (the same
         numbers everywhere; a NaN in ρ makes the first two NaN)."""
+        if np.shape(rho) != self.shape:
+            raise ValueError(f"mesh {self.name}: summary takes ρ at the {self.owned} owned vertices, got shape "
+                             f"{np.shape(rho)}")
         ranks = self._each_rank([weighted_sum(np.ascontiguousarray(rho, dtype=float), self.weights),
                                  np.min(rho, initial=np.inf), np.size(xi) - np.count_nonzero(np.isfinite(xi)), stages])
         (mass, non_finite), (lowest, stages) = np.sum(ranks[:, [0, 2]], axis=0), np.min(ranks[:, [1, 3]], axis=0)
@@ -742,20 +750,18 @@ class Mesh(Discretization):
                 {"points": points, "cells": cells, "weights": weights})
 
     def whole(self, values):
-        """``values`` (…, owned vertices) at every vertex of the mesh: as they are in a serial
-        run; under MPI gathered from the ranks in the order of :meth:`gather` (by coordinates)."""
+        """``values`` (…, owned vertices) at every vertex of the mesh, gathered from the ranks
+        in the order of :meth:`gather` (by coordinates), the same on any number of ranks."""
         values = np.asarray(values)
-        if self.comm.size == 1:
-            return values
         order = self._coordinate_order[1]
         gathered = _gathered(self.comm, order, np.moveaxis(values, -1, 0))
         return np.moveaxis(gathered, 0, -1)
 
     def part(self, values):
         """The values (…, owned vertices) of this rank in ``values`` (…, every vertex) in
-        :meth:`whole`'s order: its inverse (checkpoints are whole, whatever the split)."""
-        values = np.asarray(values)
-        return values if self.comm.size == 1 else values[..., self._own_in_whole]
+        :meth:`whole`'s order: its inverse (checkpoints are whole, whatever the split and the
+        number of ranks)."""
+        return np.asarray(values)[..., self._own_in_whole]
 
     @functools.cached_property
     def _own_in_whole(self):
@@ -768,11 +774,8 @@ class Mesh(Discretization):
 
     @functools.cached_property
     def _whole_mesh(self):
-        """(points, cells, weights) of the whole mesh, as in a serial run; under MPI gathered
-        from the ranks, the vertices sorted by coordinates (:meth:`gather`), the cells (each
-        once) numbered that way."""
-        if self.comm.size == 1:
-            return self.points, self.cells, self.weights
+        """(points, cells, weights) of the whole mesh, gathered from the ranks, the vertices
+        sorted by coordinates (:meth:`gather`), the cells (each once) numbered that way."""
         index_map = self.space.dofmap.index_map
         numbers = index_map.local_to_global(self.dolfinx_index.astype(np.int32))
         owned_cells = self.cells[: self.owned_cells]  # each cell on one rank (a ghost cell is another's own)

@@ -315,7 +315,7 @@ class SSPRK2(Stepper):
         new = dt * rate_stage
         new += stage
         new += rho
-        new *= 0.5  # ½ρ + ½(ρ¹ + dt L_β(ρ¹)), the same numbers, with one temporary array
+        new *= 0.5  # ½ρ + ½(ρ¹ + dt L_β(ρ¹)) with one temporary array: the same numbers but for subnormal ones
         if beta:
             self.source = -beta * dt / 2 * (grid.integrate(xi * rho) + grid.integrate(xi_stage * stage))
         return new
