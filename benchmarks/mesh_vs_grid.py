@@ -3,9 +3,13 @@ same square problem.
 
 The 2D Barenblatt solution (m = 2, C = 0.02) on [−1, 1]² from t = 1 to 1.2, explicit
 SSP-RK2 steps on both: the square meshes of meshes/ (levels 2 to 4) and grids with about
-as many cells as the mesh has vertices. Prints median wall time (after a warm-up), steps,
-unknowns and microseconds per unknown per step, then a JSON line with the mesh's cost
-over the grid's at the largest size (``mesh_over_grid``; target ≤ 1.3, issue 17).
+as many cells as the mesh has vertices. At each level the two solvers are timed in
+alternation (mesh, grid, mesh, grid, … ``--repeats`` times each after a warm-up of each),
+so a change of the machine's load hits both. Prints median wall times, steps, unknowns
+and microseconds per unknown per step, and the spread of the ratios of the alternating
+pairs; then a JSON line with the mesh's cost over the grid's at the largest size
+(``mesh_over_grid``, the ratio of the medians; target ≤ 1.3, issue 17) and the range of
+the pairs' ratios (``pair_ratios``).
 
 Run: ``.venv/bin/python benchmarks/mesh_vs_grid.py [--quick]``.
 """
@@ -28,51 +32,58 @@ MESHES = runpy.run_path(str(Path(__file__).resolve().parent.parent / "meshes" / 
 EXACT = partial(barenblatt, C=0.02)
 
 
-def timed(run, repeats):
-    """(median seconds after one warm-up call, the last result)."""
-    result = run()
-    times = []
+def alternated(runs, repeats):
+    """The wall times of ``repeats`` calls of each of ``runs`` (name → function), called in
+    turn after one warm-up call each: (times by name, the last result by name)."""
+    results = {name: run() for name, run in runs.items()}
+    times = {name: [] for name in runs}
     for _ in range(repeats):
-        start = time.perf_counter()
-        result = run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
+        for name, run in runs.items():
+            start = time.perf_counter()
+            results[name] = run()
+            times[name].append(time.perf_counter() - start)
+    return times, results
 
 
 def main():
     tune_process()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="levels 1 and 2, one repeat")
+    parser.add_argument("--repeats", type=int, default=7, help="timed solves of each solver per level (7)")
     args = parser.parse_args()
-    levels, repeats = ((1, 2), 1) if args.quick else ((2, 3, 4), 3)
+    if args.repeats < 1:
+        parser.error(f"--repeats must be at least 1, got {args.repeats}")
+    levels, repeats = ((1, 2), 1) if args.quick else ((2, 3, 4), args.repeats)
     rows = []
     for level in levels:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             square = fem.read(MESHES["path"]("square", level))
-        seconds, solution = timed(lambda: solve(PorousMedium(2), square, EXACT(square.points, 1.0), (1.0, 1.2)),
-                                  repeats)
-        rows.append({"solver": "mesh", "level": level, "unknowns": square.vertices, "seconds": seconds,
-                     "steps": solution.accepted})
-        n = int(round(np.sqrt(square.vertices)))
-        grid = Grid([(-1, 1)] * 2, n)
-        rho0 = grid.cell_averages(partial(EXACT, t=1.0))
-        seconds, solution = timed(lambda: solve(PorousMedium(2), grid, rho0, (1.0, 1.2)), repeats)
-        rows.append({"solver": "grid", "level": level, "unknowns": grid.size, "seconds": seconds,
-                     "steps": solution.accepted})
-    for r in rows:
-        r["us_per_unknown_step"] = 1e6 * r["seconds"] / (r["unknowns"] * r["steps"])
-    print("| solver | mesh level | unknowns | steps | median (s) | µs per unknown per step |")
-    print("|---|---|---|---|---|---|")
+        grid = Grid([(-1, 1)] * 2, int(round(np.sqrt(square.vertices))))
+        starts = {"mesh": (square, EXACT(square.points, 1.0)),
+                  "grid": (grid, grid.cell_averages(partial(EXACT, t=1.0)))}
+        unknowns = {"mesh": square.vertices, "grid": grid.size}
+        times, solutions = alternated({name: partial(solve, PorousMedium(2), *start, (1.0, 1.2))
+                                       for name, start in starts.items()}, repeats)
+        cost = {name: np.array(times[name]) / (unknowns[name] * solutions[name].accepted) for name in starts}
+        pairs = cost["mesh"] / cost["grid"]
+        for name in starts:
+            rows.append({"solver": name, "level": level, "unknowns": unknowns[name],
+                         "seconds": statistics.median(times[name]), "steps": solutions[name].accepted,
+                         "us_per_unknown_step": 1e6 * statistics.median(cost[name]),
+                         "pair_ratios": [float(pairs.min()), float(pairs.max())]})
+    print(f"| solver | mesh level | unknowns | steps | median (s) | µs per unknown per step "
+          f"| mesh/grid, pairs ({repeats}) |")
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['solver']} | {r['level']} | {r['unknowns']} | {r['steps']} | {r['seconds']:.3f} "
-              f"| {r['us_per_unknown_step']:.4f} |")
+              f"| {r['us_per_unknown_step']:.4f} | {r['pair_ratios'][0]:.2f}–{r['pair_ratios'][1]:.2f} |")
     mesh_row, grid_row = rows[-2], rows[-1]
-    print(json.dumps({"benchmark": "mesh_vs_grid", "unknowns": mesh_row["unknowns"],
+    print(json.dumps({"benchmark": "mesh_vs_grid", "unknowns": mesh_row["unknowns"], "repeats": repeats,
                       "mesh_us_per_unknown_step": mesh_row["us_per_unknown_step"],
                       "grid_us_per_unknown_step": grid_row["us_per_unknown_step"],
                       "mesh_over_grid": mesh_row["us_per_unknown_step"] / grid_row["us_per_unknown_step"],
-                      "rows": rows}))
+                      "pair_ratios": mesh_row["pair_ratios"], "rows": rows}))
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@ network PDE on a grid (data split).
 
 - ``mesh``: the 2D Barenblatt solution (m = 2, C = 0.02) on the unit disk (meshes/, level 4
   by default: about 24000 vertices) from t = 1 to ``--end`` (1.2) with explicit steps; each
-  rank owns part of the vertices.
+  rank owns part of the vertices, split by ``--partition`` (:data:`solver.fem.PARTITIONS`:
+  ``bisection``, the default, or DOLFINx's ``graph`` partitioner).
 - ``network``: the ``tanh-teacher`` preset with ``--n-data`` (10⁵) data points on a
   ``--cells``² (64²) grid from t = 0 to ``--network-end`` (2, the preset's horizon: 7 steps);
   every rank holds the grid, the data set is split over the ranks
@@ -35,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from solver.fem import PARTITIONS
 from solver.mpi import mpirun_command
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,7 +54,7 @@ from solver import PorousMedium, fem, solve, tune_process
 from solver.analytic import barenblatt
 tune_process()
 warnings.simplefilter("ignore", UserWarning)
-disk = fem.read(sys.argv[1])
+disk = fem.read(sys.argv[1], partition=sys.argv[3])
 comm, end = disk.comm, float(sys.argv[2])
 run = lambda: solve(PorousMedium(2), disk, barenblatt(disk.points, 1.0, C=0.02), (1.0, end))
 solution = run()
@@ -60,7 +62,7 @@ solution = run()
 points, rho = disk.gather(solution.rho[-1])
 vertices = disk.vertices  # collective: every rank asks
 if comm.rank == 0:
-    np.save(sys.argv[3], rho)
+    np.save(sys.argv[4], rho)
     print(json.dumps({"seconds": seconds, "steps": solution.accepted, "size": vertices}))
 """
 NETWORK = """
@@ -129,6 +131,8 @@ def main():
     parser.add_argument("--case", choices=("mesh", "network", "both"), default="both")
     parser.add_argument("--level", type=int, default=4, help="disk mesh level (default 4)")
     parser.add_argument("--end", type=float, default=1.2, help="mesh: end time (default 1.2: about 460 steps)")
+    parser.add_argument("--partition", choices=PARTITIONS, default="bisection",
+                        help="mesh: how the cells are split over the ranks (solver.fem.PARTITIONS; default bisection)")
     parser.add_argument("--cells", type=int, default=64, help="network: cells per axis (default 64)")
     parser.add_argument("--n-data", type=int, default=100_000, help="network: data points (default 10^5)")
     parser.add_argument("--network-end", type=float, default=2.0, help="network: end time (default 2: 7 steps)")
@@ -140,9 +144,10 @@ def main():
     with tempfile.TemporaryDirectory() as folder:
         if args.case in ("mesh", "both"):
             mesh = runpy.run_path(str(ROOT / "meshes" / "generate.py"))["path"]("disk", args.level)
-            reports, difference = measure("mesh", MESH, (mesh, args.end), args.repeats, folder)
+            reports, difference = measure("mesh", MESH, (mesh, args.end, args.partition), args.repeats, folder)
             fields.update(summary("mesh", f"Barenblatt on the disk, level {args.level} ({reports[1][0]['size']} "
-                                  f"vertices), t 1 -> {args.end}", reports, difference), vertices=reports[1][0]["size"])
+                                  f"vertices, partition {args.partition}), t 1 -> {args.end}", reports, difference),
+                          vertices=reports[1][0]["size"], partition=args.partition)
         if args.case in ("network", "both"):
             reports, difference = measure("network", NETWORK, (args.cells, args.n_data, args.network_end),
                                           args.repeats, folder)

@@ -281,8 +281,9 @@ class Checkpointer:
     some rank): the densities are gathered whole (``grid``'s
     :meth:`~solver.discretization.Discretization.whole`, in the order of the results) and
     rank 0 writes the one file, so a checkpoint does not depend on how the mesh was split
-    (DOLFINx 0.5's partitioner splits it differently from launch to launch) nor on the
-    number of ranks (:func:`resume_state` gives each rank its part).
+    (another partition, or DOLFINx 0.5's graph partitioner from one launch to the next) nor
+    on the number of ranks (:func:`resume_state` gives each rank its part: a mesh's whole
+    densities are in the order of its vertices' coordinates, on one rank too).
 
     :meth:`save_last` writes the last state it was given (after ``solve`` returns: then
     a failure in writing the results is resumed without solving again)."""
@@ -304,10 +305,9 @@ class Checkpointer:
         """Write the last state given (if any) to ``path``."""
         if self.state is None:
             return
-        state = self.state
-        if self.ranks.size > 1:  # collective
-            state = dataclasses.replace(state, rho=self.grid.whole(state.rho),
-                                        saved=list(self.grid.whole(np.array(state.saved))) if state.saved else [])
+        state = self.state  # whole (collective under MPI)
+        state = dataclasses.replace(state, rho=self.grid.whole(state.rho),
+                                    saved=list(self.grid.whole(np.array(state.saved))) if state.saved else [])
         self.ranks.decide(lambda: save_state(state, self.path, self.fingerprint))
         self.last = time.monotonic()
 
@@ -916,11 +916,11 @@ def split_data(run, ranks):
 
 def resume_state(path, run, ranks):
     """The state a resume starts from, or None to start the run from its beginning: the
-    checkpoint ``path`` (:func:`check_checkpoint`), read by rank 0; under MPI each rank
-    takes its part of the whole densities the checkpoint holds (the discretization's
-    ``part``), whatever the split of the run that wrote it."""
+    checkpoint ``path`` (:func:`check_checkpoint`), read by rank 0; each rank takes its part
+    of the whole densities the checkpoint holds (the discretization's ``part``), whatever
+    the split and the number of ranks of the run that wrote it."""
     state = ranks.decide(lambda: check_checkpoint(path, run))
-    if state is None or ranks.size == 1:
+    if state is None:
         return state
     return dataclasses.replace(state, rho=run.grid.part(state.rho), saved=[run.grid.part(rho) for rho in state.saved])
 

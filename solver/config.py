@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import problems
+from . import fem, problems
 from .analytic import barenblatt, gaussian
 from .energies import Entropy, Interaction, PorousMedium, Potential
 from .grid import BOUNDARY_CONDITIONS, Grid
@@ -228,6 +228,8 @@ SCHEMA = {
     },
     "mesh": {
         "file": Key("string", REQUIRED, "a gmsh .msh file (relative paths from the working directory)"),
+        "partition": Key("string", "bisection", "how its cells are split over MPI ranks (solver.fem.PARTITIONS)",
+                         choices=tuple(fem.PARTITIONS)),
     },
     "time": {
         "start": Key("number", 0.0, "t0"),
@@ -455,15 +457,13 @@ def _grid(table, saves):
 
 
 def _mesh(table):
-    """The :class:`solver.fem.Mesh` of ``[mesh] file``."""
+    """The :class:`solver.fem.Mesh` of ``[mesh] file``, split over the MPI ranks by ``partition``."""
     path = Path(table["file"])
     if not path.is_file():
         raise ConfigError(f"mesh.file: {path} does not exist (relative paths are from the working directory "
                           f"{Path.cwd()}; meshes/generate.py makes the standard meshes)")
     try:
-        from . import fem
-
-        return fem.read(path)
+        return fem.read(path, partition=table["partition"])
     except ImportError as error:
         raise ConfigError(f"mesh: {error}") from None
 

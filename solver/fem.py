@@ -28,8 +28,9 @@ break the last two; they are reported and their transmissibility set to 0.
 
 :class:`Mesh` is a :class:`~solver.discretization.Discretization`: the energies run
 unchanged on its vertices and :func:`solver.timeloop.solve` takes it in place of a grid,
-with every scheme. Under MPI (``mpirun -n 2``) each rank owns a part of the vertices
-(DOLFINx's distribution), ghost values come from the neighbouring ranks, and its reductions
+with every scheme. Under MPI (``mpirun -n 2``) each rank owns a part of the vertices (the
+cells split by :data:`PARTITIONS`, the vertices owned as DOLFINx assigns them, numbered
+along :func:`z_order` on each rank), ghost values come from the neighbouring ranks, and its reductions
 (``integrate``, ``minimum``, ``all_finite``, …) are global, so every decision of the time
 loop (step size, rejection, stopping on a NaN) is the same on every rank and the answer
 is the serial one to round-off. DOLFINx is imported lazily: the rest of the package
@@ -78,12 +79,12 @@ def _geometry_cells(mesh, vertices_per_cell):
     return dolfinx_compat.cell_nodes(mesh, vertices_per_cell)
 
 
-def read(path, comm=None):
+def read(path, comm=None, partition="bisection"):
     """Read a gmsh ``.msh`` file into a :class:`Mesh` (distributed over ``comm``, default
-    MPI.COMM_WORLD). A missing file raises FileNotFoundError, an unreadable one ValueError,
-    on every rank: rank 0 alone reads the file (so the ranks cannot read different meshes)
-    and tells the others. A triangle mesh whose points leave the plane z = 0 is read as a
-    surface in R³."""
+    MPI.COMM_WORLD, split over the ranks by ``partition``: :data:`PARTITIONS`). A missing
+    file raises FileNotFoundError, an unreadable one ValueError, on every rank: rank 0 alone
+    reads the file (so the ranks cannot read different meshes) and tells the others. A
+    triangle mesh whose points leave the plane z = 0 is read as a surface in R³."""
     path = Path(path)
 
     def merge(gmsh):
@@ -98,17 +99,54 @@ def read(path, comm=None):
             raise ValueError(f"mesh file {path} is not a readable gmsh mesh with cells ({error}); "
                              "regenerate it with meshes/generate.py") from error
 
-    return _from_gmsh(merge, path.stem, comm)
+    return _from_gmsh(merge, path.stem, comm, partition)
 
 
-def _from_gmsh(build, name, comm=None):
+def coordinate_bisection(points, parts):
+    """The part (0 to ``parts`` − 1) of each of ``points`` (n, d) by recursive coordinate
+    bisection: the points are cut by a plane normal to the longest side of their bounding
+    box, k = ⌊parts/2⌋ parts' share of them (⌊n k/parts⌋, the lowest along that axis) on one
+    side and the rest on the other, and each side is cut again into k and parts − k parts,
+    until one part is left. The parts have ⌊n/parts⌋ or ⌈n/parts⌉ points (up to one point's
+    rounding per level), and each is a box cut out by straight planes."""
+    part = np.zeros(len(points), dtype=np.int32)
+
+    def cut(members, first, count):
+        if count == 1 or len(members) == 0:
+            part[members] = first
+            return
+        inside = points[members]
+        axis = int(np.argmax(inside.max(axis=0) - inside.min(axis=0)))
+        members = members[np.argsort(inside[:, axis], kind="stable")]
+        lower = count // 2
+        split = len(members) * lower // count
+        cut(members[:split], first, lower)
+        cut(members[split:], first + lower, count - lower)
+
+    cut(np.arange(len(points)), 0, parts)
+    return part
+
+
+PARTITIONS = {"bisection": coordinate_bisection, "graph": None}
+"""How :func:`read` and :meth:`Mesh.sphere` split a mesh's cells over the MPI ranks:
+``"bisection"`` by :func:`coordinate_bisection` of the cells' centroids (equal numbers of
+cells, straight cuts; the same split in every launch, whatever the MPI or the partitioner
+library), ``"graph"`` by DOLFINx's default graph partitioner (PT-SCOTCH, ParMETIS or KaHIP:
+the fewest edges cut, parts of any shape)."""
+
+
+def _from_gmsh(build, name, comm=None, partition="bisection"):
     """The :class:`Mesh` of the gmsh model that ``build(gmsh)`` makes in a fresh gmsh
-    session on rank 0 of ``comm`` (default MPI.COMM_WORLD), distributed over ``comm``.
+    session on rank 0 of ``comm`` (default MPI.COMM_WORLD), distributed over ``comm`` by
+    ``partition`` (:data:`PARTITIONS`).
 
     The mesh has the model's highest dimension (its cells: triangles or tetrahedra) and as
     many coordinates as that dimension, or 3 if a coordinate beyond it is nonzero (a surface
     in R³). DOLFINx reads the cells of physical groups: one is added if the model has none.
     """
+    if partition not in PARTITIONS:
+        raise ValueError(f"unknown partition {partition!r}: the mesh's cells are split over the ranks by one of "
+                         f"{', '.join(map(repr, PARTITIONS))}")
     dolfinx, _, MPI = _dolfinx()
     import gmsh
 
@@ -134,7 +172,7 @@ def _from_gmsh(build, name, comm=None):
     if problem is not None:
         raise problem
     try:
-        distributed = dolfinx_compat.mesh_from_gmsh_model(dolfinx, model, comm, 0, gdim)
+        distributed = dolfinx_compat.mesh_from_gmsh_model(dolfinx, model, comm, 0, gdim, PARTITIONS[partition])
     finally:
         if comm.rank == 0:
             gmsh.finalize()
@@ -219,72 +257,79 @@ def z_order(points, bits=10):
     return np.argsort(code, kind="stable")
 
 
-def kernel_rows(indptr, columns, transmissibility, masses, order):
-    """The rows of :func:`edge_rate` in ``order`` (a permutation of the owned vertices):
-    (order, indptr, columns, transmissibility, masses, stencil_start, stencil), the
-    CSR rows and the masses permuted (row k is vertex ``order[k]``; the entries of a block
-    of ``BLOCK_ROWS`` rows are contiguous), and the stencil of block b,
+def kernel_rows(indptr, columns):
+    """The index arrays of :func:`edge_rate`: (indptr, columns, stencil_start, stencil) as
+    ``KERNEL_INDEX``, the CSR rows of the owned vertices (numbered along :func:`z_order`, so
+    a block of ``BLOCK_ROWS`` consecutive rows is a compact patch) and the stencil of block b
+    (rows b·``BLOCK_ROWS`` up to (b + 1)·``BLOCK_ROWS``),
     ``stencil[stencil_start[b]:stencil_start[b + 1]]``: the positions (in the neighbourhood
     arrays, increasing) of the vertices of its rows and of their neighbours, every vertex
-    whose ρ the block's fluxes depend on. The integer arrays are ``KERNEL_INDEX``."""
-    counts = np.diff(indptr)[order]
-    permuted = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    entries = np.repeat(indptr[order] - permuted[:-1], counts) + np.arange(permuted[-1])  # row k's, in turn
-    columns = columns[entries]
-    block = np.arange(len(order)) // BLOCK_ROWS
-    position = np.concatenate([order, columns])
-    width = int(position.max(initial=0)) + 1
-    keys = np.unique(np.concatenate([block, np.repeat(block, counts)]) * width + position)  # by block, then position
-    stencil_start = np.searchsorted(keys // width, np.arange(-(-len(order) // BLOCK_ROWS) + 1))
-    largest = max(width, permuted[-1], len(keys))
+    whose ρ the block's fluxes depend on."""
+    owned = len(indptr) - 1
+    block = np.arange(owned) // BLOCK_ROWS
+    width = int(np.max(columns, initial=owned - 1)) + 1
+    keys = np.unique(np.concatenate([block, np.repeat(block, np.diff(indptr))]) * width
+                     + np.concatenate([np.arange(owned), columns]))  # by block, then position
+    stencil_start = np.searchsorted(keys // width, np.arange(-(-owned // BLOCK_ROWS) + 1))
+    largest = max(width, indptr[-1], len(keys))
     if largest > np.iinfo(KERNEL_INDEX).max:
         raise ValueError(f"kernel_rows: indices up to {largest} do not fit {KERNEL_INDEX.__name__}")
     index = functools.partial(np.asarray, dtype=KERNEL_INDEX)
-    return (index(order), index(permuted), index(columns), transmissibility[entries], masses[order],
-            index(stencil_start), index(keys % width))
+    return index(indptr), index(columns), index(stencil_start), index(keys % width)
 
 
 @njit(parallel=True, cache=True)
-def edge_rate(order, indptr, columns, transmissibility, masses, stencil_start, stencil, rho, xi, rate, outflow):
+def edge_rate(indptr, columns, transmissibility, masses, stencil_start, stencil, rho, xi, rate):
     """rate_i = −Σ_j F_ij / m_i with F_ij = T_ij (ξ_i − ξ_j) M_ij over the CSR rows of the
-    owned vertices; outflow_i = Σ_j T_ij (ξ_i − ξ_j)⁺ M_ij / (m_i ρ_i) (the Euler positivity
-    limit is dt ≤ 1/max outflow). The rows are those of :func:`kernel_rows`: row k is vertex
-    ``order[k]`` in ``rho`` and ``xi`` (the values of the rows' neighbourhood: the owned
-    vertices first), its neighbours at ``columns``.
+    owned vertices, into ``rate``; returns max_i outflow_i, outflow_i = Σ_j T_ij (ξ_i − ξ_j)⁺
+    M_ij / (m_i ρ_i) (the Euler positivity limit is dt ≤ 1/max outflow; 0 without outflow).
+    The index arrays are those of :func:`kernel_rows`; ``rho`` and ``xi`` are the values of
+    the rows' neighbourhood (the owned vertices first).
 
     Fluxes only next to mass: one task per block of ``BLOCK_ROWS`` rows (compact patches of
-    vertices along :func:`z_order`), which computes its rows only if ρ ≠ 0 somewhere in its
-    stencil (the vertices of its rows and their neighbours), and else sets their rate and
-    outflow to 0. That is exact for a finite ξ (the time loop stops on any other): with
+    vertices, numbered along :func:`z_order`), which computes its rows only if ρ ≠ 0
+    somewhere in its stencil (the vertices of its rows and their neighbours), and else sets
+    their rate to 0. That is exact for a finite ξ (the time loop stops on any other): with
     ρ_i = ρ_j = 0, M_ij = 0 and F_ij = ±0, so a row whose vertex and neighbours are empty
     sums only zeros, rate_i = 0 and outflow_i = 0 bit for bit (:func:`edge_rate_reference`
     computes every edge). Under MPI the stencil's values come from the neighbourhood,
     ghosts included. The test is written out in the task: a helper called with a slice of
     the stencil, once per block, made a pass over an empty density 10–20% slower.
     """
+    top_outflow = 0.0
     for block in prange(stencil_start.size - 1):
-        first, last = block * BLOCK_ROWS, min((block + 1) * BLOCK_ROWS, order.size)
+        first, last = block * BLOCK_ROWS, min((block + 1) * BLOCK_ROWS, masses.size)
         mass = False
         for s in range(stencil_start[block], stencil_start[block + 1]):
             mass |= rho[stencil[s]] != 0.0
         if not mass:
-            for k in range(first, last):
-                rate[order[k]] = outflow[order[k]] = 0.0
+            rate[first:last] = 0.0
             continue
-        for k in range(first, last):
-            i = order[k]
+        for i in range(first, last):
             rho_i, xi_i = rho[i], xi[i]
             total, leaving = 0.0, 0.0
-            for p in range(indptr[k], indptr[k + 1]):
+            for p in range(indptr[i], indptr[i + 1]):
                 j = columns[p]
                 rho_j, drop = rho[j], xi_i - xi[j]
                 upwind, downwind = (rho_i, rho_j) if drop > 0.0 else (rho_j, rho_i)  # selects, not a branch
                 flux = transmissibility[p] * drop * edge_mobility(upwind, downwind)
                 leaving += flux if drop > 0.0 else 0.0
                 total -= flux
-            rate[order[k]] = total / masses[k]
-            # leaving > 0: ρ_i > 0 (M ≤ 2ρ_i)
-            outflow[order[k]] = leaving / (masses[k] * rho_i) if leaving > 0.0 else 0.0
+            rate[i] = total / masses[i]
+            # leaving > 0: ρ_i > 0 (M ≤ 2ρ_i); max skips a NaN (from ρ_i = ∞, in no state the time loop accepts)
+            if leaving > 0.0:
+                top_outflow = max(top_outflow, leaving / (masses[i] * rho_i))
+    return top_outflow
+
+
+@njit(fastmath={"reassoc"}, cache=True)
+def weighted_sum(values, weights):
+    """Σ_i values_i weights_i in one pass, without a temporary array (the additions
+    reassociated, so vectorized: the sum to round-off, the same on every call)."""
+    total = 0.0
+    for i in range(values.size):
+        total += values[i] * weights[i]
+    return total
 
 
 def edge_rate_reference(indptr, columns, transmissibility, rho, xi, masses):
@@ -318,18 +363,20 @@ class GhostExchange:
         The global index of this rank's first vertex (ranks own consecutive ranges, in rank order).
     ghosts : array of int
         The global indices of the ghosts, increasing.
+    position : array of int
+        Where each owned vertex, by its global index minus ``first``, is in this rank's arrays.
     """
 
     TAG = 16
 
-    def __init__(self, comm, first, ghosts):
+    def __init__(self, comm, first, ghosts, position):
         from mpi4py import MPI
 
         self._MPI = MPI
         starts = np.array(comm.allgather(first))
         owners = np.searchsorted(starts, ghosts, side="right") - 1  # ranks may own no vertex: the last start wins
         wanted = comm.alltoall([ghosts[owners == rank] for rank in range(comm.size)])  # what each rank needs of mine
-        self.send_index = np.concatenate([np.asarray(indices, dtype=np.int64) - first for indices in wanted])
+        self.send_index = position[np.concatenate([np.asarray(indices, dtype=np.int64) - first for indices in wanted])]
         self._send, self._received = np.empty((len(self.send_index), 2)), np.empty((len(ghosts), 2))
         sent = np.concatenate([[0], np.cumsum([len(indices) for indices in wanted])])
         received = np.concatenate([[0], np.cumsum(np.bincount(owners, minlength=comm.size))])
@@ -359,7 +406,17 @@ class Mesh(Discretization):
     Attributes
     ----------
     points : array (n, dim)
-        The vertices this rank owns (all of them in a serial run).
+        The vertices this rank owns (all of them in a serial run), numbered along
+        :func:`z_order` (densities are arrays in this order).
+    dolfinx_index : array of int
+        DOLFINx's local number of each vertex: the owned ones in this order, then the ghosts.
+    cells : array (cells, tdim + 1)
+        The cells on this rank as rows of vertex positions (owned vertices, then ghosts in
+        DOLFINx's order, not that of :meth:`neighbourhood`): the cells it owns first, then
+        those it holds as ghosts (DOLFINx 0.5's meshes read from gmsh hold the other ranks'
+        cells next to a facet of their own).
+    owned_cells : int
+        How many of ``cells`` this rank owns (each cell is owned by one rank).
     weights : array (n,)
         Their lumped masses m_i = ∫φ_i (surface areas on a surface).
     dim : int
@@ -388,11 +445,20 @@ class Mesh(Discretization):
         self.space = V = _function_space(dolfinx, mesh)
         index_map = V.dofmap.index_map
         self.owned = index_map.size_local
-        self.cells = _cells(V.dofmap, self.tdim + 1)
+        cells = _cells(V.dofmap, self.tdim + 1)
+        self.owned_cells = mesh.topology.index_map(self.tdim).size_local  # first in cells; ghost cells after
         # the vertices' coordinates as read (V.tabulate_dof_coordinates() pushes reference
         # points forward: DOLFINx 0.11 moves some by round-off, differently on different ranks)
         coordinates = np.empty((index_map.size_local + index_map.num_ghosts, self.dim))
-        coordinates[self.cells] = mesh.geometry.x[_geometry_cells(mesh, self.tdim + 1), : self.dim]
+        coordinates[cells] = mesh.geometry.x[_geometry_cells(mesh, self.tdim + 1), : self.dim]
+        # this rank's vertices numbered along z_order (edge_rate's blocks of consecutive rows
+        # are then compact patches, and its arrays are read in order), the ghosts after them:
+        # vertex k here is DOLFINx's local vertex dolfinx_index[k], and DOLFINx's v is position[v]
+        self.dolfinx_index = np.concatenate([z_order(coordinates[: self.owned]),
+                                             np.arange(self.owned, len(coordinates))])
+        position = np.empty_like(self.dolfinx_index)
+        position[self.dolfinx_index] = np.arange(len(position))
+        self.cells, coordinates = position[cells], coordinates[self.dolfinx_index]
         self.points = np.ascontiguousarray(coordinates[: self.owned])
         mesh.topology.create_connectivity(self.tdim - 1, self.tdim)
         exterior = dolfinx.mesh.exterior_facet_indices(mesh.topology)
@@ -405,7 +471,7 @@ class Mesh(Discretization):
         stiffness.assemble()
         lumped = dolfinx.fem.petsc.assemble_vector(dolfinx.fem.form(v * ufl.dx))
         lumped.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
-        self.weights = np.array(lumped.array[: self.owned])
+        self.weights = lumped.array[self.dolfinx_index[: self.owned]]
         indptr, global_columns, values = stiffness.getValuesCSR()
         first = stiffness.getOwnershipRange()[0]  # the global index of this rank's first vertex
         own_global = first + np.arange(self.owned)
@@ -416,14 +482,14 @@ class Mesh(Discretization):
         neighbours = global_columns[off_diagonal]
         own_column = (neighbours >= first) & (neighbours < first + self.owned)
         ghosts = np.unique(neighbours[~own_column])
-        self._ghosts = GhostExchange(self.comm, first, ghosts) if self.comm.size > 1 else None
+        self._ghosts = GhostExchange(self.comm, first, ghosts, position) if self.comm.size > 1 else None
         transmissibility = -values[off_diagonal]
         negative = transmissibility < -1e-12 * np.abs(transmissibility).max(initial=0.0)
         # an edge appears in the rows of both its ends (on one rank or two): count it once
         self.non_delaunay_edges = self.global_sum(int(np.count_nonzero(
             negative & (global_rows[off_diagonal] < global_columns[off_diagonal]))))
         self.obtuse_angles = self.global_sum(
-            _count_obtuse(coordinates, self.cells[_owned_cells(self.cells, self.owned)]))
+            _count_obtuse(coordinates, self.cells[: self.owned_cells]))
         if self.surface and self.boundary_facets:
             raise ValueError(f"mesh {name}: the surface is not closed: {self.boundary_facets} of its edges belong to "
                              "one triangle only (a hole, or a seam whose vertices were not merged); the mesh "
@@ -439,25 +505,28 @@ class Mesh(Discretization):
                 f"mesh {name}: {self.non_delaunay_edges} edges are not Delaunay ({why}): their transmissibilities "
                 "−K_ij are negative, which would break positivity and energy dissipation, so they are set to 0, "
                 "which loses consistency on those edges; regenerate the mesh with a Delaunay algorithm", stacklevel=2)
-        rows = np.repeat(np.arange(self.owned), np.diff(indptr))[off_diagonal]
+        rows = position[np.repeat(np.arange(self.owned), np.diff(indptr))[off_diagonal]]
+        entries = np.argsort(rows, kind="stable")  # row by row in this numbering
         self.indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=self.owned))]).astype(np.int64)
-        self.columns = np.where(own_column, neighbours - first,
-                                self.owned + np.searchsorted(ghosts, neighbours)).astype(np.int64)
-        self.transmissibility = np.maximum(transmissibility, 0.0)
+        self.columns = np.where(own_column, position[np.where(own_column, neighbours - first, 0)],
+                                self.owned + np.searchsorted(ghosts, neighbours))[entries].astype(np.int64)
+        self.transmissibility = np.maximum(transmissibility, 0.0)[entries]
+        rows = rows[entries]
         # max_i Σ_j T_ij/m_i: the forward-Euler limit of linear diffusion is 1/(D · this)
         self.max_connectivity = self.maximum(np.bincount(rows, self.transmissibility, minlength=self.owned)
                                              / self.weights)
         self._boundary = None  # boundary edges, made on first use by particles (see boundary)
 
     @classmethod
-    def sphere(cls, size=0.2, comm=None):
+    def sphere(cls, size=0.2, comm=None, partition="bisection"):
         """The unit sphere S² ⊂ R³ as a closed Delaunay surface mesh with edges of length about
         ``size`` (:func:`add_sphere`; sizes 0.4, 0.2, 0.1, 0.05 give 101, 412, 1578, 6093
-        vertices), made by gmsh in memory on rank 0 and distributed over ``comm``.
+        vertices), made by gmsh in memory on rank 0 and distributed over ``comm`` by
+        ``partition`` (:data:`PARTITIONS`).
         ``meshes/generate.py sphere`` writes the same meshes to files."""
         if not 0 < size <= 1:
             raise ValueError(f"Mesh.sphere: size must be in (0, 1] (the unit sphere), got {size}")
-        return _from_gmsh(functools.partial(add_sphere, size=size), f"sphere_{size:g}", comm)
+        return _from_gmsh(functools.partial(add_sphere, size=size), f"sphere_{size:g}", comm, partition)
 
     @property
     def surface(self):
@@ -485,10 +554,14 @@ class Mesh(Discretization):
         return self.global_sum(self.owned)
 
     def integrate(self, values):
-        """Σ_i m_i values_i over all vertices (all ranks). A NumPy sum, not a BLAS dot
-        product: OpenBLAS's threads, waking between the Numba kernels' own, made each
-        call tens of times slower on 2 cores."""
-        return self.global_sum(float(np.sum(np.asarray(values).ravel() * self.weights)))
+        """Σ_i m_i values_i over all vertices (all ranks), by :func:`weighted_sum`. Not a
+        BLAS dot product: OpenBLAS's threads, waking between the Numba kernels' own, made
+        each call tens of times slower on 2 cores."""
+        values = np.ascontiguousarray(values, dtype=float)
+        if values.shape != self.shape:
+            raise ValueError(f"mesh {self.name}: integrate takes values at the {self.owned} owned vertices, "
+                             f"got shape {values.shape}")
+        return self.global_sum(weighted_sum(values, self.weights))
 
     def minimum(self, values):
         """min_i values_i over all ranks (NaN if one is NaN, the same on every rank; a rank
@@ -523,8 +596,11 @@ class Mesh(Discretization):
         ranks in one collective: each rank's (Σ m_i ρ_i, min ρ_i, number of non-finite ξ_i,
         ``stages``) from every rank (:meth:`_each_rank`), reduced in rank order (the same
         numbers everywhere; a NaN in ρ makes the first two NaN)."""
-        ranks = self._each_rank([np.sum(rho * self.weights), np.min(rho, initial=np.inf),
-                                 np.count_nonzero(~np.isfinite(xi)), stages])
+        if np.shape(rho) != self.shape:
+            raise ValueError(f"mesh {self.name}: summary takes ρ at the {self.owned} owned vertices, got shape "
+                             f"{np.shape(rho)}")
+        ranks = self._each_rank([weighted_sum(np.ascontiguousarray(rho, dtype=float), self.weights),
+                                 np.min(rho, initial=np.inf), np.size(xi) - np.count_nonzero(np.isfinite(xi)), stages])
         (mass, non_finite), (lowest, stages) = np.sum(ranks[:, [0, 2]], axis=0), np.min(ranks[:, [1, 3]], axis=0)
         return float(mass), float(lowest), non_finite == 0, float(stages)
 
@@ -602,18 +678,18 @@ class Mesh(Discretization):
                                  "under MPI")
 
     def rate_and_outflow(self, rho, xi, rate=None):
-        """(dρ/dt, outflow) at the owned vertices (the rate into ``rate`` if given): a
-        forward-Euler step keeps ρ ≥ 0 for dt ≤ 1/max outflow (see :func:`edge_rate`)."""
+        """(dρ/dt at the owned vertices, this rank's max outflow) (the rate into ``rate`` if
+        given): a forward-Euler step keeps ρ ≥ 0 for dt ≤ 1/max outflow (see :func:`edge_rate`)."""
         rate = np.empty(self.owned) if rate is None else rate
-        outflow = np.empty(self.owned)
-        edge_rate(*self._kernel_rows, *self.neighbourhood(rho, xi), rate, outflow)
-        return rate, outflow
+        indptr, columns, stencil_start, stencil = self._kernel_rows
+        top_outflow = edge_rate(indptr, columns, self.transmissibility, self.weights, stencil_start, stencil,
+                                *self.neighbourhood(rho, xi), rate)
+        return rate, top_outflow
 
     @functools.cached_property
     def _kernel_rows(self):
-        """The rows of :func:`edge_rate` along :func:`z_order` (:func:`kernel_rows`)."""
-        return kernel_rows(self.indptr, self.columns, self.transmissibility, self.weights,
-                           z_order(self.points))
+        """The index arrays of :func:`edge_rate` (:func:`kernel_rows`)."""
+        return kernel_rows(self.indptr, self.columns)
 
     def rate(self, rho, xi, second_order=True, out=None):
         """dρ/dt = −(1/m_i) Σ_j F_ij at the owned vertices (:func:`edge_rate`). The
@@ -629,8 +705,8 @@ class Mesh(Discretization):
         """The rate and the forward-Euler limits from one pass of :func:`edge_rate`:
         transport 1/max outflow (positivity) and parabolic 1/(D max_i Σ_j T_ij/m_i) (the
         linearized diffusion D Δρ), both maxima in one global reduction."""
-        rate, outflow = self.rate_and_outflow(rho, xi)
-        top_outflow, diffusivity = self.maxima([outflow.max(initial=0.0), np.max(diffusivity)])
+        rate, top_outflow = self.rate_and_outflow(rho, xi)
+        top_outflow, diffusivity = self.maxima([top_outflow, np.max(diffusivity)])
         transport = np.inf if top_outflow == 0 else 1.0 / top_outflow
         parabolic = np.inf if diffusivity == 0 else 1.0 / (diffusivity * self.max_connectivity)
         return rate, (transport, parabolic)
@@ -674,20 +750,18 @@ class Mesh(Discretization):
                 {"points": points, "cells": cells, "weights": weights})
 
     def whole(self, values):
-        """``values`` (…, owned vertices) at every vertex of the mesh: as they are in a serial
-        run; under MPI gathered from the ranks in the order of :meth:`gather` (by coordinates)."""
+        """``values`` (…, owned vertices) at every vertex of the mesh, gathered from the ranks
+        in the order of :meth:`gather` (by coordinates), the same on any number of ranks."""
         values = np.asarray(values)
-        if self.comm.size == 1:
-            return values
         order = self._coordinate_order[1]
         gathered = _gathered(self.comm, order, np.moveaxis(values, -1, 0))
         return np.moveaxis(gathered, 0, -1)
 
     def part(self, values):
         """The values (…, owned vertices) of this rank in ``values`` (…, every vertex) in
-        :meth:`whole`'s order: its inverse (checkpoints are whole, whatever the split)."""
-        values = np.asarray(values)
-        return values if self.comm.size == 1 else values[..., self._own_in_whole]
+        :meth:`whole`'s order: its inverse (checkpoints are whole, whatever the split and the
+        number of ranks)."""
+        return np.asarray(values)[..., self._own_in_whole]
 
     @functools.cached_property
     def _own_in_whole(self):
@@ -700,14 +774,11 @@ class Mesh(Discretization):
 
     @functools.cached_property
     def _whole_mesh(self):
-        """(points, cells, weights) of the whole mesh, as in a serial run; under MPI gathered
-        from the ranks, the vertices sorted by coordinates (:meth:`gather`), the cells (each
-        once) numbered that way."""
-        if self.comm.size == 1:
-            return self.points, self.cells, self.weights
+        """(points, cells, weights) of the whole mesh, gathered from the ranks, the vertices
+        sorted by coordinates (:meth:`gather`), the cells (each once) numbered that way."""
         index_map = self.space.dofmap.index_map
-        numbers = index_map.local_to_global(np.arange(index_map.size_local + index_map.num_ghosts, dtype=np.int32))
-        owned_cells = self.cells[np.min(self.cells, axis=1) < self.owned]  # a cell on two ranks comes twice
+        numbers = index_map.local_to_global(self.dolfinx_index.astype(np.int32))
+        owned_cells = self.cells[: self.owned_cells]  # each cell on one rank (a ghost cell is another's own)
         points, sorted_numbers = self.gather(numbers[: self.owned])
         position = np.empty(len(points), dtype=np.int64)
         position[sorted_numbers] = np.arange(len(points))
@@ -781,14 +852,20 @@ class Mesh(Discretization):
     def write_xdmf(self, path, times, densities):
         """An XDMF time series of the densities (for ParaView) through ``dolfinx.io``."""
         dolfinx, _, _ = _dolfinx()
-        function = dolfinx.fem.Function(self.space)
-        function.name = "rho"
         with dolfinx.io.XDMFFile(self.comm, str(path), "w") as xdmf:
             xdmf.write_mesh(self.mesh)
             for t, rho in zip(times, densities):
-                function.x.array[: self.owned] = rho
-                function.x.scatter_forward()
-                xdmf.write_function(function, float(t))
+                xdmf.write_function(self.function(rho), float(t))
+
+    def function(self, values, name="rho"):
+        """The DOLFINx P1 function with ``values`` at the owned vertices (in this mesh's
+        order, put in DOLFINx's) and at the ghosts (from their owners)."""
+        dolfinx, _, _ = _dolfinx()
+        function = dolfinx.fem.Function(self.space)
+        function.name = name
+        function.x.array[self.dolfinx_index[: self.owned]] = values
+        function.x.scatter_forward()
+        return function
 
     def plot(self, rho, ax=None, **options):
         """A matplotlib ``tripcolor`` of a 2D density, or on a surface in R³ (a sphere) its
@@ -862,11 +939,6 @@ def _gathered(comm, order, values):
     """The ranks' ``values`` (owned vertices first) concatenated in rank order, then permuted
     by ``order`` (:attr:`Mesh._coordinate_order`): every vertex's value on every rank."""
     return np.concatenate(comm.allgather(np.asarray(values)))[order]
-
-
-def _owned_cells(cells, owned):
-    """Cells whose first vertex this rank owns (each cell counted on one rank)."""
-    return cells[:, 0] < owned
 
 
 def _count_obtuse(coordinates, cells):

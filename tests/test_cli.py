@@ -108,6 +108,30 @@ def test_example_configs_are_valid(path, monkeypatch):
     assert run.save_at[-1] > run.save_at[0]
 
 
+def test_mesh_partition_reaches_read(tmp_path, monkeypatch):
+    require("dolfinx")
+    from solver import fem
+
+    read, options = fem.read, []
+    monkeypatch.setattr(fem, "read", lambda path, **given: options.append(given) or read(path, **given))
+    text = f"""
+[mesh]
+file = "{ROOT / 'meshes' / 'disk_0.msh'}"
+partition = "graph"
+[[energy]]
+term = "porous-medium"
+m = 2
+[initial]
+density = "barenblatt"
+C = 0.02
+[time]
+start = 1.0
+end = 1.5
+"""
+    load(config_file(tmp_path, text))
+    assert options == [{"partition": "graph"}]
+
+
 def test_run_on_a_mesh_writes_xdmf_and_mesh_figures(tmp_path):
     require("dolfinx")
     text = f"""

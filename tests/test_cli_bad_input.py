@@ -71,6 +71,8 @@ BAD_CONFIGS = {
     "unknown distance": (PRESET + 'distance = "w3"\n', "particles.distance: must be one of"),
     "animation not bool": (GRID + '[output]\nanimation = "yes"\n', "output.animation: must be true or false"),
     "missing mesh file": (MESH, "mesh.file: no/such.msh does not exist (relative paths are from the working"),
+    "unknown partition": (MESH.replace('file = "no/such.msh"\n', 'file = "no/such.msh"\npartition = "metis"\n'),
+                          'mesh.partition: must be one of "bisection", "graph"'),
     "grid and mesh": (GRID + '[mesh]\nfile = "disk.msh"\n', "mesh: a config solves on [grid] or on [mesh], not both"),
     "preset and mesh": (PRESET + '[mesh]\nfile = "disk.msh"\n', "a config with [problem] (a preset) takes its"),
     "zero particles": (PRESET.replace("m = [10]", "m = [0, 10]"), "particles.m: must be a list of integers >= 1"),

@@ -37,3 +37,25 @@ def test_loading_the_installed_dolfinx():
     require("dolfinx")
     dolfinx, ufl, MPI = dolfinx_compat.load()
     assert dolfinx.fem.petsc and ufl.TrialFunction and MPI.COMM_WORLD.size >= 1
+
+
+def test_destinations_put_each_cell_on_its_rank_then_ghost_it_on_its_neighbours_ranks():
+    """Four cells in a row (0–1–2–3) on ranks 0, 1, 1, 2: without ghosts each cell goes to its
+    rank; with them (DOLFINx 0.5's shared_facet) also to the other ranks of its neighbours."""
+    import numpy as np
+
+    parts = np.array([0, 1, 1, 2], dtype=np.int32)
+    neighbours, offsets = np.array([1, 0, 2, 1, 3, 2]), np.array([0, 1, 3, 5, 6])
+    data, starts = dolfinx_compat._destinations(parts, neighbours, offsets, ghosting=False)
+    assert data.tolist() == [0, 1, 1, 2] and starts.tolist() == [0, 1, 2, 3, 4]
+    data, starts = dolfinx_compat._destinations(parts, neighbours, offsets, ghosting=True)
+    assert [data[a:b].tolist() for a, b in zip(starts[:-1], starts[1:])] == [[0, 1], [1, 0], [1, 2], [2, 1]]
+    assert data.dtype == starts.dtype == np.int32
+
+
+def test_the_cell_partitioner_needs_the_cells_on_one_rank():
+    dolfinx = require("dolfinx")
+    _, _, MPI = dolfinx_compat.load()
+    partition = dolfinx_compat.cell_partitioner(dolfinx, None, lambda centroids, ranks: [])
+    with pytest.raises(RuntimeError, match="the cell partitioner needs the cells on one rank, not 0"):
+        partition(MPI.COMM_SELF, 1, None, None)

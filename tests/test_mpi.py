@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from cli_configs import barenblatt_config
-from conftest import require
+from conftest import require, serial_and_parallel
 
 import solver.mpi
 from solver.mpi import available_cores, find_launcher, mpirun_command
@@ -178,6 +178,101 @@ def test_nonlocal_energies_on_two_ranks_give_the_serial_answer(tmp_path):
     assert "split one of them only" in parallel["refused"] and "give the risk no comm" in parallel["refused"]
 
 
+# ---------------------------------------------------------------------------- the split of a mesh over the ranks
+PARTITION = """
+import json, sys
+import numpy as np
+from solver import PorousMedium, fem, solve
+from solver.analytic import barenblatt
+
+out = {}
+for partition in fem.PARTITIONS:
+    disk = fem.read(sys.argv[1], partition=partition)
+    solution = solve(PorousMedium(2), disk, barenblatt(disk.points, 1.0, C=0.02), (1.0, 1.1))
+    out[partition] = {"weights": disk.gather(disk.weights)[1].tolist(),
+                      "rho": disk.gather(solution.rho[-1])[1].tolist(),
+                      "owned points": [points.tolist() for points in disk.comm.allgather(disk.points)],
+                      "ghosts": disk.comm.allgather(0 if disk._ghosts is None else len(disk._ghosts._received))}
+if disk.comm.rank == 0:
+    open(sys.argv[2], "w").write(json.dumps(out))
+"""
+
+
+WHOLE = """
+import json, sys
+import numpy as np
+from solver import fem
+
+disk = fem.read(sys.argv[1])
+values = np.sin(3 * disk.points[:, 0]) + disk.points[:, 1]
+whole = disk.whole(values)
+points, cells, weights = disk.write_results(sys.argv[2] + ".out", [0.0], [values])[1].values()
+out = {"whole": whole.tolist(), "points": points.tolist(), "cells": cells.tolist(),
+       "round trip": bool(np.array_equal(disk.part(whole), values))}
+if disk.comm.rank == 0:
+    open(sys.argv[2], "w").write(json.dumps(out))
+"""
+
+
+def test_whole_densities_are_the_same_on_any_number_of_ranks(tmp_path):
+    """A mesh's whole densities (what checkpoints and results hold) and its whole points and
+    cells are the same arrays on 1 and on 2 ranks, and ``part`` undoes ``whole``: a
+    checkpoint written on 2 ranks resumes on 1 and the other way round."""
+    require("dolfinx")
+    serial, parallel = (json.loads(path.read_text()) for path in
+                        serial_and_parallel(WHOLE, tmp_path, ROOT / "meshes" / "disk_1.msh"))
+    assert serial["round trip"] and parallel["round trip"]
+    assert serial["whole"] == parallel["whole"] and serial["points"] == parallel["points"]
+    assert serial["cells"] == parallel["cells"]
+
+
+def test_coordinate_bisection_cuts_the_longest_side_at_the_median():
+    from solver.fem import coordinate_bisection
+
+    points = np.random.default_rng(0).random((1001, 2)) * [3.0, 1.0]  # longest along x
+    halves = coordinate_bisection(points, 2)
+    assert np.bincount(halves).tolist() == [500, 501]
+    assert points[halves == 0, 0].max() <= points[halves == 1, 0].min()
+    thirds = coordinate_bisection(points, 3)  # 333 cut off along x, the other 668 halved along x again (2 by 1)
+    assert np.bincount(thirds).tolist() == [333, 334, 334]
+    assert points[thirds == 0, 0].max() <= points[thirds == 1, 0].min() and \
+        points[thirds == 1, 0].max() <= points[thirds == 2, 0].min()
+    quarters = coordinate_bisection(points[:, ::-1], 4)  # longest along the second axis now, then the first
+    assert np.bincount(quarters).tolist() == [250, 250, 250, 251]
+    assert coordinate_bisection(points, 1).tolist() == [0] * 1001
+    assert coordinate_bisection(np.empty((0, 3)), 2).tolist() == []
+
+
+def test_the_partitions_split_a_mesh_into_equal_parts_and_give_the_serial_answer(tmp_path):
+    """The disk (level 1, h = 0.1) on 2 ranks: by either partition the lumped masses and a
+    short Barenblatt run are the serial ones to 1e-10; by coordinate bisection the owned
+    vertices are within 3% in number and apart along one axis up to a cell's size (a
+    straight cut through the disk), and a rank's ghosts, the vertices across the cut, number
+    between one and two per h along a chord of length 2."""
+    require("dolfinx")
+    require("mpi4py")
+    serial, parallel = (json.loads(path.read_text()) for path in
+                        serial_and_parallel(PARTITION, tmp_path, ROOT / "meshes" / "disk_1.msh"))
+    for partition, expected in serial.items():
+        for key in ("weights", "rho"):
+            np.testing.assert_allclose(parallel[partition][key], expected[key], rtol=0,
+                                       atol=1e-10 * np.max(expected[key]), err_msg=f"{partition} {key}")
+    first, second = map(np.array, parallel["bisection"]["owned points"])
+    assert abs(len(first) - len(second)) <= 0.03 * min(len(first), len(second)), (len(first), len(second))
+    assert min(first[:, axis].max() - second[:, axis].min() for axis in (0, 1)) <= 0.15
+    assert all(2 / 0.1 <= ghosts <= 2 * 2 / 0.1 for ghosts in parallel["bisection"]["ghosts"]), parallel["bisection"]
+
+
+def test_an_unknown_partition_is_refused_by_name():
+    from solver import fem
+
+    for make in (lambda: fem.read(ROOT / "meshes" / "disk_1.msh", partition="metis"),
+                 lambda: fem.Mesh.sphere(0.4, partition="metis")):
+        with pytest.raises(ValueError, match="unknown partition 'metis': the mesh's cells are split over the ranks "
+                                             "by one of 'bisection', 'graph'"):
+            make()
+
+
 # ---------------------------------------------------------------------------- wgf run --ranks N
 GRID_CONFIG = barenblatt_config(cells=4, end=1.1)  # 16 cells
 
@@ -246,8 +341,8 @@ def test_a_mesh_run_on_two_ranks_killed_then_resumed_is_the_uninterrupted_run(tm
     """SIGKILL to every process of a 2-rank mesh run (porous medium and an interaction, a
     checkpoint at every step, 1000 steps of at most 0.003: an idle machine finished the 190
     steps of unbounded ones before the kill), ``wgf run --resume --ranks 2``: the results are
-    bit for bit those of an uninterrupted 2-rank run, though DOLFINx 0.5 splits the mesh
-    differently in each launch (the checkpoint holds the whole densities)."""
+    bit for bit those of an uninterrupted 2-rank run (the checkpoint holds the whole densities;
+    the bisection splits the mesh the same way in every launch, so the sums are the same)."""
     require("dolfinx")
     require("mpi4py")
     from solver.cli import load_state, lock_holder
