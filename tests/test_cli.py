@@ -108,33 +108,7 @@ def test_example_configs_are_valid(path, monkeypatch):
     assert run.save_at[-1] > run.save_at[0]
 
 
-def test_mesh_partition_reaches_read(tmp_path, monkeypatch):
-    require("dolfinx")
-    from solver import fem
-
-    read, options = fem.read, []
-    monkeypatch.setattr(fem, "read", lambda path, **given: options.append(given) or read(path, **given))
-    text = f"""
-[mesh]
-file = "{ROOT / 'meshes' / 'disk_0.msh'}"
-partition = "graph"
-[[energy]]
-term = "porous-medium"
-m = 2
-[initial]
-density = "barenblatt"
-C = 0.02
-[time]
-start = 1.0
-end = 1.5
-"""
-    load(config_file(tmp_path, text))
-    assert options == [{"partition": "graph"}]
-
-
-def test_run_on_a_mesh_writes_xdmf_and_mesh_figures(tmp_path):
-    require("dolfinx")
-    text = f"""
+DISK_CONFIG = f"""
 [mesh]
 file = "{ROOT / 'meshes' / 'disk_0.msh'}"
 [[energy]]
@@ -148,8 +122,22 @@ start = 1.0
 end = 1.5
 saves = 3
 """
+
+
+def test_mesh_partition_reaches_read(tmp_path, monkeypatch):
+    require("dolfinx")
+    from solver import fem
+
+    read, options = fem.read, []
+    monkeypatch.setattr(fem, "read", lambda path, **given: options.append(given) or read(path, **given))
+    load(config_file(tmp_path, DISK_CONFIG.replace("[[energy]]", 'partition = "graph"\n[[energy]]')))
+    assert options == [{"partition": "graph"}]
+
+
+def test_run_on_a_mesh_writes_xdmf_and_mesh_figures(tmp_path):
+    require("dolfinx")
     out = tmp_path / "results"
-    assert main(["run", str(config_file(tmp_path, text)), "--out", str(out)]) == 0
+    assert main(["run", str(config_file(tmp_path, DISK_CONFIG)), "--out", str(out)]) == 0
     names = {"config.toml", "metadata.json", "densities.npz", "densities.xdmf", "densities.h5", "history.csv",
              "snapshots.png", "energy.png", "error.png", "animation.gif", "summary.md", "manifest.json"}
     assert {p.name for p in out.iterdir()} == names
