@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from solver.fem import PARTITIONS
+from solver.fem import DEFAULT_PARTITION, PARTITIONS
 from solver.mpi import mpirun_command
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -131,8 +131,9 @@ def main():
     parser.add_argument("--case", choices=("mesh", "network", "both"), default="both")
     parser.add_argument("--level", type=int, default=4, help="disk mesh level (default 4)")
     parser.add_argument("--end", type=float, default=1.2, help="mesh: end time (default 1.2: about 460 steps)")
-    parser.add_argument("--partition", choices=PARTITIONS, default="bisection",
-                        help="mesh: how the cells are split over the ranks (solver.fem.PARTITIONS; default bisection)")
+    parser.add_argument("--partition", choices=PARTITIONS, default=DEFAULT_PARTITION,
+                        help=f"mesh: how the cells are split over the ranks (solver.fem.PARTITIONS; default "
+                             f"{DEFAULT_PARTITION})")
     parser.add_argument("--cells", type=int, default=64, help="network: cells per axis (default 64)")
     parser.add_argument("--n-data", type=int, default=100_000, help="network: data points (default 10^5)")
     parser.add_argument("--network-end", type=float, default=2.0, help="network: end time (default 2: 7 steps)")

@@ -305,9 +305,8 @@ class Checkpointer:
         """Write the last state given (if any) to ``path``."""
         if self.state is None:
             return
-        state = self.state  # whole (collective under MPI)
-        state = dataclasses.replace(state, rho=self.grid.whole(state.rho),
-                                    saved=list(self.grid.whole(np.array(state.saved))) if state.saved else [])
+        state = dataclasses.replace(self.state, rho=self.grid.whole(self.state.rho),  # whole: collective under MPI
+                                    saved=list(self.grid.whole(np.array(self.state.saved))) if self.state.saved else [])
         self.ranks.decide(lambda: save_state(state, self.path, self.fingerprint))
         self.last = time.monotonic()
 

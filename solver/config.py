@@ -228,8 +228,8 @@ SCHEMA = {
     },
     "mesh": {
         "file": Key("string", REQUIRED, "a gmsh .msh file (relative paths from the working directory)"),
-        "partition": Key("string", "bisection", "how its cells are split over MPI ranks (solver.fem.PARTITIONS)",
-                         choices=tuple(fem.PARTITIONS)),
+        "partition": Key("string", fem.DEFAULT_PARTITION, "how its cells are split over MPI ranks "
+                         "(solver.fem.PARTITIONS)", choices=tuple(fem.PARTITIONS)),
     },
     "time": {
         "start": Key("number", 0.0, "t0"),

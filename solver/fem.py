@@ -47,6 +47,10 @@ from numba import njit, prange
 
 from .discretization import Discretization
 
+DEFAULT_PARTITION = "bisection"
+"""The split of :data:`PARTITIONS` that :func:`read`, :meth:`Mesh.sphere` and a config's
+``[mesh] partition`` take unless told another."""
+
 PAIR_MATRIX_LIMIT = 2**26
 """Most entries of a vertex-pair matrix :meth:`Mesh.kernel_convolution` keeps (512 MiB)."""
 
@@ -79,7 +83,7 @@ def _geometry_cells(mesh, vertices_per_cell):
     return dolfinx_compat.cell_nodes(mesh, vertices_per_cell)
 
 
-def read(path, comm=None, partition="bisection"):
+def read(path, comm=None, partition=DEFAULT_PARTITION):
     """Read a gmsh ``.msh`` file into a :class:`Mesh` (distributed over ``comm``, default
     MPI.COMM_WORLD, split over the ranks by ``partition``: :data:`PARTITIONS`). A missing
     file raises FileNotFoundError, an unreadable one ValueError, on every rank: rank 0 alone
@@ -135,7 +139,7 @@ library), ``"graph"`` by DOLFINx's default graph partitioner (PT-SCOTCH, ParMETI
 the fewest edges cut, parts of any shape)."""
 
 
-def _from_gmsh(build, name, comm=None, partition="bisection"):
+def _from_gmsh(build, name, comm, partition):
     """The :class:`Mesh` of the gmsh model that ``build(gmsh)`` makes in a fresh gmsh
     session on rank 0 of ``comm`` (default MPI.COMM_WORLD), distributed over ``comm`` by
     ``partition`` (:data:`PARTITIONS`).
@@ -518,7 +522,7 @@ class Mesh(Discretization):
         self._boundary = None  # boundary edges, made on first use by particles (see boundary)
 
     @classmethod
-    def sphere(cls, size=0.2, comm=None, partition="bisection"):
+    def sphere(cls, size=0.2, comm=None, partition=DEFAULT_PARTITION):
         """The unit sphere S² ⊂ R³ as a closed Delaunay surface mesh with edges of length about
         ``size`` (:func:`add_sphere`; sizes 0.4, 0.2, 0.1, 0.05 give 101, 412, 1578, 6093
         vertices), made by gmsh in memory on rank 0 and distributed over ``comm`` by
@@ -557,11 +561,16 @@ class Mesh(Discretization):
         """Σ_i m_i values_i over all vertices (all ranks), by :func:`weighted_sum`. Not a
         BLAS dot product: OpenBLAS's threads, waking between the Numba kernels' own, made
         each call tens of times slower on 2 cores."""
+        return self.global_sum(self._own_sum(values, "integrate"))
+
+    def _own_sum(self, values, caller):
+        """Σ_i m_i values_i over this rank's vertices (:func:`weighted_sum`), after checking
+        that ``values`` has one value per owned vertex (Numba does not check the bounds)."""
         values = np.ascontiguousarray(values, dtype=float)
         if values.shape != self.shape:
-            raise ValueError(f"mesh {self.name}: integrate takes values at the {self.owned} owned vertices, "
+            raise ValueError(f"mesh {self.name}: {caller} takes values at the {self.owned} owned vertices, "
                              f"got shape {values.shape}")
-        return self.global_sum(weighted_sum(values, self.weights))
+        return weighted_sum(values, self.weights)
 
     def minimum(self, values):
         """min_i values_i over all ranks (NaN if one is NaN, the same on every rank; a rank
@@ -596,11 +605,8 @@ class Mesh(Discretization):
         ranks in one collective: each rank's (Σ m_i ρ_i, min ρ_i, number of non-finite ξ_i,
         ``stages``) from every rank (:meth:`_each_rank`), reduced in rank order (the same
         numbers everywhere; a NaN in ρ makes the first two NaN)."""
-        if np.shape(rho) != self.shape:
-            raise ValueError(f"mesh {self.name}: summary takes ρ at the {self.owned} owned vertices, got shape "
-                             f"{np.shape(rho)}")
-        ranks = self._each_rank([weighted_sum(np.ascontiguousarray(rho, dtype=float), self.weights),
-                                 np.min(rho, initial=np.inf), np.size(xi) - np.count_nonzero(np.isfinite(xi)), stages])
+        ranks = self._each_rank([self._own_sum(rho, "summary"), np.min(rho, initial=np.inf),
+                                 np.size(xi) - np.count_nonzero(np.isfinite(xi)), stages])
         (mass, non_finite), (lowest, stages) = np.sum(ranks[:, [0, 2]], axis=0), np.min(ranks[:, [1, 3]], axis=0)
         return float(mass), float(lowest), non_finite == 0, float(stages)
 
