@@ -39,6 +39,7 @@ def test_edge_kernel_matches_numpy(fem, rng):
     rate, top_outflow = disk.rate_and_outflow(rho, xi)
     reference_rate, reference_outflow = every_edge(disk, fem, rho, xi)
     np.testing.assert_array_equal(rate, reference_rate)  # the same operations in the same order
+    np.testing.assert_array_equal(disk.rate(rho, xi), reference_rate)  # the kernel without the outflow
     assert top_outflow == reference_outflow.max() > 0
     assert abs(disk.integrate(rate)) < 1e-12 * disk.integrate(np.abs(rate))  # fluxes cancel
     assert disk.integrate(rate * xi) <= 0  # dissipation
@@ -63,12 +64,14 @@ def test_edge_kernel_with_compact_support(fem, rng, name, level, where):
     rate, top_outflow = m.rate_and_outflow(rho, xi, np.full(m.shape, np.nan))
     reference_rate, reference_outflow = every_edge(m, fem, rho, xi)
     np.testing.assert_array_equal(rate, reference_rate)
+    np.testing.assert_array_equal(m.rate(rho, xi, out=np.full(m.shape, np.nan)), reference_rate)
     assert top_outflow == reference_outflow.max() > 0
     rows = np.repeat(np.arange(m.owned), np.diff(m.indptr))  # serial: a column is a vertex's own index
     longest_edge = np.linalg.norm(m.points[rows] - m.points[m.columns], axis=1).max()
     assert 0 < np.count_nonzero(rho) < m.owned / 2 and not np.any(rate[distance > radius + longest_edge])
     empty_rate, empty_outflow = m.rate_and_outflow(np.zeros(m.shape), xi, np.full(m.shape, np.nan))
     assert not np.any(empty_rate) and empty_outflow == 0
+    assert not np.any(m.rate(np.zeros(m.shape), xi, out=np.full(m.shape, np.nan)))
 
 
 @pytest.mark.parametrize("name", ["square", "sphere"])
