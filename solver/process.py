@@ -13,23 +13,29 @@ import os
 import sys
 import warnings
 
-SPIN_COUNT = "3000"  # GOMP_SPINCOUNT set by tune_process: busy-wait iterations of an idle OpenMP thread
+SPIN_COUNT = "30000"  # GOMP_SPINCOUNT set by tune_process: busy-wait iterations of an idle OpenMP thread
 HEAP_TOP_PAD = 64 << 20  # bytes of freed memory glibc's malloc keeps at the top of its heap (see keep_freed_memory)
 
 
 def tune_process():
     """Set up the process for the solver's time loops; returns the settings made, by name.
 
-    1. ``GOMP_SPINCOUNT=3000`` unless the environment sets it. Numba's parallel kernels
+    1. ``GOMP_SPINCOUNT=30000`` unless the environment sets it. Numba's parallel kernels
        run on OpenMP (libgomp) threads, which load with the first parallel kernel and read
        ``GOMP_SPINCOUNT`` then: how long an idle thread spins before it sleeps (300 000
-       by default). Between two kernels the time loops spend tens of µs in Python. On the
-       2-core test machine, with the default, about one RKL2 Barenblatt run at 256² in ten
-       took 0.5–0.6 s instead of 0.2 s (9 of 82 runs); spinning 3000 times, none did (one
-       took 0.29 s), at a cost of ~3% in the others. The setting only takes effect if made
-       before libgomp loads: with the process's first parallel Numba kernel, or earlier
-       with a library that links it (on Debian, importing matplotlib, gmsh, POT or DOLFINx
-       loads it). Called after that, it warns (``RuntimeWarning``) and sets nothing.
+       by default). Between two kernels the time loops spend 0.1–0.3 ms in Python and
+       NumPy; a thread that fell asleep there costs about 0.1 ms to wake on the 2-core test
+       machine (a VM), for every parallel kernel. Measured there: 30 000
+       spins last between 0.3 and 1 ms, 3000 less than 0.1 ms, 300 000 more than 3 ms. The
+       256² ``rkl2`` Barenblatt run to t = 4 took 0.39 s (median of 36; 0.29–0.51) with
+       30 000, 0.40 s (0.31–0.47) with 300 000 and 0.59 s (0.46–1.09) with 3000, and the
+       explicit steps of ``benchmarks/mesh_vs_grid.py`` were about a third faster on mesh
+       and grid alike than with 3000. (An earlier session had chosen 3000 after about one
+       such run in ten took 2.5–3 times longer with the default; 36 runs a session later
+       showed none with any of the three.) The setting only takes effect if made before libgomp loads:
+       with the process's first parallel Numba kernel, or earlier with a library that links
+       it (on Debian, importing matplotlib, gmsh, POT or DOLFINx loads it). Called after
+       that, it warns (``RuntimeWarning``) and sets nothing.
     2. :func:`keep_freed_memory`: glibc's malloc keeps 64 MB of freed memory for reuse
        instead of returning it to the system (``mallopt(M_TOP_PAD)``), which saved a fifth
        of the time of the 256² RKL2 Barenblatt run (25 000 page faults per run before).

@@ -74,12 +74,12 @@ def test_importing_solver_keeps_the_users_numba_cpu_features():
 
 
 def test_tune_process_sets_the_spin_count_unless_set():
-    """GOMP_SPINCOUNT (read when OpenMP loads, with the first parallel kernel) becomes 3000,
+    """GOMP_SPINCOUNT (read when OpenMP loads, with the first parallel kernel) becomes 30000,
     and a value the environment already has is kept."""
     code = ("import json, os, warnings; warnings.simplefilter('error'); import solver; "
             "settings = solver.tune_process(); print(json.dumps([os.environ['GOMP_SPINCOUNT'], settings]))")
     value, settings = json.loads(run_python(code, environment_without_spin_count())[-1])
-    assert value == "3000" and settings["GOMP_SPINCOUNT"] == "3000"
+    assert value == "30000" and settings["GOMP_SPINCOUNT"] == "30000"
     value, settings = json.loads(run_python(code, environment_without_spin_count(GOMP_SPINCOUNT="123"))[-1])
     assert value == "123" and "GOMP_SPINCOUNT" not in settings
 
