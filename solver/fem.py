@@ -354,6 +354,29 @@ def edge_rate_and_outflow(indptr, columns, transmissibility, masses, stencil_sta
     return top_outflow
 
 
+@njit(parallel=True, cache=True)
+def edge_rkl2_stage(indptr, columns, transmissibility, masses, stencil_start, stencil, rho, xi, previous, start,
+                    start_rate, coefficients, out):
+    """An RKL2 stage in the pass of :func:`edge_rate`: out_i = μ ρ_i + ν previous_i +
+    (1 − μ − ν) start_i + a L_i + b start_rate_i, with L the rate (never stored) and
+    (μ, ν, a, b) = ``coefficients``; added in the order of
+    :meth:`solver.discretization.Discretization.rkl2_stage`'s NumPy expression, so the same
+    numbers bit for bit. ``rho`` and ``xi`` are the neighbourhood's, the other arrays the
+    owned vertices'; ``out`` shares no memory with them. Returns the number of negative
+    values of ``out``."""
+    mu, nu, a, b = coefficients[0], coefficients[1], coefficients[2], coefficients[3]
+    rest = 1.0 - mu - nu
+    negatives = 0
+    for block in prange(stencil_start.size - 1):
+        first, last = block * BLOCK_ROWS, min((block + 1) * BLOCK_ROWS, masses.size)
+        mass = _block_has_mass(stencil_start, stencil, rho, block)
+        for i in range(first, last):
+            rate = _row_fluxes(indptr, columns, transmissibility, rho, xi, i)[0] / masses[i] if mass else 0.0
+            out[i] = mu * rho[i] + nu * previous[i] + rest * start[i] + a * rate + b * start_rate[i]
+            negatives += 1 if out[i] < 0.0 else 0
+    return negatives
+
+
 @njit(fastmath={"reassoc"}, cache=True)
 def weighted_sum(values, weights):
     """Σ_i values_i weights_i in one pass, without a temporary array (the additions
@@ -737,6 +760,29 @@ class Mesh(Discretization):
         rate = np.empty(self.owned) if out is None else out
         edge_rate(*self._kernel_arguments(rho, xi), rate)
         return rate
+
+    def rkl2_stage(self, current, xi, previous, start, start_rate, coefficients, out):
+        """The RKL2 stage of :meth:`Discretization.rkl2_stage
+        <solver.discretization.Discretization.rkl2_stage>` in the pass of the rate
+        (:func:`edge_rkl2_stage`; the same numbers, without the rate's array and the
+        expression's five temporaries); ``out`` a float array of the owned vertices' shape
+        that shares no memory with the others. The number of negative values over all ranks."""
+        inputs = [np.ascontiguousarray(values, dtype=float) for values in (previous, start, start_rate)]
+        shapes = [np.shape(values) for values in (current, xi, *inputs)]
+        if any(shape != self.shape for shape in shapes):
+            raise ValueError(f"mesh {self.name}: rkl2_stage takes values at the {self.owned} owned vertices, got "
+                             f"shapes {shapes} (current, xi, previous, start, start_rate)")
+        if not (isinstance(out, np.ndarray) and out.shape == self.shape and out.dtype == float
+                and out.flags.c_contiguous and out.flags.writeable):
+            raise ValueError(f"mesh {self.name}: rkl2_stage writes into a C-contiguous float array of shape "
+                             f"{self.shape}, got {getattr(out, 'dtype', type(out).__name__)} "
+                             f"{getattr(out, 'shape', '')}")
+        if any(np.may_share_memory(out, values) for values in (current, xi, *inputs)):
+            raise ValueError(f"mesh {self.name}: rkl2_stage's out shares memory with its inputs (it is written "
+                             f"while they are read)")
+        negatives = edge_rkl2_stage(*self._kernel_arguments(current, xi), *inputs,
+                                    np.asarray(coefficients, dtype=float), out)
+        return self.global_sum(int(negatives))
 
     def step_limits(self, rho, xi, diffusivity):
         """(transport, parabolic) = (1/max_i outflow_i, 1/(D max_i Σ_j T_ij/m_i)) over all

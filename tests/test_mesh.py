@@ -585,3 +585,29 @@ def test_bump_risk_on_the_disk_pde_against_sgd_projected_onto_the_mesh(fem):
     sgd_risks = np.array([energy.risk(theta, sgd.weights) for theta in sgd.theta])
     assert pde_risks[-1] < 0.1 * pde_risks[0], pde_risks
     np.testing.assert_allclose(sgd_risks, pde_risks, rtol=0.15)
+
+
+@pytest.mark.parametrize("name", ["square", "sphere"])
+def test_rkl2_stage_is_the_numpy_stage(fem, rng, name):
+    """The mesh's RKL2 stage in the kernel's pass is Discretization.rkl2_stage's NumPy
+    expression bit for bit, negative count included, with vacuum (blocks skipped) and
+    values of both signs; bad ``out`` is refused."""
+    from solver.discretization import Discretization
+
+    m = mesh(fem, name, 1)
+    near = np.linalg.norm(m.points - m.points[0], axis=1) < 0.5 * np.ptp(m.points, axis=0).max()
+    current = rng.random(m.shape) * near
+    xi, previous, start, start_rate = rng.normal(size=(4,) + m.shape)
+    coefficients = np.array([1.3, -0.4, 0.05, -0.02])
+    out, expected = np.full(m.shape, np.nan), np.full(m.shape, np.nan)
+    negatives = m.rkl2_stage(current, xi, previous, start, start_rate, coefficients, out)
+    expected_negatives = Discretization.rkl2_stage(m, current, xi, previous, start, start_rate, coefficients, expected)
+    np.testing.assert_array_equal(out, expected)
+    assert negatives == expected_negatives == np.count_nonzero(expected < 0) > 0
+    assert 0 < np.count_nonzero(current) < m.owned  # some blocks skipped, some computed
+    with pytest.raises(ValueError, match="shares memory"):
+        m.rkl2_stage(current, xi, previous, start, start_rate, coefficients, current)
+    with pytest.raises(ValueError, match="C-contiguous float array"):
+        m.rkl2_stage(current, xi, previous, start, start_rate, coefficients, np.empty(m.owned + 1))
+    with pytest.raises(ValueError, match="owned vertices"):
+        m.rkl2_stage(current, xi, previous[:-1], start, start_rate, coefficients, out)

@@ -189,8 +189,10 @@ out = {}
 for partition in fem.PARTITIONS:
     disk = fem.read(sys.argv[1], partition=partition)
     solution = solve(PorousMedium(2), disk, barenblatt(disk.points, 1.0, C=0.02), (1.0, 1.1))
+    super_steps = solve(PorousMedium(2), disk, barenblatt(disk.points, 1.0, C=0.02), (1.0, 1.5), scheme="rkl2")
     out[partition] = {"weights": disk.gather(disk.weights)[1].tolist(),
                       "rho": disk.gather(solution.rho[-1])[1].tolist(),
+                      "rho rkl2": disk.gather(super_steps.rho[-1])[1].tolist(),
                       "owned points": [points.tolist() for points in disk.comm.allgather(disk.points)],
                       "ghosts": disk.comm.allgather(0 if disk._ghosts is None else len(disk._ghosts._received))}
 if disk.comm.rank == 0:
@@ -244,8 +246,9 @@ def test_coordinate_bisection_cuts_the_longest_side_at_the_median():
 
 
 def test_the_partitions_split_a_mesh_into_equal_parts_and_give_the_serial_answer(tmp_path):
-    """The disk (level 1, h = 0.1) on 2 ranks: by either partition the lumped masses and a
-    short Barenblatt run are the serial ones to 1e-10; by coordinate bisection the owned
+    """The disk (level 1, h = 0.1) on 2 ranks: by either partition the lumped masses and
+    short Barenblatt runs (explicit, and rkl2 with its stages in the kernel's pass) are the
+    serial ones to 1e-10; by coordinate bisection the owned
     vertices are within 3% in number and apart along one axis up to a cell's size (a
     straight cut through the disk), and a rank's ghosts, the vertices across the cut, number
     between one and two per h along a chord of length 2."""
@@ -254,7 +257,7 @@ def test_the_partitions_split_a_mesh_into_equal_parts_and_give_the_serial_answer
     serial, parallel = (json.loads(path.read_text()) for path in
                         serial_and_parallel(PARTITION, tmp_path, ROOT / "meshes" / "disk_1.msh"))
     for partition, expected in serial.items():
-        for key in ("weights", "rho"):
+        for key in ("weights", "rho", "rho rkl2"):
             np.testing.assert_allclose(parallel[partition][key], expected[key], rtol=0,
                                        atol=1e-10 * np.max(expected[key]), err_msg=f"{partition} {key}")
     first, second = map(np.array, parallel["bisection"]["owned points"])
