@@ -473,6 +473,9 @@ class Mesh(Discretization):
         cells next to a facet of their own).
     owned_cells : int
         How many of ``cells`` this rank owns (each cell is owned by one rank).
+    owned, vertices : int
+        The vertices this rank owns, and those of the whole mesh (plain numbers on every
+        rank, so that a rank may print them or the mesh's repr alone).
     weights : array (n,)
         Their lumped masses m_i = ∫φ_i (surface areas on a surface).
     dim : int
@@ -501,6 +504,7 @@ class Mesh(Discretization):
         self.space = V = _function_space(dolfinx, mesh)
         index_map = V.dofmap.index_map
         self.owned = index_map.size_local
+        self.vertices = index_map.size_global  # the whole mesh's: a number, not a collective call on each use
         cells = _cells(V.dofmap, self.tdim + 1)
         self.owned_cells = mesh.topology.index_map(self.tdim).size_local  # first in cells; ghost cells after
         # the vertices' coordinates as read (V.tabulate_dof_coordinates() pushes reference
@@ -603,11 +607,6 @@ class Mesh(Discretization):
     def ranks(self):
         """The number of MPI ranks the vertices are split over."""
         return self.comm.size
-
-    @property
-    def vertices(self):
-        """The number of vertices of the whole mesh."""
-        return self.global_sum(self.owned)
 
     def integrate(self, values):
         """Σ_i m_i values_i over all vertices (all ranks), by :func:`weighted_sum`. Not a
