@@ -201,7 +201,7 @@ def main():
     A, w = energy.cell_features(grid)
     pi = w / np.sum(w)
     gamma1 = max_margin(A, y).margin
-    gamma2 = kernel_max_margin(A, y, weights=pi, tol=1e-7).margin  # SLSQP's gap on the plane: 2e-8 of γ*₂
+    gamma2 = kernel_max_margin(A, y, weights=pi, tol=1e-7).margin  # the gap on the plane: ~1e-12 of γ*₂
     fine = sphere_quadrature(20000)[0] if bias else circle_directions(2 * np.pi * np.arange(20000) / 20000)
     fine_solution = max_margin(relu_features(fine, relu_inputs(X, bias)), y)
     fine_masses = fine_solution.c_plus + fine_solution.c_minus

@@ -338,20 +338,45 @@ class KernelMaxMargin:
     gap: float
 
 
-def _polish_on_support(Q, p):
-    """The minimizer of pᵀQp on the simplex restricted to the support S of SLSQP's p: the KKT
-    system Q_SS p_S = μ1, 1ᵀp_S = 1 solved exactly (least squares when Q_SS is singular), kept
-    when it is ≥ 0 and not worse; SLSQP alone stops at a duality gap of about 1e-8."""
-    p = p / np.sum(p)
-    support = np.flatnonzero(p > 1e-8 * np.max(p))
+def _affine_minimizer(Q, support):
+    """The minimizer of qᵀQq over {Σq = 1, q = 0 off ``support``}: the KKT system
+    Q_SS q_S = μ1, 1ᵀq_S = 1 (least squares when Q_SS is singular)."""
     S = len(support)
     system = np.block([[Q[np.ix_(support, support)], -np.ones((S, 1))], [np.ones((1, S)), np.zeros((1, 1))]])
-    solution = np.linalg.lstsq(system, np.concatenate([np.zeros(S), [1.0]]), rcond=None)[0][:S]
-    if np.any(solution < 0):
-        return p
-    polished = np.zeros_like(p)
-    polished[support] = solution / np.sum(solution)
-    return polished if polished @ Q @ polished <= p @ Q @ p else p
+    q = np.zeros(len(Q))
+    q[support] = np.linalg.lstsq(system, np.concatenate([np.zeros(S), [1.0]]), rcond=None)[0][:S]
+    return q
+
+
+def _nearest_point(Q, p, tol):
+    """Wolfe's nearest-point method (Wolfe 1976) for min pᵀQp over the simplex, started from
+    ``p`` (SLSQP's answer, support where p > 1e-8 max p): move to the affine minimizer on
+    the support, or towards it until a weight reaches 0, which leaves the support (minor
+    cycles); then, while some vertex i has (Qp)_i < pᵀQp (1 − tol) (a relative duality gap
+    of :func:`kernel_max_margin` above ``tol``), add the one of least (Qp)_i (a major cycle).
+    Exact once the support is right: SLSQP alone stops at gaps of 1e-8 to 1e-7 (1.04e-7 with
+    SciPy 1.10 on the plane benchmark's data). At most ``len(p)`` major cycles."""
+    p = np.where(p > 1e-8 * np.max(p), p, 0.0)
+    p /= np.sum(p)
+    support = np.flatnonzero(p)
+    for _ in range(len(p)):
+        while True:  # minor cycles
+            q = _affine_minimizer(Q, support)
+            if np.all(q[support] > 0):
+                p = q
+                break
+            shrinking = support[q[support] <= 0]  # p > 0 there: the step to q stops where the first reaches 0
+            ratios = p[shrinking] / (p[shrinking] - q[shrinking])
+            p = p + np.min(ratios) * (q - p)
+            p[shrinking[np.argmin(ratios)]] = 0.0
+            support = support[p[support] > 0]
+        gradient = Q @ p
+        value = p @ gradient
+        entering = int(np.argmin(gradient))
+        if value - gradient[entering] <= tol * value or entering in support:
+            return p
+        support = np.append(support, entering)
+    return p
 
 
 def kernel_max_margin(features, y, weights=None, tol=1e-9):
@@ -367,8 +392,10 @@ def kernel_max_margin(features, y, weights=None, tol=1e-9):
     Q_ij = y_i y_j k(x_i, x_j) (strong duality of a norm ball against a convex hull: the
     distance from 0 to the hull of the points y_i A_i·). The minimum over the simplex is a
     QP solved by :func:`scipy.optimize.minimize` with ``method="SLSQP"`` (n variables,
-    gradient 2Qp, the constraint Σp = 1, bounds p ≥ 0), then polished on SLSQP's support
-    (the KKT system Q_SS p_S = μ1, Σp_S = 1, solved exactly); the maximizer is b = z/|z| with
+    gradient 2Qp, the constraint Σp = 1, bounds p ≥ 0), then finished by Wolfe's
+    nearest-point method from SLSQP's support (:func:`_nearest_point`: KKT systems
+    Q_SS p_S = μ1, Σp_S = 1 solved exactly, vertices added while the gap exceeds a tenth of
+    ``tol``); the maximizer is b = z/|z| with
     z_k = Σ_i p_i y_i A_ik, and the duality gap √(pᵀQp) − min_i y_i h_b(x_i) ≥ 0 certifies
     it. For the ReLU features the F1 norm of h_b, Σπ_k|b_k| ≤ ‖b‖_(L²(π)), so γ*₂ ≤ γ*₁ of
     :func:`max_margin` on the same directions.
@@ -394,7 +421,7 @@ def kernel_max_margin(features, y, weights=None, tol=1e-9):
         For labels outside {−1, 1}, and for data the kernel does not separate (γ*₂ ≤ tol),
         naming the data point of smallest margin and the support of p.
     RuntimeError
-        When SLSQP stops with a duality gap above ``tol`` γ*₂.
+        When the solve ends with a duality gap above ``tol`` γ*₂.
     """
     A, y = _check_classification(features, y, "kernel_max_margin")
     n, K = A.shape
@@ -410,7 +437,7 @@ def kernel_max_margin(features, y, weights=None, tol=1e-9):
                                constraints=[{"type": "eq", "fun": lambda p: np.sum(p) - 1,
                                              "jac": lambda p: np.ones_like(p)}],
                                options={"ftol": 1e-16, "maxiter": 10000})
-    p = _polish_on_support(Q, np.maximum(result.x, 0.0))
+    p = _nearest_point(Q, result.x, tol / 10)  # a tenth: the gap computed below from z passes
     z = Z.T @ p
     distance = float(np.linalg.norm(z))
     if distance <= tol:
@@ -424,6 +451,6 @@ def kernel_max_margin(features, y, weights=None, tol=1e-9):
     margins = Z @ z / distance
     gap = distance - float(np.min(margins))
     if gap > tol * distance:
-        raise RuntimeError(f"kernel_max_margin: SLSQP stopped with a duality gap {gap:.3g} > {tol:g} γ*₂ "
-                           f"({result.message})")
+        raise RuntimeError(f"kernel_max_margin: the solve stopped with a duality gap {gap:.3g} > {tol:g} γ*₂ "
+                           f"(SLSQP: {result.message})")
     return KernelMaxMargin(float(np.min(margins)), b, p, margins, gap)

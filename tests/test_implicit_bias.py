@@ -144,6 +144,28 @@ def test_kernel_max_margin_is_below_the_f1_max_margin_and_beats_random_output_we
     np.testing.assert_allclose(f2.margins[support], f2.margin, rtol=1e-6)
 
 
+def test_nearest_point_finds_the_minimum_from_any_start(rng):
+    """Wolfe's method (the end of kernel_max_margin's solve) from a single vertex (major
+    cycles add the support) and from every vertex at once (minor cycles remove what does not
+    belong) reaches the same p: optimal on the simplex, (Qp)_i ≥ pᵀQp (1 − 1e-12) for every
+    i, with a support of few points, and the square of kernel_max_margin's margin."""
+    from solver.convex import _nearest_point, kernel_max_margin
+
+    X, y = labelled_data(rng, n=40)
+    A = relu_features(circle_directions(2 * np.pi * (np.arange(64) + 0.5) / 64), X)
+    Z = y[:, None] * A / 8.0  # π = 1/64: the rows in L²(π) coordinates
+    Q = Z @ Z.T
+    answers = [_nearest_point(Q, start, 1e-14) for start in (np.eye(40)[0], np.ones(40))]
+    for p in answers:
+        assert np.all(p >= 0) and np.sum(p) == pytest.approx(1.0, abs=1e-14)
+        value = p @ Q @ p
+        assert np.min(Q @ p) >= value * (1 - 1e-12)
+        assert 2 <= np.count_nonzero(p) < 40 / 2
+    assert answers[0] @ Q @ answers[0] == pytest.approx(answers[1] @ Q @ answers[1], rel=1e-13)
+    np.testing.assert_allclose(answers[0], answers[1], atol=1e-10)
+    assert kernel_max_margin(A, y).margin ** 2 == pytest.approx(answers[0] @ Q @ answers[0], rel=1e-12)
+
+
 def test_kernel_max_margin_refuses_inseparable_data_and_bad_labels():
     from solver.convex import kernel_max_margin
 
