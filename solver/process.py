@@ -24,18 +24,18 @@ def tune_process():
        run on OpenMP (libgomp) threads, which load with the first parallel kernel and read
        ``GOMP_SPINCOUNT`` then: how long an idle thread spins before it sleeps (300 000
        by default). Between two kernels the time loops spend 0.1–0.3 ms in Python and
-       NumPy; a thread that fell asleep there costs about 0.1 ms to wake on the 2-core test
-       machine (a VM), for every parallel kernel. Measured there: 30 000
-       spins last between 0.3 and 1 ms, 3000 less than 0.1 ms, 300 000 more than 3 ms. The
-       256² ``rkl2`` Barenblatt run to t = 4 took 0.39 s (median of 36; 0.29–0.51) with
-       30 000, 0.40 s (0.31–0.47) with 300 000 and 0.59 s (0.46–1.09) with 3000, and the
-       explicit steps of ``benchmarks/mesh_vs_grid.py`` were about a third faster on mesh
-       and grid alike than with 3000. (An earlier session had chosen 3000 after about one
-       such run in ten took 2.5–3 times longer with the default; 36 runs a session later
-       showed none with any of the three.) The setting only takes effect if made before libgomp loads:
-       with the process's first parallel Numba kernel, or earlier with a library that links
-       it (on Debian, importing matplotlib, gmsh, POT or DOLFINx loads it). Called after
-       that, it warns (``RuntimeWarning``) and sets nothing.
+       NumPy; a thread that fell asleep there took about 0.1 ms to wake on the 2-core test
+       machine (a VM), for every parallel kernel. Measured there, 30 000 spins last between
+       0.3 and 1 ms, 3000 less than 0.1 ms and 300 000 more than 3 ms; the 256² ``rkl2``
+       Barenblatt run to t = 4 took 0.39 s (median of 36; 0.29–0.51) with 30 000, 0.40 s
+       (0.31–0.47) with 300 000 and 0.59 s (0.46–1.09) with 3000, and the explicit steps of
+       ``benchmarks/mesh_vs_grid.py`` were about a third faster than with 3000, on mesh and
+       grid alike. (3000 had been chosen when about one such run in ten took 2.5–3 times
+       longer with the default; none of those 108 runs did, with any of the three.) The
+       setting only takes effect if made before libgomp loads: with the process's first
+       parallel Numba kernel, or earlier with a library that links it (on Debian, importing
+       matplotlib, gmsh, POT or DOLFINx loads it). Called after that, it warns
+       (``RuntimeWarning``) and sets nothing.
     2. :func:`keep_freed_memory`: glibc's malloc keeps 64 MB of freed memory for reuse
        instead of returning it to the system (``mallopt(M_TOP_PAD)``), which saved a fifth
        of the time of the 256² RKL2 Barenblatt run (25 000 page faults per run before).
