@@ -294,8 +294,7 @@ def _block_has_mass(stencil_start, stencil, rho, block):
 @njit(inline="always")
 def _row_fluxes(indptr, columns, transmissibility, rho, xi, i):
     """(−Σ_j F_ij, Σ_j F_ij⁺) over the CSR row of vertex i, F_ij = T_ij (ξ_i − ξ_j) M_ij (the
-    net inflow and the outflow of :func:`edge_rate_and_outflow`). Inlined: a kernel that
-    does not use the outflow does not compute it."""
+    net inflow and the outflow of :func:`edge_rate_and_outflow`)."""
     rho_i, xi_i = rho[i], xi[i]
     total, leaving = 0.0, 0.0
     for p in range(indptr[i], indptr[i + 1]):
@@ -306,6 +305,25 @@ def _row_fluxes(indptr, columns, transmissibility, rho, xi, i):
         leaving += flux if drop > 0.0 else 0.0
         total -= flux
     return total, leaving
+
+
+@njit(inline="always")
+def _block_rates(indptr, columns, transmissibility, masses, stencil_start, stencil, rho, xi, rate, block):
+    """The rates of the rows of block ``block`` into ``rate`` (0 without mass in its stencil);
+    returns their largest outflow. Inlined: :func:`edge_rate`, which drops that, does not
+    compute it."""
+    first, last = block * BLOCK_ROWS, min((block + 1) * BLOCK_ROWS, masses.size)
+    if not _block_has_mass(stencil_start, stencil, rho, block):
+        rate[first:last] = 0.0
+        return 0.0
+    top_outflow = 0.0
+    for i in range(first, last):
+        total, leaving = _row_fluxes(indptr, columns, transmissibility, rho, xi, i)
+        rate[i] = total / masses[i]
+        # leaving > 0: ρ_i > 0 (M ≤ 2ρ_i); max skips a NaN (from ρ_i = ∞, in no state the time loop accepts)
+        if leaving > 0.0:
+            top_outflow = max(top_outflow, leaving / (masses[i] * rho[i]))
+    return top_outflow
 
 
 @njit(parallel=True, cache=True)
@@ -323,12 +341,7 @@ def edge_rate(indptr, columns, transmissibility, masses, stencil_start, stencil,
     edge). Under MPI the stencil's values come from the neighbourhood, ghosts included.
     """
     for block in prange(stencil_start.size - 1):
-        first, last = block * BLOCK_ROWS, min((block + 1) * BLOCK_ROWS, masses.size)
-        if not _block_has_mass(stencil_start, stencil, rho, block):
-            rate[first:last] = 0.0
-            continue
-        for i in range(first, last):
-            rate[i] = _row_fluxes(indptr, columns, transmissibility, rho, xi, i)[0] / masses[i]
+        _block_rates(indptr, columns, transmissibility, masses, stencil_start, stencil, rho, xi, rate, block)
 
 
 @njit(parallel=True, cache=True)
@@ -341,16 +354,8 @@ def edge_rate_and_outflow(indptr, columns, transmissibility, masses, stencil_sta
     """
     top_outflow = 0.0
     for block in prange(stencil_start.size - 1):
-        first, last = block * BLOCK_ROWS, min((block + 1) * BLOCK_ROWS, masses.size)
-        if not _block_has_mass(stencil_start, stencil, rho, block):
-            rate[first:last] = 0.0
-            continue
-        for i in range(first, last):
-            total, leaving = _row_fluxes(indptr, columns, transmissibility, rho, xi, i)
-            rate[i] = total / masses[i]
-            # leaving > 0: ρ_i > 0 (M ≤ 2ρ_i); max skips a NaN (from ρ_i = ∞, in no state the time loop accepts)
-            if leaving > 0.0:
-                top_outflow = max(top_outflow, leaving / (masses[i] * rho[i]))
+        top_outflow = max(top_outflow, _block_rates(indptr, columns, transmissibility, masses, stencil_start, stencil,
+                                                    rho, xi, rate, block))
     return top_outflow
 
 
