@@ -743,8 +743,20 @@ class Mesh(Discretization):
         """(dρ/dt at the owned vertices, this rank's max outflow) (the rate into ``rate`` if
         given): a forward-Euler step keeps ρ ≥ 0 for dt ≤ 1/max outflow (see
         :func:`edge_rate_and_outflow`)."""
-        rate = np.empty(self.owned) if rate is None else rate
+        rate = self._out(rate, "rate_and_outflow")
         return rate, edge_rate_and_outflow(*self._kernel_arguments(rho, xi), rate)
+
+    def _out(self, out, caller):
+        """``out`` if it is a writable C-contiguous float array of the owned vertices' shape
+        (the kernels write it without checking bounds), a new array if it is None."""
+        if out is None:
+            return np.empty(self.owned)
+        if not (isinstance(out, np.ndarray) and out.shape == self.shape and out.dtype == float
+                and out.flags.c_contiguous and out.flags.writeable):
+            raise ValueError(f"mesh {self.name}: {caller} writes into a C-contiguous float array of shape "
+                             f"{self.shape}, got {getattr(out, 'dtype', type(out).__name__)} "
+                             f"{getattr(out, 'shape', '')}")
+        return out
 
     def _kernel_arguments(self, rho, xi):
         """The arguments of :func:`edge_rate` before ``rate``: the mesh's arrays and the
@@ -761,7 +773,7 @@ class Mesh(Discretization):
     def rate(self, rho, xi, second_order=True, out=None):
         """dρ/dt = −(1/m_i) Σ_j F_ij at the owned vertices (:func:`edge_rate`). The
         centred-limited mobility is the mesh's one rate: ``second_order`` changes nothing."""
-        rate = np.empty(self.owned) if out is None else out
+        rate = self._out(out, "rate")
         edge_rate(*self._kernel_arguments(rho, xi), rate)
         return rate
 
@@ -776,11 +788,7 @@ class Mesh(Discretization):
         if any(shape != self.shape for shape in shapes):
             raise ValueError(f"mesh {self.name}: rkl2_stage takes values at the {self.owned} owned vertices, got "
                              f"shapes {shapes} (current, xi, previous, start, start_rate)")
-        if not (isinstance(out, np.ndarray) and out.shape == self.shape and out.dtype == float
-                and out.flags.c_contiguous and out.flags.writeable):
-            raise ValueError(f"mesh {self.name}: rkl2_stage writes into a C-contiguous float array of shape "
-                             f"{self.shape}, got {getattr(out, 'dtype', type(out).__name__)} "
-                             f"{getattr(out, 'shape', '')}")
+        out = self._out(out, "rkl2_stage")
         if any(np.may_share_memory(out, values) for values in (current, xi, *inputs)):
             raise ValueError(f"mesh {self.name}: rkl2_stage's out shares memory with its inputs (it is written "
                              f"while they are read)")

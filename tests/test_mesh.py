@@ -72,6 +72,11 @@ def test_edge_kernel_with_compact_support(fem, rng, name, level, where):
     empty_rate, empty_outflow = m.rate_and_outflow(np.zeros(m.shape), xi, np.full(m.shape, np.nan))
     assert not np.any(empty_rate) and empty_outflow == 0
     assert not np.any(m.rate(np.zeros(m.shape), xi, out=np.full(m.shape, np.nan)))
+    for wrong in (np.empty(m.owned - 1), np.empty(m.shape, dtype=np.float32), np.empty(2 * m.owned)[::2]):
+        with pytest.raises(ValueError, match="C-contiguous float array"):  # the kernels would write past it
+            m.rate(rho, xi, out=wrong)
+        with pytest.raises(ValueError, match="C-contiguous float array"):
+            m.rate_and_outflow(rho, xi, wrong)
 
 
 @pytest.mark.parametrize("name", ["square", "sphere"])
