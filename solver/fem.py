@@ -46,6 +46,7 @@ import scipy.sparse
 from numba import njit, prange
 
 from .discretization import Discretization
+from .kernels.subnormals import flush_to_zero, restore
 
 DEFAULT_PARTITION = "bisection"
 """The split of :data:`PARTITIONS` that :func:`read`, :meth:`Mesh.sphere` and a config's
@@ -238,13 +239,16 @@ def edge_mobility(upwind, downwind):
 
 
 BLOCK_ROWS = 32
-"""Owned vertices (CSR rows) per task of :func:`edge_rate`, tested for mass together."""
+"""Owned vertices (CSR rows) per task of the edge kernels: tested for mass together, and
+the lanes of one vectorized loop (:func:`kernel_rows`)."""
 
 KERNEL_INDEX = np.uint32
-"""The integer type of :func:`edge_rate`'s index arrays. Unsigned, so Numba skips the
-wraparound of negative indices (a sign test and a select per array access); with the
-branch-free upwinding it made the kernel 1.7 times faster timed alone and 1.3 times in
-the solve, bit for bit the same numbers (README, meshes)."""
+"""The integer type of the edge kernels' columns and stencils (their offsets are
+``np.uint64``). Unsigned, so Numba skips the wraparound of negative indices (a sign test
+and a select per array access), which also keeps the addresses of a block's lanes affine,
+as the vectorizer needs."""
+
+ONE, LANES = np.uint64(1), np.uint64(BLOCK_ROWS)  # the unsigned steps of the kernels' loops
 
 
 def z_order(points, bits=10):
@@ -261,76 +265,105 @@ def z_order(points, bits=10):
     return np.argsort(code, kind="stable")
 
 
-def kernel_rows(indptr, columns):
-    """The index arrays of :func:`edge_rate`: (indptr, columns, stencil_start, stencil) as
-    ``KERNEL_INDEX``, the CSR rows of the owned vertices (numbered along :func:`z_order`, so
-    a block of ``BLOCK_ROWS`` consecutive rows is a compact patch) and the stencil of block b
-    (rows b·``BLOCK_ROWS`` up to (b + 1)·``BLOCK_ROWS``),
-    ``stencil[stencil_start[b]:stencil_start[b + 1]]``: the positions (in the neighbourhood
-    arrays, increasing) of the vertices of its rows and of their neighbours, every vertex
-    whose ρ the block's fluxes depend on."""
+def kernel_rows(indptr, columns, transmissibility):
+    """The arrays of the edge kernels, (slot_start, slot_column, slot_transmissibility,
+    stencil_start, stencil), from the CSR rows of the owned vertices (numbered along
+    :func:`z_order`, so that a block of ``BLOCK_ROWS`` consecutive rows is a compact patch).
+
+    Block b (rows b·B up to (b + 1)·B, B = ``BLOCK_ROWS``) has w_b slots per row, w_b the
+    largest degree of its rows, stored neighbour by neighbour: slot
+    slot_start[b] + k·B + r holds the k-th CSR entry of row b·B + r (column j and T_ij), or,
+    past the row's degree, the row itself with T = 0, a zero flux (ξ_i − ξ_i = 0). So the
+    k-th neighbours of a block's rows are contiguous and the loop over its rows vectorizes
+    (ELLPACK by blocks, "SELL-B"), and each row still sums its fluxes in CSR order.
+
+    The stencil of block b, ``stencil[stencil_start[b]:stencil_start[b + 1]]``: the
+    positions (in the neighbourhood arrays, increasing) of the vertices of its rows and of
+    their neighbours, every vertex whose ρ the block's fluxes depend on."""
     owned = len(indptr) - 1
-    block = np.arange(owned) // BLOCK_ROWS
-    width = int(np.max(columns, initial=owned - 1)) + 1
-    keys = np.unique(np.concatenate([block, np.repeat(block, np.diff(indptr))]) * width
+    blocks = -(-owned // BLOCK_ROWS)
+    row_block = np.arange(owned) // BLOCK_ROWS
+    degree = np.diff(indptr)
+    width = np.zeros(blocks, dtype=np.int64)
+    np.maximum.at(width, row_block, degree)
+    slot_start = np.concatenate([[0], np.cumsum(width * BLOCK_ROWS)])
+    slots = int(slot_start[-1])
+    # every slot first holds its own row with T = 0 (rows past the last one: the last row)
+    slot_block = np.repeat(np.arange(blocks), width * BLOCK_ROWS)
+    lane = (np.arange(slots) - slot_start[slot_block]) % BLOCK_ROWS
+    slot_column = np.minimum(slot_block * BLOCK_ROWS + lane, owned - 1)
+    slot_transmissibility = np.zeros(slots)
+    rows = np.repeat(np.arange(owned), degree)
+    entry = slot_start[row_block[rows]] + (np.arange(len(columns)) - indptr[rows]) * BLOCK_ROWS + rows % BLOCK_ROWS
+    slot_column[entry], slot_transmissibility[entry] = columns, transmissibility
+    size = int(np.max(columns, initial=owned - 1)) + 1
+    keys = np.unique(np.concatenate([row_block, row_block[rows]]) * size
                      + np.concatenate([np.arange(owned), columns]))  # by block, then position
-    stencil_start = np.searchsorted(keys // width, np.arange(-(-owned // BLOCK_ROWS) + 1))
-    largest = max(width, indptr[-1], len(keys))
-    if largest > np.iinfo(KERNEL_INDEX).max:
-        raise ValueError(f"kernel_rows: indices up to {largest} do not fit {KERNEL_INDEX.__name__}")
-    index = functools.partial(np.asarray, dtype=KERNEL_INDEX)
-    return index(indptr), index(columns), index(stencil_start), index(keys % width)
+    stencil_start = np.searchsorted(keys // size, np.arange(blocks + 1))
+    if max(size, len(keys)) > np.iinfo(KERNEL_INDEX).max:
+        raise ValueError(f"kernel_rows: indices up to {max(size, len(keys))} do not fit {KERNEL_INDEX.__name__}")
+    offsets = functools.partial(np.asarray, dtype=np.uint64)
+    return (offsets(slot_start), slot_column.astype(KERNEL_INDEX), slot_transmissibility, offsets(stencil_start),
+            (keys % size).astype(KERNEL_INDEX))
+
+
+# The kernels below are written for LLVM's vectorizer: unsigned indices and while loops,
+# and no bool variable. A range loop or a bool in a parallel loop's body makes Numba's
+# alias analysis of that body find aliases (its iterator, the bool), and Numba then
+# withholds the ``noalias`` attribute from the arrays; without it the flux loop, whose
+# gathers of ρ_j and ξ_j have no known bounds, does not vectorize. The arrays written
+# share no memory with those read (Mesh._out checks it), as ``noalias`` states.
+
+@njit(inline="always")
+def _stencil_mass(stencil_start, stencil, rho, block):
+    """How many vertices of block ``block``'s stencil have ρ ≠ 0."""
+    count = 0
+    s = stencil_start[block]
+    while s < stencil_start[block + ONE]:
+        count += 1 if rho[stencil[s]] != 0.0 else 0
+        s += ONE
+    return count
 
 
 @njit(inline="always")
-def _block_has_mass(stencil_start, stencil, rho, block):
-    """Whether ρ ≠ 0 somewhere in the stencil of block ``block`` (see :func:`edge_rate`)."""
-    mass = False
-    for s in range(stencil_start[block], stencil_start[block + 1]):
-        mass |= rho[stencil[s]] != 0.0
-    return mass
-
-
-@njit(inline="always")
-def _row_fluxes(indptr, columns, transmissibility, rho, xi, i):
-    """(−Σ_j F_ij, Σ_j F_ij⁺) over the CSR row of vertex i, F_ij = T_ij (ξ_i − ξ_j) M_ij (the
-    net inflow and the outflow of :func:`edge_rate_and_outflow`)."""
-    rho_i, xi_i = rho[i], xi[i]
-    total, leaving = 0.0, 0.0
-    for p in range(indptr[i], indptr[i + 1]):
-        j = columns[p]
-        rho_j, drop = rho[j], xi_i - xi[j]
-        upwind, downwind = (rho_i, rho_j) if drop > 0.0 else (rho_j, rho_i)  # selects, not a branch
-        flux = transmissibility[p] * drop * edge_mobility(upwind, downwind)
-        leaving += flux if drop > 0.0 else 0.0
-        total -= flux
-    return total, leaving
-
-
-@njit(inline="always")
-def _block_rates(indptr, columns, transmissibility, masses, stencil_start, stencil, rho, xi, rate, block):
-    """The rates of the rows of block ``block`` into ``rate`` (0 without mass in its stencil);
-    returns their largest outflow. Inlined: :func:`edge_rate`, which drops that, does not
-    compute it."""
-    first, last = block * BLOCK_ROWS, min((block + 1) * BLOCK_ROWS, masses.size)
-    if not _block_has_mass(stencil_start, stencil, rho, block):
-        rate[first:last] = 0.0
-        return 0.0
-    top_outflow = 0.0
-    for i in range(first, last):
-        total, leaving = _row_fluxes(indptr, columns, transmissibility, rho, xi, i)
-        rate[i] = total / masses[i]
-        # leaving > 0: ρ_i > 0 (M ≤ 2ρ_i); max skips a NaN (from ρ_i = ∞, in no state the time loop accepts)
-        if leaving > 0.0:
-            top_outflow = max(top_outflow, leaving / (masses[i] * rho[i]))
-    return top_outflow
+def _net_inflows(slot_start, slot_column, slot_transmissibility, stencil_start, stencil, rho, xi, block, owned,
+                 total, leaving, outflow):
+    """total_i = −Σ_j F_ij, F_ij = T_ij (ξ_i − ξ_j) M_ij, for the rows i of block ``block``
+    (0 without mass in its stencil), each row's fluxes added in CSR order, and, if
+    ``outflow`` (1; else 0), leaving_i = Σ_j F_ij⁺; returns the block's (first, last) rows."""
+    first = block * LANES
+    last = min(first + LANES, owned)
+    i = first
+    while i < last:
+        total[i] = 0.0
+        if outflow:
+            leaving[i] = 0.0
+        i += ONE
+    if _stencil_mass(stencil_start, stencil, rho, block) > 0:
+        neighbour = slot_start[block]
+        while neighbour < slot_start[block + ONE]:  # the k-th neighbours of the rows, as lanes
+            i, p = first, neighbour
+            while i < last:
+                j = slot_column[p]
+                drop = xi[i] - xi[j]
+                upwind = rho[i] if drop > 0.0 else rho[j]  # selects, not branches (and no tuple: an alias)
+                downwind = rho[j] if drop > 0.0 else rho[i]
+                flux = slot_transmissibility[p] * drop * edge_mobility(upwind, downwind)
+                total[i] -= flux
+                if outflow:
+                    leaving[i] += flux if drop > 0.0 else 0.0
+                i += ONE
+                p += ONE
+            neighbour += LANES
+    return first, last
 
 
 @njit(parallel=True, cache=True)
-def edge_rate(indptr, columns, transmissibility, masses, stencil_start, stencil, rho, xi, rate):
-    """rate_i = −Σ_j F_ij / m_i with F_ij = T_ij (ξ_i − ξ_j) M_ij over the CSR rows of the
-    owned vertices, into ``rate``. The index arrays are those of :func:`kernel_rows`;
-    ``rho`` and ``xi`` are the values of the rows' neighbourhood (the owned vertices first).
+def edge_rate(slot_start, slot_column, slot_transmissibility, masses, stencil_start, stencil, rho, xi, rate):
+    """rate_i = −Σ_j F_ij / m_i with F_ij = T_ij (ξ_i − ξ_j) M_ij over the owned vertices,
+    into ``rate``. The other arrays are those of :func:`kernel_rows`, ``masses`` the owned
+    vertices' m_i; ``rho`` and ``xi`` are the values of the rows' neighbourhood (the owned
+    vertices first). ``rate`` shares no memory with them.
 
     Fluxes only next to mass: one task per block of ``BLOCK_ROWS`` rows (compact patches of
     vertices, numbered along :func:`z_order`), which computes its rows only if ρ ≠ 0
@@ -339,29 +372,53 @@ def edge_rate(indptr, columns, transmissibility, masses, stencil_start, stencil,
     ρ_i = ρ_j = 0, M_ij = 0 and F_ij = ±0, so a row whose vertex and neighbours are empty
     sums only zeros, rate_i = 0 bit for bit (:func:`edge_rate_reference` computes every
     edge). Under MPI the stencil's values come from the neighbourhood, ghosts included.
+    A block's rows are the lanes of a vectorized loop over their k-th neighbours
+    (:func:`kernel_rows`), in flush-to-zero mode (:mod:`solver.kernels.subnormals`).
     """
-    for block in prange(stencil_start.size - 1):
-        _block_rates(indptr, columns, transmissibility, masses, stencil_start, stencil, rho, xi, rate, block)
+    owned = np.uint64(masses.size)
+    for task in prange(stencil_start.size - 1):
+        control = flush_to_zero()
+        first, last = _net_inflows(slot_start, slot_column, slot_transmissibility, stencil_start, stencil, rho, xi,
+                                   np.uint64(task), owned, rate, rate, 0)
+        i = first
+        while i < last:
+            rate[i] /= masses[i]
+            i += ONE
+        restore(control)
 
 
 @njit(parallel=True, cache=True)
-def edge_rate_and_outflow(indptr, columns, transmissibility, masses, stencil_start, stencil, rho, xi, rate):
+def edge_rate_and_outflow(slot_start, slot_column, slot_transmissibility, masses, stencil_start, stencil, rho, xi,
+                          rate, leaving):
     """:func:`edge_rate` (into ``rate``), returning max_i outflow_i too, outflow_i =
-    Σ_j T_ij (ξ_i − ξ_j)⁺ M_ij / (m_i ρ_i): the Euler positivity limit is dt ≤ 1/max outflow
-    (0 without outflow; a row of a block without mass has none). The time loops ask for
-    it once per step, at the state the step starts from; the stages' rates skip it
-    (:func:`edge_rate`, about a fifth cheaper).
+    Σ_j T_ij (ξ_i − ξ_j)⁺ M_ij / (m_i ρ_i) (``leaving``: scratch of the owned vertices'
+    size, sharing no memory with the others): the Euler positivity limit is
+    dt ≤ 1/max outflow (0 without outflow). The time loops ask for it once per step, at the
+    state the step starts from; the stages' rates skip it (:func:`edge_rate`).
     """
+    owned = np.uint64(masses.size)
     top_outflow = 0.0
-    for block in prange(stencil_start.size - 1):
-        top_outflow = max(top_outflow, _block_rates(indptr, columns, transmissibility, masses, stencil_start, stencil,
-                                                    rho, xi, rate, block))
+    for task in prange(stencil_start.size - 1):
+        control = flush_to_zero()
+        first, last = _net_inflows(slot_start, slot_column, slot_transmissibility, stencil_start, stencil, rho, xi,
+                                   np.uint64(task), owned, rate, leaving, 1)
+        block_top = 0.0
+        i = first
+        while i < last:
+            rate[i] /= masses[i]
+            # leaving > 0: ρ_i > 0 (M ≤ 2ρ_i), and leaving/ρ_i ≤ 2 Σ_j T_ij (ξ_i − ξ_j)⁺ is finite (m_i ρ_i
+            # could flush to 0); max skips a NaN (from ρ_i = ∞, in no state the time loop accepts)
+            if leaving[i] > 0.0:
+                block_top = max(block_top, leaving[i] / rho[i] / masses[i])
+            i += ONE
+        top_outflow = max(top_outflow, block_top)
+        restore(control)
     return top_outflow
 
 
 @njit(parallel=True, cache=True)
-def edge_rkl2_stage(indptr, columns, transmissibility, masses, stencil_start, stencil, rho, xi, previous, start,
-                    start_rate, coefficients, out):
+def edge_rkl2_stage(slot_start, slot_column, slot_transmissibility, masses, stencil_start, stencil, rho, xi, previous,
+                    start, start_rate, coefficients, out):
     """An RKL2 stage in the pass of :func:`edge_rate`: out_i = μ ρ_i + ν previous_i +
     (1 − μ − ν) start_i + a L_i + b start_rate_i, with L the rate (never stored) and
     (μ, ν, a, b) = ``coefficients``; added in the order of
@@ -371,14 +428,18 @@ def edge_rkl2_stage(indptr, columns, transmissibility, masses, stencil_start, st
     values of ``out``."""
     mu, nu, a, b = coefficients[0], coefficients[1], coefficients[2], coefficients[3]
     rest = 1.0 - mu - nu
+    owned = np.uint64(masses.size)
     negatives = 0
-    for block in prange(stencil_start.size - 1):
-        first, last = block * BLOCK_ROWS, min((block + 1) * BLOCK_ROWS, masses.size)
-        mass = _block_has_mass(stencil_start, stencil, rho, block)
-        for i in range(first, last):
-            rate = _row_fluxes(indptr, columns, transmissibility, rho, xi, i)[0] / masses[i] if mass else 0.0
-            out[i] = mu * rho[i] + nu * previous[i] + rest * start[i] + a * rate + b * start_rate[i]
+    for task in prange(stencil_start.size - 1):
+        control = flush_to_zero()
+        first, last = _net_inflows(slot_start, slot_column, slot_transmissibility, stencil_start, stencil, rho, xi,
+                                   np.uint64(task), owned, out, out, 0)
+        i = first
+        while i < last:
+            out[i] = mu * rho[i] + nu * previous[i] + rest * start[i] + a * (out[i] / masses[i]) + b * start_rate[i]
             negatives += 1 if out[i] < 0.0 else 0
+            i += ONE
+        restore(control)
     return negatives
 
 
@@ -404,7 +465,7 @@ def edge_rate_reference(indptr, columns, transmissibility, rho, xi, masses):
     flux = transmissibility * drop * np.minimum(0.5 * (upwind + downwind), 2 * upwind)
     rate = -np.bincount(rows, flux, minlength=len(masses)) / masses
     leaving = np.bincount(rows, np.where(drop > 0, flux, 0.0), minlength=len(masses))
-    outflow = np.where(leaving > 0, leaving / (masses * np.where(leaving > 0, rho_own, 1.0)), 0.0)
+    outflow = np.where(leaving > 0, leaving / np.where(leaving > 0, rho_own, 1.0) / masses, 0.0)
     return rate, outflow
 
 
@@ -743,12 +804,14 @@ class Mesh(Discretization):
         """(dρ/dt at the owned vertices, this rank's max outflow) (the rate into ``rate`` if
         given): a forward-Euler step keeps ρ ≥ 0 for dt ≤ 1/max outflow (see
         :func:`edge_rate_and_outflow`)."""
-        rate = self._out(rate, "rate_and_outflow")
-        return rate, edge_rate_and_outflow(*self._kernel_arguments(rho, xi), rate)
+        arguments = self._kernel_arguments(rho, xi)
+        rate = self._out(rate, "rate_and_outflow", arguments[-2:])
+        return rate, edge_rate_and_outflow(*arguments, rate, np.empty(self.owned))
 
-    def _out(self, out, caller):
+    def _out(self, out, caller, inputs):
         """``out`` if it is a writable C-contiguous float array of the owned vertices' shape
-        (the kernels write it without checking bounds), a new array if it is None."""
+        that shares no memory with ``inputs`` (the kernels write it without checking bounds,
+        and assume it overlaps nothing they read), a new array if it is None."""
         if out is None:
             return np.empty(self.owned)
         if not (isinstance(out, np.ndarray) and out.shape == self.shape and out.dtype == float
@@ -756,25 +819,29 @@ class Mesh(Discretization):
             raise ValueError(f"mesh {self.name}: {caller} writes into a C-contiguous float array of shape "
                              f"{self.shape}, got {getattr(out, 'dtype', type(out).__name__)} "
                              f"{getattr(out, 'shape', '')}")
+        if any(np.may_share_memory(out, values) for values in inputs):
+            raise ValueError(f"mesh {self.name}: {caller}'s out shares memory with its inputs (it is written "
+                             f"while they are read)")
         return out
 
     def _kernel_arguments(self, rho, xi):
         """The arguments of :func:`edge_rate` before ``rate``: the mesh's arrays and the
         neighbourhood's (ρ, ξ)."""
-        indptr, columns, stencil_start, stencil = self._kernel_rows
-        return (indptr, columns, self.transmissibility, self.weights, stencil_start, stencil,
+        slot_start, slot_column, slot_transmissibility, stencil_start, stencil = self._kernel_rows
+        return (slot_start, slot_column, slot_transmissibility, self.weights, stencil_start, stencil,
                 *self.neighbourhood(rho, xi))
 
     @functools.cached_property
     def _kernel_rows(self):
-        """The index arrays of :func:`edge_rate` (:func:`kernel_rows`)."""
-        return kernel_rows(self.indptr, self.columns)
+        """The arrays of the edge kernels (:func:`kernel_rows`)."""
+        return kernel_rows(self.indptr, self.columns, self.transmissibility)
 
     def rate(self, rho, xi, second_order=True, out=None):
         """dρ/dt = −(1/m_i) Σ_j F_ij at the owned vertices (:func:`edge_rate`). The
         centred-limited mobility is the mesh's one rate: ``second_order`` changes nothing."""
-        rate = self._out(out, "rate")
-        edge_rate(*self._kernel_arguments(rho, xi), rate)
+        arguments = self._kernel_arguments(rho, xi)
+        rate = self._out(out, "rate", arguments[-2:])
+        edge_rate(*arguments, rate)
         return rate
 
     def rkl2_stage(self, current, xi, previous, start, start_rate, coefficients, out):
@@ -788,12 +855,9 @@ class Mesh(Discretization):
         if any(shape != self.shape for shape in shapes):
             raise ValueError(f"mesh {self.name}: rkl2_stage takes values at the {self.owned} owned vertices, got "
                              f"shapes {shapes} (current, xi, previous, start, start_rate)")
-        out = self._out(out, "rkl2_stage")
-        if any(np.may_share_memory(out, values) for values in (current, xi, *inputs)):
-            raise ValueError(f"mesh {self.name}: rkl2_stage's out shares memory with its inputs (it is written "
-                             f"while they are read)")
-        negatives = edge_rkl2_stage(*self._kernel_arguments(current, xi), *inputs,
-                                    np.asarray(coefficients, dtype=float), out)
+        arguments = self._kernel_arguments(current, xi)
+        out = self._out(out, "rkl2_stage", [current, xi, *arguments[-2:], *inputs])
+        negatives = edge_rkl2_stage(*arguments, *inputs, np.asarray(coefficients, dtype=float), out)
         return self.global_sum(int(negatives))
 
     def step_limits(self, rho, xi, diffusivity):

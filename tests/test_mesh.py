@@ -77,6 +77,97 @@ def test_edge_kernel_with_compact_support(fem, rng, name, level, where):
             m.rate(rho, xi, out=wrong)
         with pytest.raises(ValueError, match="C-contiguous float array"):
             m.rate_and_outflow(rho, xi, wrong)
+    for inputs in (rho, xi):  # the kernels assume their output overlaps no input
+        with pytest.raises(ValueError, match="shares memory"):
+            m.rate(rho, xi, out=inputs)
+        with pytest.raises(ValueError, match="shares memory"):
+            m.rate_and_outflow(rho, xi, inputs)
+
+
+def test_kernel_rows_hold_each_row_in_csr_order(fem):
+    """kernel_rows' slots: the k-th slot of a row is its k-th CSR entry (column and T_ij),
+    then, up to its block's width, the row itself with T = 0; the padding is small."""
+    m = mesh(fem, "disk", 1)
+    slot_start, slot_column, slot_transmissibility, _, _ = fem.kernel_rows(m.indptr, m.columns, m.transmissibility)
+    slot_start = slot_start.astype(np.int64)  # uint64 + int64 is float64 in NumPy 2
+    for i in range(m.owned):
+        block, lane = divmod(i, fem.BLOCK_ROWS)
+        width = int(slot_start[block + 1] - slot_start[block]) // fem.BLOCK_ROWS
+        slots = slot_start[block] + np.arange(width) * fem.BLOCK_ROWS + lane
+        row = slice(m.indptr[i], m.indptr[i + 1])
+        degree = row.stop - row.start
+        assert width >= degree
+        np.testing.assert_array_equal(slot_column[slots[:degree]], m.columns[row])
+        np.testing.assert_array_equal(slot_transmissibility[slots[:degree]], m.transmissibility[row])
+        assert np.all(slot_column[slots[degree:]] == i) and not np.any(slot_transmissibility[slots[degree:]])
+    assert slot_start[-1] == slot_column.size < 1.25 * m.columns.size
+
+
+def test_edge_kernels_vectorize(fem):
+    """The flux loop over a block's rows compiles to vector gathers: LLVM vectorized it (the
+    kernels are written for that, see solver.fem; a Numba that withheld ``noalias`` from
+    their arrays again would fail here, and the kernels would run about a third slower)."""
+    from llvmlite import binding
+    from numba import njit
+
+    if not binding.get_host_cpu_features().get("avx2"):
+        pytest.skip("gathers need AVX2")
+    m = mesh(fem, "disk", 0)
+    rho, xi = np.ones(m.shape), np.arange(m.owned, dtype=float)
+    arguments = m._kernel_arguments(rho, xi)
+    stage = (rho.copy(), rho.copy(), rho.copy(), np.ones(4), np.empty(m.owned))
+    for kernel, rest in ((fem.edge_rate, (np.empty(m.owned),)),
+                         (fem.edge_rate_and_outflow, (np.empty(m.owned), np.empty(m.owned))),
+                         (fem.edge_rkl2_stage, stage)):
+        uncached = njit(parallel=True)(kernel.py_func)  # a cached kernel keeps no LLVM IR to inspect
+        uncached(*arguments, *rest)
+        assert "llvm.masked.gather" in "".join(uncached.inspect_llvm().values()), kernel.__name__
+
+
+def test_edge_kernels_flush_subnormals_and_leave_the_mode_as_they_found_it(fem, rng):
+    """On x86-64 the kernels read a subnormal ρ as 0 (the rate and outflow of the flushed
+    density, bit for bit, which differ from the unflushed reference), and afterwards NumPy
+    and a parallel Numba loop still make subnormal numbers (the mode is restored)."""
+    from numba import njit, prange
+
+    from solver.kernels import subnormals
+
+    if not subnormals.FLUSHES:
+        pytest.skip("flush-to-zero is set on x86-64 only")
+
+    @njit(parallel=True)
+    def products(x, y):
+        out = np.empty_like(x)
+        for i in prange(x.size):
+            out[i] = x[i] * y[i]
+        return out
+
+    m = mesh(fem, "disk", 1)
+    rho = np.where(rng.random(m.shape) < 0.5, 0.5 + rng.random(m.shape), 0.0)
+    subnormal = np.where((rho == 0) & (rng.random(m.shape) < 0.3), 5e-320, rho)
+    xi = rng.normal(size=m.shape)
+    rate, top_outflow = m.rate_and_outflow(subnormal, xi)
+    flushed_rate, flushed_outflow = every_edge(m, fem, rho, xi)
+    np.testing.assert_array_equal(rate, flushed_rate)
+    np.testing.assert_array_equal(m.rate(subnormal, xi), flushed_rate)
+    assert top_outflow == flushed_outflow.max()
+    assert not np.array_equal(every_edge(m, fem, subnormal, xi)[0], flushed_rate)  # the test data has subnormals
+    tiny = np.full(64, 1e-300)
+    assert np.all(tiny * 1e-10 > 0) and np.all(products(tiny, np.full(64, 1e-10)) > 0)
+
+
+def test_outflow_of_a_tiny_density_is_finite(fem):
+    """ρ = 1e-307 at one vertex, far above its empty neighbours (ξ = 10⁶, so that its fluxes
+    are normal numbers): m_i ρ_i is subnormal (flushed to 0 in the kernel), yet the
+    outflow, leaving_i/ρ_i/m_i, is finite and the reference's (a step limit of 0 had
+    stopped a run)."""
+    m = mesh(fem, "disk", 1)
+    vertex = int(np.argmin(m.weights))
+    assert m.weights[vertex] * 1e-307 < np.finfo(float).tiny
+    rho, xi = np.zeros(m.shape), np.zeros(m.shape)
+    rho[vertex], xi[vertex] = 1e-307, 1e6
+    _, top_outflow = m.rate_and_outflow(rho, xi)
+    assert np.isfinite(top_outflow) and top_outflow == every_edge(m, fem, rho, xi)[1].max() > 0
 
 
 @pytest.mark.parametrize("name", ["square", "sphere"])
