@@ -312,7 +312,8 @@ def kernel_rows(indptr, columns, transmissibility):
 # alias analysis of that body find aliases (its iterator, the bool), and Numba then
 # withholds the ``noalias`` attribute from the arrays; without it the flux loop, whose
 # gathers of ρ_j and ξ_j have no known bounds, does not vectorize. The arrays written
-# share no memory with those read (Mesh._out checks it), as ``noalias`` states.
+# share no memory with those read (Mesh._out checks it), as ``noalias`` states. NumPy's
+# error model: no division raises (m_i > 0 anyway), so every task restores the MXCSR it set.
 
 @njit(inline="always")
 def _stencil_mass(stencil_start, stencil, rho, block):
@@ -358,7 +359,7 @@ def _net_inflows(slot_start, slot_column, slot_transmissibility, stencil_start, 
     return first, last
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def edge_rate(slot_start, slot_column, slot_transmissibility, masses, stencil_start, stencil, rho, xi, rate):
     """rate_i = −Σ_j F_ij / m_i with F_ij = T_ij (ξ_i − ξ_j) M_ij over the owned vertices,
     into ``rate``. The other arrays are those of :func:`kernel_rows`, ``masses`` the owned
@@ -387,7 +388,7 @@ def edge_rate(slot_start, slot_column, slot_transmissibility, masses, stencil_st
         restore(control)
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def edge_rate_and_outflow(slot_start, slot_column, slot_transmissibility, masses, stencil_start, stencil, rho, xi,
                           rate, leaving):
     """:func:`edge_rate` (into ``rate``), returning max_i outflow_i too, outflow_i =
@@ -416,7 +417,7 @@ def edge_rate_and_outflow(slot_start, slot_column, slot_transmissibility, masses
     return top_outflow
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def edge_rkl2_stage(slot_start, slot_column, slot_transmissibility, masses, stencil_start, stencil, rho, xi, previous,
                     start, start_rate, coefficients, out):
     """An RKL2 stage in the pass of :func:`edge_rate`: out_i = μ ρ_i + ν previous_i +

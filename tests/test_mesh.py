@@ -119,7 +119,7 @@ def test_edge_kernels_vectorize(fem):
     for kernel, rest in ((fem.edge_rate, (np.empty(m.owned),)),
                          (fem.edge_rate_and_outflow, (np.empty(m.owned), np.empty(m.owned))),
                          (fem.edge_rkl2_stage, stage)):
-        uncached = njit(parallel=True)(kernel.py_func)  # a cached kernel keeps no LLVM IR to inspect
+        uncached = njit(**kernel.targetoptions)(kernel.py_func)  # a cached kernel keeps no LLVM IR to inspect
         uncached(*arguments, *rest)
         assert "llvm.masked.gather" in "".join(uncached.inspect_llvm().values()), kernel.__name__
 
