@@ -45,7 +45,7 @@ import numpy as np
 import scipy.sparse
 from numba import njit, prange
 
-from .discretization import Discretization
+from .discretization import Discretization, checked_out
 from .kernels.subnormals import flush_to_zero, restore
 
 DEFAULT_PARTITION = "bisection"
@@ -815,20 +815,9 @@ class Mesh(Discretization):
         return rate, edge_rate_and_outflow(*arguments, rate, np.empty(self.owned))
 
     def _out(self, out, caller, inputs):
-        """``out`` if it is a writable C-contiguous float array of the owned vertices' shape
-        that shares no memory with ``inputs`` (the kernels write it without checking bounds,
-        and assume it overlaps nothing they read), a new array if it is None."""
-        if out is None:
-            return np.empty(self.owned)
-        if not (isinstance(out, np.ndarray) and out.shape == self.shape and out.dtype == float
-                and out.flags.c_contiguous and out.flags.writeable):
-            raise ValueError(f"mesh {self.name}: {caller} writes into a C-contiguous float array of shape "
-                             f"{self.shape}, got {getattr(out, 'dtype', type(out).__name__)} "
-                             f"{getattr(out, 'shape', '')}")
-        if any(np.may_share_memory(out, values) for values in inputs):
-            raise ValueError(f"mesh {self.name}: {caller}'s out shares memory with its inputs (it is written "
-                             f"while they are read)")
-        return out
+        """``out`` checked for the kernels (:func:`~solver.discretization.checked_out`), a new
+        array if it is None."""
+        return checked_out(out, self.shape, f"mesh {self.name}: {caller}", inputs)
 
     def _kernel_arguments(self, rho, xi):
         """The arguments of :func:`edge_rate` before ``rate``: the mesh's arrays and the

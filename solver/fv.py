@@ -13,6 +13,7 @@ import functools
 import numpy as np
 import scipy.sparse
 
+from .discretization import checked_out
 from .kernels.upwind import grid_rate, positivity_rate
 
 BANDS = (2, 2)  # sub- and super-diagonals of the second-order upwind Jacobian on a 1D grid
@@ -28,16 +29,14 @@ def upwind_rate(rho, xi, grid, second_order=True, *, out=None, kernel=grid_rate)
     second_order : bool
         Limited linear reconstruction (else first-order upwind).
     out : array, optional
-        A C-contiguous float array of the grid's shape to write the rate into.
+        A writable, C-contiguous float array of the grid's shape, sharing no memory with
+        ``rho`` and ``xi``, to write the rate into (:func:`~solver.discretization.checked_out`).
     kernel : callable
         :func:`~solver.kernels.upwind.grid_rate` or its NumPy reference.
     """
     rho = np.ascontiguousarray(rho, dtype=float)
     xi = np.ascontiguousarray(xi, dtype=float)
-    if out is not None and not (out.shape == grid.shape and out.dtype == float and out.flags.c_contiguous):
-        raise ValueError(f"upwind_rate: out must be a C-contiguous float array of shape {grid.shape}, got "
-                         f"{out.dtype} {out.shape}{'' if out.flags.c_contiguous else ', not C-contiguous'}")
-    rate = np.empty(grid.shape) if out is None else out
+    rate = checked_out(out, grid.shape, "upwind_rate", (rho, xi))
     kernel(rho, xi, 1.0 / grid.h, grid.periodic, second_order, rate)
     return rate
 

@@ -103,13 +103,18 @@ def test_euler_step_at_the_positivity_limit_stays_positive(rng, shape, bc, secon
 
 
 def test_rate_into_an_unsuitable_array_is_refused():
-    """A view the kernel would have to copy would lose the rate: it is an error."""
+    """A view the kernel would have to copy would lose the rate, an array it reads would be
+    corrupted: both are errors."""
     grid = Grid([(0, 1)] * 2, (6, 5))
     rho = np.ones((6, 5))
     with pytest.raises(ValueError, match="C-contiguous"):
         upwind_rate(rho, rho, grid, out=np.empty((5, 6)).T)
     with pytest.raises(ValueError, match="shape"):
         upwind_rate(rho, rho, grid, out=np.empty(30))
+    with pytest.raises(ValueError, match="read-only"):
+        upwind_rate(rho, rho, grid, out=np.broadcast_to(0.0, (6, 5)))
+    with pytest.raises(ValueError, match="shares memory"):  # written while it is read: the rate would be wrong
+        upwind_rate(rho, np.zeros((6, 5)), grid, out=rho)
     with pytest.raises(ValueError, match="C-contiguous"):
         grid_stage(rho, rho, 1.0 / grid.h, grid.periodic, True, rho, rho, rho, np.zeros(4), np.empty((5, 6)).T)
 
