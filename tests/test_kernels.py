@@ -111,8 +111,10 @@ def test_rate_into_an_unsuitable_array_is_refused():
         upwind_rate(rho, rho, grid, out=np.empty((5, 6)).T)
     with pytest.raises(ValueError, match="shape"):
         upwind_rate(rho, rho, grid, out=np.empty(30))
+    read_only = np.empty((6, 5))
+    read_only.flags.writeable = False
     with pytest.raises(ValueError, match="read-only"):
-        upwind_rate(rho, rho, grid, out=np.broadcast_to(0.0, (6, 5)))
+        upwind_rate(rho, rho, grid, out=read_only)
     with pytest.raises(ValueError, match="shares memory"):  # written while it is read: the rate would be wrong
         upwind_rate(rho, np.zeros((6, 5)), grid, out=rho)
     with pytest.raises(ValueError, match="C-contiguous"):
