@@ -249,14 +249,17 @@ def checked_out(out, shape, caller, inputs=()):
     no memory with ``inputs``, a new array if it is None. The rate kernels write it in
     place, without checking bounds, while they read ``inputs``: a copy would lose what they
     write, a smaller array be written past, an overlap corrupt what they read."""
+    shape = tuple(shape)
     if out is None:
         return np.empty(shape)
-    if not (isinstance(out, np.ndarray) and out.shape == tuple(shape) and out.dtype == float
+    if not (isinstance(out, np.ndarray) and out.shape == shape and out.dtype == float
             and out.flags.c_contiguous and out.flags.writeable):
-        got = (f"{out.dtype} {out.shape}" + ("" if out.flags.c_contiguous else ", not C-contiguous")
-               + ("" if out.flags.writeable else ", read-only")) if isinstance(out, np.ndarray) else type(out).__name__
-        raise ValueError(f"{caller} writes into a writable, C-contiguous float array of shape {tuple(shape)}, "
-                         f"got {got}")
+        if isinstance(out, np.ndarray):
+            got = (f"{out.dtype} {out.shape}" + ("" if out.flags.c_contiguous else ", not C-contiguous")
+                   + ("" if out.flags.writeable else ", read-only"))
+        else:
+            got = type(out).__name__
+        raise ValueError(f"{caller} writes into a writable, C-contiguous float array of shape {shape}, got {got}")
     if any(np.may_share_memory(out, values) for values in inputs):
         raise ValueError(f"{caller}'s out shares memory with its inputs (it is written while they are read)")
     return out
