@@ -15,14 +15,20 @@ Each measurement is one launch of ``mpirun -n 1`` or ``mpirun -n 2`` (one Numba 
 rank, so the two use one and two cores) that solves once to warm up (Numba, tables) and
 then times ``--solves`` (3) solves, its figure the median of them; the launches alternate
 1, 2, 1, 2, … ``--repeats`` times (5) per case, so a change of the machine's load hits both.
+A 2-rank launch also solves the whole problem on each rank alone after each timed solve,
+both ranks at once (the peer at the same moment): the two cores' speeds then, which on a
+virtual machine can differ from launch to launch and from each other (two ranks that wait
+for each other go at the slower one's pace).
 Prints, per case, the median and the spread (min–max) of the launches' figures and of the
 per-pair speed-ups, and the fastest solve of each rank count; the answers of 1 and 2 ranks
 are checked to agree to 1e-10. The last line is JSON with ``mesh_speedup`` and
 ``network_speedup`` = median figure on 1 rank / median figure on 2 ranks (targets on an idle
-machine with 2 cores: ≥ 1.6 and ≥ 1.7), and ``*_best_speedup`` = fastest solve on 1 rank /
-fastest on 2: the machine's load only ever slows a solve (and stalls two ranks that wait for
-each other more than one), so the best times are the code's own, the medians what a user
-meets.
+machine with 2 cores: ≥ 1.6 and ≥ 1.7), ``*_best_speedup`` = fastest solve on 1 rank /
+fastest on 2 (the machine's load only ever slows a solve, and stalls two ranks that wait for
+each other more than one, so the best times are the code's own, the medians what a user
+meets), ``*_same_moment_speedup`` = the mean of the two ranks' solves alone over the 2-rank
+solve just before them (median over the solves of a launch, then over the launches) and
+``*_core_spread`` = the slower rank's solve alone over the faster's (likewise).
 
 Run: ``.venv/bin/python benchmarks/mpi_scaling.py [--quick] [--case mesh|network|both]`` (the
 environment's own ``mpirun``, with the flags its MPI needs: :func:`solver.mpi.mpirun_command`).
@@ -45,12 +51,17 @@ from solver.mpi import mpirun_command
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMING = """
-seconds = []
+seconds, alone_seconds = [], []
 for _ in range(int(sys.argv[-1])):
     comm.Barrier()
     start = time.perf_counter()
     solution = run()
     seconds.append(comm.allreduce(time.perf_counter() - start, op=MPI.MAX))
+    if comm.size > 1:  # the whole problem on each rank alone, all at once: each core's speed now
+        comm.Barrier()
+        start = time.perf_counter()
+        alone()
+        alone_seconds.append(comm.allgather(time.perf_counter() - start))
 """
 MESH = """
 import json, sys, time, warnings
@@ -62,14 +73,17 @@ tune_process()
 warnings.simplefilter("ignore", UserWarning)
 disk = fem.read(sys.argv[1], partition=sys.argv[3])
 comm, end = disk.comm, float(sys.argv[2])
-run = lambda: solve(PorousMedium(2), disk, barenblatt(disk.points, 1.0, C=0.02), (1.0, end))
+whole = fem.read(sys.argv[1], comm=MPI.COMM_SELF) if comm.size > 1 else disk  # the whole mesh on this rank alone
+run = lambda mesh=disk: solve(PorousMedium(2), mesh, barenblatt(mesh.points, 1.0, C=0.02), (1.0, end))
+alone = lambda: run(whole)
 solution = run()
+alone()
 """ + TIMING + """
 points, rho = disk.gather(solution.rho[-1])
 vertices = disk.vertices  # collective: every rank asks
 if comm.rank == 0:
     np.save(sys.argv[4], rho)
-    print(json.dumps({"seconds": seconds, "steps": solution.accepted, "size": vertices}))
+    print(json.dumps({"seconds": seconds, "alone": alone_seconds, "steps": solution.accepted, "size": vertices}))
 """
 NETWORK = """
 import json, sys, time
@@ -81,12 +95,14 @@ comm = MPI.COMM_WORLD
 cells, n_data, end = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
 problem = problems.get("tanh-teacher", cells=cells, n_data=n_data)
 energy = problem.energy.on_ranks(comm)
-run = lambda end=end: solve(energy, problem.grid, problem.rho0, (0.0, end))
+run = lambda end=end, energy=energy: solve(energy, problem.grid, problem.rho0, (0.0, end))
+alone = lambda end=end: run(end, problem.energy)  # the whole data set on this rank alone
 run(end / 10)  # Numba and the per-axis tables (kept per grid)
+alone(end / 10)
 """ + TIMING + """
 if comm.rank == 0:
     np.save(sys.argv[4], solution.rho[-1])
-    print(json.dumps({"seconds": seconds, "steps": solution.accepted, "size": n_data}))
+    print(json.dumps({"seconds": seconds, "alone": alone_seconds, "steps": solution.accepted, "size": n_data}))
 """
 
 
@@ -110,6 +126,18 @@ def measure(name, script, arguments, repeats, solves, folder):
     return reports, float(np.abs(one - two).max() / np.abs(one).max())
 
 
+def at_the_same_moment(reports):
+    """Per 2-rank launch (``reports``), the medians over its solves of the mean of the ranks'
+    solves alone over the 2-rank solve before them, and of the slower rank's solve alone over
+    the faster's: two lists, a value per launch."""
+    speedups, spreads = [], []
+    for report in reports:
+        solves = list(zip(report["alone"], report["seconds"]))
+        speedups.append(statistics.median(statistics.mean(alone) / together for alone, together in solves))
+        spreads.append(statistics.median(max(alone) / min(alone) for alone, _ in solves))
+    return speedups, spreads
+
+
 def summary(name, what, reports, difference):
     """Print the table of one case; return its JSON fields."""
     solves = {ranks: [report["seconds"] for report in runs] for ranks, runs in reports.items()}
@@ -117,6 +145,7 @@ def summary(name, what, reports, difference):
     best = {ranks: min(min(seconds) for seconds in launches) for ranks, launches in solves.items()}
     pairs = [a / b for a, b in zip(times[1], times[2])]
     speedup = statistics.median(times[1]) / statistics.median(times[2])
+    same_moment, core_spread = at_the_same_moment(reports[2])
     print(f"\n{what}, {reports[1][0]['steps']} steps; {len(pairs)} alternating launches per rank count, each the "
           f"median of {len(solves[1][0])} solves; answers agree to {difference:.1e} (relative)")
     print("| ranks | median (s) | min–max (s) | speed-up (median) | per-pair speed-ups min–max | fastest solve (s) | "
@@ -128,9 +157,16 @@ def summary(name, what, reports, difference):
         fastest = f"{best[1] / best[2]:.2f}" if ranks == 2 else "1"
         print(f"| {ranks} | {statistics.median(seconds):.3f} | {min(seconds):.3f}–{max(seconds):.3f} | {ratio} | "
               f"{spread} | {best[ranks]:.3f} | {fastest} |")
+    print(f"At the same moment (each 2-rank solve followed by the whole problem on each rank alone, both at once): "
+          f"speed-up over their mean {statistics.median(same_moment):.2f} ({min(same_moment):.2f}–"
+          f"{max(same_moment):.2f} over the launches), the slower core's time over the faster's "
+          f"{statistics.median(core_spread):.2f} ({min(core_spread):.2f}–{max(core_spread):.2f})")
     if difference > 1e-10:
         raise SystemExit(f"{name}: the answers on 1 and 2 ranks differ by {difference:.3g} (relative), above 1e-10")
     return {f"{name}_speedup": speedup, f"{name}_best_speedup": best[1] / best[2],
+            f"{name}_same_moment_speedup": statistics.median(same_moment),
+            f"{name}_core_spread": statistics.median(core_spread),
+            f"{name}_alone_seconds_2": [report["alone"] for report in reports[2]],
             f"{name}_seconds_1": solves[1], f"{name}_seconds_2": solves[2],
             f"{name}_pair_speedups": pairs, f"{name}_steps": reports[1][0]["steps"],
             f"{name}_max_difference": difference}

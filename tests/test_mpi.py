@@ -2,6 +2,7 @@
 
 import json
 import os
+import runpy
 import signal
 import subprocess
 import sys
@@ -387,3 +388,26 @@ def test_a_mesh_run_on_two_ranks_killed_then_resumed_is_the_uninterrupted_run(tm
         assert a.files == b.files and all(np.array_equal(a[key], b[key]) for key in a.files)
     assert (killed / "history.csv").read_bytes() == (whole / "history.csv").read_bytes()
     assert (killed / "summary.md").read_text() == (whole / "summary.md").read_text()
+
+
+def test_the_scaling_benchmark_compares_two_ranks_with_each_rank_alone_at_the_same_moment():
+    """benchmarks/mpi_scaling.py: the same-moment figures from known times (the mean of the
+    ranks' solves alone over the 2-rank solve, the slower core over the faster, medians over a
+    launch's solves), and its ``--quick`` run: the answers of 1 and 2 ranks agree and the
+    JSON line carries every figure, a time alone per rank and solve."""
+    require("dolfinx")
+    script = ROOT / "benchmarks" / "mpi_scaling.py"
+    at_the_same_moment = runpy.run_path(str(script))["at_the_same_moment"]
+    launches = [{"seconds": [1.0, 2.0, 4.0], "alone": [[2.0, 3.0], [4.0, 4.0], [3.0, 6.0]]},
+                {"seconds": [1.0], "alone": [[1.5, 1.5]]}]
+    assert at_the_same_moment(launches) == ([2.0, 1.5], [1.5, 1.0])
+    result = subprocess.run([sys.executable, str(script), "--quick"], cwd=ROOT, capture_output=True, text=True,
+                            timeout=600, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr
+    fields = json.loads(result.stdout.strip().splitlines()[-1])
+    for case in ("mesh", "network"):
+        assert fields[f"{case}_max_difference"] <= 1e-10
+        assert fields[f"{case}_core_spread"] >= 1 and fields[f"{case}_same_moment_speedup"] > 0
+        assert np.shape(fields[f"{case}_alone_seconds_2"]) == (1, 1, 2)  # launches, solves, ranks
+        assert fields[f"{case}_speedup"] > 0 and fields[f"{case}_best_speedup"] > 0
+    assert "At the same moment" in result.stdout
