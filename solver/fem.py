@@ -693,17 +693,17 @@ class Mesh(Discretization):
     def minimum(self, values):
         """min_i values_i over all ranks (NaN if one is NaN, the same on every rank; a rank
         without values counts as +∞)."""
-        return float(np.min(self._each_rank([np.min(np.asarray(values, dtype=float), initial=np.inf)])))
+        return float(self._each_rank([np.asarray(values, dtype=float).min(initial=np.inf)]).min())
 
     def maximum(self, values):
         """max_i values_i over all ranks (NaN if one is NaN, the same on every rank; a rank
         without values counts as −∞)."""
-        return float(np.max(self._each_rank([np.max(np.asarray(values, dtype=float), initial=-np.inf)])))
+        return float(self._each_rank([np.asarray(values, dtype=float).max(initial=-np.inf)]).max())
 
     def maxima(self, values):
         """The elementwise maxima of a few numbers over all ranks, in one collective (NaN
         where one is NaN, the same on every rank)."""
-        return np.max(self._each_rank(values), axis=0)
+        return self._each_rank(values).max(axis=0)
 
     def global_sum(self, number):
         """The sum of a per-rank number (an int or a float, kept) over all ranks."""
@@ -724,7 +724,7 @@ class Mesh(Discretization):
         ``stages``) from every rank (:meth:`_each_rank`), reduced in rank order (the same
         numbers everywhere; a NaN in ρ makes the first two NaN). On one process, this
         process's four, without the gathered table's small reductions (a step's fixed cost)."""
-        local = (self._own_sum(rho, "summary"), np.min(rho, initial=np.inf),
+        local = (self._own_sum(rho, "summary"), np.asarray(rho).min(initial=np.inf),
                  np.size(xi) - np.count_nonzero(np.isfinite(xi)), stages)
         if self.comm.size == 1:
             mass, lowest, non_finite, stages = local
@@ -865,7 +865,7 @@ class Mesh(Discretization):
         transport 1/max outflow (positivity) and parabolic 1/(D max_i Σ_j T_ij/m_i) (the
         linearized diffusion D Δρ), both maxima in one global reduction."""
         rate, top_outflow = self.rate_and_outflow(rho, xi)
-        top_outflow, diffusivity = self.maxima([top_outflow, np.max(diffusivity)])
+        top_outflow, diffusivity = self.maxima([top_outflow, np.asarray(diffusivity).max()])
         transport = np.inf if top_outflow == 0 else 1.0 / top_outflow
         parabolic = np.inf if diffusivity == 0 else 1.0 / (diffusivity * self.max_connectivity)
         return rate, (transport, parabolic)

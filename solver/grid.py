@@ -115,15 +115,15 @@ class Grid(Discretization):
     # -- reductions: one process holds every cell --------------------------------------
     def integrate(self, values):
         """``Σ_i values_i |cell|``: the integral of a cell-wise function."""
-        return float(np.sum(values)) * self.cell_volume
+        return float(np.asarray(values).sum()) * self.cell_volume
 
     def minimum(self, values):
         """min_i values_i."""
-        return float(np.min(values))
+        return float(np.asarray(values).min())
 
     def maximum(self, values):
         """max_i values_i."""
-        return float(np.max(values))
+        return float(np.asarray(values).max())
 
     def maxima(self, values):
         """The numbers themselves, as an array (one process)."""

@@ -306,7 +306,7 @@ class SSPRK2(Stepper):
         grid, beta = self.grid, self.reaction
         stage = dt * self.rate
         stage += rho  # ρ¹ = ρ + dt L_β(ρ), with one temporary array
-        self.stage_minimum = float(np.min(stage, initial=np.inf))
+        self.stage_minimum = float(stage.min(initial=np.inf))
         with np.errstate(invalid="ignore", divide="ignore") if self.stage_minimum < 0 else contextlib.nullcontext():
             xi_stage = self.energy.first_variation(stage, grid)  # F' of a negative ρ¹ (NaN for ρ^m): discarded
         rate_stage = grid.rate(stage, xi_stage)
