@@ -95,7 +95,23 @@ class Feature:
 
     def __call__(self, theta, X):
         """Φ(θ_j, x_i) as an (N, n) matrix."""
-        return kernels.feature_matrix_reference(self.spec, np.atleast_2d(theta), np.atleast_2d(X))
+        return kernels.feature_matrix_reference(self.spec, self.parameters(theta, "Feature"), self.inputs(X, "Feature"))
+
+    def parameters(self, theta, caller):
+        """``theta`` as an (m, dim) float array, after checking its shape (the kernels do not)."""
+        theta = np.ascontiguousarray(np.atleast_2d(theta), dtype=float)
+        if theta.ndim != 2 or theta.shape[1] != self.dim:
+            raise ValueError(f"{caller}: parameters of shape {theta.shape} for a feature whose θ has dimension "
+                             f"{self.dim}: give an array of shape (m, {self.dim})")
+        return theta
+
+    def inputs(self, X, caller):
+        """``X`` as an (n, input_dim) float array, after checking its shape (the kernels do not)."""
+        X = np.ascontiguousarray(np.atleast_2d(X), dtype=float)
+        if X.ndim != 2 or X.shape[1] != self.input_dim:
+            raise ValueError(f"{caller}: inputs of shape {X.shape} for a feature on R^{self.input_dim}: give an "
+                             f"array of shape (n, {self.input_dim})")
+        return X
 
 
 class SquareLoss:
@@ -271,13 +287,10 @@ class NetworkRisk(Energy):
     def __init__(self, feature, X, y, loss="square", weight_decay=0.0, sampler=None, comm=None):
         if loss not in LOSSES:
             raise ValueError(f"NetworkRisk: loss must be one of {sorted(LOSSES)}, got {loss!r}")
-        X = np.ascontiguousarray(np.atleast_2d(np.asarray(X, dtype=float)))
+        X = feature.inputs(X, "NetworkRisk: X")
         y = np.ascontiguousarray(np.asarray(y, dtype=float))
-        if X.shape[1] != feature.input_dim:
-            raise ValueError(
-                f"NetworkRisk: X has {X.shape[1]} input dimensions but the feature takes "
-                f"input_dim={feature.input_dim}; give X of shape (n, {feature.input_dim})"
-            )
+        if len(X) == 0:
+            raise ValueError("NetworkRisk: X holds no data point: give at least one")
         if y.shape != (len(X),):
             raise ValueError(f"NetworkRisk: y must have shape ({len(X)},) to match X, got {y.shape}")
         if not (np.all(np.isfinite(X)) and np.all(np.isfinite(y))):
@@ -321,9 +334,14 @@ class NetworkRisk(Energy):
     # particles and grids share these three -------------------------------------------
     def predict(self, theta, weights, x=None):
         """h_μ(x) = Σ_j w_j Φ(θ_j, x) at the data points (or at the inputs ``x`` (n, input_dim))."""
-        x = self.X if x is None else np.ascontiguousarray(x, dtype=float)
+        theta = self.feature.parameters(theta, "NetworkRisk")
+        weights = np.ascontiguousarray(weights, dtype=float)
+        if weights.shape != (len(theta),):
+            raise ValueError(f"NetworkRisk: weights of shape {weights.shape} for {len(theta)} parameters θ_j: "
+                             f"give one weight per row of θ, shape ({len(theta)},)")
+        x = self.X if x is None else self.feature.inputs(x, "NetworkRisk: x")
         out = np.empty(len(x))
-        kernels.predict(self.feature.spec, self._params(theta), np.ascontiguousarray(weights, float), x, out)
+        kernels.predict(self.feature.spec, theta, weights, x, out)
         return out
 
     def risk(self, theta, weights):
@@ -334,15 +352,6 @@ class NetworkRisk(Energy):
         X, y = self._block()
         partial = np.sum(self.loss.value(self.predict(theta, weights, X), y))
         return float(self._over_ranks(np.array([partial]))[0]) / len(self.y)
-
-    def _params(self, theta):
-        theta = np.ascontiguousarray(np.atleast_2d(theta), dtype=float)
-        if theta.shape[1] != self.dim:
-            raise ValueError(
-                f"NetworkRisk: parameters have dimension {theta.shape[1]} but the feature's θ has "
-                f"dimension {self.dim}"
-            )
-        return theta
 
     # grids -----------------------------------------------------------------------------
     @once_per_discretization
@@ -394,6 +403,14 @@ class NetworkRisk(Energy):
         index = rng.integers(len(self.X), size=size)
         return self.X[index], self.y[index]
 
+    def _checked_batch(self, X, y):
+        """A mini-batch (X_b, y_b) after checking that it fits the feature and itself."""
+        X, y = self.feature.inputs(X, "NetworkRisk: the batch's X"), np.asarray(y, dtype=float)
+        if y.shape != (len(X),):
+            raise ValueError(f"NetworkRisk: the batch's y has shape {y.shape} for {len(X)} inputs: give shape "
+                             f"({len(X)},)")
+        return X, y
+
     def particle_energy(self, theta, weights):
         """F(μ_m) = (1/n) Σ_i ℓ(h_μm(x_i), y_i) + λ Σ_j w_j |θ_j|²: the risk of the m-neuron
         network plus the weight decay."""
@@ -404,8 +421,8 @@ class NetworkRisk(Energy):
         """−∇θF'(μ_m)(θ_j), from the full data or from a mini-batch (X_b, y_b). With ``comm``
         the full data's sum over i is split: each rank sums over its block, the gradients are
         added over the ranks."""
-        theta = self._params(theta)
-        X, y = self._block() if batch is None else batch
+        theta = self.feature.parameters(theta, "NetworkRisk")
+        X, y = self._block() if batch is None else self._checked_batch(*batch)
         h = self.predict(theta, weights, X)
         coef = self.loss.derivative(h, y) / (len(self.y) if batch is None else len(y))
         grad = np.empty_like(theta)
