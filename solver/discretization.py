@@ -263,3 +263,23 @@ def checked_out(out, shape, caller, inputs=()):
     if any(np.may_share_memory(out, values) for values in inputs):
         raise ValueError(f"{caller}'s out shares memory with its inputs (it is written while they are read)")
     return out
+
+
+def sampled_kernel(W, displacements, discretization):
+    """W at ``displacements`` (..., d) as a float array of shape (...), after checking, on
+    every rank, that W maps each displacement to one finite value and is even,
+    W(−z) = W(z) to round-off (the interaction's F' = W ∗ ρ is the first variation of
+    ½∫∫W(x − y)ρ(x)ρ(y) only then). ``ValueError`` otherwise."""
+    values = np.asarray(W(displacements), dtype=float)
+    if values.shape != displacements.shape[:-1]:
+        raise ValueError(f"W must map displacements of shape (..., d) to values of shape (...): for displacements of "
+                         f"shape {displacements.shape} it gave {values.shape}")
+    if not discretization.all_finite(values):
+        raise ValueError("W is not finite at some displacement between the discretization's points")
+    mirrored = np.asarray(W(-displacements), dtype=float)
+    odd = not np.allclose(mirrored, values, rtol=1e-10, atol=1e-12 * np.abs(values).max(initial=0.0))
+    if discretization.global_sum(int(odd)):
+        raise ValueError("W must be even, W(−z) = W(z): it is not at some displacement between the discretization's "
+                         "points")
+    return values
+

@@ -45,7 +45,7 @@ import numpy as np
 import scipy.sparse
 from numba import njit, prange
 
-from .discretization import Discretization, checked_out
+from .discretization import Discretization, checked_out, sampled_kernel
 from .kernels.subnormals import flush_to_zero, restore
 
 DEFAULT_PARTITION = "bisection"
@@ -1051,19 +1051,17 @@ class Mesh(Discretization):
         vertices with their lumped masses, for a kernel ``W(z)`` of displacements z (..., d):
         a product with the matrix W(x_i − x_j) (owned vertices i, every vertex j), made here
         and kept (up to ``PAIR_MATRIX_LIMIT`` entries on a rank; ``ValueError`` beyond, or if
-        W is not finite). Under MPI each call gathers the masses values_j m_j of every rank
-        (:meth:`gather`, one allgather of the vertex values). On a surface the displacements
-        are those of R³ (on the unit sphere |x_i − x_j| is the chord 2 sin(θ/2) of the geodesic
-        angle θ)."""
+        W is not finite or not even, :func:`~solver.discretization.sampled_kernel`). Under
+        MPI each call gathers the masses values_j m_j of every rank (:meth:`gather`, one
+        allgather of the vertex values). On a surface the displacements are those of R³ (on
+        the unit sphere |x_i − x_j| is the chord 2 sin(θ/2) of the geodesic angle θ)."""
         vertices = self.vertices
         if self.maximum([self.owned]) * vertices > PAIR_MATRIX_LIMIT:
             raise ValueError(f"sums over vertex pairs need at most {int(PAIR_MATRIX_LIMIT**0.5)} vertices on one "
                              f"rank: mesh {self.name} has {vertices} (use a grid, or more ranks)")
         order = None if self.comm.size == 1 else self._coordinate_order[1]  # serial: the vertices' own order
         everywhere = self.points if order is None else self._coordinate_order[0]
-        matrix = np.asarray(W(self.points[:, None, :] - everywhere[None, :, :]), dtype=float)
-        if not self.all_finite(matrix):
-            raise ValueError("W is not finite at some displacement between the mesh's vertices")
+        matrix = sampled_kernel(W, self.points[:, None, :] - everywhere[None, :, :], self)
         return functools.partial(_pair_sum, matrix, self.weights, self.comm, order)
 
 

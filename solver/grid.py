@@ -14,11 +14,12 @@ import scipy.sparse
 import scipy.sparse.linalg
 
 from . import fv
-from .discretization import Discretization
+from .discretization import Discretization, sampled_kernel
 from .domains import composite_gauss
 from .kernels.upwind import grid_stage
 
 BOUNDARY_CONDITIONS = ("wall", "periodic")
+STENCIL_LIMIT = 1e5  # cells of a cell-averaged kernel (each an integral over its cell, in Python)
 
 
 class Grid(Discretization):
@@ -260,7 +261,8 @@ class Grid(Discretization):
         FFT (``scipy.fft``): zero-padded to twice the cells along wall axes (a linear
         convolution), circular along periodic axes, where the displacement is taken to its
         nearest periodic image. The sum is exact for the cell values. ``ValueError`` if W
-        is not finite at some displacement.
+        is not finite or not even at some displacement, or not of their shape
+        (:func:`~solver.discretization.sampled_kernel`).
         """
         offsets, fft_shape = [], []
         for n, h, periodic in zip(self.shape, self.h, self.periodic):
@@ -268,9 +270,7 @@ class Grid(Discretization):
             k = np.arange(size)
             offsets.append(np.where(k <= size // 2, k, k - size) * h)  # signed offsets (nearest image)
             fft_shape.append(size)
-        values = np.asarray(W(np.stack(np.meshgrid(*offsets, indexing="ij"), axis=-1)), dtype=float)
-        if not np.all(np.isfinite(values)):
-            raise ValueError("W is not finite at some displacement of the grid")
+        values = sampled_kernel(W, np.stack(np.meshgrid(*offsets, indexing="ij"), axis=-1), self)
         return functools.partial(_fft_convolution, scipy.fft.rfftn(values), tuple(fft_shape),
                                  tuple(slice(0, n) for n in self.shape), self.cell_volume)
 
@@ -296,6 +296,9 @@ class Grid(Discretization):
         if radius < 0.5 * h.min():  # the ball of radius δ lies inside the centre cell
             return np.full((1,) * self.dim, 1 / self.cell_volume)
         reach = [max(0, math.ceil(radius / ha + 0.5) - 1) for ha in h]
+        if math.prod(2 * r + 1 for r in reach) > STENCIL_LIMIT:
+            raise ValueError(f"a kernel of radius {radius:g} spans more than {STENCIL_LIMIT:.0e} cells of h = "
+                             f"{h.tolist()}: take a narrower one")
         pieces = math.ceil(8 * h.max() / radius)
         rules = []
         for r, ha in zip(reach, h):

@@ -212,6 +212,11 @@ def test_noisy_sgd_matches_an_entropy_term():
         (lambda: BumpRisk(f_1d, 0.0, INTERVAL), "delta .* must be finite and > 0, got 0.0"),
         (lambda: BumpRisk(f_1d, -0.1, INTERVAL), "delta .* must be finite and > 0"),
         (lambda: BumpRisk(f_1d, np.nan, INTERVAL), "delta .* must be finite and > 0"),
+        (lambda: BumpRisk(f_1d, 1e-300, INTERVAL), r"would take about 10\^302 points, more than 5e\+07: take a wider"),
+        (lambda: BumpRisk(f_1d, 1e-300, Box([-1, -1], [1, 1])), r"would take about 10\^603 points"),
+        (lambda: BumpRisk(f_1d, 1e300, Box([-1, -1], [1, 1])), r"delta = 1e\+300 is too wide: the bump's height"),
+        (lambda: BumpRisk(f_1d, 1e300, INTERVAL).check(Grid([(-1, 1)], 10)), r"a kernel of radius 1e\+300 spans more "
+         r"than 1e\+05 cells of h = \[0.2\]"),
         (lambda: BumpRisk(lambda x: x[..., 0], 0.1, INTERVAL), "f is negative on Ω"),
         (lambda: BumpLimitRisk(lambda x: np.where(x[..., 0] > 0.5, np.inf, 1.0), INTERVAL), "f is not finite at x"),
         (lambda: BumpRisk(f_1d, 0.1, INTERVAL, noise=-1), "noise .* must be finite and >= 0"),
@@ -221,6 +226,11 @@ def test_noisy_sgd_matches_an_entropy_term():
         (lambda: BumpRisk(f_1d, 0.1, INTERVAL).check(Grid([(-1, 2)], 10)), "must be the grid's box"),
         (lambda: BumpRisk(f_1d, 0.1, INTERVAL).check(Grid([(-1, 1)], 10, bc="periodic")), "with walls"),
         (lambda: BumpRisk(f_1d, 0.1, INTERVAL).check(Grid([(-1, 1)] * 2, 10)), "Ω has dimension 1"),
+        # the kernels check no bounds: more weights than centres, centres or points in 2D
+        (lambda: BumpRisk(f_1d, 0.1, INTERVAL).predict(np.zeros((3, 1)), np.ones(5)), r"weights of shape \(5,\)"),
+        (lambda: BumpRisk(f_1d, 0.1, INTERVAL).risk(np.zeros((3, 2)), np.ones(3)), r"θ of shape \(3, 2\)"),
+        (lambda: BumpRisk(f_1d, 0.1, INTERVAL).predict(np.zeros((3, 1)), np.ones(3), np.zeros((4, 2))),
+         r"points x of shape \(4, 2\): give shapes \(m, 1\), \(m,\) and \(n, 1\)"),
     ],
 )
 def test_bad_input(make, message):

@@ -234,3 +234,19 @@ def test_bump_risk_needs_no_check_first():
     stiffness = np.sum(stencil**2) * grid.cell_volume**2 / checked.volume  # ∂F'_j/∂ρ_j = |cell|² Σ κ² / |Ω|
     assert fresh.second_variation_diagonal(rho, grid) == pytest.approx(stiffness, rel=1e-14)
     assert fresh.max_diffusivity(rho, grid) == pytest.approx(1.5 * stiffness, rel=1e-14)
+
+
+@pytest.mark.parametrize(
+    "W, message",
+    [
+        (lambda z: z[..., 0], r"W must be even, W\(−z\) = W\(z\)"),
+        (lambda z: z, r"W must map displacements of shape \(\.\.\., d\) to values of shape \(\.\.\.\): for "
+         r"displacements of shape \(16, 1\) it gave \(16, 1\)"),
+        (lambda z: 1.0, r"W must map .* it gave \(\)"),
+        (lambda z: 1 / np.sum(z**2, axis=-1), "W is not finite at some displacement"),
+    ],
+)
+def test_interaction_kernel_must_be_even_finite_and_of_the_displacements_shape(W, message):
+    grid = Grid([(-1, 1)], 8)
+    with pytest.raises(ValueError, match="Interaction: " + message), np.errstate(divide="ignore"):
+        Interaction(W).check(grid)

@@ -707,3 +707,12 @@ def test_rkl2_stage_is_the_numpy_stage(fem, rng, name):
         m.rkl2_stage(current, xi, previous, start, start_rate, coefficients, np.empty(m.owned + 1))
     with pytest.raises(ValueError, match="owned vertices"):
         m.rkl2_stage(current, xi, previous[:-1], start, start_rate, coefficients, out)
+
+
+def test_interaction_kernel_on_a_mesh_must_be_even(fem):
+    from solver.energies import Interaction
+
+    disk = mesh(fem, "disk", 0)
+    with pytest.raises(ValueError, match=r"Interaction: W must be even"):
+        Interaction(lambda z: z[..., 0] + np.sum(z**2, axis=-1)).check(disk)
+    Interaction(lambda z: np.sum(z**2, axis=-1)).check(disk)

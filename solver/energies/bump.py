@@ -22,10 +22,12 @@ import scipy.linalg
 import scipy.optimize
 import scipy.sparse.linalg
 
+from ..domains import GAUSS_NODES
 from ..kernels.bump import bump_gradient_sum, bump_sum, unnormalized_bump
 from .base import Energy, once_per_discretization
 
 UNIT_SPHERE_AREA = {1: 2.0, 2: 2 * math.pi, 3: 4 * math.pi}
+QUADRATURE_LIMIT = 5e7  # points of the quadrature of Ω (a few arrays of 400 MB)
 STEP_SAFETY = 0.1
 """Steps above this fraction of the stability estimate, and SGD noise above this fraction of
 the limit's diffusivity, warn (:meth:`BumpRisk.check_step`)."""
@@ -98,7 +100,13 @@ class _FitToTarget(Energy):
                 "computed, without that guarantee", stacklevel=3)
         self.f, self.domain, self.dim, self.volume = f, domain, domain.dim, domain.volume
         coarsest = self.volume ** (1 / self.dim) / (64 if self.dim == 1 else 16)  # ample for a smooth f
-        self.quadrature = domain.quadrature(coarsest if spacing is None else min(spacing, coarsest))
+        spacing = coarsest if spacing is None else min(spacing, coarsest)
+        digits = math.log10(self.volume) + self.dim * math.log10(GAUSS_NODES / spacing)  # of the rule's points
+        if digits > math.log10(QUADRATURE_LIMIT):
+            raise ValueError(f"{type(self).__name__}: the quadrature of Ω with sub-intervals of {spacing:.3g} (δ/8 in "
+                             f"1D, δ/2 beyond) would take about 10^{digits:.0f} points, more than "
+                             f"{QUADRATURE_LIMIT:.0e}: take a wider bump")
+        self.quadrature = domain.quadrature(spacing)
         self.f_at_quadrature = self._checked_target(self.quadrature[0], "Ω (quadrature points)")
         self.reference_risk = float(self.quadrature[1] @ self.f_at_quadrature**2) / (2 * self.volume)
         """1/(2|Ω|) ∫_Ω f²: the risk of the zero network; risks divided by it are the
@@ -250,7 +258,10 @@ class BumpRisk(_FitToTarget):
         _check_domain(domain, "BumpRisk")
         super().__init__(f, domain, spacing=delta / 8 if domain.dim == 1 else delta / 2)
         self.normalization, self.l2_squared, self.slope_squared, self.curvature = bump_constants(self.dim)
-        self.scale = 1 / (self.normalization * delta**self.dim)
+        with np.errstate(over="ignore"):
+            self.scale = 1 / (self.normalization * np.float64(delta) ** self.dim)
+        if not self.scale > 0:
+            raise ValueError(f"BumpRisk: delta = {delta:g} is too wide: the bump's height 1/(c δ^d) underflows to 0")
 
     def __repr__(self):
         return f"BumpRisk(f={getattr(self.f, '__name__', 'f')}, delta={self.delta:g}, {self.domain!r})"
@@ -312,8 +323,14 @@ class BumpRisk(_FitToTarget):
     # -- particles -------------------------------------------------------------------------
     def predict(self, theta, weights, x=None):
         """f̂(x) = Σ_i w_i K^δ(x − θ_i) at points x (n, d), by default the quadrature points of Ω."""
+        theta, weights = np.asarray(theta, dtype=float), np.asarray(weights, dtype=float)
         x = self.quadrature[0] if x is None else np.asarray(x, dtype=float)
-        return bump_sum(x, np.asarray(theta, dtype=float), np.asarray(weights, float), self.delta, self.scale)
+        if not (theta.ndim == x.ndim == 2 and theta.shape[1] == x.shape[1] == self.dim
+                and weights.shape == (len(theta),)):  # the kernel checks no bounds
+            raise ValueError(f"{type(self).__name__}: centres θ of shape {theta.shape}, weights of shape "
+                             f"{weights.shape} and points x of shape {x.shape}: give shapes (m, {self.dim}), (m,) "
+                             f"and (n, {self.dim})")
+        return bump_sum(x, theta, weights, self.delta, self.scale)
 
     def risk(self, theta, weights):
         """1/(2|Ω|) ∫_Ω (f − f̂)² by quadrature on Ω: composite 8-point Gauss rules with
