@@ -298,6 +298,23 @@ def particles_refusal(problem):
             "deconvolution")
 
 
+def _pde_at(problem, times, pde, solve_options, caller):
+    """The problem's PDE saved at the study's ``times``: solved (with ``solve_options``), or
+    ``pde`` after checking that it was saved at exactly those times (its k-th save is
+    compared with the particles at times[k])."""
+    from .timeloop import solve
+
+    if pde is None:
+        return solve(problem.energy, problem.grid, problem.rho0, (times[0], times[-1]), save_at=times,
+                     **solve_options)
+    if solve_options:
+        raise ValueError(f"{caller}: solve options {sorted(solve_options)} with a given pde: they would not be used")
+    if not np.array_equal(pde.t, times):
+        raise ValueError(f"{caller}: pde was saved at t = {pde.t.tolist()}, not at the study's times "
+                         f"{times.tolist()}: solve it with save_at=times")
+    return pde
+
+
 def study(problem, ms, times, seeds, step, out=None, method="sliced", pde=None, **solve_options):
     """The PDE against gradient descent on m particles, over ``ms``, ``times`` and ``seeds``.
 
@@ -315,11 +332,12 @@ def study(problem, ms, times, seeds, step, out=None, method="sliced", pde=None, 
     species problems are refused (:func:`particles_refusal`).
     """
     from .particles import simulate
-    from .timeloop import solve
 
     ms = list(ms)
     if not ms or not all(isinstance(m, (int, np.integer)) and not isinstance(m, bool) and m > 0 for m in ms):
         raise ValueError(f"study: ms must be positive whole particle counts, got {ms!r}")
+    if len(seeds) == 0:
+        raise ValueError("study: seeds is empty: give at least one seed")
     own_study = species_study(problem.energy)
     if own_study is not None:
         return own_study(problem, ms, times, seeds, step, out=out, pde=pde, **solve_options)
@@ -328,8 +346,7 @@ def study(problem, ms, times, seeds, step, out=None, method="sliced", pde=None, 
         raise ValueError(f"study: {refusal}")
     times = np.asarray(times, dtype=float)
     grid = problem.grid
-    if pde is None:
-        pde = solve(problem.energy, grid, problem.rho0, (times[0], times[-1]), save_at=times, **solve_options)
+    pde = _pde_at(problem, times, pde, solve_options, "study")
     pde_energy = np.array([problem.energy.value(rho, grid) for rho in pde.rho])
     rows, last_runs = [], {}
     for m in ms:
@@ -367,7 +384,15 @@ def circle_wasserstein(angles_u, masses_u, angles_v, masses_v):
     check the two against each other. NaN when either measure has no mass (a normalized
     distance is then undefined).
     """
-    masses_u, masses_v = np.asarray(masses_u, dtype=float), np.asarray(masses_v, dtype=float)
+    measures = [(np.asarray(angles, dtype=float), np.asarray(masses, dtype=float))
+                for angles, masses in ((angles_u, masses_u), (angles_v, masses_v))]
+    for name, (angles, masses) in zip("uv", measures):
+        if angles.ndim != 1 or masses.shape != angles.shape:
+            raise ValueError(f"circle_wasserstein: the angles and masses of {name} must be 1D arrays of one length, "
+                             f"got shapes {angles.shape} and {masses.shape}")
+        if not (np.all(np.isfinite(angles)) and np.all(np.isfinite(masses)) and np.all(masses >= 0)):
+            raise ValueError(f"circle_wasserstein: the angles and masses of {name} must be finite and the masses >= 0")
+    (angles_u, masses_u), (angles_v, masses_v) = measures
     if masses_u.sum() <= 0 or masses_v.sum() <= 0:
         return np.nan
     turns = np.mod(np.concatenate([angles_u, angles_v]) / (2 * np.pi), 1.0)
@@ -552,12 +577,10 @@ def lifted_study(problem, ms, times, seeds, step, out=None, pde=None, **solve_op
         ``rows``, ``pde_energy``, ``pde_excess``, ``f_star``, ``slopes``, ``times``, ``ms``.
     """
     from .particles import simulate
-    from .timeloop import solve
 
     times = np.asarray(times, dtype=float)
     energy, grid = problem.energy, problem.grid
-    if pde is None:
-        pde = solve(energy, grid, problem.rho0, (times[0], times[-1]), save_at=times, **solve_options)
+    pde = _pde_at(problem, times, pde, solve_options, "lifted_study")
     pde_energy = np.array([energy.value(rho, grid) for rho in pde.rho])
     f_star = energy.convex_reference(grid).value
     scale = energy.value(problem.rho0, grid) - f_star
@@ -678,12 +701,10 @@ def deconvolution_study(problem, ms, times, seeds, step, out=None, pde=None, **s
 
     from .conic import conic_gradient_descent
     from .particles import simulate
-    from .timeloop import solve
 
     times = np.asarray(times, dtype=float)
     energy, grid = problem.energy, problem.grid
-    if pde is None:
-        pde = solve(energy, grid, problem.rho0, (times[0], times[-1]), save_at=times, **solve_options)
+    pde = _pde_at(problem, times, pde, solve_options, "deconvolution_study")
     h = 2 * np.pi / grid.base.shape[0]
     pde_energy = np.array([energy.value(rho, grid) for rho in pde.rho])
     f_star, f_continuous = energy.convex_reference(grid).value, energy.continuous_reference().lower

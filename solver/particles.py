@@ -103,6 +103,9 @@ def simulate(energy, theta0, t_span, *, step, method="gd", batch_size=None, doma
         raise ValueError(f"simulate: method must be 'gd' or 'sgd', got {method!r}")
     if method == "sgd":
         batch_size = _positive_int(batch_size, "batch_size")
+    elif batch_size is not None:
+        raise ValueError(f"simulate: batch_size={batch_size!r} is for method 'sgd', not {method!r}: it would not be "
+                         "used")
     t0, _, save_times = check_times(t_span, save_at)
     counts = (save_times - t0) / step
     if np.any(np.abs(counts - np.round(counts)) > 1e-9 * np.maximum(counts, 1)):
@@ -116,6 +119,9 @@ def simulate(energy, theta0, t_span, *, step, method="gd", batch_size=None, doma
             term.check_particles(theta)
         if hasattr(term, "check_step"):
             term.check_step(step, batch_size if method == "sgd" else None)
+    if domain is not None and domain.dim != theta.shape[1]:
+        raise ValueError(f"simulate: the domain {domain!r} is {domain.dim}D but the particles have dimension "
+                         f"{theta.shape[1]}")
     if domain is not None and not np.all(domain.contains(theta)):
         outside = np.flatnonzero(~domain.contains(theta))
         raise ValueError(f"simulate: {len(outside)} particles start outside {domain!r}, e.g. {theta[outside[0]]}")

@@ -147,6 +147,21 @@ def test_study_bad_particle_counts(ms):
         study(problems.get("rbf-mixture", cells=8, n_data=10), ms=ms, times=[0, 0.1], seeds=[0], step=0.05)
 
 
+def test_study_refuses_a_pde_saved_at_other_times_and_no_seeds():
+    """Its rows compare the k-th save with the particles at times[k]."""
+    from solver import solve
+
+    problem = problems.get("rbf-mixture", cells=8, n_data=10)
+    pde = solve(problem.energy, problem.grid, problem.rho0, (0.0, 0.05), save_at=[0.0, 0.01, 0.05])
+    with pytest.raises(ValueError, match=r"pde was saved at t = \[0.0, 0.01, 0.05\], not at the study's times"):
+        study(problem, [4], [0.0, 0.02], [0], 0.01, pde=pde)
+    with pytest.raises(ValueError, match=r"solve options \['scheme'\] with a given pde"):
+        study(problem, [4], [0.0, 0.01, 0.05], [0], 0.01, pde=pde, scheme="rkl2")
+    with pytest.raises(ValueError, match="seeds is empty"):
+        study(problem, [4], [0.0, 0.01, 0.05], [], 0.01, pde=pde)
+    assert len(study(problem, [4], [0.0, 0.01, 0.05], [0], 0.01, pde=pde)["rows"]) == 3
+
+
 def test_study_reports_the_energy_gap_of_any_energy_with_a_particle_energy(tmp_path):
     """Potential + Interaction: F(μ_m) = Σ w V + ½ΣΣ w w W against the PDE's F(ρ) at every time."""
     from solver import Entropy, Interaction, Potential

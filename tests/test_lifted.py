@@ -226,6 +226,11 @@ def test_circle_wasserstein_wraps_around_and_normalizes():
     assert circle_wasserstein([0.1], [1.0], [2 * np.pi - 0.1], [3.0]) == pytest.approx(0.2, rel=1e-12)
     assert circle_wasserstein([0.0, np.pi], [1.0, 1.0], [0.5, np.pi + 0.5], [2.0, 2.0]) == pytest.approx(0.5)
     assert np.isnan(circle_wasserstein([0.0], [0.0], [1.0], [1.0]))
+    for bad, message in [(([0, 1], [1, -0.5], [0.5], [1]), "finite and the masses >= 0"),
+                         (([np.nan], [1], [0.5], [1]), "angles and masses of u must be finite"),
+                         (([0.0], [1], [0.5, 1.0], [1]), r"of v must be 1D arrays of one length, got shapes \(2,\)")]:
+        with pytest.raises(ValueError, match=message):
+            circle_wasserstein(*bad)
 
 
 def test_circle_wasserstein_against_pot(rng):

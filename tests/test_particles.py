@@ -116,6 +116,9 @@ def test_a_nan_stops_the_run_and_keeps_what_was_computed():
         ({"t_span": (1, 0)}, "t_span must be"),
         ({"step": 0.3}, "whole number of steps"),
         ({"domain": Box([-0.5, -0.5], [0.5, 0.5]), "theta0": np.ones((3, 2))}, "3 particles start outside Box"),
+        ({"domain": Box([-5], [5])}, r"the domain Box.* is 1D but the particles have dimension 2"),
+        ({"domain": Box([-5] * 3, [5] * 3)}, r"is 3D but the particles have dimension 2"),
+        ({"batch_size": 5}, "batch_size=5 is for method 'sgd', not 'gd'"),
     ],
 )
 def test_bad_input(kwargs, message):
