@@ -53,7 +53,7 @@ import numpy as np
 from . import __version__, problems
 from .config import ENERGIES, INITIAL_DENSITIES, ConfigError, load
 from .process import tune_process
-from .timeloop import SCHEMES, State, solve
+from .timeloop import HISTORY, SCHEMES, State, solve
 
 CONFIGS = Path(__file__).parent / "configs"
 DEFAULT_CONFIG = CONFIGS / "relu-circle.toml"
@@ -64,7 +64,6 @@ REPLACED = ".wgf-replaced"
 PACKAGES = ("numpy", "scipy", "numba", "matplotlib", "tqdm", "POT", "pillow")
 LISTING_OPTIONS = {"cells": 4, "size": 1.0}
 """What ``wgf problems`` builds each preset with (those of the options it takes): the smallest."""
-HISTORY = ("t", "dt", "energy", "mass", "min", "source")
 
 
 class UsageError(Exception):

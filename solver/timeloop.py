@@ -109,6 +109,9 @@ class Solution:
         }
 
 
+HISTORY = ("t", "dt", "energy", "mass", "min", "source")  # the keys of Solution.history, in the loop's order
+
+
 @dataclasses.dataclass
 class State:
     """What the time loop of :func:`solve` carries from one accepted step to the next.
@@ -702,6 +705,40 @@ def energy_tolerance(rho, xi, value, grid):
     return ENERGY_RTOL * grid.integrate(np.abs(rho * xi)) + ENERGY_ULPS * np.finfo(float).eps * abs(value) + 1e-300
 
 
+def check_resume(state, t0, t1, save_times, grid):
+    """Refuse a :class:`State` that is not of a run over (t0, t1) with these save times:
+    history and step counts that do not fit each other (a state kept from ``checkpoint``
+    without a copy, whose lists went on growing), its t outside the span, or a number of
+    saves other than that of the save times ≤ t (the loop saves at each as it lands on it;
+    resumed with other save times, the saves would carry the wrong times or one behind t
+    would never be reached), or saves of another shape."""
+    steps = {key: len(state.history.get(key, ())) for key in HISTORY}
+    if set(steps.values()) != {state.accepted + 1}:
+        raise ValueError(f"resume: the history's lengths {steps} do not all match {state.accepted} accepted steps "
+                         "plus the start (keep copy.deepcopy(state) of checkpoint's state: its lists are the loop's)")
+    reached = int(np.count_nonzero(save_times <= state.t))
+    if not (t0 <= state.t <= t1 and len(state.saved) == reached):
+        raise ValueError(f"resume: a state at t = {state.t} with {len(state.saved)} saves does not belong to "
+                         f"t_span ({t0}, {t1}) with the save times {list(save_times)}, {reached} of them at or "
+                         f"before t: resume with the t_span and save_at of the run that made it")
+    wrong = [i for i, rho in enumerate(state.saved) if np.shape(rho) != grid.shape]
+    if wrong:
+        raise ValueError(f"resume: saves {wrong} have shapes other than the discretization's {grid.shape}")
+
+
+def check_start(energy, value, xi, rho, grid):
+    """Refuse an energy whose F at the start is not a finite number or whose F' is not a
+    finite array of ρ's shape (the loop then checks each new state's finiteness)."""
+    if np.ndim(value) != 0:
+        raise ValueError(f"{energy!r}: its value F(ρ) must be a number, got an array of shape {np.shape(value)}")
+    if np.shape(xi) != rho.shape:
+        raise ValueError(f"{energy!r}: its first variation F'(ρ) must be an array of ρ's shape {rho.shape}, got "
+                         f"shape {np.shape(xi)}")
+    if not (np.isfinite(value) and grid.all_finite(xi)):
+        raise ValueError(f"{energy!r}: F(ρ) = {value} and F'(ρ) at the start are not all finite (a NaN or an "
+                         "overflow in the energy at the initial density)")
+
+
 def solve(energy, grid, rho0, t_span, *, save_at=None, scheme="explicit", cfl=None, dt=None,
           max_step=None, tol=None, max_steps=10_000_000, progress=None, checkpoint=None, resume=None):
     """Evolve ∂tρ = ∇·(ρ ∇F'(ρ)) − βF'(ρ)ρ on a discretization from ``rho0`` over ``t_span``.
@@ -779,11 +816,10 @@ def solve(energy, grid, rho0, t_span, *, save_at=None, scheme="explicit", cfl=No
     stepper = SCHEMES[scheme].from_options(energy, grid, cfl=cfl, dt=dt, t_span=(t0, t1), tol=tol)
     start = time.perf_counter()
     if resume is not None:
-        if not (t0 <= resume.t <= t1 and len(resume.saved) <= len(save_times)):
-            raise ValueError(f"resume: a state at t = {resume.t} with {len(resume.saved)} saves does not belong "
-                             f"to t_span ({t0}, {t1}) with {len(save_times)} save times")
+        check_resume(resume, t0, t1, save_times, grid)
         rho = grid.check_density(resume.rho, "resume.rho").copy()
     value, xi = energy.value_and_first_variation(rho, grid)
+    check_start(energy, value, xi, rho, grid)
     if resume is None:
         t, cap, accepted, rejected = t0, stepper.ceiling, 0, 0
         last_rejected, since_rejection = np.inf, CAUTIOUS_STEPS

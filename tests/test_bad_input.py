@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from solver import Entropy, Grid, PorousMedium, Potential, solve
+from solver import Energy, Entropy, Grid, PorousMedium, Potential, solve
 from solver.timeloop import SimulationError
 
 
@@ -177,3 +177,34 @@ def test_a_nan_during_a_run_stops_it_and_keeps_what_was_computed(grid, scheme):
     assert partial.t[0] == 0 and 0 < partial.t[-1] < 1 and len(partial.t) == len(partial.rho)
     assert partial.history["t"][-1] == partial.t[-1] and len(partial.history["t"]) == partial.accepted + 1
     np.testing.assert_allclose(grid.integrate(partial.rho[-1]), grid.integrate(density(grid)), rtol=1e-12)
+
+
+class Custom(Energy):
+    """A user's energy, with a value and a first variation as given."""
+
+    def __init__(self, value, first_variation):
+        self._value, self._first_variation = value, first_variation
+
+    def value(self, rho, grid):
+        return self._value(rho)
+
+    def first_variation(self, rho, grid):
+        return self._first_variation(rho)
+
+
+@pytest.mark.parametrize(
+    "energy, message",
+    [
+        (Custom(lambda rho: 0.0, lambda rho: np.zeros(rho.size - 1)),
+         r"F'\(ρ\) must be an array of ρ's shape \(6, 5\), got shape \(29,\)"),
+        (Custom(lambda rho: 0.0, lambda rho: 1.0), r"F'\(ρ\) must be an array of ρ's shape \(6, 5\), got shape \(\)"),
+        (Custom(lambda rho: rho, lambda rho: rho), r"F\(ρ\) must be a number, got an array of shape \(6, 5\)"),
+        (Custom(lambda rho: 0.0, lambda rho: np.where(rho > 0, np.nan, rho)),
+         r"F\(ρ\) = 0.0 and F'\(ρ\) at the start are not all finite"),
+        (Custom(lambda rho: np.inf, lambda rho: rho), "are not all finite"),
+        (Energy(), r"Energy defines no value\(rho, grid\)"),
+    ],
+)
+def test_an_energy_must_give_a_finite_number_and_an_array_of_rhos_shape(grid, energy, message):
+    with pytest.raises((ValueError, NotImplementedError), match=message):
+        solve(energy, grid, density(grid), (0, 0.01))

@@ -2,6 +2,7 @@
 run ends, in ``solve`` itself and through ``wgf run --resume`` after a SIGKILL."""
 
 import copy
+import dataclasses
 import os
 import signal
 import subprocess
@@ -108,3 +109,29 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path):
         assert a.files == b.files and all(np.array_equal(a[key], b[key]) for key in a.files)
     assert (killed / "history.csv").read_bytes() == (whole / "history.csv").read_bytes()
     assert (killed / "summary.md").read_text() == (whole / "summary.md").read_text()
+
+
+def test_resume_with_other_save_times_or_a_broken_state_is_refused():
+    """Other save times would mislabel the saves (or wait forever for one behind t)."""
+    grid = Grid([(-2, 2)], 20)
+    rho0 = grid.cell_averages(lambda x: barenblatt(x, t=1.0))
+    states = []
+    solve(PorousMedium(2), grid, rho0, (0.0, 0.2), save_at=[0.0, 0.1, 0.2], max_step=0.02,
+          checkpoint=lambda state: states.append(copy.deepcopy(state)))
+    state = next(state for state in states if 0.1 < state.t < 0.2)
+    assert len(state.saved) == 2
+    for save_at in ([0.15, 0.2], [0.0, 0.05, 0.1, 0.2], [0.2]):
+        with pytest.raises(ValueError, match=r"saves does not belong .* of them at or before t"):
+            solve(PorousMedium(2), grid, rho0, (0.0, 0.2), save_at=save_at, max_step=0.02, resume=state)
+    for broken, message in [({"saved": [state.saved[0], np.ones(7)]}, r"saves \[1\] have shapes other"),
+                            ({"history": {**state.history, "source": []}}, "the history's lengths"),
+                            ({"accepted": state.accepted + 1}, "the history's lengths")]:
+        with pytest.raises(ValueError, match=message):
+            solve(PorousMedium(2), grid, rho0, (0.0, 0.2), save_at=[0.0, 0.1, 0.2], max_step=0.02,
+                  resume=dataclasses.replace(state, **broken))
+    resumed = solve(PorousMedium(2), grid, rho0, (0.0, 0.2), save_at=[0.0, 0.1, 0.2], max_step=0.02, resume=state)
+    assert resumed.t.tolist() == [0.0, 0.1, 0.2]
+    kept = []  # the states themselves, not copies: their lists went on growing
+    solve(PorousMedium(2), grid, rho0, (0.0, 0.2), save_at=[0.0, 0.1, 0.2], max_step=0.02, checkpoint=kept.append)
+    with pytest.raises(ValueError, match=r"keep copy.deepcopy\(state\)"):
+        solve(PorousMedium(2), grid, rho0, (0.0, 0.2), save_at=[0.0, 0.1, 0.2], max_step=0.02, resume=kept[3])

@@ -93,11 +93,12 @@ class Energy:
 
     def value(self, rho, grid):
         """F(ρ) as a float."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} defines no value(rho, grid): an energy gives F(ρ), a number")
 
     def first_variation(self, rho, grid):
         """F'(ρ) = δF/δρ at the cells/nodes, an array of ``rho.shape``."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} defines no first_variation(rho, grid): an energy gives "
+                                  "F'(ρ), an array of rho's shape")
 
     def value_and_first_variation(self, rho, grid):
         """Both at once; nonlocal terms override it to share their convolution."""
