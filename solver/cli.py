@@ -683,21 +683,27 @@ def write_manifest(folder, before=None):
 
 def foreign_files(folder):
     """What in ``folder`` its manifest does not list as it was written (files added,
-    changed or replaced by a link, folders), or None when it has no readable manifest.
-    The lock and a replaced folder half removed (names of ours, see :func:`swap_in`)
-    do not count."""
+    changed or replaced by a link, in it or in its subfolders, such as a species' folder
+    of mesh files; empty folders), by their paths in the folder, or None when it has no
+    readable manifest. The lock and a replaced folder half removed (names of ours, see
+    :func:`swap_in`) do not count."""
     try:
         listed = json.loads((folder / MANIFEST).read_text())["files"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
     foreign = []
-    for path in sorted(folder.iterdir()):
-        if path.name in (MANIFEST, LOCK, REPLACED):
+    for path in sorted(folder.rglob("*")):  # links to folders are not followed: they are foreign themselves
+        name = path.relative_to(folder).as_posix()
+        if name.split("/")[0] in (MANIFEST, LOCK, REPLACED):
             continue
-        entry = listed.get(path.name)
+        if path.is_dir() and not path.is_symlink():
+            if not any(path.iterdir()):
+                foreign.append(name)
+            continue
+        entry = listed.get(name)
         if (path.is_symlink() or not path.is_file() or entry is None or path.stat().st_size != entry["bytes"]
                 or digest(path) != entry["sha256"]):
-            foreign.append(path.name)
+            foreign.append(name)
     return foreign
 
 

@@ -223,10 +223,13 @@ class Species(Discretization):
 
     def write_results(self, folder, times, densities):
         """The base's files of each species in a folder of the species' name (a mesh:
-        ``plus/densities.xdmf``, …); the base's arrays and ``species`` (the names)."""
+        ``plus/densities.xdmf``, …; none for a grid, which writes no files of its own); the
+        base's arrays and ``species`` (the names)."""
         files, arrays = {}, {}
         for k, name in enumerate(self.names):
             Path(folder, name).mkdir(exist_ok=True)
             own, arrays = self.base.write_results(Path(folder, name), times, np.asarray(densities)[:, k])
             files.update({f"{name}/{file}": f"species {name}: {what}" for file, what in own.items()})
+            if not own:
+                Path(folder, name).rmdir()  # an empty folder the manifest cannot list: the next run would refuse it
         return files, {**arrays, "species": np.array(self.names)}

@@ -52,6 +52,7 @@ def test_run_then_plot_every_preset(tmp_path, name):
             np.testing.assert_array_equal(data["teacher"], problem.teacher)
         else:
             assert "spikes" not in data and "teacher" not in data
+    assert main(["run", str(config), "--out", str(out)]) == 0  # the same command again replaces its own results
 
 
 def test_plot_reads_a_deconvolution_folder_that_stored_its_spikes_as_the_teacher(tmp_path):

@@ -67,7 +67,7 @@ def test_a_folder_with_a_metadata_file_is_not_ours(tmp_path, capsys):
     assert snapshot(folder) == {"metadata.json": b"{}", "thesis.tex": b"work"}
 
 
-@pytest.mark.parametrize("change", ["add a file", "edit a file", "add a folder"])
+@pytest.mark.parametrize("change", ["add a file", "edit a file", "add a folder", "add an empty folder"])
 def test_a_results_folder_the_user_changed_is_kept(tmp_path, capsys, change):
     out = tmp_path / "results"
     config = str(config_file(tmp_path))
@@ -76,9 +76,11 @@ def test_a_results_folder_the_user_changed_is_kept(tmp_path, capsys, change):
         (out / "notes.txt").write_text("my notes")
     elif change == "edit a file":
         (out / "summary.md").write_text((out / "summary.md").read_text() + "my remark\n")
-    else:
+    elif change == "add a folder":
         (out / "mine").mkdir()
         (out / "mine" / "a.txt").write_text("mine")
+    else:
+        (out / "mine").mkdir()
     before = snapshot(out)
     assert main(["run", config, "--out", str(out)]) == 2
     err = capsys.readouterr().err
