@@ -62,6 +62,9 @@ MANIFEST = "manifest.json"
 LOCK = ".wgf-lock"
 REPLACED = ".wgf-replaced"
 PACKAGES = ("numpy", "scipy", "numba", "matplotlib", "tqdm", "POT", "pillow")
+EXACT_MASS_RTOL = 1e-3
+"""How far the exact profile's mass in the domain may stray from the run's before the
+summary says the profile is not the solution there (its support reached the boundary)."""
 LISTING_OPTIONS = {"cells": 4, "size": 1.0}
 """What ``wgf problems`` builds each preset with (those of the options it takes): the smallest."""
 
@@ -622,8 +625,14 @@ def summary(run, solution, config_name, comparison, written):
                   f"| mass of each species at t = {solution.t[-1]:g} | "
                   + ", ".join(f"{name} {mass:.6g}" for name, mass in zip(run.grid.names, masses)) + " |"]
     if run.exact is not None:
-        error = run.grid.integrate(np.abs(solution.rho[-1] - run.exact(solution.t[-1])))
+        exact = run.exact(solution.t[-1])
+        error = run.grid.integrate(np.abs(solution.rho[-1] - exact))
         lines.append(f"| L1 error against the exact solution at t = {solution.t[-1]:g} | {error:.3e} |")
+        kept = run.grid.integrate(exact) / run.grid.integrate(solution.rho[-1])
+        if abs(kept - 1) > EXACT_MASS_RTOL:  # the profile of R^d is exact only while its support is inside
+            lines.append(f"| **not exact here**: the profile's mass in the domain over the run's at t = "
+                         f"{solution.t[-1]:g} | {kept:.4g} (its support has reached the boundary: the error above "
+                         f"is not the discretization's) |")
     files, arrays = written
     lines += ["", f"Files: config.toml (the config run), metadata.json, densities.npz (t, rho, {', '.join(arrays)}"
               + (", exact" if run.exact is not None else "") + "), "

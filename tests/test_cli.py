@@ -3,6 +3,7 @@
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -62,7 +63,17 @@ def test_run_writes_a_results_folder(tmp_path):
     summary = (out / "summary.md").read_text()
     assert f"| steps accepted / rejected | {len(rows) - 1} / " in summary
     assert f"L1 error against the exact solution at t = 1.5 | {error:.3e}" in summary
-    assert 0 < error < 0.02
+    assert 0 < error < 0.02 and "not exact here" not in summary
+
+
+def test_the_summary_says_when_the_exact_profile_leaves_the_domain(tmp_path):
+    """The Barenblatt profile of R^d is the solution only while its support is inside."""
+    wide = BARENBLATT.replace("[time]", "C = 0.5\n[time]") + "[output]\nanimation = false\n"
+    out = tmp_path / "results"
+    assert main(["run", str(config_file(tmp_path, wide)), "--out", str(out)]) == 0
+    summary = (out / "summary.md").read_text()
+    kept = float(re.search(r"not exact here.* \| ([0-9.]+) \(its support has reached the boundary", summary)[1])
+    assert 0.5 < kept < 0.999
 
 
 def test_the_summary_counts_newton_iterations(tmp_path):
