@@ -1,7 +1,10 @@
 """solver: Wasserstein gradient flows ∂tμ = ∇·(μ∇F'(μ)) on grids, meshes and particles.
 
-Importing the package sets no environment variable and no allocator setting; it makes one
-Numba setting, on CPUs with AVX-512 only (:func:`_let_numba_use_512_bit_vectors`).
+Importing the package sets no environment variable of its own (threadpoolctl, which it
+imports, sets ``KMP_DUPLICATE_LIB_OK=True`` when unset) and no allocator setting; it makes
+one Numba setting, on CPUs with AVX-512 only (:func:`_let_numba_use_512_bit_vectors`), and
+points Numba's cache elsewhere only where it could cache nowhere
+(:func:`_cache_numba_kernels_somewhere`).
 :func:`tune_process` makes the process-wide settings that speed up the time loops, for
 whoever owns the process (the ``wgf`` command and the benchmarks call it).
 """

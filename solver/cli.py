@@ -69,6 +69,13 @@ LISTING_OPTIONS = {"cells": 4, "size": 1.0}
 """What ``wgf problems`` builds each preset with (those of the options it takes): the smallest."""
 
 
+def launcher_size():
+    """The number of ranks of the ``mpirun`` that launched this process, by Open MPI's or a
+    PMI launcher's environment (MPICH's), or None outside one."""
+    size = os.environ.get("OMPI_COMM_WORLD_SIZE") or os.environ.get("PMI_SIZE")
+    return int(size) if size else None
+
+
 class UsageError(Exception):
     """A command that cannot run as given (exit status 2, nothing written)."""
 
@@ -105,7 +112,7 @@ class Ranks:
     """
 
     def __init__(self):
-        size = int(os.environ.get("OMPI_COMM_WORLD_SIZE") or os.environ.get("PMI_SIZE") or 1)
+        size = launcher_size() or 1
         self.comm = None
         if size > 1:
             from mpi4py import MPI
@@ -1078,8 +1085,9 @@ def parser():
     main_parser.add_argument("--version", action="version", version=f"solver {__version__}")
     commands = main_parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = commands.add_parser("run", help="solve a config and write a results folder",
-                              description="Solve the problem of a TOML config (default: the built-in network "
-                              "problem, PDE against particles) and write one results folder.")
+                              description="Solve the problem of a TOML config (default: the flagship, "
+                              f"{DEFAULT_CONFIG.name}: the lifted ReLU network on the circle, PDE against "
+                              "gradient descent) and write one results folder.")
     run.add_argument("config", nargs="?", type=Path, help=f"TOML config (default: {DEFAULT_CONFIG.name})")
     run.add_argument("--out", type=Path, default=Path("results"), help="results folder (default: results)")
     run.add_argument("--resume", type=Path, metavar="DIR", help="continue the interrupted run of DIR")
@@ -1161,8 +1169,8 @@ def relaunch(ranks, config_path, arguments):
     process), and more ranks than the points (vertices or cells) of its discretization."""
     if ranks < 1:
         raise UsageError(f"--ranks {ranks}: give a number of MPI ranks >= 1")
-    if Ranks().size > 1:
-        raise UsageError(f"--ranks {ranks}: this wgf runs under mpirun already ({Ranks().size} ranks); give "
+    if launcher_size() is not None:  # even of one rank: mpirun cannot be called from under mpirun
+        raise UsageError(f"--ranks {ranks}: this wgf runs under mpirun already ({launcher_size()} rank(s)); give "
                          "--ranks or mpirun, not both")
     grid = load(config_path).grid
     points = grid.global_size

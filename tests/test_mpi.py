@@ -302,6 +302,23 @@ def test_bad_rank_counts_are_refused_before_anything_starts(ranks, message, tmp_
 
 
 @pytest.mark.filterwarnings("ignore:tune_process:RuntimeWarning")
+@pytest.mark.parametrize("variable", ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE"])
+def test_ranks_under_mpirun_are_refused_even_on_one_rank(variable, tmp_path, capsys, monkeypatch):
+    """``mpirun -n 1 wgf run --ranks 2`` (Open MPI, or MPICH's PMI): mpirun cannot be nested."""
+    from solver.cli import main
+
+    monkeypatch.delenv("OMPI_COMM_WORLD_SIZE", raising=False)
+    monkeypatch.delenv("PMI_SIZE", raising=False)
+    monkeypatch.setenv(variable, "1")
+    config = tmp_path / "tiny.toml"
+    config.write_text(GRID_CONFIG)
+    assert main(["run", str(config), "--out", str(tmp_path / "out"), "--ranks", "2"]) == 2
+    assert "--ranks 2: this wgf runs under mpirun already (1 rank(s)); give --ranks or mpirun, not both" in (
+        capsys.readouterr().err)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["tiny.toml"]
+
+
+@pytest.mark.filterwarnings("ignore:tune_process:RuntimeWarning")
 def test_more_ranks_than_vertices_is_refused(tmp_path, capsys):
     require("dolfinx")
     from solver.cli import main
