@@ -37,10 +37,13 @@ class Box:
     def __init__(self, lower, upper):
         self.lower, self.upper = np.atleast_1d(np.asarray(lower, dtype=float)), np.atleast_1d(
             np.asarray(upper, dtype=float))
-        if self.lower.shape != self.upper.shape or np.any(self.lower >= self.upper):
+        if self.lower.shape != self.upper.shape or not np.all(self.lower < self.upper):  # NaN fails too
             raise ValueError(f"Box: need lower < upper coordinatewise, got {self.lower} and {self.upper}")
         self.dim = len(self.lower)
-        self.volume = float(np.prod(self.upper - self.lower))
+        with np.errstate(over="ignore"):
+            self.volume = float(np.prod(self.upper - self.lower))
+        if not (self.lower.ndim == 1 and np.isfinite(self.volume)):
+            raise ValueError(f"Box: need finite corners (one coordinate each), got {self.lower} and {self.upper}")
 
     def __repr__(self):
         return f"Box({self.lower.tolist()}, {self.upper.tolist()})"
@@ -107,8 +110,8 @@ class Ball(_Radial):
     convex = True
 
     def __init__(self, center, radius):
-        if not float(radius) > 0:
-            raise ValueError(f"Ball: radius must be > 0, got {radius}")
+        if not (0 < float(radius) < np.inf and np.all(np.isfinite(center))):
+            raise ValueError(f"Ball: need a finite center and a finite radius > 0, got {center} and {radius}")
         super().__init__(center, 0.0, radius)
         self.radius = self.outer
         self.volume = math.pi ** (self.dim / 2) / math.gamma(self.dim / 2 + 1) * self.radius**self.dim

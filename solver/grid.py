@@ -67,8 +67,12 @@ class Grid(Discretization):
         self.bc = bc
         self.dim = dim
         self.periodic = tuple(name == "periodic" for name in bc)
-        self.h = (bounds[:, 1] - bounds[:, 0]) / np.array(shape)
-        self.cell_volume = float(np.prod(self.h))
+        with np.errstate(over="ignore", under="ignore"):
+            self.h = (bounds[:, 1] - bounds[:, 0]) / np.array(shape)
+            self.cell_volume = float(np.prod(self.h))
+        if not 0 < self.cell_volume < np.inf:  # hi − lo overflows for bounds near ±1.8e308; a cell may underflow
+            raise ValueError(f"bounds {bounds.tolist()} with {shape} cells give cells of sides {self.h.tolist()}: "
+                             "a cell's volume must be a positive finite number")
         self.axes = tuple(lo + (np.arange(n) + 0.5) * h for (lo, _), n, h in zip(bounds, shape, self.h))
 
     def __repr__(self):

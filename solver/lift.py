@@ -360,8 +360,8 @@ class ReluRegression:
         if y.shape != (len(inputs),):
             raise ValueError(f"ReluRegression: y must have shape ({len(inputs)},), got {y.shape}")
         q = np.full(len(y), 1.0 / len(y)) if quadrature is None else np.asarray(quadrature, dtype=float)
-        if q.shape != y.shape or np.any(q < 0):
-            raise ValueError(f"ReluRegression: quadrature must be {len(y)} weights >= 0")
+        if q.shape != y.shape or not np.all((q >= 0) & (q < np.inf)):  # NaN fails too
+            raise ValueError(f"ReluRegression: quadrature must be {len(y)} finite weights >= 0")
         if not np.isfinite(weight_decay) or weight_decay < 0:
             raise ValueError(f"ReluRegression: weight_decay must be finite and >= 0, got {weight_decay}")
         if loss not in LOSSES:

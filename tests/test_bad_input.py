@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from solver import Energy, Entropy, Grid, PorousMedium, Potential, solve
+from solver.domains import Ball, Box
 from solver.timeloop import SimulationError
 
 
@@ -77,7 +78,9 @@ def test_unknown_boundary_condition(bc):
 
 @pytest.mark.parametrize(
     "bounds, shape, message",
-    [([(1, 0)], 4, "lo < hi"), ([(0, 1)] * 4, 4, "1 to 3 pairs"), ([(0, 1)], 1, "each >= 2")],
+    [([(1, 0)], 4, "lo < hi"), ([(0, 1)] * 4, 4, "1 to 3 pairs"), ([(0, 1)], 1, "each >= 2"),
+     ([(-1e308, 1e308)], 8, r"cells of sides \[inf\]: a cell's volume must be a positive finite number"),
+     ([(0, 1e-200)] * 2, 8, "a cell's volume must be a positive finite number")],
 )
 def test_bad_grids(bounds, shape, message):
     with pytest.raises(ValueError, match=message):
@@ -208,3 +211,14 @@ class Custom(Energy):
 def test_an_energy_must_give_a_finite_number_and_an_array_of_rhos_shape(grid, energy, message):
     with pytest.raises((ValueError, NotImplementedError), match=message):
         solve(energy, grid, density(grid), (0, 0.01))
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [(lambda: Box([np.nan], [1]), "need lower < upper"), (lambda: Box([-1e308], [1e308]), "need finite corners"),
+     (lambda: Box([[0, 0]], [[1, 1]]), "one coordinate each"), (lambda: Ball([np.nan, 0], 1), "a finite center"),
+     (lambda: Ball([0, 0], np.inf), "a finite radius > 0"), (lambda: Ball([0, 0], 0), "a finite radius > 0")],
+)
+def test_bad_domains(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()

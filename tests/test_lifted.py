@@ -191,6 +191,12 @@ def test_refuses_an_imbalanced_start_of_the_particles(rng):
         simulate(energy, theta0[:, :2], (0.0, 1.0), step=0.1, progress=False)
 
 
+@pytest.mark.parametrize("quadrature", [[0.5, np.nan], [0.5, np.inf], [0.5, -0.1], [1.0]])
+def test_refuses_quadrature_weights_that_are_not_finite_and_nonnegative(quadrature):
+    with pytest.raises(ValueError, match="quadrature must be 2 finite weights >= 0"):
+        LiftedReluRisk(np.ones((2, 2)), np.zeros(2), quadrature=quadrature)
+
+
 def test_refuses_the_wrong_species_and_bases(rng):
     *_, energy = teacher_data(rng)
     with pytest.raises(ValueError, match=r"species must be \('plus', 'minus'\).*got \('minus', 'plus'\)"):
