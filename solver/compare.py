@@ -309,6 +309,9 @@ def _pde_at(problem, times, pde, solve_options, caller):
                      **solve_options)
     if solve_options:
         raise ValueError(f"{caller}: solve options {sorted(solve_options)} with a given pde: they would not be used")
+    if np.shape(pde.rho)[1:] != problem.grid.shape:
+        raise ValueError(f"{caller}: pde holds densities of shape {np.shape(pde.rho)[1:]}, not of the problem's "
+                         f"discretization {problem.grid!r} ({problem.grid.shape})")
     if not np.array_equal(pde.t, times):
         raise ValueError(f"{caller}: pde was saved at t = {pde.t.tolist()}, not at the study's times "
                          f"{times.tolist()}: solve it with save_at=times")

@@ -55,8 +55,8 @@ class Grid(Discretization):
             raise ValueError(f"shape must give whole cell counts (integers), got {shape!r}") from None
         if len(shape) != dim or min(shape) < 2:
             raise ValueError(f"shape must give {dim} cell counts, each >= 2, got {shape}")
-        bc = (bc,) * dim if isinstance(bc, str) else tuple(bc)
-        unknown = [name for name in bc if name not in BOUNDARY_CONDITIONS]
+        bc = (bc,) * dim if isinstance(bc, str) else tuple(bc) if isinstance(bc, (list, tuple)) else (bc,)
+        unknown = [name for name in bc if not (isinstance(name, str) and name in BOUNDARY_CONDITIONS)]
         if len(bc) != dim or unknown:
             raise ValueError(
                 f"bc must be one of {BOUNDARY_CONDITIONS} or {dim} of them (one per axis), "
@@ -110,7 +110,11 @@ class Grid(Discretization):
         total = np.zeros(self.shape)
         for index in np.ndindex(*(nodes,) * self.dim):
             offset = np.array([x[i] for i in index]) * self.h / 2
-            total += np.prod([w[i] for i in index]) * f(self.points + offset)
+            values = np.asarray(f(self.points + offset), dtype=float)
+            if values.shape != self.shape:
+                raise ValueError(f"cell_averages: f must map points of shape (..., {self.dim}) to values of shape "
+                                 f"(...): for points of shape {self.points.shape} it gave {values.shape}")
+            total += np.prod([w[i] for i in index]) * values
         return total / 2**self.dim
 
     def initial_density(self, f):

@@ -34,6 +34,7 @@ import abc
 import contextlib
 import dataclasses
 import functools
+import numbers
 import sys
 import time
 
@@ -666,8 +667,11 @@ def check_scheme_options(scheme, dt, max_step, cfl, tol=None):
     implicit ones; the options a scheme does not take are None. ``tol`` (bdf2's error
     tolerance, in (0, 1)) is checked and left to the stepper's default when None. Messages
     start with the option's name."""
-    if scheme not in SCHEMES:
+    if not (isinstance(scheme, str) and scheme in SCHEMES):
         raise ValueError(f"scheme must be one of {tuple(SCHEMES)}, got {scheme!r}")
+    for name, value in (("cfl", cfl), ("max_step", max_step), ("dt", dt), ("tol", tol)):
+        if value is not None and not isinstance(value, numbers.Real):
+            raise ValueError(f"{name} must be a number, got {value!r}")
     takes = SCHEMES[scheme].options
     if dt is not None and "dt" not in takes:
         raise ValueError(f"dt: the {scheme} scheme chooses its own steps and takes no dt; bound them with max_step, "

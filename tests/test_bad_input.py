@@ -222,3 +222,26 @@ def test_an_energy_must_give_a_finite_number_and_an_array_of_rhos_shape(grid, en
 def test_bad_domains(make, message):
     with pytest.raises(ValueError, match=message):
         make()
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"scheme": ["explicit"]}, r"scheme must be one of .* got \['explicit'\]"),
+    ({"cfl": "0.5"}, "cfl must be a number, got '0.5'"),
+    ({"scheme": "implicit", "dt": "0.1"}, "dt must be a number"),
+    ({"max_step": None, "cfl": [0.5]}, "cfl must be a number"),
+])
+def test_options_of_the_wrong_type_are_refused(grid, options, message):
+    with pytest.raises(ValueError, match=message):
+        solve(PorousMedium(2), grid, density(grid), (0, 1), **options)
+
+
+@pytest.mark.parametrize("bc", [None, 3, ["wall", None]])
+def test_boundary_conditions_of_the_wrong_type_are_refused(bc):
+    with pytest.raises(ValueError, match="bc must be one of"):
+        Grid([(0, 1), (0, 1)], 4, bc=bc)
+
+
+def test_cell_averages_of_a_function_of_the_wrong_shape_are_refused(grid):
+    with pytest.raises(ValueError, match=r"f must map points of shape \(\.\.\., 2\) to values of shape \(\.\.\.\): "
+                                         r"for points of shape \(6, 5, 2\) it gave \(6, 5, 2\)"):
+        grid.cell_averages(lambda x: x)

@@ -157,6 +157,9 @@ def test_study_refuses_a_pde_saved_at_other_times_and_no_seeds():
         study(problem, [4], [0.0, 0.02], [0], 0.01, pde=pde)
     with pytest.raises(ValueError, match=r"solve options \['scheme'\] with a given pde"):
         study(problem, [4], [0.0, 0.01, 0.05], [0], 0.01, pde=pde, scheme="rkl2")
+    other = problems.get("rbf-mixture", cells=6, n_data=10)
+    with pytest.raises(ValueError, match=r"pde holds densities of shape \(8, 8\), not of the problem's"):
+        study(other, [4], [0.0, 0.01, 0.05], [0], 0.01, pde=pde)
     with pytest.raises(ValueError, match="seeds is empty"):
         study(problem, [4], [0.0, 0.01, 0.05], [], 0.01, pde=pde)
     assert len(study(problem, [4], [0.0, 0.01, 0.05], [0], 0.01, pde=pde)["rows"]) == 3
