@@ -18,8 +18,7 @@ L (:meth:`~Discretization.rate`), the forward-Euler step limits of L (positivity
 transport part, stability of the linearized diffusion; :meth:`~Discretization.step_limits`),
 the rate of the implicit scheme and its Newton matrix I − dt ∂L/∂ρ
 (:meth:`~Discretization.implicit_rate`, :meth:`~Discretization.jacobian`) and the solve with
-it (:meth:`~Discretization.solve_jacobian`, factored for reuse by
-:meth:`~Discretization.factor_jacobian`), the norm of an adaptive scheme's local error
+it, factored for reuse (:meth:`~Discretization.factor_jacobian`), the norm of an adaptive scheme's local error
 (:meth:`~Discretization.error_norm`), global
 reductions (every decision of the time loop is taken on them, so that all MPI ranks take
 the same one), initial data from a function and the writer of its own results.
@@ -208,10 +207,6 @@ class Discretization(abc.ABC):
         matrix = self.jacobian(rho, xi, curvature, dt, second_order).tocsc()
         factors = scipy.sparse.linalg.splu(matrix, permc_spec="MMD_AT_PLUS_A")
         return lambda rhs: factors.solve(rhs.ravel()).reshape(rhs.shape)
-
-    def solve_jacobian(self, rho, xi, curvature, dt, rhs, second_order=False):
-        """(I − dt ∂L/∂ρ)⁻¹ rhs by the solve of :meth:`factor_jacobian`."""
-        return self.factor_jacobian(rho, xi, curvature, dt, second_order)(rhs)
 
     def error_norm(self, values):
         """The norm in which an adaptive scheme measures its local error (:class:`~solver.timeloop.BDF2`):

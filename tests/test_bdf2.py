@@ -114,14 +114,14 @@ def test_benchmark_quick():
 
 @pytest.mark.parametrize("second_order", [False, True])
 def test_banded_solve_equals_the_sparse_one(second_order):
-    """On a 1D grid with walls, Grid.solve_jacobian's banded LU (fv.upwind_jacobian_bands)
+    """On a 1D grid with walls, Grid.factor_jacobian's banded LU (fv.upwind_jacobian_bands)
     gives the sparse LU's answer, vacuum cells and both upwind sides included."""
     grid = Grid([(-1, 1)], 40)
     energy = PorousMedium(2) + Potential(lambda x: np.sum(np.sin(3 * x), axis=-1))
     rho = np.random.default_rng(1).random(grid.shape) + 0.1
     rho[::7] = 0.0
     xi, curvature, rhs = energy.first_variation(rho, grid), energy.second_variation_diagonal(rho + 0.1, grid), rho - 0.5
-    banded = grid.solve_jacobian(rho, xi, curvature, 0.3, rhs, second_order)
+    banded = grid.factor_jacobian(rho, xi, curvature, 0.3, second_order)(rhs)
     sparse = Discretization.factor_jacobian(grid, rho, xi, curvature, 0.3, second_order)(rhs)
     matrix = grid.jacobian(rho, xi, curvature, 0.3, second_order)
     assert np.abs(matrix @ sparse - rhs).max() <= 1e-12 and np.abs(banded - sparse).max() <= 1e-12
@@ -131,7 +131,7 @@ def test_banded_solve_equals_the_sparse_one(second_order):
 @pytest.mark.parametrize("shape, bc", [((24, 20), "wall"), ((21, 18), ("periodic", "wall")), ((16, 16), "periodic"),
                                        ((12, 10, 11), "wall")])
 def test_dissection_solve_equals_the_minimum_degree_one(shape, bc, second_order):
-    """In 2D and 3D, Grid.solve_jacobian's LU in nested-dissection order gives the answer of the
+    """In 2D and 3D, Grid.factor_jacobian's LU in nested-dissection order gives the answer of the
     base's LU in minimum-degree order (the solve bdf2 used before), vacuum cells and both upwind
     sides included; the order is a permutation of the cells."""
     grid = Grid([(-1, 1)] * len(shape), shape, bc=bc)
@@ -141,7 +141,7 @@ def test_dissection_solve_equals_the_minimum_degree_one(shape, bc, second_order)
     rho = np.random.default_rng(3).random(grid.shape) + 0.1
     rho.ravel()[::7] = 0.0
     xi, curvature, rhs = energy.first_variation(rho, grid), energy.second_variation_diagonal(rho + 0.1, grid), rho - 0.5
-    dissection = grid.solve_jacobian(rho, xi, curvature, 0.3, rhs, second_order)
+    dissection = grid.factor_jacobian(rho, xi, curvature, 0.3, second_order)(rhs)
     minimum_degree = Discretization.factor_jacobian(grid, rho, xi, curvature, 0.3, second_order)(rhs)
     matrix = grid.jacobian(rho, xi, curvature, 0.3, second_order)
     assert np.abs(matrix @ dissection.ravel() - rhs.ravel()).max() <= 1e-12

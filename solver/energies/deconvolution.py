@@ -98,6 +98,7 @@ import itertools
 from numbers import Integral
 
 import numpy as np
+import scipy.fft
 from scipy import optimize
 
 from ..convex import convex_minimum
@@ -431,7 +432,7 @@ class SpikeDeconvolution(SignedMeasureRisk):
         coefficients[(0,) * d] = residual[0]
         wrapped = tuple(np.mod(self.frequencies, samples).T)
         coefficients[wrapped] = np.sqrt(2) * (residual[1:1 + half] - 1j * residual[1 + half:])
-        values = np.abs(np.real(np.fft.ifftn(coefficients) * samples**d))
+        values = np.abs(np.real(scipy.fft.ifftn(coefficients) * samples**d))
         grid_max = float(values.max())
         if grid_max == 0:  # the N^d nodes determine η (N > 2f_c): η ≡ 0, and a flat grid has no peaks to polish
             return 0.0, 0.0
