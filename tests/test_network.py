@@ -204,9 +204,10 @@ def test_teacher_is_a_zero_risk_student():
 def test_bad_input():
     feature = Feature.neuron("relu", 2, bias=True)
     X, y = np.zeros((5, 2)), np.zeros(5)
-    with pytest.raises(ValueError, match=r"X: inputs of shape \(5, 3\) for a feature on R\^2"):
+    with pytest.raises(ValueError, match=r"X: inputs x ∈ R\^2 given as an array of shape \(5, 3\): give one of shape "
+                                         r"\(n, 2\)"):
         NetworkRisk(feature, np.zeros((5, 3)), y)
-    with pytest.raises(ValueError, match=r"inputs of shape \(5, 2, 1\)"):
+    with pytest.raises(ValueError, match=r"given as an array of shape \(5, 2, 1\)"):
         NetworkRisk(feature, np.zeros((5, 2, 1)), y)
     with pytest.raises(ValueError, match="X holds no data point"):
         NetworkRisk(feature, np.zeros((0, 2)), np.zeros(0))
@@ -219,7 +220,7 @@ def test_bad_input():
     with pytest.raises(ValueError, match="weight_decay must be finite and >= 0"):
         NetworkRisk(feature, X, y, weight_decay=-1)
     energy = NetworkRisk(feature, X, y)
-    with pytest.raises(ValueError, match=r"parameters of shape \(2, 3\) for a feature whose θ has dimension 4"):
+    with pytest.raises(ValueError, match=r"NetworkRisk: parameters θ ∈ R\^4 given as an array of shape \(2, 3\)"):
         energy.particle_velocity(np.zeros((2, 3)), np.full(2, 0.5))
     # the Numba kernels check no bounds: every shape is checked before them
     theta = np.ones((5, 4))
@@ -228,15 +229,15 @@ def test_bad_input():
             energy.predict(theta, short_or_long)
         with pytest.raises(ValueError, match=r"weights of shape"):
             energy.risk(theta, short_or_long)
-    with pytest.raises(ValueError, match=r"x: inputs of shape \(3, 1\)"):
+    with pytest.raises(ValueError, match=r"x: inputs x ∈ R\^2 given as an array of shape \(3, 1\)"):
         energy.predict(theta, np.ones(5), x=np.ones((3, 1)))
-    with pytest.raises(ValueError, match=r"the batch's X: inputs of shape \(5, 1\)"):
+    with pytest.raises(ValueError, match=r"the batch's X: inputs x ∈ R\^2 given as an array of shape \(5, 1\)"):
         energy.particle_velocity(theta, np.ones(5), batch=(np.ones((5, 1)), np.ones(5)))
     with pytest.raises(ValueError, match=r"the batch's y has shape \(4,\) for 5 inputs"):
         energy.particle_velocity(theta, np.ones(5), batch=(np.ones((5, 2)), np.ones(4)))
-    with pytest.raises(ValueError, match=r"Feature: parameters of shape \(1, 3\)"):
+    with pytest.raises(ValueError, match=r"Feature: parameters θ ∈ R\^4 given as an array of shape \(1, 3\)"):
         feature(np.ones(3), X)
-    with pytest.raises(ValueError, match=r"Feature: inputs of shape \(5, 3\)"):
+    with pytest.raises(ValueError, match=r"Feature: inputs x ∈ R\^2 given as an array of shape \(5, 3\)"):
         feature(theta, np.ones((5, 3)))
     with pytest.raises(ValueError, match="the grid is 2D but θ has dimension 4"):
         energy.value(np.ones((4, 4)), Grid([(0, 1)] * 2, 4))

@@ -39,6 +39,15 @@ MATRIX_LIMIT = 2**27
 ACTIVATIONS = {"relu": kernels.RELU, "sigmoid": kernels.SIGMOID, "tanh": kernels.TANH}
 
 
+def rows_of(values, width, what):
+    """``values`` as a C-contiguous (n, ``width``) float array, after checking its shape (the
+    Numba kernels check no bounds); ``what`` names them in the error."""
+    values = np.ascontiguousarray(np.atleast_2d(values), dtype=float)
+    if values.ndim != 2 or values.shape[1] != width:
+        raise ValueError(f"{what} given as an array of shape {values.shape}: give one of shape (n, {width})")
+    return values
+
+
 @dataclasses.dataclass(frozen=True)
 class Feature:
     """A unit Φ(θ, x) of a two-layer network on inputs x ∈ R^input_dim.
@@ -99,19 +108,11 @@ class Feature:
 
     def parameters(self, theta, caller):
         """``theta`` as an (m, dim) float array, after checking its shape (the kernels do not)."""
-        theta = np.ascontiguousarray(np.atleast_2d(theta), dtype=float)
-        if theta.ndim != 2 or theta.shape[1] != self.dim:
-            raise ValueError(f"{caller}: parameters of shape {theta.shape} for a feature whose θ has dimension "
-                             f"{self.dim}: give an array of shape (m, {self.dim})")
-        return theta
+        return rows_of(theta, self.dim, f"{caller}: parameters θ ∈ R^{self.dim}")
 
     def inputs(self, X, caller):
         """``X`` as an (n, input_dim) float array, after checking its shape (the kernels do not)."""
-        X = np.ascontiguousarray(np.atleast_2d(X), dtype=float)
-        if X.ndim != 2 or X.shape[1] != self.input_dim:
-            raise ValueError(f"{caller}: inputs of shape {X.shape} for a feature on R^{self.input_dim}: give an "
-                             f"array of shape (n, {self.input_dim})")
-        return X
+        return rows_of(X, self.input_dim, f"{caller}: inputs x ∈ R^{self.input_dim}")
 
 
 class SquareLoss:
