@@ -18,10 +18,10 @@ L (:meth:`~Discretization.rate`), the forward-Euler step limits of L (positivity
 transport part, stability of the linearized diffusion; :meth:`~Discretization.step_limits`),
 the rate of the implicit scheme and its Newton matrix I − dt ∂L/∂ρ
 (:meth:`~Discretization.implicit_rate`, :meth:`~Discretization.jacobian`) and the solve with
-it, factored for reuse (:meth:`~Discretization.factor_jacobian`), the norm of an adaptive scheme's local error
-(:meth:`~Discretization.error_norm`), global
-reductions (every decision of the time loop is taken on them, so that all MPI ranks take
-the same one), initial data from a function and the writer of its own results.
+it, factored for reuse (:meth:`~Discretization.factor_jacobian`), the norm of an adaptive
+scheme's local error (:meth:`~Discretization.error_norm`), global reductions (every
+decision of the time loop is taken on them, so that all MPI ranks take the same one),
+initial data from a function and the writer of its own results.
 
 Fast paths that only some discretizations have (per-axis tables on a Cartesian grid,
 FFT convolutions) are attributes or methods that are ``None`` here: a consumer asks for
@@ -277,4 +277,3 @@ def sampled_kernel(W, displacements, discretization):
         raise ValueError("W must be even, W(−z) = W(z): it is not at some displacement between the discretization's "
                          "points")
     return values
-
