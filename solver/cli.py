@@ -635,7 +635,7 @@ def summary(run, solution, config_name, comparison, written):
         exact = run.exact(solution.t[-1])
         error = run.grid.integrate(np.abs(solution.rho[-1] - exact))
         lines.append(f"| L1 error against the exact solution at t = {solution.t[-1]:g} | {error:.3e} |")
-        kept = run.grid.integrate(exact) / run.grid.integrate(solution.rho[-1])
+        kept = run.grid.integrate(exact) / solution.history["mass"][-1]
         if abs(kept - 1) > EXACT_MASS_RTOL:  # the profile of R^d is exact only while its support is inside
             lines.append(f"| **not exact here**: the profile's mass in the domain over the run's at t = "
                          f"{solution.t[-1]:g} | {kept:.4g} (its support has reached the boundary: the error above "
@@ -1169,8 +1169,9 @@ def relaunch(ranks, config_path, arguments):
     process), and more ranks than the points (vertices or cells) of its discretization."""
     if ranks < 1:
         raise UsageError(f"--ranks {ranks}: give a number of MPI ranks >= 1")
-    if launcher_size() is not None:  # even of one rank: mpirun cannot be called from under mpirun
-        raise UsageError(f"--ranks {ranks}: this wgf runs under mpirun already ({launcher_size()} rank(s)); give "
+    launched = launcher_size()
+    if launched is not None:  # even of one rank: mpirun cannot be called from under mpirun
+        raise UsageError(f"--ranks {ranks}: this wgf runs under mpirun already ({launched} rank(s)); give "
                          "--ranks or mpirun, not both")
     grid = load(config_path).grid
     points = grid.global_size

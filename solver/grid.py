@@ -5,6 +5,7 @@ finite volumes of :mod:`solver.fv`."""
 import functools
 import math
 import operator
+from collections.abc import Iterable
 
 import numpy as np
 import scipy.fft
@@ -55,7 +56,7 @@ class Grid(Discretization):
             raise ValueError(f"shape must give whole cell counts (integers), got {shape!r}") from None
         if len(shape) != dim or min(shape) < 2:
             raise ValueError(f"shape must give {dim} cell counts, each >= 2, got {shape}")
-        bc = (bc,) * dim if isinstance(bc, str) else tuple(bc) if isinstance(bc, (list, tuple)) else (bc,)
+        bc = tuple(bc) if isinstance(bc, Iterable) and not isinstance(bc, str) else (bc,) * dim
         unknown = [name for name in bc if not (isinstance(name, str) and name in BOUNDARY_CONDITIONS)]
         if len(bc) != dim or unknown:
             raise ValueError(
