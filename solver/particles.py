@@ -66,7 +66,7 @@ def _positive_int(value, name):
 
 
 def simulate(energy, theta0, t_span, *, step, method="gd", batch_size=None, domain=None,
-             save_at=None, rng=None, progress=None):
+             save_at=None, rng=None, max_steps=10_000_000, progress=None):
     """Run (S)GD on m particles from ``theta0`` over ``t_span`` with steps ``step`` = ε.
 
     Parameters
@@ -80,6 +80,8 @@ def simulate(energy, theta0, t_span, *, step, method="gd", batch_size=None, doma
         ε > 0. Each save time must be a whole number of steps from t0 (to 1e-9
         relative); the run ends at the last save time.
     method : {"gd", "sgd"}
+        SGD draws a mini-batch of each term with data (``sample_batch``) every step; the
+        other terms move by their whole velocity; an energy without data is refused.
     batch_size : int
         Mini-batch size for SGD.
     domain : Box, Ball, Annulus, Sphere or solver.fem.Mesh, optional
@@ -90,6 +92,9 @@ def simulate(energy, theta0, t_span, *, step, method="gd", batch_size=None, doma
         Default (t0, t1).
     rng : numpy.random.Generator or int
         The only source of randomness (SGD batches, noise).
+    max_steps : int
+        Refuse (ValueError), before the first step, a run of more steps than this (as
+        :func:`solver.solve`'s ``max_steps``): a step far too small for its span.
     progress : bool, optional
         A tqdm bar; by default only in a terminal and after a second.
     """
@@ -108,9 +113,15 @@ def simulate(energy, theta0, t_span, *, step, method="gd", batch_size=None, doma
                          "used")
     t0, _, save_times = check_times(t_span, save_at)
     counts = (save_times - t0) / step
+    if np.round(counts[-1]) > _positive_int(max_steps, "max_steps"):
+        raise ValueError(f"simulate: {t_span} in steps of {step} is {counts[-1]:.3g} steps, more than max_steps = "
+                         f"{max_steps}; take a longer step (or raise max_steps)")
     if np.any(np.abs(counts - np.round(counts)) > 1e-9 * np.maximum(counts, 1)):
         raise ValueError(f"simulate: every save time must be a whole number of steps {step} from t0 = {t0}")
     moving, tau = _split(energy)
+    if method == "sgd" and not any(hasattr(term, "sample_batch") for term in moving):
+        raise ValueError(f"simulate: method 'sgd' draws mini-batches of a term's data, and no term of {energy!r} has "
+                         "data (a network or bump risk); use method 'gd'")
     for term in moving:
         if hasattr(term, "dim") and theta.shape[1] != term.dim:
             raise ValueError(f"simulate: theta0 has dimension {theta.shape[1]} but {term!r} needs {term.dim}")

@@ -119,12 +119,34 @@ def test_a_nan_stops_the_run_and_keeps_what_was_computed():
         ({"domain": Box([-5], [5])}, r"the domain Box.* is 1D but the particles have dimension 2"),
         ({"domain": Box([-5] * 3, [5] * 3)}, r"is 3D but the particles have dimension 2"),
         ({"batch_size": 5}, "batch_size=5 is for method 'sgd', not 'gd'"),
+        ({"method": "sgd", "batch_size": 2}, r"method 'sgd' draws mini-batches .* no term of Potential.* has data"),
+        ({"step": 1e-9}, r"\(0, 1\) in steps of 1e-09 is 1e\+09 steps, more than max_steps = 10000000"),
+        ({"max_steps": 9}, "is 10 steps, more than max_steps = 9"),
+        ({"max_steps": 0}, "max_steps must be a positive integer"),
     ],
 )
 def test_bad_input(kwargs, message):
     arguments = {"theta0": np.zeros((3, 2)), "t_span": (0, 1), "step": 0.1, **kwargs}
     with pytest.raises(ValueError, match=message):
         simulate(QUADRATIC, arguments.pop("theta0"), arguments.pop("t_span"), **arguments)
+
+
+def test_max_steps_allows_a_run_of_exactly_that_many_steps():
+    run = simulate(QUADRATIC, np.ones((3, 2)), (0, 1), step=0.1, max_steps=10)
+    assert run.steps == 10
+
+
+def test_sgd_moves_the_terms_without_data_by_their_full_velocity(rng):
+    """A potential beside a network risk: SGD draws the risk's batches, the potential's pull
+    is whole. With every data point the same, each batch is the data, so SGD is gradient
+    descent to the bit, and the potential moved the particles."""
+    X = np.full((6, 1), 0.7)
+    risk = NetworkRisk(Feature.neuron("tanh", 1), X, np.tanh(X[:, 0]))
+    energy = risk + Potential(lambda x: 0.5 * np.sum(x**2, axis=-1), grad=lambda x: x)
+    theta0 = rng.normal(size=(4, 2))
+    sgd = simulate(energy, theta0, (0, 0.5), step=0.05, method="sgd", batch_size=6, rng=3)
+    assert np.array_equal(sgd.theta, simulate(energy, theta0, (0, 0.5), step=0.05).theta)
+    assert not np.allclose(sgd.theta[-1], simulate(risk, theta0, (0, 0.5), step=0.05).theta[-1])
 
 
 def test_dimension_and_porous_medium_errors():
