@@ -200,7 +200,8 @@ def _uniform_density():
 
 INITIAL_DENSITIES = {
     "gaussian": Term(_gaussian_density, {"mean": Key("numbers", REQUIRED, "one coordinate per axis"),
-                                         "std": Key("numbers", REQUIRED, "one per axis", low=0, low_open=True)},
+                                         "std": Key("numbers", REQUIRED, "one per axis (its square a normal float)",
+                                                     low=1e-150, high=1e150)},
                      "N(mean, diag(std²)), cut to the box and normalized"),
     "barenblatt": Term(_barenblatt_density, {"t": Key("number", 1.0, "time of the profile", low=0, low_open=True),
                                              "m": Key("number", 2.0, "exponent", low=1, low_open=True),
