@@ -19,6 +19,7 @@ from numbers import Integral
 import numpy as np
 import ot
 
+from .energies.base import particle_weights
 from .energies.deconvolution import SpikeDeconvolution
 from .energies.lifted import LiftedReluRisk
 
@@ -239,9 +240,7 @@ def _particle_measure(theta, weights, dim):
         raise ValueError(f"theta must be finite, but {bad} of its {len(theta)} particles hold NaN or infinite values")
     if weights is None:
         return theta, np.full(len(theta), 1 / len(theta))
-    weights = np.asarray(weights, dtype=float)
-    if weights.shape != (len(theta),):
-        raise ValueError(f"weights must have shape ({len(theta)},), one per particle of theta, got {weights.shape}")
+    weights = particle_weights(weights, theta, "wasserstein")
     if not np.all(np.isfinite(weights)) or weights.min() < 0:
         raise ValueError(f"weights must be finite and >= 0, got min {weights.min():.3g}")
     if weights.sum() <= 0:

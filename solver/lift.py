@@ -50,6 +50,8 @@ import dataclasses
 import numpy as np
 from scipy import special
 
+from .energies.base import particle_weights
+
 LOSSES = ("square", "logistic", "exponential")
 """The losses ℓ(p, y) of :class:`ReluRegression`: ½(p − y)², log(1 + e^(−yp)) and e^(−yp)."""
 
@@ -113,11 +115,9 @@ class SphereMeasure:
 
 def _check_particles(theta, weights, name):
     theta = np.atleast_2d(np.asarray(theta, dtype=float))
-    weights = np.asarray(weights, dtype=float)
     if theta.ndim != 2 or theta.shape[1] < 2:
         raise ValueError(f"{name}: theta must be (m, p + 1) rows w = (a, b), got shape {theta.shape}")
-    if weights.shape != (len(theta),):
-        raise ValueError(f"{name}: weights must have shape ({len(theta)},), got {weights.shape}")
+    weights = particle_weights(weights, theta, name)
     if not (np.all(np.isfinite(theta)) and np.all(np.isfinite(weights))):
         raise ValueError(f"{name}: theta and weights must be finite")
     if np.any(weights < 0):

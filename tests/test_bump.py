@@ -230,7 +230,7 @@ def test_noisy_sgd_matches_an_entropy_term():
         (lambda: BumpRisk(f_1d, 0.1, INTERVAL).predict(np.zeros((3, 1)), np.ones(5)), r"weights of shape \(5,\)"),
         (lambda: BumpRisk(f_1d, 0.1, INTERVAL).risk(np.zeros((3, 2)), np.ones(3)), r"θ of shape \(3, 2\)"),
         (lambda: BumpRisk(f_1d, 0.1, INTERVAL).predict(np.zeros((3, 1)), np.ones(3), np.zeros((4, 2))),
-         r"points x of shape \(4, 2\): give shapes \(m, 1\), \(m,\) and \(n, 1\)"),
+         r"points x of shape \(4, 2\): give shapes \(m, 1\) and \(n, 1\)"),
     ],
 )
 def test_bad_input(make, message):

@@ -91,7 +91,7 @@ def test_empirical_measures_converge_at_rate_one_half():
         ({"theta": np.zeros((0, 2))}, r"m >= 1, got shape \(0, 2\)"),
         ({"theta": np.full((3, 2), np.nan)}, "theta must be finite, but 3 of its 3 particles"),
         ({"weights": -np.ones(3)}, "weights must be finite and >= 0"),
-        ({"weights": np.ones(2)}, r"weights must have shape \(3,\)"),
+        ({"weights": np.ones(2)}, r"wasserstein: weights of shape \(2,\) for 3 particles θ_j: give one weight per row"),
         ({"weights": np.zeros(3)}, "weights sum to zero"),
         ({"p": 3}, "p must be 1 or 2"),
         ({"method": "fast"}, "method must be 'exact' or 'sliced'"),

@@ -473,7 +473,7 @@ def test_refuses_spikes_and_weights_that_are_not_finite_or_do_not_match():
         SpikeDeconvolution([[np.nan, 1.0]], [1.0], 2)
     with pytest.raises(ValueError, match="spikes and weights must be finite"):
         SpikeDeconvolution([1.0, 2.0], [1.0, np.inf], 2)
-    with pytest.raises(ValueError, match=r"weights \(m0,\), got \(3, 2\) and \(2,\)"):
+    with pytest.raises(ValueError, match=r"SpikeDeconvolution: weights of shape \(2,\) for 3 particles"):
         SpikeDeconvolution(CHIZAT_SPIKES, CHIZAT_MASSES[:2], 2)
     with pytest.raises(ValueError, match="d = 1 or 2"):
         SpikeDeconvolution(np.ones((2, 3)), np.ones(2), 2)

@@ -71,6 +71,8 @@ def test_lift_refuses_a_negative_mass(rng):
     theta = balanced_relu_init(4, 2, rng)
     with pytest.raises(ValueError, match=r"negative mass: weights\[2\] = -0\.1"):
         lift(theta, [0.1, 0.1, -0.1, 0.1])
+    with pytest.raises(ValueError, match=r"lift: weights of shape \(5,\) for 4 particles"):
+        lift(theta, np.full(5, 0.2))
 
 
 def test_balanced_relu_init(rng):

@@ -225,7 +225,7 @@ def test_bad_input():
     # the Numba kernels check no bounds: every shape is checked before them
     theta = np.ones((5, 4))
     for short_or_long in (np.ones(3), np.ones(7)):
-        with pytest.raises(ValueError, match=r"weights of shape \(\d,\) for 5 parameters"):
+        with pytest.raises(ValueError, match=r"NetworkRisk: weights of shape \(\d,\) for 5 particles"):
             energy.predict(theta, short_or_long)
         with pytest.raises(ValueError, match=r"weights of shape"):
             energy.risk(theta, short_or_long)

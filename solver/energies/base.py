@@ -17,6 +17,17 @@ import numpy as np
 _MISSING = object()
 
 
+def particle_weights(weights, theta, name):
+    """The weights w_j of a particle measure Σ_j w_j δ_θj as a C-contiguous float array,
+    after checking that there is one per row of ``theta`` (the Numba kernels check no
+    bounds); ``name`` starts the error."""
+    weights = np.ascontiguousarray(weights, dtype=float)
+    if weights.shape != (len(theta),):
+        raise ValueError(f"{name}: weights of shape {weights.shape} for {len(theta)} particles θ_j: give one weight "
+                         f"per row of θ, shape ({len(theta)},)")
+    return weights
+
+
 def once_per_discretization(method):
     """Decorate ``method(self, discretization)`` of an energy term so that it runs once per
     term and discretization and is reused after (grid tables, kernel transforms, stencils).

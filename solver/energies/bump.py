@@ -24,7 +24,7 @@ import scipy.sparse.linalg
 
 from ..domains import GAUSS_NODES
 from ..kernels.bump import bump_gradient_sum, bump_sum, unnormalized_bump
-from .base import Energy, once_per_discretization
+from .base import Energy, once_per_discretization, particle_weights
 
 UNIT_SPHERE_AREA = {1: 2.0, 2: 2 * math.pi, 3: 4 * math.pi}
 QUADRATURE_LIMIT = 5e7  # points of the quadrature of Ω (a few arrays of 400 MB)
@@ -323,13 +323,12 @@ class BumpRisk(_FitToTarget):
     # -- particles -------------------------------------------------------------------------
     def predict(self, theta, weights, x=None):
         """f̂(x) = Σ_i w_i K^δ(x − θ_i) at points x (n, d), by default the quadrature points of Ω."""
-        theta, weights = np.asarray(theta, dtype=float), np.asarray(weights, dtype=float)
+        theta = np.asarray(theta, dtype=float)
         x = self.quadrature[0] if x is None else np.asarray(x, dtype=float)
-        if not (theta.ndim == x.ndim == 2 and theta.shape[1] == x.shape[1] == self.dim
-                and weights.shape == (len(theta),)):  # the kernel checks no bounds
-            raise ValueError(f"{type(self).__name__}: centres θ of shape {theta.shape}, weights of shape "
-                             f"{weights.shape} and points x of shape {x.shape}: give shapes (m, {self.dim}), (m,) "
-                             f"and (n, {self.dim})")
+        if not (theta.ndim == x.ndim == 2 and theta.shape[1] == x.shape[1] == self.dim):  # the kernel checks no bounds
+            raise ValueError(f"{type(self).__name__}: centres θ of shape {theta.shape} and points x of shape "
+                             f"{x.shape}: give shapes (m, {self.dim}) and (n, {self.dim})")
+        weights = particle_weights(weights, theta, type(self).__name__)
         return bump_sum(x, theta, weights, self.delta, self.scale)
 
     def risk(self, theta, weights):

@@ -102,7 +102,7 @@ import scipy.fft
 from scipy import optimize
 
 from ..convex import convex_minimum
-from .base import once_per_discretization
+from .base import once_per_discretization, particle_weights
 from .signed import SignedMeasureRisk
 
 TURN = 2 * np.pi
@@ -237,10 +237,9 @@ class SpikeDeconvolution(SignedMeasureRisk):
         spikes = np.asarray(spikes, dtype=float)
         if spikes.ndim == 1:
             spikes = spikes[:, None]
-        weights = np.asarray(weights, dtype=float)
-        if spikes.ndim != 2 or spikes.shape[1] not in (1, 2) or weights.shape != (len(spikes),):
-            raise ValueError(f"SpikeDeconvolution: spikes must be (m0, d) with d = 1 or 2 and weights (m0,), got "
-                             f"{spikes.shape} and {weights.shape}")
+        if spikes.ndim != 2 or spikes.shape[1] not in (1, 2):
+            raise ValueError(f"SpikeDeconvolution: spikes must be (m0, d) with d = 1 or 2, got {spikes.shape}")
+        weights = particle_weights(weights, spikes, "SpikeDeconvolution")
         if not (np.all(np.isfinite(spikes)) and np.all(np.isfinite(weights))):
             raise ValueError("SpikeDeconvolution: spikes and weights must be finite")
         outside = np.flatnonzero(np.any((spikes < 0) | (spikes > TURN), axis=1))

@@ -30,7 +30,7 @@ import numpy as np
 from scipy.special import expit
 
 from ..kernels import network as kernels
-from .base import Energy, once_per_discretization
+from .base import Energy, once_per_discretization, particle_weights
 
 # Cells that cannot use per-axis tables (mesh vertices) keep the feature matrix
 # Φ[cell, data point] when it has at most this many entries (8 bytes each: 1 GiB); each
@@ -336,11 +336,11 @@ class NetworkRisk(Energy):
     def predict(self, theta, weights, x=None):
         """h_μ(x) = Σ_j w_j Φ(θ_j, x) at the data points (or at the inputs ``x`` (n, input_dim))."""
         theta = self.feature.parameters(theta, "NetworkRisk")
-        weights = np.ascontiguousarray(weights, dtype=float)
-        if weights.shape != (len(theta),):
-            raise ValueError(f"NetworkRisk: weights of shape {weights.shape} for {len(theta)} parameters θ_j: "
-                             f"give one weight per row of θ, shape ({len(theta)},)")
         x = self.X if x is None else self.feature.inputs(x, "NetworkRisk: x")
+        return self._prediction(theta, particle_weights(weights, theta, "NetworkRisk"), x)
+
+    def _prediction(self, theta, weights, x):
+        """h_μ at the inputs x, from arrays already checked (the kernel checks no bounds)."""
         out = np.empty(len(x))
         kernels.predict(self.feature.spec, theta, weights, x, out)
         return out
@@ -423,11 +423,12 @@ class NetworkRisk(Energy):
         the full data's sum over i is split: each rank sums over its block, the gradients are
         added over the ranks."""
         theta = self.feature.parameters(theta, "NetworkRisk")
-        X, y = self._block() if batch is None else self._checked_batch(*batch)
-        h = self.predict(theta, weights, X)
+        weights = particle_weights(weights, theta, "NetworkRisk")
+        X, y = self._block() if batch is None else self._checked_batch(*batch)  # C-contiguous (n, input_dim)
+        h = self._prediction(theta, weights, X)
         coef = self.loss.derivative(h, y) / (len(self.y) if batch is None else len(y))
         grad = np.empty_like(theta)
-        kernels.gradient(self.feature.spec, theta, coef, np.ascontiguousarray(X), grad)
+        kernels.gradient(self.feature.spec, theta, coef, X, grad)
         if batch is None:
             grad = self._over_ranks(grad)
         return -grad - 2 * self.weight_decay * theta
