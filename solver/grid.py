@@ -10,7 +10,6 @@ from collections.abc import Iterable
 import numpy as np
 import scipy.fft
 import scipy.linalg
-import scipy.signal
 import scipy.sparse
 import scipy.sparse.linalg
 
@@ -325,6 +324,8 @@ class Grid(Discretization):
         the origin's cell (:meth:`cell_average_stencil`): zero beyond walls, wrapped around
         periodic axes. ``method`` ("auto", "fft" or "direct") goes to
         ``scipy.signal.convolve`` ("auto": ``scipy.signal.choose_conv_method``)."""
+        import scipy.signal  # here, not at the top: it imports scipy.stats, a fifth of `import solver`'s time
+
         pad = [(s // 2, s // 2) if periodic else (0, 0) for s, periodic in zip(stencil.shape, self.periodic)]
         if any(self.periodic):
             values = np.pad(values, pad, mode="wrap")
