@@ -12,7 +12,7 @@ from cli_configs import barenblatt_config
 from conftest import require
 
 from solver import cli, problems
-from solver.cli import CONFIGS, DEFAULT_CONFIG, main
+from solver.cli import CONFIGS, main
 from solver.config import load
 
 # main() tunes its process first (solver.tune_process); here that is the test process, where OpenMP is loaded
@@ -160,11 +160,6 @@ def test_run_on_a_mesh_writes_xdmf_and_mesh_figures(tmp_path):
     assert "densities.xdmf (for ParaView)" in (out / "summary.md").read_text()
     (out / "snapshots.png").unlink()
     assert main(["plot", str(out)]) == 0 and (out / "snapshots.png").stat().st_size > 0
-
-
-def test_the_default_is_the_network_comparison():
-    run = load(DEFAULT_CONFIG)
-    assert run.problem is not None and len(run.particles["m"]) >= 3
 
 
 def test_problems_lists_every_preset(capsys):

@@ -1,6 +1,8 @@
 """Conic particle gradient descent: the lifted flow in the limit of small steps, energy
 decrease, and global convergence to the convex optimum over fine directions."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 from conftest import observed_order
@@ -55,11 +57,17 @@ def test_small_steps_follow_the_lifted_flow_to_first_order(problem, rng):
 
 
 def test_relu_units_default_to_the_reaction_of_plain_gradient_descent(problem):
-    """ReluRegression.reaction is the α = 2 of the lift of gradient descent in w, the default."""
+    """ReluRegression.reaction is the α = 2 of the lift of gradient descent in w, the default;
+    the default is the problem's own reaction, not a constant 2 (a problem whose reaction
+    reads 3 runs the α = 3 run)."""
     assert problem.reaction == 2.0
-    default = conic_gradient_descent(problem, uniform_start(8), 0.05, 20).energies
-    np.testing.assert_array_equal(default, conic_gradient_descent(problem, uniform_start(8), 0.05, 20,
-                                                                  reaction=2.0).energies)
+    run = lambda problem, **options: conic_gradient_descent(problem, uniform_start(8), 0.05, 20, **options).energies  # noqa: E731
+    np.testing.assert_array_equal(run(problem), run(problem, reaction=2.0))
+    reacting_at_three = type("ReactingAtThree", (type(problem),), {"reaction": 3.0})
+    other = reacting_at_three(**{field.name: getattr(problem, field.name) for field in dataclasses.fields(problem)
+                                 if field.init})
+    np.testing.assert_array_equal(run(other), run(problem, reaction=3.0))
+    assert not np.allclose(run(other), run(problem))
 
 
 def test_energy_never_increases_for_a_small_step(problem):

@@ -95,13 +95,13 @@ def test_quadrature_weights_count_repeated_points(rng):
 
 def test_bad_input_is_refused():
     A, y = np.eye(3), np.ones(3)
-    with pytest.raises(ValueError, match="nnls"):
+    with pytest.raises(ValueError, match="method='nnls' solves λ' = 0 only"):
         convex_minimum(A, y, 0.1, method="nnls")
-    with pytest.raises(ValueError, match="penalty"):
+    with pytest.raises(ValueError, match="penalty λ' must be finite and >= 0, got -1.0"):
         convex_minimum(A, y, -1.0)
-    with pytest.raises(ValueError, match="quadrature"):
+    with pytest.raises(ValueError, match="quadrature must be 3 finite weights >= 0"):
         convex_minimum(A, y, quadrature=[1.0, -1.0, 1.0])
-    with pytest.raises(ValueError, match="shape"):
+    with pytest.raises(ValueError, match=r"y must have shape \(3,\) to match the features' rows, got \(4,\)"):
         convex_minimum(A, np.ones(4))
 
 

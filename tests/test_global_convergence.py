@@ -14,6 +14,7 @@ from conftest import assert_invariants, require
 
 from solver import problems, solve
 from solver.cli import DEFAULT_CONFIG, main
+from solver.compare import circle_wasserstein
 from solver.config import load
 from solver.lift import lift
 
@@ -52,8 +53,15 @@ def test_relu_circle_builds_on_two_species(circle):
 
 
 def test_the_teacher_has_zero_risk():
+    """The targets are the teacher's y(ψ) = Σ_j b_j max(cos(ψ − φ_j), 0) at the inputs' angles
+    ψ, written here from the angles φ_j (not through the features the preset builds them
+    with), and the teacher's network predicts them."""
     problem = problems.get("relu-circle", cells=16, weight_decay=0.0)
     regression = problem.energy.problem
+    psi = np.arctan2(regression.inputs[:, 1], regression.inputs[:, 0])
+    units = np.maximum(np.cos(psi[:, None] - problems.CIRCLE_TEACHER_ANGLES[None, :]), 0)
+    teacher_outputs = units @ problem.teacher[:, 2]
+    np.testing.assert_allclose(regression.targets, teacher_outputs, rtol=0, atol=1e-14)
     np.testing.assert_allclose(regression.network_prediction(problem.teacher, np.ones(5)), regression.targets,
                                rtol=0, atol=1e-14)
     assert problem.energy.particle_energy(problem.teacher, np.ones(5)) < 1e-28
@@ -61,17 +69,24 @@ def test_the_teacher_has_zero_risk():
 
 
 def test_particles_start_where_the_pde_starts(circle):
-    """The balanced start's lift has the PDE's masses exactly, and its energy is the PDE's
-    start energy up to the sampling error of h_m (of order m^(-1/2))."""
+    """The balanced start's lift has the PDE's masses exactly, its directions spread as the
+    PDE's uniform ν± (W1 on the circle 0.015–0.019 here: h/4 = 0.012 from the cells' atoms
+    and the sampling error; a start at one direction is π/2 away), and its energy is the
+    PDE's start energy up to the sampling error of h_m (of order m^(-1/2))."""
     m = 20000
     F0 = circle.energy.value(circle.rho0, circle.grid)
     regression = circle.energy.problem
+    cell_angles = circle.grid.base.points.reshape(-1)
     for seed in (0, 1):
         theta = circle.sample(np.random.default_rng(seed), m)
         weights = np.full(m, 1 / m)
         measure = lift(theta, weights)
         np.testing.assert_allclose([measure.species(1)[1].sum(), measure.species(-1)[1].sum()], [0.5, 0.5],
                                    rtol=1e-12)
+        for sign, density in zip((1, -1), circle.rho0):
+            directions, masses = measure.species(sign)
+            angles = np.arctan2(directions[:, 1], directions[:, 0])
+            assert circle_wasserstein(angles, masses, cell_angles, density) < 0.025
         F = circle.energy.particle_energy(theta, weights)
         penalty = F - regression.risk(circle.energy.predict(theta, weights))
         assert penalty == pytest.approx(2 * regression.weight_decay, rel=1e-12)  # λΣω|w|² = 2λ, as 2λ(|ν+| + |ν−|)
@@ -183,6 +198,7 @@ def test_the_default_run_is_relu_circle():
     run = load(DEFAULT_CONFIG)
     assert run.config["problem"]["name"] == "relu-circle" and run.config["problem"]["weight_decay"] > 0
     assert run.particles is not None and min(run.particles["m"]) >= 4 * 5  # from 4·m0 on
+    assert len(run.particles["m"]) >= 3  # a slope of the gap over m to fit
 
 
 def test_sphere_figure(tmp_path):

@@ -268,12 +268,19 @@ def test_fokker_planck_on_the_disk(fem):
 
 
 def test_implicit_on_the_disk(fem):
+    """Backward Euler on the mesh approaches SSP-RK2 at first order in dt (L1 differences
+    measured 9.7e-5 and 4.9e-5 at dt = 0.1 and 0.05, 0.5% of the mass), and its error
+    against the exact profile stays near SSP-RK2's spatial one (2.2e-4 against 1.8e-4)."""
     disk = mesh(fem, "disk", 1)
-    solution = solve(PorousMedium(2), disk, barenblatt(disk.points, 1.0, C=0.02), (1.0, 2.0), scheme="implicit",
-                     dt=0.05)
-    assert_invariants(solution)
-    explicit = solve(PorousMedium(2), disk, barenblatt(disk.points, 1.0, C=0.02), (1.0, 2.0))
-    assert disk.integrate(np.abs(solution.rho[-1] - explicit.rho[-1])) < 0.05 * disk.integrate(explicit.rho[-1])
+    start, exact = barenblatt(disk.points, 1.0, C=0.02), barenblatt(disk.points, 2.0, C=0.02)
+    explicit = solve(PorousMedium(2), disk, start, (1.0, 2.0)).rho[-1]
+    differences = []
+    for dt in (0.1, 0.05):
+        solution = solve(PorousMedium(2), disk, start, (1.0, 2.0), scheme="implicit", dt=dt)
+        assert_invariants(solution)
+        differences.append(disk.integrate(np.abs(solution.rho[-1] - explicit)))
+    assert 0.85 <= observed_order([0.1, 0.05], differences) <= 1.15 and differences[-1] < 7e-5, differences
+    assert disk.integrate(np.abs(solution.rho[-1] - exact)) < 2.6e-4
 
 
 def test_bdf2_on_the_disk(fem):
@@ -301,7 +308,8 @@ def test_grid_and_mesh_agree_on_the_square(fem):
 
     grid_at_vertices = RegularGridInterpolator(grid.axes, on_grid, bounds_error=False, fill_value=None)(square.points)
     difference = square.integrate(np.abs(on_mesh - grid_at_vertices))
-    assert difference < 2 * (mesh_error + grid_error) + 1e-4, (difference, mesh_error, grid_error)
+    # measured: difference 4.7e-5, mesh error 5.4e-5, grid error 4.9e-6 (mass 0.010)
+    assert difference < 7e-5 and mesh_error < 8e-5 and grid_error < 8e-6, (difference, mesh_error, grid_error)
 
 
 @pytest.mark.slow

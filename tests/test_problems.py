@@ -17,8 +17,10 @@ def test_presets_dissipate(name):
     assert values[-1] < 0.95 * values[0], values
 
 
-def test_relu_teacher_pde_risk_goes_to_zero(relu_teacher_pde):
-    """Chizat–Bach: from mass in every direction, the flow reaches the global minimum (zero risk)."""
+def test_relu_teacher_pde_risk_falls_toward_zero(relu_teacher_pde):
+    """Chizat–Bach: from mass in every direction, the flow heads for the global minimum (zero
+    risk): the risk falls at every save, below 0.12 of its start, and still falls at the end
+    of this short run (the global convergence itself: tests/test_global_convergence.py)."""
     problem, times, solution = relu_teacher_pde
     assert_invariants(solution)
     risk = np.array([problem.energy.value(rho, problem.grid) for rho in solution.rho])
