@@ -35,7 +35,8 @@ F_c = 0, F_m itself: an upper bound on the true relative gap), ``conic_gd_energy
 ``particle_study`` (per λ, method and m: excess, spike error, seconds).
 
 Run: ``.venv/bin/python benchmarks/deconvolution.py [--quick] [--out DIR]`` (``--quick``:
-24² cells, plain gradient descent and the particle study for λ = 1 only; a few minutes).
+24² cells, plain gradient descent and the particle study for λ = 1 only, the figures in a
+temporary folder, not over the README's; a few minutes).
 """
 
 import argparse
@@ -44,6 +45,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from quick import figures_folder
 
 from solver import tune_process
 
@@ -176,9 +178,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
                         help="24² cells, plain GD and the particle study for λ = 1 only")
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent.parent / "notebooks" / "figures"
-                        / "deconvolution", help="folder for the figures")
+    parser.add_argument("--out", type=Path, help="folder for the figures (default notebooks/figures/deconvolution; "
+                                                 "with --quick a temporary folder)")
     args = parser.parse_args()
+    args.out = figures_folder(args, "deconvolution")
     penalties, cells_2d, cells_1d = (0.0, 1.0, 4.0), 24 if args.quick else 32, 128
 
     rows, runs_2d, conic_2d, gd_2d, studies = [], {}, {}, {}, {}

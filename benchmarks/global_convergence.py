@@ -22,6 +22,9 @@ with ν_0 the uniform start (h = 0, F(ν_0) = R(0) + 2λ), the same denominator 
 - Random features: :func:`solver.convex.convex_minimum` on m directions drawn like GD's
   start (magnitudes c± ≥ 0 only, the directions fixed), its exact minimum; same F* as GD.
 
+The wall times are single runs (gradient descent's the mean over the seeds), after a short
+untimed run of the PDE and of gradient descent in which Numba compiles (or loads) the kernels.
+
 Run: ``.venv/bin/python benchmarks/global_convergence.py [--quick] [--figures DIR]``.
 Prints a table, then a JSON line.
 """
@@ -31,6 +34,7 @@ import json
 import time
 
 import numpy as np
+from quick import resolve
 
 from solver import problems, solve, tune_process
 from solver.convex import convex_minimum
@@ -67,6 +71,12 @@ def pde_run(problem, save_at):
     return seconds, np.array([problem.energy.value(rho, problem.grid) for rho in solution.rho]), solution
 
 
+def warm_up(problem, step):
+    """A short untimed run of the PDE and of gradient descent."""
+    solve(problem.energy, problem.grid, problem.rho0, (0.0, 0.1))
+    simulate(problem.energy, problem.sample(np.random.default_rng(0), 4), (0.0, 2 * step), step=step, progress=False)
+
+
 def gd_energy(problem, m, seed, t_end, step):
     """(seconds, F at t_end / 2 and at t_end) of plain gradient descent on m balanced neurons."""
     theta0 = problem.sample(np.random.default_rng(seed), m)
@@ -97,25 +107,27 @@ def main():
     """Run the three methods; print the table and the JSON line (and the figures with --figures)."""
     tune_process()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cells", type=int, default=256)
+    parser.add_argument("--cells", type=int, help="cells of the circle (default 256, quick 64)")
     parser.add_argument("--n-data", type=int, default=256)
     parser.add_argument("--weight-decay", type=float, default=1e-3)
-    parser.add_argument("--t-end", type=float, default=1000.0, help="the PDE's horizon")
-    parser.add_argument("--gd-time", type=float, default=2000.0, help="gradient descent's horizon")
+    parser.add_argument("--t-end", type=float, help="the PDE's horizon (default 1000, quick 100)")
+    parser.add_argument("--gd-time", type=float, help="gradient descent's horizon (default 2000, quick 200)")
     parser.add_argument("--step", type=float, default=0.2, help="gradient descent's step")
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--fine", type=int, default=4096, help="directions of the reference F* for GD and RF")
-    parser.add_argument("--ms", type=int, nargs="+", default=list(MS))
+    parser.add_argument("--seeds", type=int, help="seeds per m (default 3, quick 1)")
+    parser.add_argument("--fine", type=int, help="directions of the reference F* for GD and RF (default 4096, "
+                                                 "quick 512)")
+    parser.add_argument("--ms", type=int, nargs="+", help=f"numbers of neurons (default {' '.join(map(str, MS))}, "
+                                                          "quick 5 20 100)")
     parser.add_argument("--figures", help="write excess_vs_m.png and circle_density.png into this folder")
     parser.add_argument("--quick", action="store_true", help="small settings, for a smoke test")
     args = parser.parse_args()
-    if args.quick:
-        args.cells, args.t_end, args.gd_time, args.seeds, args.fine = 64, 100.0, 200.0, 1, 512
-        args.ms = [5, 20, 100]
+    resolve(args, cells=(64, 256), t_end=(100.0, 1000.0), gd_time=(200.0, 2000.0), seeds=(1, 3), fine=(512, 4096),
+            ms=([5, 20, 100], list(MS)))
     problem = problems.get("relu-circle", cells=args.cells, n_data=args.n_data, weight_decay=args.weight_decay)
     F0 = start_energy(problem)
     reference = problem.energy.convex_reference(problem.grid)
     fine = fine_minimum(problem, args.fine)
+    warm_up(problem, args.step)
 
     save_at = np.unique(np.concatenate([[0.0], np.geomspace(1.0, args.t_end, 4 * int(np.log10(args.t_end)) + 1),
                                         [1.0, 10.0, 100.0, 1000.0]]))

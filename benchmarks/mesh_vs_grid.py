@@ -6,12 +6,13 @@ SSP-RK2 steps on both: the square meshes of meshes/ (levels 2 to 4) and grids wi
 as many cells as the mesh has vertices. At each level the two solvers are timed in
 alternation (mesh, grid, mesh, grid, … ``--repeats`` times each after a warm-up of each),
 so a change of the machine's load hits both. Prints median wall times, steps, unknowns
-and microseconds per unknown per step, and the spread of the ratios of the alternating
-pairs; then a JSON line with the mesh's cost over the grid's at the largest size
-(``mesh_over_grid``, the ratio of the medians; target ≤ 1.3, issue 17) and the range of
-the pairs' ratios (``pair_ratios``).
+and microseconds per unknown per step, the spread of the ratios of the alternating pairs
+and each solver's L1 error against the exact profile at t = 1.2 (what the cost buys); then
+a JSON line with the mesh's cost over the grid's at the largest size (``mesh_over_grid``,
+the ratio of the medians; target ≤ 1.3, issue 17) and the range of the pairs' ratios
+(``pair_ratios``).
 
-Run: ``.venv/bin/python benchmarks/mesh_vs_grid.py [--quick]``.
+Run: ``.venv/bin/python benchmarks/mesh_vs_grid.py [--quick] [--repeats R]``.
 """
 
 import argparse
@@ -24,6 +25,7 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+from quick import resolve
 
 from solver import Grid, PorousMedium, fem, solve, tune_process
 from solver.analytic import barenblatt
@@ -49,11 +51,12 @@ def main():
     tune_process()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="levels 1 and 2, one repeat")
-    parser.add_argument("--repeats", type=int, default=7, help="timed solves of each solver per level (7)")
+    parser.add_argument("--repeats", type=int, help="timed solves of each solver per level (default 7, quick 1)")
     args = parser.parse_args()
+    resolve(args, repeats=(1, 7))
     if args.repeats < 1:
         parser.error(f"--repeats must be at least 1, got {args.repeats}")
-    levels, repeats = ((1, 2), 1) if args.quick else ((2, 3, 4), args.repeats)
+    levels, repeats = ((1, 2) if args.quick else (2, 3, 4)), args.repeats
     rows = []
     for level in levels:
         with warnings.catch_warnings():
@@ -65,19 +68,22 @@ def main():
         unknowns = {"mesh": square.vertices, "grid": grid.size}
         times, solutions = alternated({name: partial(solve, PorousMedium(2), *start, (1.0, 1.2))
                                        for name, start in starts.items()}, repeats)
+        errors = {"mesh": square.integrate(np.abs(solutions["mesh"].rho[-1] - EXACT(square.points, 1.2))),
+                  "grid": grid.integrate(np.abs(solutions["grid"].rho[-1] - grid.cell_averages(partial(EXACT, t=1.2))))}
         cost = {name: np.array(times[name]) / (unknowns[name] * solutions[name].accepted) for name in starts}
         pairs = cost["mesh"] / cost["grid"]
         for name in starts:
             rows.append({"solver": name, "level": level, "unknowns": unknowns[name],
                          "seconds": statistics.median(times[name]), "steps": solutions[name].accepted,
-                         "us_per_unknown_step": 1e6 * statistics.median(cost[name]),
+                         "us_per_unknown_step": 1e6 * statistics.median(cost[name]), "l1_error": errors[name],
                          "pair_ratios": [float(pairs.min()), float(pairs.max())]})
     print(f"| solver | mesh level | unknowns | steps | median (s) | µs per unknown per step "
-          f"| mesh/grid, pairs ({repeats}) |")
-    print("|---|---|---|---|---|---|---|")
+          f"| mesh/grid, pairs ({repeats}) | L1 error at t = 1.2 |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['solver']} | {r['level']} | {r['unknowns']} | {r['steps']} | {r['seconds']:.3f} "
-              f"| {r['us_per_unknown_step']:.4f} | {r['pair_ratios'][0]:.2f}–{r['pair_ratios'][1]:.2f} |")
+              f"| {r['us_per_unknown_step']:.4f} | {r['pair_ratios'][0]:.2f}–{r['pair_ratios'][1]:.2f} "
+              f"| {r['l1_error']:.2e} |")
     mesh_row, grid_row = rows[-2], rows[-1]
     print(json.dumps({"benchmark": "mesh_vs_grid", "unknowns": mesh_row["unknowns"], "repeats": repeats,
                       "mesh_us_per_unknown_step": mesh_row["us_per_unknown_step"],

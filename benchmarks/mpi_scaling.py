@@ -45,6 +45,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from quick import resolve
 
 from solver.fem import DEFAULT_PARTITION, PARTITIONS
 from solver.mpi import mpirun_command
@@ -70,10 +71,11 @@ from mpi4py import MPI
 from solver import PorousMedium, fem, solve, tune_process
 from solver.analytic import barenblatt
 tune_process()
-warnings.simplefilter("ignore", UserWarning)
-disk = fem.read(sys.argv[1], partition=sys.argv[3])
-comm, end = disk.comm, float(sys.argv[2])
-whole = fem.read(sys.argv[1], comm=MPI.COMM_SELF) if comm.size > 1 else disk  # the whole mesh on this rank alone
+with warnings.catch_warnings():  # what fem.read says of the mesh's quality, once per rank
+    warnings.simplefilter("ignore", UserWarning)
+    disk = fem.read(sys.argv[1], partition=sys.argv[3])
+    comm, end = disk.comm, float(sys.argv[2])
+    whole = fem.read(sys.argv[1], comm=MPI.COMM_SELF) if comm.size > 1 else disk  # the whole mesh on this rank alone
 run = lambda mesh=disk: solve(PorousMedium(2), mesh, barenblatt(mesh.points, 1.0, C=0.02), (1.0, end))
 alone = lambda: run(whole)
 solution = run()
@@ -112,7 +114,10 @@ def launch(ranks, script, *arguments):
     """The JSON report of one mpirun of ``script`` on ``ranks`` ranks."""
     command = mpirun_command(ranks, sys.executable, "-c", script, *arguments)
     environment = {**os.environ, "NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    result = subprocess.run(command, check=True, capture_output=True, text=True, env=environment)
+    result = subprocess.run(command, capture_output=True, text=True, env=environment)
+    if result.returncode != 0:
+        raise SystemExit(f"mpi_scaling: the {ranks}-rank launch failed (exit status {result.returncode}):\n"
+                         f"{result.stderr.strip()}")
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
@@ -178,20 +183,19 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, short runs, one launch per rank count")
     parser.add_argument("--case", choices=("mesh", "network", "both"), default="both")
-    parser.add_argument("--level", type=int, default=4, help="disk mesh level (default 4)")
-    parser.add_argument("--end", type=float, default=1.2, help="mesh: end time (default 1.2: about 460 steps)")
+    parser.add_argument("--level", type=int, help="disk mesh level (default 4, quick 2)")
+    parser.add_argument("--end", type=float, help="mesh: end time (default 1.2: about 460 steps; quick 1.05)")
     parser.add_argument("--partition", choices=PARTITIONS, default=DEFAULT_PARTITION,
                         help=f"mesh: how the cells are split over the ranks (solver.fem.PARTITIONS; default "
                              f"{DEFAULT_PARTITION})")
-    parser.add_argument("--cells", type=int, default=64, help="network: cells per axis (default 64)")
-    parser.add_argument("--n-data", type=int, default=100_000, help="network: data points (default 10^5)")
-    parser.add_argument("--network-end", type=float, default=2.0, help="network: end time (default 2: 7 steps)")
-    parser.add_argument("--repeats", type=int, default=5, help="alternating launches per rank count (default 5)")
-    parser.add_argument("--solves", type=int, default=3, help="timed solves per launch (default 3)")
+    parser.add_argument("--cells", type=int, help="network: cells per axis (default 64, quick 16)")
+    parser.add_argument("--n-data", type=int, help="network: data points (default 10^5, quick 4000)")
+    parser.add_argument("--network-end", type=float, help="network: end time (default 2: 7 steps; quick 0.5)")
+    parser.add_argument("--repeats", type=int, help="alternating launches per rank count (default 5, quick 1)")
+    parser.add_argument("--solves", type=int, help="timed solves per launch (default 3, quick 1)")
     args = parser.parse_args()
-    if args.quick:
-        args.level, args.end, args.cells, args.n_data, args.network_end, args.repeats, args.solves = (
-            2, 1.05, 16, 4000, 0.5, 1, 1)
+    resolve(args, level=(2, 4), end=(1.05, 1.2), cells=(16, 64), n_data=(4000, 100_000), network_end=(0.5, 2.0),
+            repeats=(1, 5), solves=(1, 3))
     if args.repeats < 1 or args.solves < 1:
         parser.error(f"--repeats and --solves must be at least 1, got {args.repeats} and {args.solves}")
     fields = {"benchmark": "mpi_scaling", "repeats": args.repeats, "solves": args.solves}
