@@ -71,6 +71,7 @@ import json
 import time
 
 import numpy as np
+from quick import resolve
 
 from solver import Grid, LiftedReluRisk, Species, figures, solve, tune_process
 from solver.convex import kernel_max_margin, max_margin
@@ -179,21 +180,21 @@ def main():
     args = parser.parse_args()
     ms = args.ms
     tune_process()
-    t_end = args.t_end or (1e10 if args.quick else 1e12)
-    seeds = args.seeds or (1 if args.quick else 3)
+    resolve(args, t_end=(1e10, 1e12), seeds=(1, 3), cells=(64, 256), size=(0.2, 0.1))
+    t_end, seeds = args.t_end, args.seeds
     times = np.logspace(0, np.log10(t_end), int(round(np.log10(t_end))) + 1)
 
     if args.case == "circle":
         n = args.n or 16
         X, y = labelled_circle(n)
-        resolution = args.cells or (64 if args.quick else 256)
+        resolution = args.cells
         base = Grid([[0.0, 2 * np.pi]], [resolution], bc="periodic")
     else:
         from solver.fem import Mesh
 
         n = args.n or 32
         X, y = labelled_plane(n, args.k, args.label_seed)
-        resolution = args.size or (0.2 if args.quick else 0.1)
+        resolution = args.size
         base = Mesh.sphere(resolution)
     bias = args.case == "plane"
     energy = LiftedReluRisk(X, y, bias=bias, loss=args.loss)

@@ -40,6 +40,7 @@ import time
 
 import numpy as np
 from implicit_bias import gradient_descent
+from quick import resolve
 
 from solver import tune_process
 from solver.lift import ReluRegression, balanced_relu_init, relu_features, relu_inputs
@@ -93,8 +94,8 @@ def main():
     tune_process()
     ns = (32, 64, 128) if args.quick else (32, 64, 128, 256, 512)
     ms = (8, 32, 128) if args.quick else (8, 16, 32, 64, 128, 256, 512, 1024)
-    m_fixed, n_fixed = args.m or (64 if args.quick else 256), args.n or (64 if args.quick else 256)
-    args.t_end, seeds = args.t_end or (1e4 if args.quick else 1e6), args.seeds or (1 if args.quick else 3)
+    resolve(args, m=(64, 256), n=(64, 256), t_end=(1e4, 1e6), seeds=(1, 3))
+    m_fixed, n_fixed, seeds = args.m, args.n, args.seeds
 
     rng = np.random.default_rng(args.seed)
     args.labels = rng.permutation(np.repeat([1.0, -1.0], [(args.k**2 + 1) // 2, args.k**2 // 2]))

@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-from quick import figures_folder
+from quick import figures_folder, resolve
 
 from solver import tune_process
 
@@ -29,13 +29,14 @@ def main():
     from solver import jmm  # after tune_process: jmm imports matplotlib, whose PIL loads libgomp (OpenMP)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="one δ, N = 50, one seed, a coarse grid")
-    parser.add_argument("--seeds", type=int, default=5, help="SGD runs per δ (default 5)")
+    parser.add_argument("--seeds", type=int, help="SGD runs per δ (default 5, quick 1)")
     parser.add_argument("--out", type=Path, help="folder for the figures (default notebooks/figures/jmm; with "
                                                  "--quick a temporary folder)")
     args = parser.parse_args()
     args.out = figures_folder(args, "jmm")
+    resolve(args, seeds=(1, 5))
     if args.quick:
-        result = jmm.figure1(deltas=(1 / 5,), n_neurons=50, seeds=(0,), cells=100, out=args.out)
+        result = jmm.figure1(deltas=(1 / 5,), n_neurons=50, seeds=tuple(range(args.seeds)), cells=100, out=args.out)
     else:
         result = jmm.figure1(seeds=tuple(range(args.seeds)), out=args.out)
     at = [int(np.argmin(np.abs(result["t"] - s))) for s in REPORT_TIMES]

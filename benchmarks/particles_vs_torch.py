@@ -42,6 +42,7 @@ import tempfile
 import time
 
 import numpy as np
+from quick import resolve
 
 STEP = 0.01
 TEACHERS = {  # rows θ* of the 3-neuron teachers
@@ -141,7 +142,7 @@ def torch_in_child(units, X, y, theta0, saves, threads, repeats):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--steps", type=int, help="steps where m n ≤ 2·10⁷ (default 100, quick 20)")
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2, help="PyTorch's threads (Numba uses its own default)")
     parser.add_argument("--torch-memory", type=float, default=6.0, help="GB PyTorch's m × n matrices may take")
@@ -163,7 +164,8 @@ def main():
         print("PyTorch is not importable here: timing ours only (see the module docstring for a peer environment)")
     sizes = [(m, 1000) for m in (1000, 10000)] if args.quick else [
         (m, n) for n in (1000, 10000) for m in (1000, 10000, 100000)]
-    steps_cap = 20 if args.quick else args.steps
+    resolve(args, steps=(20, 100))
+    steps_cap = args.steps
     for units in TEACHERS:  # compile the kernels before timing
         run_ours(units, *case_data(units, 50, 40), save_steps(2))
     rows = []

@@ -58,6 +58,7 @@ from pathlib import Path
 import numba
 import numpy as np
 import pde
+from quick import resolve
 
 from solver import Grid, PorousMedium, solve, tune_process
 from solver.analytic import barenblatt
@@ -257,11 +258,11 @@ def main():
     parser.add_argument("--peer-row", type=int, metavar="N",
                         help="only time py-pde on N² cells and print its row as JSON (what --peer-python runs)")
     args = parser.parse_args()
+    resolve(args, sizes=([64, 128], [64, 128, 256]), repeats=(1, 3))
     if args.peer_row:
-        print(json.dumps(measure(args.peer_row, "py-pde", args.repeats or 3, args.implicit_dt, args.budget)))
+        print(json.dumps(measure(args.peer_row, "py-pde", args.repeats, args.implicit_dt, args.budget)))
         return
-    sizes = args.sizes or ([64, 128] if args.quick else [64, 128, 256])
-    repeats = args.repeats or (1 if args.quick else 3)
+    sizes, repeats = args.sizes, args.repeats
 
     load = os.getloadavg()[0]  # other work on the machine slows the threaded kernels
     rows = [measure_peer_elsewhere(args.peer_python, n, repeats, args.budget)

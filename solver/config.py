@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from . import fem, problems
-from .analytic import barenblatt, gaussian
+from .analytic import barenblatt
 from .energies import Entropy, Interaction, PorousMedium, Potential
 from .grid import BOUNDARY_CONDITIONS, Grid
 from .timeloop import SCHEMES, STEP_FLOOR, check_scheme_options
@@ -184,8 +184,17 @@ ENERGIES = {
 
 
 def _gaussian_density(mean, std):
-    """N(mean, diag(std²)) as a callable density."""
-    return partial(gaussian, mean=mean, cov=np.diag(np.asarray(std) ** 2))
+    """N(mean, diag(std²)) as a callable density up to its constant, exp(−½ Σ_k ((x_k −
+    mean_k)/std_k)²): :func:`_initial` normalizes it on the domain, and the constant
+    (2π)^(d/2) Π_k std_k leaves the floating-point range for some std in 2D and 3D (1e-150
+    in each of two axes: 1e-300 squared; an overflow of the exponent gives 0, not NaN)."""
+    mean, std = np.asarray(mean, dtype=float), np.asarray(std, dtype=float)
+
+    def density(x):
+        with np.errstate(over="ignore", under="ignore"):
+            return np.exp(-0.5 * np.sum(((x - mean) / std) ** 2, axis=-1))
+
+    return density
 
 
 def _barenblatt_density(t, m, C):
@@ -200,8 +209,7 @@ def _uniform_density():
 
 INITIAL_DENSITIES = {
     "gaussian": Term(_gaussian_density, {"mean": Key("numbers", REQUIRED, "one coordinate per axis"),
-                                         "std": Key("numbers", REQUIRED, "one per axis (its square a normal float)",
-                                                     low=1e-150, high=1e150)},
+                                         "std": Key("numbers", REQUIRED, "one per axis", low=0, low_open=True)},
                      "N(mean, diag(std²)), cut to the box and normalized"),
     "barenblatt": Term(_barenblatt_density, {"t": Key("number", 1.0, "time of the profile", low=0, low_open=True),
                                              "m": Key("number", 2.0, "exponent", low=1, low_open=True),

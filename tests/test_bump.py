@@ -200,10 +200,11 @@ def test_sgd_converges_to_the_fixed_width_pde_as_n_grows():
 
 
 def test_noisy_sgd_matches_an_entropy_term():
-    """SGD on the bump risk plus Entropy(τ) moves each particle from where the same SGD run
-    without it takes it by the Langevin spread, E|θ − θ'|² = 2τt to first order in t
-    (measured 1.01 and 1.04 times it over 5 steps for two seeds; noise of half or twice the
-    variance would give 0.5 or 2)."""
+    """SGD on the bump risk plus Entropy(τ) moves each particle from where an SGD run without
+    it, of the same seed, takes it by the Langevin spread, E|θ − θ'|² = 2τt to first order in
+    t (measured 1.01 and 1.04 times it over 5 steps for two seeds; noise of half or twice the
+    variance would give 0.5 or 2). The runs share only their first batch (the noise draws
+    from the same generator), so the difference holds their SGD noise too, small here."""
     risk, tau, t = BumpRisk(f_1d, 0.2, INTERVAL), 0.05, 0.005
     theta0 = np.random.default_rng(5).uniform(-0.5, 0.5, (4000, 1))
     for seed in (0, 1):

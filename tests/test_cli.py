@@ -4,6 +4,7 @@
 import csv
 import json
 import re
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ from cli_configs import barenblatt_config
 from conftest import require
 
 from solver import cli, problems
+from solver.analytic import gaussian
 from solver.cli import CONFIGS, main
 from solver.config import load
 
@@ -206,6 +208,19 @@ n_data = 20
 end = 0.5
 saves = 2
 """
+
+
+def test_the_gaussian_start_is_the_normalized_gaussian_whatever_its_width(tmp_path):
+    """``[initial] density = "gaussian"``: the cell averages of N(mean, diag(std²)) with unit
+    mass (analytic.gaussian, normalized by hand), and for a std so wide that the Gaussian's
+    constant would overflow in 2D (1e200 per axis) the uniform density, not a zero-mass error."""
+    config = barenblatt_config().replace('"barenblatt"', '"gaussian"\nmean = [0.3, -0.2]\nstd = STD')
+    run = load(config_file(tmp_path, config.replace("STD", "[0.4, 0.6]")))
+    grid = run.grid
+    expected = grid.cell_averages(partial(gaussian, mean=[0.3, -0.2], cov=np.diag([0.4, 0.6]) ** 2))
+    np.testing.assert_allclose(run.rho0, expected / grid.integrate(expected), rtol=1e-12)
+    wide = load(config_file(tmp_path, config.replace("STD", "[1e200, 1e200]"))).rho0
+    np.testing.assert_allclose(wide, 1 / 16, rtol=1e-12)  # the box [−2, 2]²
 
 
 @pytest.mark.parametrize("text", [ONE_DIMENSION, THREE_DIMENSIONS], ids=["1D", "3D"])

@@ -50,8 +50,9 @@ BAD_CONFIGS = {
     "missing density key": (GRID.replace('"barenblatt"', '"gaussian"'), "initial.mean: missing"),
     "mean of wrong length": (GRID.replace('"barenblatt"', '"gaussian"\nmean = [0]\nstd = [1, 1]'),
                              "initial.mean: must have 2 entries"),
-    "std whose square underflows": (GRID.replace('"barenblatt"', '"gaussian"\nmean = [0, 0]\nstd = [1, 1e-300]'),
-                                    "initial.std: must be a list of numbers >= 1e-150 and <= 1e+150, got [1, 1e-300]"),
+    "gaussian narrower than a float": (GRID.replace('"barenblatt"', '"gaussian"\nmean = [0.05, 0]\nstd = [1, 1e-300]'),
+                                       "initial: initial density has zero mass"),  # was 'Singular matrix'
+
     "reversed bounds": (GRID.replace("[[-2, 2], [-2, 2]]", "[[2, -2], [-2, 2]]"), "grid: bounds must be finite"),
     "bounds not pairs": (GRID.replace("[[-2, 2], [-2, 2]]", "[[-2, 2, 3]]"), "grid.bounds: must be [[lo, hi]"),
     "too few cells": (GRID.replace("cells = [16]", "cells = [2]"), "grid.cells: must be a list of integers >= 4"),

@@ -73,6 +73,8 @@ def test_lift_refuses_a_negative_mass(rng):
         lift(theta, [0.1, 0.1, -0.1, 0.1])
     with pytest.raises(ValueError, match=r"lift: weights of shape \(5,\) for 4 particles"):
         lift(theta, np.full(5, 0.2))
+    with pytest.raises(ValueError, match=r"lift: weights of shape \(\) for 1 particles"):
+        lift(theta[:1], 0.2)  # a number is not one weight per row
 
 
 def test_balanced_relu_init(rng):

@@ -21,11 +21,11 @@ def particle_weights(weights, theta, name):
     """The weights w_j of a particle measure Σ_j w_j δ_θj as a C-contiguous float array,
     after checking that there is one per row of ``theta`` (the Numba kernels check no
     bounds); ``name`` starts the error."""
-    weights = np.ascontiguousarray(weights, dtype=float)
+    weights = np.asarray(weights, dtype=float)  # a number stays of shape (), not (1,)
     if weights.shape != (len(theta),):
         raise ValueError(f"{name}: weights of shape {weights.shape} for {len(theta)} particles θ_j: give one weight "
                          f"per row of θ, shape ({len(theta)},)")
-    return weights
+    return np.ascontiguousarray(weights)
 
 
 def once_per_discretization(method):
