@@ -61,7 +61,9 @@ def test_relu_units_default_to_the_reaction_of_plain_gradient_descent(problem):
     the default is the problem's own reaction, not a constant 2 (a problem whose reaction
     reads 3 runs the α = 3 run)."""
     assert problem.reaction == 2.0
-    run = lambda problem, **options: conic_gradient_descent(problem, uniform_start(8), 0.05, 20, **options).energies  # noqa: E731
+    def run(problem, **options):
+        return conic_gradient_descent(problem, uniform_start(8), 0.05, 20, **options).energies
+
     np.testing.assert_array_equal(run(problem), run(problem, reaction=2.0))
     reacting_at_three = type("ReactingAtThree", (type(problem),), {"reaction": 3.0})
     other = reacting_at_three(**{field.name: getattr(problem, field.name) for field in dataclasses.fields(problem)
