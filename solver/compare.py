@@ -240,9 +240,7 @@ def _particle_measure(theta, weights, dim):
         raise ValueError(f"theta must be finite, but {bad} of its {len(theta)} particles hold NaN or infinite values")
     if weights is None:
         return theta, np.full(len(theta), 1 / len(theta))
-    weights = particle_weights(weights, theta, "wasserstein")
-    if not np.all(np.isfinite(weights)) or weights.min() < 0:
-        raise ValueError(f"weights must be finite and >= 0, got min {weights.min():.3g}")
+    weights = particle_weights(weights, theta, "wasserstein", masses=True)
     if weights.sum() <= 0:
         raise ValueError("weights sum to zero: give at least one positive weight (or weights=None for 1/m each)")
     return theta, weights / weights.sum()

@@ -117,13 +117,9 @@ def _check_particles(theta, weights, name):
     theta = np.atleast_2d(np.asarray(theta, dtype=float))
     if theta.ndim != 2 or theta.shape[1] < 2:
         raise ValueError(f"{name}: theta must be (m, p + 1) rows w = (a, b), got shape {theta.shape}")
-    weights = particle_weights(weights, theta, name)
-    if not (np.all(np.isfinite(theta)) and np.all(np.isfinite(weights))):
-        raise ValueError(f"{name}: theta and weights must be finite")
-    if np.any(weights < 0):
-        j = int(np.argmin(weights))
-        raise ValueError(f"{name}: a negative mass: weights[{j}] = {weights[j]:g} (particle weights must be >= 0)")
-    return theta, weights
+    if not np.all(np.isfinite(theta)):
+        raise ValueError(f"{name}: theta must be finite")
+    return theta, particle_weights(weights, theta, name, masses=True)
 
 
 def _unit(vectors):

@@ -69,12 +69,17 @@ def test_lift_refuses_an_imbalanced_start_naming_the_neuron(rng):
 
 def test_lift_refuses_a_negative_mass(rng):
     theta = balanced_relu_init(4, 2, rng)
-    with pytest.raises(ValueError, match=r"negative mass: weights\[2\] = -0\.1"):
+    with pytest.raises(ValueError, match=r"lift: weights must be finite and >= 0 \(masses\), got weights\[2\] = -0\.1"):
         lift(theta, [0.1, 0.1, -0.1, 0.1])
+    with pytest.raises(ValueError, match=r"lift: weights must be finite and >= 0 \(masses\), got weights\[1\] = nan"):
+        lift(theta, [0.1, np.nan, 0.1, 0.1])
     with pytest.raises(ValueError, match=r"lift: weights of shape \(5,\) for 4 particles"):
         lift(theta, np.full(5, 0.2))
     with pytest.raises(ValueError, match=r"lift: weights of shape \(\) for 1 particles"):
         lift(theta[:1], 0.2)  # a number is not one weight per row
+    theta[1, 0] = np.inf
+    with pytest.raises(ValueError, match="lift: theta must be finite"):
+        lift(theta, np.full(4, 0.25))
 
 
 def test_balanced_relu_init(rng):

@@ -17,14 +17,18 @@ import numpy as np
 _MISSING = object()
 
 
-def particle_weights(weights, theta, name):
+def particle_weights(weights, theta, name, masses=False):
     """The weights w_j of a particle measure Σ_j w_j δ_θj as a C-contiguous float array,
     after checking that there is one per row of ``theta`` (the Numba kernels check no
-    bounds); ``name`` starts the error."""
+    bounds) and, if ``masses``, that each is finite and ≥ 0; ``name`` starts the error."""
     weights = np.asarray(weights, dtype=float)  # a number stays of shape (), not (1,)
     if weights.shape != (len(theta),):
         raise ValueError(f"{name}: weights of shape {weights.shape} for {len(theta)} particles θ_j: give one weight "
                          f"per row of θ, shape ({len(theta)},)")
+    wrong = masses and ~(np.isfinite(weights) & (weights >= 0))
+    if np.any(wrong):
+        j = int(np.flatnonzero(wrong)[0])
+        raise ValueError(f"{name}: weights must be finite and >= 0 (masses), got weights[{j}] = {weights[j]:g}")
     return np.ascontiguousarray(weights)
 
 
