@@ -568,7 +568,8 @@ class BDF2(BackwardEuler):
         history = a * rho + b * self.past[0][0] if self.past else rho
         predictor = self.predictor(rho, xi, dt)
         new = self.newton(history, gamma * dt, predictor, rho)
-        if new is None or energy.value(new, grid) > energy.value(rho, grid) + energy_tolerance(rho, xi, 0.0, grid):
+        value = energy.value(rho, grid)
+        if new is None or energy.value(new, grid) > value + energy_tolerance(rho, xi, value, grid):
             self.fallbacks += 1
             self.result, self.result_step = super().attempt(rho, xi, dt), dt
             return self.result
