@@ -175,11 +175,11 @@ class Runaway:
         self.threshold = RUNAWAY_FACTOR * self.start
 
     def energy(self, theta):
-        """The particle energy of the moving terms, None if one of them has none (or cannot give
-        it, as a potential given by its values on a grid)."""
+        """The particle energy of the moving terms, None if one of them has none (a potential
+        given by its values on a grid, say)."""
         try:
             return sum(term.particle_energy(theta, self.weights) for term in self.moving)
-        except (NotImplementedError, ValueError):
+        except NotImplementedError:
             return None
 
     def check(self, theta):

@@ -190,6 +190,8 @@ def test_study_reports_the_energy_gap_of_any_energy_with_a_particle_energy(tmp_p
     assert "energy_gap" in (tmp_path / "study.csv").read_text().splitlines()[0]
     theta = np.random.default_rng(0).normal(size=(4, 2))
     assert np.isnan(energy_of_particles(energy + Entropy(0.1), theta, np.full(4, 0.25)))
+    on_the_grid = Potential(0.5 * np.sum(grid.points**2, axis=-1), grad=lambda x: x)  # V by its values: none either
+    assert np.isnan(energy_of_particles(on_the_grid, theta, np.full(4, 0.25)))
 
 
 def test_the_study_projects_particles_onto_the_problem_domain(monkeypatch):

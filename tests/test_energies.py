@@ -4,7 +4,7 @@ convolution against a direct sum, sums of terms, particle velocities."""
 import numpy as np
 import pytest
 
-from solver import Entropy, Grid, Interaction, PorousMedium, Potential, Sum
+from solver import Energy, Entropy, Grid, Interaction, PorousMedium, Potential, Sum
 
 
 def quadratic(x):
@@ -71,6 +71,16 @@ def test_sum_adds_terms_and_flattens():
     assert total.max_diffusivity(rho, grid) == pytest.approx(1 + 2 * 1.0)
     with pytest.raises(TypeError):
         a + 1
+
+
+def test_a_sum_is_local_or_distributed_if_all_its_terms_are():
+    class Serial(Energy):  # a nonlocal term that runs in one process only
+        local = False
+
+    entropy, interaction = Entropy(1), Interaction(lambda z: np.sum(z**2, axis=-1))
+    assert (entropy + PorousMedium(2)).local and (entropy + PorousMedium(2)).distributed
+    assert not (entropy + interaction).local and (entropy + interaction).distributed
+    assert not (entropy + Serial()).local and not (entropy + Serial()).distributed
 
 
 def test_local_terms_by_formula():

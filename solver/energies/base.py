@@ -169,10 +169,21 @@ def _terms(energy):
 
 class Sum(Energy):
     """F = Σ_k F_k: every question is answered by summing the terms' answers, but for
-    :attr:`reaction` and :attr:`species`, which the terms must agree on."""
+    :attr:`reaction` and :attr:`species`, which the terms must agree on, and :attr:`local`
+    and :attr:`distributed`, which the sum is if all its terms are."""
 
     def __init__(self, terms):
         self.terms = list(terms)
+
+    @property
+    def local(self):
+        """Whether every term is local (F' at a point depends on ρ there only)."""
+        return all(term.local for term in self.terms)
+
+    @property
+    def distributed(self):
+        """Whether every term runs on points split over MPI ranks."""
+        return all(term.distributed for term in self.terms)
 
     def __repr__(self):
         return " + ".join(map(repr, self.terms))

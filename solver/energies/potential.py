@@ -61,5 +61,8 @@ class Potential(Energy):
         return -np.asarray(grad, dtype=float)
 
     def particle_energy(self, theta, weights):
-        """Σ_i w_i V(θ_i)."""
-        return float(np.asarray(weights, dtype=float) @ self._particle_potential()(np.asarray(theta, dtype=float)))
+        """Σ_i w_i V(θ_i); NotImplementedError for V given by its values on a grid (the
+        particles may still move by a ``grad`` given beside them)."""
+        if not callable(self.V):
+            raise NotImplementedError("Potential: V given as an array has no energy of a particle measure")
+        return float(np.asarray(weights, dtype=float) @ self.V(np.asarray(theta, dtype=float)))
