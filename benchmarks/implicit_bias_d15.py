@@ -1,7 +1,7 @@
 """Implicit bias in d = 15 with particles only (Chizat–Bach 2020's experiment, seed 001):
 test error against n and F1 margin against m, both layers against the output layer alone.
 
-Data (REFERENCES.md, read from lchizat/2020-implicit-bias-wide-2NN): x̃ = (u₁, u₂, z, 1) ∈ R^d,
+Data (read from Chizat's public code, lchizat/2020-implicit-bias-wide-2NN): x̃ = (u₁, u₂, z, 1) ∈ R^d,
 d = 15, with z uniform on [−½, ½]^(d−3) (uninformative) and (u₁, u₂) in a k×k grid of
 clusters (k = 3; :func:`solver.problems.cluster_classification`, the law of the plane case of
 ``implicit_bias.py`` with d − 3 more coordinates): spacing Δ = 1/(3k − 1), centres

@@ -8,7 +8,7 @@
 # # Exact solutions of displacement-convex flows, and the grid solver against them
 #
 # Four Wasserstein gradient flows ∂tρ = ∇·(ρ∇F'(ρ)) whose solutions are known in closed
-# form (`solver.analytic`; derivations in its docstrings and in REFERENCES):
+# form (`solver.analytic`; derivations in its docstrings):
 #
 # 1. porous medium F = ∫ρ²: the Barenblatt profile;
 # 2. Fokker–Planck F = ∫Vρ + τ∫ρ log ρ with V = ½(x−b)ᵀA(x−b): Gaussians stay Gaussian

@@ -170,7 +170,7 @@ ENERGIES = {
                           "∫ρ^m/(m−1), the porous-medium equation ∂tρ = Δρ^m"),
     "quadratic-potential": Term(
         _quadratic_potential,
-        {"stiffness": Key("matrix", [[1.0]], "A: [[a]] for a·I, or a d×d symmetric positive matrix"),
+        {"stiffness": Key("matrix", [[1.0]], "A: [[a]] for a·I, or a d×d symmetric matrix (positive definite: a well)"),
          "center": Key("numbers", REQUIRED, "b, one coordinate per axis")},
         "∫Vρ with V(x) = ½(x−b)ᵀA(x−b) (Fokker–Planck / Ornstein–Uhlenbeck with an entropy)"),
     "quadratic-interaction": Term(_quadratic_interaction, {}, "½∫∫|x−y|²/2 ρ(x)ρ(y)"),
@@ -186,8 +186,9 @@ ENERGIES = {
 def _gaussian_density(mean, std):
     """N(mean, diag(std²)) as a callable density up to its constant, exp(−½ Σ_k ((x_k −
     mean_k)/std_k)²): :func:`_initial` normalizes it on the domain, and the constant
-    (2π)^(d/2) Π_k std_k leaves the floating-point range for some std in 2D and 3D (1e-150
-    in each of two axes: 1e-300 squared; an overflow of the exponent gives 0, not NaN)."""
+    (2π)^(d/2) Π_k std_k leaves the floating-point range for some std in 2D and 3D (1e-160
+    in each of two axes: 2π·1e-320, whose reciprocal overflows; an overflow of the exponent
+    gives 0, not NaN)."""
     mean, std = np.asarray(mean, dtype=float), np.asarray(std, dtype=float)
 
     def density(x):

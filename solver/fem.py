@@ -24,7 +24,8 @@ M is symmetric in (i, j), so F_ji = −F_ij (mass is conserved to round-off); M 
 dF/dt = Σ_i m_i ξ_i dρ_i/dt = −Σ_edges T_ij (ξ_i − ξ_j)² M_ij ≤ 0 (the energy dissipates);
 and M ≤ 2ρ_up, so a forward-Euler step keeps ρ ≥ 0 for dt Σ_j T_ij (ξ_i − ξ_j)⁺ M_ij/ρ_i ≤ m_i
 (at most twice as strict as plain upwinding). Edges with T_ij < 0 (non-Delaunay) would
-break the last two; they are reported and their transmissibility set to 0.
+break the last two: on a flat mesh they are reported (a warning) and their transmissibility
+set to 0; a surface with one is refused.
 
 :class:`Mesh` is a :class:`~solver.discretization.Discretization`: the energies run
 unchanged on its vertices and :func:`solver.timeloop.solve` takes it in place of a grid,
@@ -861,7 +862,7 @@ class Mesh(Discretization):
         return self.rate_and_step_limits(rho, xi, diffusivity)[1]
 
     def rate_and_step_limits(self, rho, xi, diffusivity):
-        """The rate and the forward-Euler limits from one pass of :func:`edge_rate`:
+        """The rate and the forward-Euler limits from one pass of :func:`edge_rate_and_outflow`:
         transport 1/max outflow (positivity) and parabolic 1/(D max_i Σ_j T_ij/m_i) (the
         linearized diffusion D Δρ), both maxima in one global reduction."""
         rate, top_outflow = self.rate_and_outflow(rho, xi)

@@ -26,6 +26,8 @@ def upwind_rate(rho, xi, grid, second_order=True, *, out=None, kernel=grid_rate)
     ----------
     rho, xi : arrays of the grid's shape
         The density and ξ = F'(ρ).
+    grid : Grid
+        Its cell widths and periodic axes.
     second_order : bool
         Limited linear reconstruction (else first-order upwind).
     out : array, optional

@@ -82,7 +82,8 @@ def tanh_teacher(cells=64, n_data=1000, seed=0):
 def rbf_mixture(cells=64, n_data=400, seed=0):
     """(b) Gaussian radial units Φ = c exp(−(x − z)²/(2·0.5)), θ = (c, z), on a 1D input
     x ~ Unif[−4, 4]; the target is the mixture with weights (1, −2, 1), centres (−2, 0, 2)
-    and variances (0.5, 1, 0.5): the set-up of Rotskoff–Vanden-Eijnden (REFERENCES)."""
+    and variances (0.5, 1, 0.5): the set-up of Rotskoff and Vanden-Eijnden's public code
+    (rotskoff/neuron-birth-death)."""
     rng = np.random.default_rng(seed)
     feature = Feature.gaussian(1, np.sqrt(0.5))
     X = rng.uniform(-4, 4, size=(n_data, 1))
@@ -254,7 +255,7 @@ def relu_sphere(size=0.2, n_data=1000, weight_decay=1e-3, seed=0):
 
 
 def cluster_classification(n, k, rng, labels, uniform=0):
-    """n labelled points of Chizat–Bach 2020's cluster law (REFERENCES.md, read from
+    """n labelled points of Chizat–Bach 2020's cluster law (read from their public code,
     lchizat/2020-implicit-bias-wide-2NN): two informative coordinates (u₁, u₂) in a k×k grid
     of clusters in [−½, ½]² (spacing Δ = 1/(3k − 1), centres Δ(1 + 3(p − 1)) − ½ for
     p = 1…k), a point uniform in the disc of radius Δ around a centre drawn uniformly, then
@@ -289,7 +290,7 @@ def cluster_classification(n, k, rng, labels, uniform=0):
 
 
 JMM_SOURCE = ("Javanmard, Mondelli, Montanari, Analysis of a two-layer neural network via displacement convexity, "
-              "Annals of Statistics 2020 (Figure 1; constants reconstructed in REFERENCES)")
+              "Annals of Statistics 2020 (Figure 1; Ω, f and the start reconstructed from its figure and text)")
 
 
 def jmm_target(x):
@@ -379,7 +380,7 @@ def deconvolution_2d(penalty=1.0, cells=32):
 def deconvolution_1d(penalty=0.3, cells=128):
     """1D deconvolution with Chizat's 1D kernel (frequencies −8…8) and λ = 0.3; his spikes are
     random, ours five fixed ones at 0.9, 2.0, 3.3, 4.6, 5.5 with masses 0.8, 0.5, 1.0, 0.3, 0.7
-    (separated by at least 0.9, about 2.3/f_c)."""
+    (separated by at least 0.9, about 2.3π/f_c on the period 2π)."""
     return _deconvolution_problem("deconvolution-1d", f"T^1: five spikes, Dirichlet kernel |ω| <= 8, λ = "
                                   f"{penalty:g}", SPIKES_1D, MASSES_1D, 8, penalty, cells, 30.0)
 

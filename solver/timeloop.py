@@ -12,7 +12,7 @@ flows, see :class:`SSPRK2`): :meth:`Stepper.propose` gives the longest step its 
 controller chooses dt = min(proposal, cap, ``max_step``, time to the next save), lands on
 the save times exactly, and rejects a step whose result is negative somewhere (never
 clipped), or that raises the discrete energy F(ρ) beyond round-off (the semi-discrete
-schemes dissipate it exactly). A rejection halves the cap; an accepted step doubles it,
+schemes dissipate it exactly). A rejection sets the cap to half the rejected step; an accepted step doubles it,
 except in the ``CAUTIOUS_STEPS`` accepted steps after a rejection, where it grows by
 ``CAUTIOUS_GROWTH`` and stays below the rejected step divided by that factor: a scheme that
 fails at some step size is not sent back to it at once (without that, an implicit run
@@ -127,8 +127,8 @@ class State:
     rho : array
         The density at ``t``.
     cap : float
-        The current bound on the step (halved on a rejection, doubled after an accepted
-        step).
+        The current bound on the step (half the rejected step after a rejection, then grown
+        after each accepted step, see the module doc).
     accepted, rejected : int
         Step counts so far.
     history : dict of lists
@@ -462,7 +462,7 @@ class BackwardEuler(Stepper):
     def factor(self, rho, xi, dt, second_order=False):
         """The solve with the matrix of :meth:`jacobian`, factored for many right-hand sides
         (the discretization's ``factor_jacobian``: banded on 1D grids with walls, nested
-        dissection on 2D and 3D grids, a sparse LU in minimum-degree order elsewhere)."""
+        dissection on the other grids, a sparse LU in minimum-degree order on meshes)."""
         return self.grid.factor_jacobian(rho, xi, self.curvature(rho), dt, second_order)
 
     def curvature(self, rho):
@@ -486,8 +486,8 @@ class BDF2(BackwardEuler):
     step, is backward Euler; a + b = 1, so mass is conserved), by Newton's method
     with the matrix I − γ dt ∂L₂/∂ρ of the discretization's ``jacobian`` (local curvature f''
     only, as :class:`BackwardEuler`; factored by the discretization's ``factor_jacobian``: a
-    banded LU, linear cost, on 1D grids, an LU in nested-dissection order on 2D and 3D grids, a
-    minimum-degree one on meshes; kept across iterations and steps while the corrections
+    banded LU, linear cost, on 1D grids with walls, an LU in nested-dissection order on the
+    other grids, a minimum-degree one on meshes; kept across iterations and steps while the corrections
     converge, a simplified Newton method), or that of the first-order rate L₁ where the
     iteration stalls (see :meth:`newton`). Every update keeps the mass exactly (wᵀ(I − γ dt ∂L/∂ρ) = wᵀ for both
     rates), iterates are projected onto ρ ≥ 0, and Newton stops when the residual is a
@@ -758,8 +758,9 @@ def solve(energy, grid, rho0, t_span, *, save_at=None, scheme="explicit", cfl=No
         The free energy F (a term or a sum of terms), with its reaction β ≥ 0.
     grid : Discretization
         A :class:`~solver.grid.Grid`, a :class:`solver.fem.Mesh` (serial or under MPI;
-        there the implicit scheme and the nonlocal terms that are not ``distributed`` are
-        refused) or a :class:`~solver.species.Species` on either; ``rho0`` has its shape.
+        there the implicit schemes, ``"implicit"`` and ``"bdf2"``, and the nonlocal terms
+        that are not ``distributed`` are refused) or a :class:`~solver.species.Species` on
+        either; ``rho0`` has its shape.
     rho0 : array
         Initial density (cell or vertex values, ≥ 0, finite, positive mass).
     t_span : (t0, t1)

@@ -41,7 +41,7 @@ def test_second_order_in_space_and_time():
 
 def test_barenblatt_order():
     """The porous medium (m = 2) in 1D from the Barenblatt profile at t = 1 to t = 2: order ≥ 1
-    with the Lipschitz free boundary (REFERENCES), as the explicit schemes. The error in time
+    with the Lipschitz free boundary, as the explicit schemes. The error in time
     is kept below the spatial one: bdf2 controls it in W1 in 1D (Grid.error_norm), a norm in
     which tol 1e-3 leaves an L1 error of 3.5e-5 from 100 cells on; tol 3e-5 leaves 1.3e-6
     (measured: 4.2e-5 to 1.3e-6 on 50 to 400 cells, about 160 steps each)."""

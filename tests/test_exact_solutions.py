@@ -23,7 +23,7 @@ def l1_errors(energy, exact, bounds, cells, t_span, **options):
 
 
 # (m, dimension, cells, end time, bound on the finest L1 error); C = 0.1, box [-2, 2]^d, from t = 1.
-# The Lipschitz free boundary lowers the order below the scheme's 2 (REFERENCES: every scheme).
+# The Lipschitz free boundary lowers the order below the scheme's 2 (for every scheme).
 BARENBLATT_CASES = [
     (2, 1, (50, 100, 200, 400), 3.0, 2e-6),
     (3, 1, (50, 100, 200, 400), 3.0, 5e-5),
@@ -60,7 +60,8 @@ def test_barenblatt_implicit_order():
 
 @pytest.mark.parametrize("scheme", [pytest.param("explicit", marks=pytest.mark.slow), "rkl2"])
 def test_fokker_planck_anisotropic_order(scheme):
-    """V = ½(x−b)ᵀA(x−b) with a non-diagonal A, τ = 1: Gaussians stay Gaussian (REFERENCES 2)."""
+    """V = ½(x−b)ᵀA(x−b) with a non-diagonal A, τ = 1: Gaussians stay Gaussian
+    (:func:`solver.analytic.ornstein_uhlenbeck`)."""
     A = np.array([[1.5, 0.5], [0.5, 1.0]])
     b, tau = np.array([0.3, -0.2]), 1.0
     mean0, cov0 = np.array([-0.5, 0.5]), np.array([[0.6, 0.2], [0.2, 0.8]])
@@ -77,7 +78,7 @@ def test_fokker_planck_anisotropic_order(scheme):
 
 @pytest.mark.slow
 def test_quadratic_interaction_with_entropy():
-    """W = |z|²/2 with unit mass: ∇(W∗ρ) = x − x̄, the OU case with A = I, b = x̄ (REFERENCES 3).
+    """W = |z|²/2 with unit mass: ∇(W∗ρ) = x − x̄, the OU case with A = I, b = x̄.
     The centre of mass is conserved by the flow; the scheme keeps it to discretization error."""
     tau, mean0, cov0 = 1.0, np.array([0.5, -0.3]), np.array([[0.6, 0.2], [0.2, 0.8]])
 

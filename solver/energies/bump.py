@@ -158,6 +158,10 @@ class BumpLimitRisk(_FitToTarget):
         The target density, f(x) for points x of shape (..., d); finite and ≥ 0 on Ω.
     domain : Box or Ball
         Ω (see :mod:`solver.domains`); a non-convex Ω warns.
+    spacing : float, optional
+        The sub-intervals of the Gauss quadrature of Ω that gives the zero network's risk
+        ½E f² (:attr:`reference_risk`); at most, and by default, |Ω|^(1/d)/64 in 1D and /16
+        beyond.
     """
 
     particles = None
@@ -196,8 +200,9 @@ class BumpLimitRisk(_FitToTarget):
         Neumann operator, self-adjoint and ≥ 0 in L², with the constants as its kernel.
         Hence u(t) ≈ e^(−λ₁ t) φ₁ and F_0(ρ) − F_0(ρ*) = 1/(2|Ω|) ∫u² decays at the rate
         2λ₁, λ₁ the smallest non-zero eigenvalue of A. A is the grid's finite-volume
-        ``diffusion_matrix`` with ρ* averaged to the faces (symmetric); λ₁ comes from a
-        shift-invert Lanczos iteration. Initial data orthogonal to φ₁ (symmetric data when
+        ``diffusion_matrix`` with ρ* averaged to the faces (symmetric); λ₁ comes from
+        LAPACK's dense symmetric solver up to 2000 cells, from a shift-invert Lanczos iteration
+        above. Initial data orthogonal to φ₁ (symmetric data when
         φ₁ is odd, as on a square with a radial f) decay faster, at the rate of the
         slowest mode they excite.
         """

@@ -288,8 +288,9 @@ class LiftedNetworkRisk(Energy):
         ∂tν = ∇_S·(ν∇_S F̃) − 4F̃ν,
 
     the Wasserstein–Fisher–Rao flow with transport 1 and **reaction β = 4**
-    (REFERENCES.md, "conic lift"; the balanced reduction of :class:`LiftedReluRisk` halves
-    it to 2 by splitting ν by the sign of the output weight).
+    (the conic lift of Chizat–Bach 2018, §2, and Chizat, Math. Program. 2022; the balanced
+    reduction of :class:`LiftedReluRisk` halves it to 2 by splitting ν by the sign of the
+    output weight).
 
     **Discretization.** On a discretization whose points s_k lie on the unit sphere of R^p
     (``Mesh.sphere(size)`` for p = 3, lumped vertex areas w_k), ν ≈ Σ_k ρ_k w_k δ_(s_k),
