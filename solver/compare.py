@@ -316,7 +316,8 @@ def _pde_at(problem, times, pde, solve_options, caller):
 
 
 def study(problem, ms, times, seeds, step, out=None, method="sliced", pde=None, **solve_options):
-    """The PDE against gradient descent on m particles, over ``ms``, ``times`` and ``seeds``.
+    """The PDE against gradient descent on m particles, over ``ms`` (in increasing order),
+    ``times`` and ``seeds``.
 
     Solves the PDE once (``solve_options`` go to :func:`solver.solve`; or give its
     :class:`~solver.timeloop.Solution` saved at ``times`` as ``pde``), runs GD with step
@@ -336,6 +337,7 @@ def study(problem, ms, times, seeds, step, out=None, method="sliced", pde=None, 
     ms = list(ms)
     if not ms or not all(isinstance(m, (int, np.integer)) and not isinstance(m, bool) and m > 0 for m in ms):
         raise ValueError(f"study: ms must be positive whole particle counts, got {ms!r}")
+    ms = sorted(ms)  # the figures take the first and the last as the smallest and the largest
     if len(seeds) == 0:
         raise ValueError("study: seeds is empty: give at least one seed")
     own_study = species_study(problem.energy)
