@@ -59,6 +59,11 @@ class Discretization(abc.ABC):
         On a Cartesian grid (:class:`~solver.grid.Grid`): the cell averages of a kernel
         of compact support and the convolution with them (the bump networks), the
         finite-volume matrix of u ↦ −∇·(a∇u) (the bump limit's decay rate). None elsewhere.
+    on_boundary : bool array of ``shape``, or None
+        The points next to the boundary of Ω: a grid's cells along a wall, a mesh's vertices
+        on its boundary (none on a closed surface or a periodic grid); None where the
+        discretization does not say (species). What a run's summary checks an exact
+        solution of R^d against (:func:`solver.cli.summary`).
     keeps_factors : bool
         Whether a simplified Newton method keeps a factored matrix of
         :meth:`factor_jacobian` across iterations (:meth:`solver.timeloop.BDF2.newton`): True
@@ -74,7 +79,7 @@ class Discretization(abc.ABC):
     """The number of MPI ranks the points are split over (1: every point on this process)."""
     separable_axes = None
     keeps_factors = True
-    cell_average_stencil = stencil_convolution = diffusion_matrix = None
+    cell_average_stencil = stencil_convolution = diffusion_matrix = on_boundary = None
 
     # -- global reductions (over every MPI rank; the plain answers on one process) ------
     @abc.abstractmethod

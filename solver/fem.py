@@ -546,6 +546,9 @@ class Mesh(Discretization):
         rank, so that a rank may print them or the mesh's repr alone).
     weights : array (n,)
         Their lumped masses m_i = ∫φ_i (surface areas on a surface).
+    on_boundary : bool array (n,)
+        Which of them lie on the boundary (a vertex of a facet of one cell only; none on a
+        closed surface).
     dim : int
         The ambient dimension: the number of coordinates of a point (3 on a surface in R³).
     tdim : int
@@ -592,6 +595,9 @@ class Mesh(Discretization):
         exterior = dolfinx.mesh.exterior_facet_indices(mesh.topology)
         self.boundary_facets = self.global_sum(int(np.count_nonzero(
             exterior < mesh.topology.index_map(self.tdim - 1).size_local)))
+        on_exterior = position[dolfinx.fem.locate_dofs_topological(V, self.tdim - 1, exterior)]
+        self.on_boundary = np.zeros(self.owned, dtype=bool)
+        self.on_boundary[on_exterior[on_exterior < self.owned]] = True
         from petsc4py import PETSc
 
         u, v = ufl.TrialFunction(V), ufl.TestFunction(V)

@@ -231,6 +231,17 @@ class Grid(Discretization):
         return float(np.sum(np.abs(np.cumsum(values)))) * self.cell_volume**2 / (self.bounds[0, 1] - self.bounds[0, 0])
 
     @functools.cached_property
+    def on_boundary(self):
+        """The cells along a wall (the first and last along each axis that is not periodic)."""
+        mask = np.zeros(self.shape, dtype=bool)
+        for axis, periodic in enumerate(self.periodic):
+            if not periodic:
+                ends = [slice(None)] * self.dim
+                ends[axis] = [0, -1]
+                mask[tuple(ends)] = True
+        return mask
+
+    @functools.cached_property
     def _banded(self):
         return self.dim == 1 and not self.periodic[0]
 

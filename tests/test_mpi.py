@@ -213,7 +213,7 @@ whole = disk.whole(values)
 points, cells, weights = disk.write_results(sys.argv[2] + ".out", [0.0], [values])[1].values()
 out = {"whole": whole.tolist(), "points": points.tolist(), "cells": cells.tolist(),
        "round trip": bool(np.array_equal(disk.part(whole), values)), "repr": described,
-       "vertices": disk.comm.allgather(disk.vertices)}
+       "vertices": disk.comm.allgather(disk.vertices), "on boundary": disk.whole(disk.on_boundary * 1.0).tolist()}
 if disk.comm.rank == 0:
     open(sys.argv[2], "w").write(json.dumps(out))
 """
@@ -232,6 +232,8 @@ def test_whole_densities_are_the_same_on_any_number_of_ranks(tmp_path):
     assert serial["cells"] == parallel["cells"]
     assert serial["repr"] == parallel["repr"] == f"Mesh('disk_1', 2D, {len(serial['whole'])} vertices)"
     assert parallel["vertices"] == [len(serial["whole"])] * 2
+    radii = np.linalg.norm(serial["points"], axis=1)  # the boundary vertices are those on the unit circle
+    assert serial["on boundary"] == parallel["on boundary"] == (radii > 1 - 1e-9).tolist()
 
 
 def test_coordinate_bisection_cuts_the_longest_side_at_the_median():
