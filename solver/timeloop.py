@@ -713,10 +713,14 @@ def energy_tolerance(rho, xi, value, grid):
 def check_resume(state, t0, t1, save_times, grid):
     """Refuse a :class:`State` that is not of a run over (t0, t1) with these save times:
     history and step counts that do not fit each other (a state kept from ``checkpoint``
-    without a copy, whose lists went on growing), its t outside the span, or a number of
-    saves other than that of the save times ≤ t (the loop saves at each as it lands on it;
+    without a copy, whose lists went on growing), its t outside the span, a run that
+    started at another t0, a save time ≤ t on which no step landed or a number of saves
+    other than that of the save times ≤ t (the loop saves at each as it lands on it;
     resumed with other save times, the saves would carry the wrong times or one behind t
-    would never be reached), or saves of another shape."""
+    would never be reached), or saves of another shape. A state that passes is that of
+    the uninterrupted run with these arguments up to t (its steps were bounded by the same
+    save times), whatever its run's t1 and later save times: a run may be resumed to go
+    further."""
     steps = {key: len(state.history.get(key, ())) for key in HISTORY}
     if set(steps.values()) != {state.accepted + 1}:
         raise ValueError(f"resume: the history's lengths {steps} do not all match {state.accepted} accepted steps "
@@ -726,6 +730,14 @@ def check_resume(state, t0, t1, save_times, grid):
         raise ValueError(f"resume: a state at t = {state.t} with {len(state.saved)} saves does not belong to "
                          f"t_span ({t0}, {t1}) with the save times {list(save_times)}, {reached} of them at or "
                          f"before t: resume with the t_span and save_at of the run that made it")
+    if state.history["t"][0] != t0:
+        raise ValueError(f"resume: the state's run started at t = {state.history['t'][0]}: it does not belong to "
+                         f"t_span ({t0}, {t1}); resume with the t_span and save_at of the run that made it")
+    missed = [float(s) for s in save_times[:reached] if s not in state.history["t"]]
+    if missed:
+        raise ValueError(f"resume: no step of the state's run landed on the save times {missed}: it does not belong "
+                         f"to the save times {list(save_times)}; resume with the t_span and save_at of the run that "
+                         "made it")
     wrong = [i for i, rho in enumerate(state.saved) if np.shape(rho) != grid.shape]
     if wrong:
         raise ValueError(f"resume: saves {wrong} have shapes other than the discretization's {grid.shape}")
@@ -799,10 +811,11 @@ def solve(energy, grid, rho0, t_span, *, save_at=None, scheme="explicit", cfl=No
         Called as ``checkpoint(state)`` with a :class:`State` after every accepted step
         (its lists are the loop's own: write them out before returning).
     resume : State, optional
-        Continue from this state of an earlier call with the same arguments, instead of
-        from ``rho0``; the result is then bit for bit that of an uninterrupted call
-        (``wall_time`` counts only this call), except for ``"bdf2"``, whose two-step
-        history restarts (:class:`BDF2`).
+        Continue from this state of an earlier call with the same arguments (or a later
+        t1 and other save times after the state's t; others are refused, see
+        :func:`check_resume`), instead of from ``rho0``; the result is then bit for bit
+        that of an uninterrupted call (``wall_time`` counts only this call), except for
+        ``"bdf2"``, whose two-step history restarts (:class:`BDF2`).
 
     Returns
     -------

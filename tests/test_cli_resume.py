@@ -129,8 +129,15 @@ def test_resume_with_other_save_times_or_a_broken_state_is_refused():
         with pytest.raises(ValueError, match=message):
             solve(PorousMedium(2), grid, rho0, (0.0, 0.2), save_at=[0.0, 0.1, 0.2], max_step=0.02,
                   resume=dataclasses.replace(state, **broken))
+    for t_span, save_at, message in [((0.05, 0.2), [0.05, 0.1, 0.2], r"run started at t = 0.0: it does not belong"),
+                                     ((0.0, 0.2), [0.0, 0.11, 0.2], r"landed on the save times \[0.11\]")]:
+        with pytest.raises(ValueError, match=message):
+            solve(PorousMedium(2), grid, rho0, t_span, save_at=save_at, max_step=0.02, resume=state)
     resumed = solve(PorousMedium(2), grid, rho0, (0.0, 0.2), save_at=[0.0, 0.1, 0.2], max_step=0.02, resume=state)
     assert resumed.t.tolist() == [0.0, 0.1, 0.2]
+    further = {"save_at": [0.0, 0.1, 0.3], "max_step": 0.02}  # a run resumed to go further: the run of its arguments
+    identical(solve(PorousMedium(2), grid, rho0, (0.0, 0.3), **further, resume=state),
+              solve(PorousMedium(2), grid, rho0, (0.0, 0.3), **further))
     kept = []  # the states themselves, not copies: their lists went on growing
     solve(PorousMedium(2), grid, rho0, (0.0, 0.2), save_at=[0.0, 0.1, 0.2], max_step=0.02, checkpoint=kept.append)
     with pytest.raises(ValueError, match=r"keep copy.deepcopy\(state\)"):
