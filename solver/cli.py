@@ -242,6 +242,8 @@ def save_state(state, path, run_fingerprint=None):
               "rejected": state.rejected, "saved": np.array(state.saved), "last_rejected": state.last_rejected,
               "since_rejection": state.since_rejection, "newton_iterations": state.newton_iterations,
               "fingerprint": np.array(json.dumps(run_fingerprint))}
+    if state.saved_at is not None:
+        arrays["saved_at"] = np.array(state.saved_at, dtype=float)
     arrays.update({f"history_{key}": np.array(values) for key, values in state.history.items()})
     write_atomically(path, lambda handle: np.savez(handle, **arrays))
 
@@ -260,7 +262,8 @@ def load_checkpoint(path):
                           accepted=int(data["accepted"]), rejected=int(data["rejected"]), saved=list(data["saved"]),
                           history=history_of(data),
                           last_rejected=float(data["last_rejected"]), since_rejection=int(data["since_rejection"]),
-                          newton_iterations=int(data["newton_iterations"]))
+                          newton_iterations=int(data["newton_iterations"]),
+                          saved_at=tuple(data["saved_at"].tolist()) if "saved_at" in data.files else None)
             stored = json.loads(str(data["fingerprint"])) if "fingerprint" in data.files else None
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
         raise EnvironmentProblem(f"{path} cannot be read ({type(error).__name__}: {error}); it is not a whole "

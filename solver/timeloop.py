@@ -135,6 +135,8 @@ class State:
         As :attr:`Solution.history`, up to ``t``.
     saved : list of arrays
         The densities at the save times reached so far.
+    saved_at : tuple of float or None
+        Those save times (None in a state written before they were kept).
     last_rejected : float
         The last rejected step (∞ before the first rejection).
     since_rejection : int
@@ -153,6 +155,7 @@ class State:
     last_rejected: float = np.inf
     since_rejection: int = CAUTIOUS_STEPS
     newton_iterations: int = 0
+    saved_at: tuple = None
 
 
 def check_times(t_span, save_at):
@@ -714,13 +717,13 @@ def check_resume(state, t0, t1, save_times, grid):
     """Refuse a :class:`State` that is not of a run over (t0, t1) with these save times:
     history and step counts that do not fit each other (a state kept from ``checkpoint``
     without a copy, whose lists went on growing), its t outside the span, a run that
-    started at another t0, a save time ≤ t on which no step landed or a number of saves
-    other than that of the save times ≤ t (the loop saves at each as it lands on it;
-    resumed with other save times, the saves would carry the wrong times or one behind t
-    would never be reached), or saves of another shape. A state that passes is that of
-    the uninterrupted run with these arguments up to t (its steps were bounded by the same
-    save times), whatever its run's t1 and later save times: a run may be resumed to go
-    further."""
+    started at another t0, saves other than at the save times ≤ t (their number, and
+    their times when the state has them: resumed with other save times, the saves would
+    carry the wrong times or one behind t would never be reached), or saves of another
+    shape. A state of the same start and saves up to its t but another t1 or later save
+    times is not told apart: the run then differs from an uninterrupted one (the implicit
+    scheme's default dt is (t1 − t0)/100; a rejected step may have been bounded by the
+    other next save time)."""
     steps = {key: len(state.history.get(key, ())) for key in HISTORY}
     if set(steps.values()) != {state.accepted + 1}:
         raise ValueError(f"resume: the history's lengths {steps} do not all match {state.accepted} accepted steps "
@@ -733,11 +736,10 @@ def check_resume(state, t0, t1, save_times, grid):
     if state.history["t"][0] != t0:
         raise ValueError(f"resume: the state's run started at t = {state.history['t'][0]}: it does not belong to "
                          f"t_span ({t0}, {t1}); resume with the t_span and save_at of the run that made it")
-    missed = [float(s) for s in save_times[:reached] if s not in state.history["t"]]
-    if missed:
-        raise ValueError(f"resume: no step of the state's run landed on the save times {missed}: it does not belong "
-                         f"to the save times {list(save_times)}; resume with the t_span and save_at of the run that "
-                         "made it")
+    if state.saved_at is not None and list(state.saved_at) != save_times[:reached].tolist():
+        raise ValueError(f"resume: the state's saves are at t = {list(state.saved_at)}, not at the save times "
+                         f"{save_times[:reached].tolist()} up to its t = {state.t}; resume with the t_span and save_at "
+                         "of the run that made it")
     wrong = [i for i, rho in enumerate(state.saved) if np.shape(rho) != grid.shape]
     if wrong:
         raise ValueError(f"resume: saves {wrong} have shapes other than the discretization's {grid.shape}")
@@ -811,11 +813,11 @@ def solve(energy, grid, rho0, t_span, *, save_at=None, scheme="explicit", cfl=No
         Called as ``checkpoint(state)`` with a :class:`State` after every accepted step
         (its lists are the loop's own: write them out before returning).
     resume : State, optional
-        Continue from this state of an earlier call with the same arguments (or a later
-        t1 and other save times after the state's t; others are refused, see
-        :func:`check_resume`), instead of from ``rho0``; the result is then bit for bit
-        that of an uninterrupted call (``wall_time`` counts only this call), except for
-        ``"bdf2"``, whose two-step history restarts (:class:`BDF2`).
+        Continue from this state of an earlier call with the same arguments (a state of
+        another start or other saves up to its t is refused, see :func:`check_resume`),
+        instead of from ``rho0``; the result is then bit for bit that of an uninterrupted
+        call (``wall_time`` counts only this call), except for ``"bdf2"``, whose two-step
+        history restarts (:class:`BDF2`).
 
     Returns
     -------
@@ -914,5 +916,5 @@ def solve(energy, grid, rho0, t_span, *, save_at=None, scheme="explicit", cfl=No
                 pending.pop(0)
             if checkpoint is not None:
                 checkpoint(State(t, rho, cap, accepted, rejected, history, saved, last_rejected, since_rejection,
-                                 stepper.newton_iterations))
+                                 stepper.newton_iterations, tuple(save_times[: len(saved)].tolist())))
     return solution(save_times, np.array(saved))
