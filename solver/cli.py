@@ -638,8 +638,9 @@ def summary(run, solution, config_name, comparison, written):
         # the profile of R^d is the solution while its support is inside; it spreads: the end decides
         if run.grid.maximum(np.where(run.grid.on_boundary, exact, 0.0)) > 0:
             lines.append(f"| **not exact here** | at t = {solution.t[-1]:g} the profile's support reaches the "
-                         "boundary (cells along a wall, vertices on the boundary), where the profile of R^d "
-                         "is no longer the solution: the error above is not the discretization's |")
+                         "cells along a wall or the vertices on the boundary: the profile of R^d is the solution "
+                         "only while its support stays inside, and the error above may not be the "
+                         "discretization's |")
     files, arrays = written
     lines += ["", f"Files: config.toml (the config run), metadata.json, densities.npz (t, rho, {', '.join(arrays)}"
               + (", exact" if run.exact is not None else "") + "), "

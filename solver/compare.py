@@ -337,7 +337,7 @@ def study(problem, ms, times, seeds, step, out=None, method="sliced", pde=None, 
     ms = list(ms)
     if not ms or not all(isinstance(m, (int, np.integer)) and not isinstance(m, bool) and m > 0 for m in ms):
         raise ValueError(f"study: ms must be positive whole particle counts, got {ms!r}")
-    ms = sorted(ms)  # the figures take the first and the last as the smallest and the largest
+    ms = sorted(ms)
     if len(seeds) == 0:
         raise ValueError("study: seeds is empty: give at least one seed")
     own_study = species_study(problem.energy)
@@ -580,7 +580,7 @@ def lifted_study(problem, ms, times, seeds, step, out=None, pde=None, **solve_op
     """
     from .particles import simulate
 
-    times = np.asarray(times, dtype=float)
+    times, ms = np.asarray(times, dtype=float), sorted(ms)  # the figures take ms[0], ms[-1] as the least and most
     energy, grid = problem.energy, problem.grid
     pde = _pde_at(problem, times, pde, solve_options, "lifted_study")
     pde_energy = np.array([energy.value(rho, grid) for rho in pde.rho])
@@ -704,7 +704,7 @@ def deconvolution_study(problem, ms, times, seeds, step, out=None, pde=None, **s
     from .conic import conic_gradient_descent
     from .particles import simulate
 
-    times = np.asarray(times, dtype=float)
+    times, ms = np.asarray(times, dtype=float), sorted(ms)  # the figures take ms[0], ms[-1] as the least and most
     energy, grid = problem.energy, problem.grid
     pde = _pde_at(problem, times, pde, solve_options, "deconvolution_study")
     h = 2 * np.pi / grid.base.shape[0]

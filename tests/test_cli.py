@@ -72,7 +72,7 @@ def test_the_summary_says_when_the_exact_profile_leaves_the_domain(tmp_path):
     wide = BARENBLATT.replace("[time]", "C = 0.5\n[time]") + "[output]\nanimation = false\n"
     out = tmp_path / "results"
     assert main(["run", str(config_file(tmp_path, wide)), "--out", str(out)]) == 0
-    assert "| **not exact here** | at t = 1.5 the profile's support reaches the boundary" in (
+    assert "| **not exact here** | at t = 1.5 the profile's support reaches the cells along a wall" in (
         out / "summary.md").read_text()
 
 

@@ -149,8 +149,7 @@ def test_study_bad_particle_counts(ms):
 
 
 def test_study_refuses_a_pde_saved_at_other_times_and_no_seeds():
-    """Its rows compare the k-th save with the particles at times[k]; the ms run in increasing
-    order (the figures take the first and the last as the smallest and the largest)."""
+    """Its rows compare the k-th save with the particles at times[k]."""
     from solver import solve
 
     problem = problems.get("rbf-mixture", cells=8, n_data=10)
@@ -165,7 +164,15 @@ def test_study_refuses_a_pde_saved_at_other_times_and_no_seeds():
     with pytest.raises(ValueError, match="seeds is empty"):
         study(problem, [4], [0.0, 0.01, 0.05], [], 0.01, pde=pde)
     assert len(study(problem, [4], [0.0, 0.01, 0.05], [0], 0.01, pde=pde)["rows"]) == 3
-    result = study(problem, [6, 4], [0.0, 0.01, 0.05], [0], 0.01, pde=pde)  # run in increasing m
+
+
+def test_study_runs_the_ms_in_increasing_order():
+    """Its figures take the first and the last m as the smallest and the largest."""
+    from solver import solve
+
+    problem = problems.get("rbf-mixture", cells=8, n_data=10)
+    pde = solve(problem.energy, problem.grid, problem.rho0, (0.0, 0.05), save_at=[0.0, 0.01, 0.05])
+    result = study(problem, [6, 4], [0.0, 0.01, 0.05], [0], 0.01, pde=pde)
     assert result["ms"] == [4, 6] and [row["m"] for row in result["rows"]] == [4] * 3 + [6] * 3
 
 

@@ -193,7 +193,8 @@ def test_the_particle_study_warns_when_a_step_lets_the_energy_rise():
         deconvolution_study(problem, [10], np.linspace(0.0, 2.0, 3), [0], 0.02)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        result = deconvolution_study(problem, [10], np.linspace(0.0, 0.2, 3), [0], 0.002)
+        result = deconvolution_study(problem, [10, 6], np.linspace(0.0, 0.2, 3), [0], 0.002)
+    assert result["ms"] == [6, 10]  # in increasing order: the figures take the first and the last
     f_c, start = result["f_continuous"], problem.energy.value(problem.rho0, problem.grid)
     assert f_c < result["f_star"] and result["pde_excess"][0] == pytest.approx(1.0, rel=1e-14)
     for row in result["rows"]:

@@ -33,6 +33,16 @@ def every_edge(mesh, fem, rho, xi):
                                    mesh.weights)
 
 
+@pytest.mark.parametrize("name, radii", [("disk", [1.0]), ("annulus", [0.5, 1.0]), ("ball", [1.0]), ("sphere", [])])
+def test_the_boundary_vertices_are_those_on_the_boundary(fem, name, radii):
+    """``on_boundary``: the vertices at the boundary's radii; none on the closed sphere (what
+    the run summary checks an exact profile against)."""
+    domain = mesh(fem, name, 0)
+    distance = np.linalg.norm(domain.points, axis=1)
+    np.testing.assert_array_equal(domain.on_boundary, np.isclose(distance[:, None], radii).any(axis=1))
+    assert domain.on_boundary.sum() >= 10 * len(radii)
+
+
 def test_edge_kernel_matches_numpy(fem, rng):
     disk = mesh(fem, "disk", 1)
     rho, xi = np.maximum(rng.random(disk.shape) - 0.3, 0.0), rng.normal(size=disk.shape)  # some vacuum
