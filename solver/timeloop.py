@@ -136,7 +136,8 @@ class State:
     saved : list of arrays
         The densities at the save times reached so far.
     saved_at : tuple of float or None
-        Those save times (None in a state written before they were kept).
+        Those save times (None in a state written before they were kept, or built without
+        them).
     last_rejected : float
         The last rejected step (∞ before the first rejection).
     since_rejection : int
@@ -718,12 +719,13 @@ def check_resume(state, t0, t1, save_times, grid):
     history and step counts that do not fit each other (a state kept from ``checkpoint``
     without a copy, whose lists went on growing), its t outside the span, a run that
     started at another t0, saves other than at the save times ≤ t (their number, and
-    their times when the state has them: resumed with other save times, the saves would
-    carry the wrong times or one behind t would never be reached), or saves of another
-    shape. A state of the same start and saves up to its t but another t1 or later save
-    times is not told apart: the run then differs from an uninterrupted one (the implicit
-    scheme's default dt is (t1 − t0)/100; a rejected step may have been bounded by the
-    other next save time)."""
+    their times: :attr:`State.saved_at`, or, in a state without it, whether a step landed
+    on each; resumed with other save times, the saves would carry the wrong times or one
+    behind t would never be reached), or saves of another shape. A state of the same start
+    and saves up to its t but another t1 ≥ t or other save times after t is not told
+    apart: the run may then differ from an uninterrupted one (the implicit scheme's
+    default dt is (t1 − t0)/100; a rejected step may have been bounded by the other next
+    save time)."""
     steps = {key: len(state.history.get(key, ())) for key in HISTORY}
     if set(steps.values()) != {state.accepted + 1}:
         raise ValueError(f"resume: the history's lengths {steps} do not all match {state.accepted} accepted steps "
@@ -740,6 +742,11 @@ def check_resume(state, t0, t1, save_times, grid):
         raise ValueError(f"resume: the state's saves are at t = {list(state.saved_at)}, not at the save times "
                          f"{save_times[:reached].tolist()} up to its t = {state.t}; resume with the t_span and save_at "
                          "of the run that made it")
+    missed = sorted(set(save_times[:reached].tolist()) - set(state.history["t"]))  # what a state without saved_at shows
+    if missed:
+        raise ValueError(f"resume: no step of the state's run landed on the save times {missed}: it does not belong "
+                         f"to the save times {save_times.tolist()}; resume with the t_span and save_at of the run that "
+                         "made it")
     wrong = [i for i, rho in enumerate(state.saved) if np.shape(rho) != grid.shape]
     if wrong:
         raise ValueError(f"resume: saves {wrong} have shapes other than the discretization's {grid.shape}")

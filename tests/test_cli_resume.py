@@ -64,10 +64,14 @@ def test_a_checkpoint_from_before_the_reaction_term_resumes_with_no_source(tmp_p
     whole = solve(*arguments, checkpoint=lambda state: states.append(copy.deepcopy(state)))
     save_state(states[5], tmp_path / "state.npz")
     with np.load(tmp_path / "state.npz") as data:
-        np.savez(tmp_path / "old.npz", **{key: data[key] for key in data.files if key != "history_source"})
+        np.savez(tmp_path / "old.npz", **{key: data[key] for key in data.files
+                                          if key not in ("history_source", "saved_at")})
     old = load_state(tmp_path / "old.npz")
     assert old.history["source"] == [0.0] * 7 and list(old.history) == list(states[5].history)
+    assert old.saved_at is None and states[5].saved_at == (0.0,)  # written before the saves' times were kept
     identical(solve(*arguments, resume=old), whole)
+    with pytest.raises(ValueError, match=r"no step of the state's run landed on the save times \[0.001\]"):
+        solve(*arguments, save_at=[0.001, 0.2], resume=old)  # as many saves up to t, one at another time
 
 
 def test_resume_must_belong_to_the_run():

@@ -183,6 +183,8 @@ def test_a_resume_that_fails_keeps_its_folder(tmp_path, monkeypatch, capsys):
 
 def test_a_resume_continues_the_same_run(tmp_path, monkeypatch):
     out = interrupt(tmp_path, monkeypatch)
+    state = load_checkpoint(cli.staging_of(out) / "checkpoint.npz")[0]
+    assert 1.25 < state.t < 1.5 and state.saved_at == (1.0, 1.25)  # the saves' times up to t, for check_resume
     assert main(["run", "--resume", str(out)]) == 0
     whole = tmp_path / "whole"
     assert main(["run", str(config_file(tmp_path)), "--out", str(whole)]) == 0

@@ -174,6 +174,10 @@ def test_study_runs_the_ms_in_increasing_order():
     pde = solve(problem.energy, problem.grid, problem.rho0, (0.0, 0.05), save_at=[0.0, 0.01, 0.05])
     result = study(problem, [6, 4], [0.0, 0.01, 0.05], [0], 0.01, pde=pde)
     assert result["ms"] == [4, 6] and [row["m"] for row in result["rows"]] == [4] * 3 + [6] * 3
+    from solver.compare import lifted_study  # called directly, not through study
+
+    result = lifted_study(problems.get("relu-circle", cells=16, n_data=16), [6, 4], [0.0, 0.01], [0], 0.01)
+    assert result["ms"] == [4, 6] and [row["m"] for row in result["rows"]] == [4] * 2 + [6] * 2
 
 
 def test_study_reports_the_energy_gap_of_any_energy_with_a_particle_energy(tmp_path):
