@@ -1,6 +1,8 @@
 """Exact solutions of displacement-convex flows (see the tests and benchmarks).
 
-All take points ``x`` of shape (..., d) and return densities of shape (...).
+The densities take points ``x`` of shape (..., d) and return values of shape (...);
+:func:`barenblatt_mass` is a number and :func:`ornstein_uhlenbeck` the Gaussian's mean and
+covariance at t.
 """
 
 import numpy as np

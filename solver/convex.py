@@ -181,8 +181,12 @@ def convex_minimum(features, y, penalty=0.0, quadrature=None, method="auto", tol
 
     Raises
     ------
+    ValueError
+        For an unknown ``method``, ``"nnls"`` with λ' ≠ 0, and features, labels, weights
+        or λ' that do not fit (shapes, non-finite values, λ' < 0).
     RuntimeError
-        When nnls or the active-set method ends with a KKT residual above ``tol``.
+        When nnls or the active-set method ends with a KKT residual above ``tol``, or the
+        active-set iterations do not settle within their limit.
     """
     A, y, q, penalty = _check_problem(features, y, quadrature, penalty)
     if method not in CONVEX_METHODS:
@@ -284,6 +288,8 @@ def max_margin(features, y, tol=1e-9):
     ValueError
         For labels outside {−1, 1}, and for data that these features do not separate
         (naming the smallest margin constraint y_i h(x_i) ≥ γ that cannot be met with γ > 0).
+    RuntimeError
+        When the linear program's solver (HiGHS) fails.
     """
     A, y = _check_classification(features, y, "max_margin")
     n, K = A.shape

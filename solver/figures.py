@@ -148,8 +148,8 @@ def excess_against_m(path, ms, gd, random_features, pde=None, title=None):
 
 def sphere_density(path, points, triangles, rho, teacher=None, particles=None, title=None):
     """ν+ − ν− on a sphere mesh in a 3D view, with the teacher's directions as stars and the
-    particles' directions a/|a| as dots coloured by the sign of b, their areas proportional to
-    |a||b| (drawn over the stars).
+    particles' directions a/|a| as dots coloured by the sign of b, their areas growing with
+    |a||b| (3 + 60 |a||b|/max, in points²; drawn over the stars).
 
     Parameters
     ----------
@@ -211,7 +211,8 @@ def torus_density(path, bounds, times, densities, spikes=None, title=None, atoms
     ``times``, with the spikes marked and, on the last time's panel, particles' atoms.
 
     On T¹ one panel: ν+(z) up and −ν−(z) down at every time (darker is later), each spike z_j
-    a dashed line and a star at height ±m_j/max m (its sign is the colour). On T², one panel
+    a dashed line and a star at height (m_j/max|m|) times the largest density shown (its sign
+    is the colour). On T², one panel
     per time: the image of ν+ − ν− (red positive, blue negative, one colour scale for every
     time) with the spikes as stars.
 
@@ -228,7 +229,7 @@ def torus_density(path, bounds, times, densities, spikes=None, title=None, atoms
     title : str, optional
     atoms : dict, optional
         Label → :class:`~solver.energies.deconvolution.TorusMeasure` (positions, masses, signs)
-        at the last time: on T¹ stems of height ±mass, on T² markers of area ∝ mass.
+        at the last time: on T¹ markers at height ±mass, on T² markers of area ∝ mass.
     """
     plt = _pyplot()
     atoms = atoms or {}

@@ -5,6 +5,7 @@ Every preset fixes its data with a seed, so the PDE and the particles see the sa
 """
 
 import dataclasses
+import inspect
 
 import numpy as np
 
@@ -20,19 +21,24 @@ from .species import Species
 
 @dataclasses.dataclass
 class Problem:
-    """A gradient-flow problem on a grid, with a way to draw particles from its start.
+    """A gradient-flow problem on a discretization, with a way to draw particles from its start.
 
     Attributes
     ----------
     name, description, source : str
     energy : Energy
-    grid : Grid
+    grid : Grid or Species
+        A grid, or, for the lifted ReLU and deconvolution presets, the species ν± on a
+        circle or torus grid or a sphere mesh.
     rho0 : array
-        Initial density on ``grid`` (cell averages, unit mass).
+        Initial density on ``grid`` (cell averages, unit mass; the deconvolution presets'
+        ν± have ¼ each, the lifted presets' ½ each).
     t_end : float
         The horizon the preset is meant to be run to.
     sample : callable
-        ``sample(rng, m)`` → (m, d) particles drawn i.i.d. from the initial density.
+        ``sample(rng, m)`` → m particles whose measure approaches the initial density as m
+        grows: i.i.d. draws, (m, d), on a grid; for species the particles of the flow they
+        lift (neurons w = (a, b), atoms (z, r)), their signs alternating with the index.
     teacher : array or None
         The teacher's neurons (m0, d), when the labels come from a teacher network
         (for the lifted ReLU presets the rows w = (a, b) with |a| = 1).
@@ -391,8 +397,14 @@ PRESETS = {"tanh-teacher": tanh_teacher, "rbf-mixture": rbf_mixture, "relu-teach
 
 
 def get(name, **options):
-    """The preset ``name`` (see ``PRESETS``) built with ``options`` (cells, and n_data and
-    seed for the networks, delta for the bumps, penalty for the deconvolutions)."""
+    """The preset ``name`` (see ``PRESETS``) built with ``options``: the keyword arguments of
+    its function (cells, or size for the sphere mesh of ``relu-sphere``; n_data and seed for
+    the networks, weight_decay for the lifted ones, delta for the bumps, penalty for the
+    deconvolutions); ``ValueError`` naming the ones it takes for any other."""
     if name not in PRESETS:
         raise ValueError(f"unknown problem {name!r}; the presets are {sorted(PRESETS)}")
+    takes = inspect.signature(PRESETS[name]).parameters
+    unknown = sorted(set(options) - set(takes))
+    if unknown:
+        raise ValueError(f"problem {name!r} does not take {', '.join(unknown)}; it takes {', '.join(takes)}")
     return PRESETS[name](**options)

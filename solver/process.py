@@ -1,7 +1,8 @@
 """Process-wide settings that make the solver faster, as an opt-in: :func:`tune_process`.
 
-Importing :mod:`solver` changes nothing outside the package (no environment variable,
-no allocator setting). The two settings here act on the whole process, on every library
+Importing :mod:`solver` makes none of these settings (it changes only what
+:mod:`solver`'s own doc lists: threadpoolctl's ``KMP_DUPLICATE_LIB_OK`` and Numba's CPU
+features on AVX-512). The two settings here act on the whole process, on every library
 in it, so they are the choice of whoever owns the process: the ``wgf`` command and the
 scripts in ``benchmarks/`` call :func:`tune_process` first thing; a program that uses
 the solver as a library may call it too.

@@ -29,6 +29,11 @@ def test_relu_teacher_pde_risk_falls_toward_zero(relu_teacher_pde):
     assert risk[-1] / risk[-2] < 0.95  # still falling at the end
 
 
+def test_an_option_the_preset_does_not_take_is_refused_by_name():
+    with pytest.raises(ValueError, match="problem 'relu-sphere' does not take cells; it takes size, "):
+        problems.get("relu-sphere", cells=10)
+
+
 def test_unknown_preset():
     with pytest.raises(ValueError, match="unknown problem 'nope'; the presets are"):
         problems.get("nope")
