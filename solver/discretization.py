@@ -207,8 +207,9 @@ class Discretization(abc.ABC):
         """The solve ``rhs ↦ (I − dt ∂L/∂ρ)⁻¹ rhs`` (``rhs`` of ``shape``) with the matrix of
         :meth:`jacobian`, factored once for any number of right-hand sides (a simplified Newton
         method reuses it, :meth:`solver.timeloop.BDF2.newton`): a sparse LU with a
-        minimum-degree order on the structure of Aᵀ + A (the matrix is structurally symmetric; on grids that
-        order fills in about half as much as the default column order)."""
+        minimum-degree order on the structure of Aᵀ + A (the matrix is structurally
+        symmetric; on grids that order fills in about half as much as the default column
+        order)."""
         matrix = self.jacobian(rho, xi, curvature, dt, second_order).tocsc()
         factors = scipy.sparse.linalg.splu(matrix, permc_spec="MMD_AT_PLUS_A")
         return lambda rhs: factors.solve(rhs.ravel()).reshape(rhs.shape)

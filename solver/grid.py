@@ -194,13 +194,14 @@ class Grid(Discretization):
     def factor_jacobian(self, rho, xi, curvature, dt, second_order=False):
         """The solve ``rhs ↦ (I − dt ∂L/∂ρ)⁻¹ rhs``: on a 1D grid with walls the band matrix
         (two sub- and two super-diagonals, :func:`solver.fv.upwind_jacobian_bands`), solved by
-        the banded LU of LAPACK at each call (linear cost, no symbolic analysis); otherwise (2D, 3D,
-        a periodic 1D grid) SuperLU's LU of P A Pᵀ, P the grid's :func:`nested_dissection` order (the fill of an LU
-        in that order grows like n log n in 2D, where a minimum-degree order has none of the
-        grid's geometry to go by: at 256² it factors 2–4 times faster), with threshold pivoting
-        that keeps the diagonal as the pivot where it is at least a tenth of its column's
-        largest entry and pivots otherwise (at fixed velocities I − dt ∂L₁/∂ρ is an M-matrix
-        transposed: its diagonal is the largest entry of its column)."""
+        the banded LU of LAPACK at each call (linear cost, no symbolic analysis); otherwise
+        (2D, 3D, a periodic 1D grid) SuperLU's LU of P A Pᵀ, P the grid's
+        :func:`nested_dissection` order (the fill of an LU in that order grows like n log n in
+        2D, where a minimum-degree order has none of the grid's geometry to go by: at 256² it
+        factors 2–4 times faster), with threshold pivoting that keeps the diagonal as the pivot
+        where it is at least a tenth of its column's largest entry and pivots otherwise (at
+        fixed velocities I − dt ∂L₁/∂ρ is an M-matrix transposed: its diagonal is the largest
+        entry of its column)."""
         if self._banded:
             neighbours = self._neighbours if second_order else None
             bands = fv.upwind_jacobian_bands(rho, xi, curvature, dt, self._faces, neighbours)

@@ -12,11 +12,12 @@ flows, see :class:`SSPRK2`): :meth:`Stepper.propose` gives the longest step its 
 controller chooses dt = min(proposal, cap, ``max_step``, time to the next save), lands on
 the save times exactly, and rejects a step whose result is negative somewhere (never
 clipped), or that raises the discrete energy F(ρ) beyond round-off (the semi-discrete
-schemes dissipate it exactly). A rejection sets the cap to half the rejected step; an accepted step doubles it,
-except in the ``CAUTIOUS_STEPS`` accepted steps after a rejection, where it grows by
-``CAUTIOUS_GROWTH`` and stays below the rejected step divided by that factor: a scheme that
-fails at some step size is not sent back to it at once (without that, an implicit run
-that fails at dt and succeeds at dt/2 rejected every other step). A step too short to
+schemes dissipate it exactly). A rejection sets the cap to half the rejected step; an
+accepted step doubles it, except in the ``CAUTIOUS_STEPS`` accepted steps after a
+rejection, where it grows by ``CAUTIOUS_GROWTH`` and stays below the rejected step divided
+by that factor: a scheme that fails at some step size is not sent back to it at once
+(without that, an implicit run that fails at dt and succeeds at dt/2 rejected every other
+step). A step too short to
 move t (t + dt == t, or dt < ``STEP_FLOOR`` (t1 − t0)) stops the run with one line that
 names the time, the step and what bounded it.
 
@@ -491,8 +492,8 @@ class BDF2(BackwardEuler):
     with the matrix I − γ dt ∂L₂/∂ρ of the discretization's ``jacobian`` (local curvature f''
     only, as :class:`BackwardEuler`; factored by the discretization's ``factor_jacobian``: a
     banded LU, linear cost, on 1D grids with walls, an LU in nested-dissection order on the
-    other grids, a minimum-degree one on meshes; kept across iterations and steps while the corrections
-    converge, a simplified Newton method), or that of the first-order rate L₁ where the
+    other grids, a minimum-degree one on meshes; kept across iterations and steps while the
+    corrections converge, a simplified Newton method), or that of the first-order rate L₁ where the
     iteration stalls (see :meth:`newton`). Every update keeps the mass exactly (wᵀ(I − γ dt ∂L/∂ρ) = wᵀ for both
     rates), iterates are projected onto ρ ≥ 0, and Newton stops when the residual is a
     hundredth of the error allowed (see :meth:`newton`).
@@ -742,8 +743,8 @@ def check_resume(state, t0, t1, save_times, grid):
         raise ValueError(f"resume: the state's saves are at t = {list(state.saved_at)}, not at the save times "
                          f"{save_times[:reached].tolist()} up to its t = {state.t}; resume with the t_span and save_at "
                          "of the run that made it")
-    missed = sorted(set(save_times[:reached].tolist()) - set(state.history["t"]))  # what a state without saved_at shows
-    if missed:
+    missed = sorted(set(save_times[:reached].tolist()) - set(state.history["t"]))  # all a state without saved_at shows
+    if state.saved_at is None and missed:
         raise ValueError(f"resume: no step of the state's run landed on the save times {missed}: it does not belong "
                          f"to the save times {save_times.tolist()}; resume with the t_span and save_at of the run that "
                          "made it")
