@@ -212,9 +212,8 @@ def torus_density(path, bounds, times, densities, spikes=None, title=None, atoms
 
     On T¹ one panel: ν+(z) up and −ν−(z) down at every time (darker is later), each spike z_j
     a dashed line and a star at height (m_j/max|m|) times the largest density shown (its sign
-    is the colour). On T², one panel
-    per time: the image of ν+ − ν− (red positive, blue negative, one colour scale for every
-    time) with the spikes as stars.
+    is the colour). On T², one panel per time: the image of ν+ − ν− (red positive, blue
+    negative, one colour scale for every time) with the spikes as stars.
 
     Parameters
     ----------

@@ -37,7 +37,8 @@ first variations are ±G + 2λ. The convex problem on fixed directions
 
 **General lift.** For any 2-homogeneous Φ, w = r s with s ∈ S^(p) (here s in the space
 of the whole w = (a, b)): ν = Σ_j ω_j |w_j|² δ_(s_j) predicts the same h with Φ(s, x)
-(``lift(..., balanced=False)``); its flow has reaction 4 instead of 2 (Chizat–Bach 2018, §2: d(r²)/dt = −4F̃(s)r²).
+(``lift(..., balanced=False)``); its flow has reaction 4 instead of 2 (Chizat–Bach 2018,
+§2: d(r²)/dt = −4F̃(s)r²).
 
 The flows here are NumPy references for particles (:func:`gradient_flow` in w,
 :func:`lifted_flow` on the sphere) by classical Runge–Kutta steps, refined where a step

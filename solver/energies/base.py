@@ -25,10 +25,11 @@ def particle_weights(weights, theta, name, masses=False):
     if weights.shape != (len(theta),):
         raise ValueError(f"{name}: weights of shape {weights.shape} for {len(theta)} particles θ_j: give one weight "
                          f"per row of θ, shape ({len(theta)},)")
-    wrong = masses and ~(np.isfinite(weights) & (weights >= 0))
-    if np.any(wrong):
-        j = int(np.flatnonzero(wrong)[0])
-        raise ValueError(f"{name}: weights must be finite and >= 0 (masses), got weights[{j}] = {weights[j]:g}")
+    if masses:
+        wrong = np.flatnonzero(~(np.isfinite(weights) & (weights >= 0)))
+        if wrong.size:
+            j = int(wrong[0])
+            raise ValueError(f"{name}: weights must be finite and >= 0 (masses), got weights[{j}] = {weights[j]:g}")
     return np.ascontiguousarray(weights)
 
 

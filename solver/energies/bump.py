@@ -201,10 +201,9 @@ class BumpLimitRisk(_FitToTarget):
         Hence u(t) ≈ e^(−λ₁ t) φ₁ and F_0(ρ) − F_0(ρ*) = 1/(2|Ω|) ∫u² decays at the rate
         2λ₁, λ₁ the smallest non-zero eigenvalue of A. A is the grid's finite-volume
         ``diffusion_matrix`` with ρ* averaged to the faces (symmetric); λ₁ comes from
-        LAPACK's dense symmetric solver up to 2000 cells, from a shift-invert Lanczos iteration
-        above. Initial data orthogonal to φ₁ (symmetric data when
-        φ₁ is odd, as on a square with a radial f) decay faster, at the rate of the
-        slowest mode they excite.
+        LAPACK's dense symmetric solver up to 2000 cells, from a shift-invert Lanczos
+        iteration above. Initial data orthogonal to φ₁ (symmetric data when φ₁ is odd, as on
+        a square with a radial f) decay faster, at the rate of the slowest mode they excite.
         """
         if getattr(grid, "diffusion_matrix", None) is None:
             raise ValueError(f"BumpLimitRisk.decay_rate needs a Cartesian grid (its diffusion_matrix), got {grid!r}")
