@@ -739,12 +739,12 @@ def check_resume(state, t0, t1, save_times, grid):
     if state.history["t"][0] != t0:
         raise ValueError(f"resume: the state's run started at t = {state.history['t'][0]}: it does not belong to "
                          f"t_span ({t0}, {t1}); resume with the t_span and save_at of the run that made it")
-    if state.saved_at is not None and list(state.saved_at) != save_times[:reached].tolist():
-        raise ValueError(f"resume: the state's saves are at t = {list(state.saved_at)}, not at the save times "
-                         f"{save_times[:reached].tolist()} up to its t = {state.t}; resume with the t_span and save_at "
-                         "of the run that made it")
-    missed = sorted(set(save_times[:reached].tolist()) - set(state.history["t"]))  # all a state without saved_at shows
-    if state.saved_at is None and missed:
+    if state.saved_at is not None:
+        if list(state.saved_at) != save_times[:reached].tolist():
+            raise ValueError(f"resume: the state's saves are at t = {list(state.saved_at)}, not at the save times "
+                             f"{save_times[:reached].tolist()} up to its t = {state.t}; resume with the t_span and "
+                             "save_at of the run that made it")
+    elif missed := sorted(set(save_times[:reached].tolist()) - set(state.history["t"])):  # without saved_at: landings
         raise ValueError(f"resume: no step of the state's run landed on the save times {missed}: it does not belong "
                          f"to the save times {save_times.tolist()}; resume with the t_span and save_at of the run that "
                          "made it")
