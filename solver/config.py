@@ -362,12 +362,9 @@ def build(config):
     time = dict(config["time"])
     if "problem" in config:
         table, name = config["problem"], config["problem"]["name"]
+        options = {key: value for key, value in table.items() if key != "name" and value is not None}
+        problem = _built("problem", lambda: problems.get(name, **options))  # refuses an option it does not take
         takes = inspect.signature(problems.PRESETS[name]).parameters
-        for key, value in table.items():
-            if key != "name" and value is not None and key not in takes:
-                raise ConfigError(f"problem.{key}: the preset {name} does not take it; it takes {', '.join(takes)}")
-        options = {key: value for key, value in table.items() if key in takes and value is not None}
-        problem = _built("problem", lambda: problems.get(name, **options))
         defaults = {key: p.default for key, p in takes.items() if table.get(key) is None}
         config = dict(config, problem={**table, **defaults})
         grid, energy, rho0, exact = problem.grid, problem.energy, problem.rho0, None

@@ -406,5 +406,5 @@ def get(name, **options):
     takes = inspect.signature(PRESETS[name]).parameters
     unknown = sorted(set(options) - set(takes))
     if unknown:
-        raise ValueError(f"problem {name!r} does not take {', '.join(unknown)}; it takes {', '.join(takes)}")
+        raise ValueError(f"preset {name!r} does not take {', '.join(unknown)}; it takes {', '.join(takes)}")
     return PRESETS[name](**options)

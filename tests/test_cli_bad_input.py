@@ -92,7 +92,8 @@ BAD_CONFIGS = {
     "tol with implicit": (GRID + 'scheme = "implicit"\ntol = 0.01\n', "time.tol: the implicit scheme takes no tol"),
     "tol of bdf2 not below 1": (GRID + 'scheme = "bdf2"\ntol = 1\n', "time.tol must be in (0, 1), got 1"),
     "delta of a preset without bumps": (PRESET.replace("n_data = 20", "n_data = 20\ndelta = 0.1"),
-                                        "problem.delta: the preset tanh-teacher does not take it"),
+                                        "problem: preset 'tanh-teacher' does not take delta; it takes cells, "
+                                        "n_data, seed"),
     "integer beyond a float": (GRID.replace("end = 1.1", "end = 1" + "0" * 400), "time.end: must be a number"),
     "integer beyond 64 bits": (PRESET.replace("n_data = 20", "n_data = 1" + "0" * 30),
                                "problem.n_data: must be an integer >= 1 and <= 1e+06"),
@@ -133,7 +134,7 @@ def test_a_preset_option_it_does_not_take(tmp_path, capsys, monkeypatch):
     path = tmp_path / "bad.toml"
     path.write_text(PRESET.replace("tanh-teacher", "small").replace("cells = 8\n", ""))
     status, err = run_quietly(["run", str(path), "--out", str(tmp_path / "results")], capsys)
-    assert status == 2 and "problem.n_data: the preset small does not take it; it takes cells" in err
+    assert status == 2 and "problem: preset 'small' does not take n_data; it takes cells" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.toml"]
 
 

@@ -30,7 +30,7 @@ def test_relu_teacher_pde_risk_falls_toward_zero(relu_teacher_pde):
 
 
 def test_an_option_the_preset_does_not_take_is_refused_by_name():
-    with pytest.raises(ValueError, match="problem 'relu-sphere' does not take cells; it takes size, "):
+    with pytest.raises(ValueError, match="preset 'relu-sphere' does not take cells; it takes size, "):
         problems.get("relu-sphere", cells=10)
 
 
