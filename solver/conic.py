@@ -21,7 +21,8 @@ the forward discretization of the Wasserstein–Fisher–Rao flow
 s_j ← s_j − β_C η ∇F'_j, i.e. α = 4α_C, β = β_C here. With α = 2, β = 1 (the defaults
 for ReLU units) the η → 0 limit for ReLU units is the lifted flow of plain gradient descent in w
 (:func:`solver.lift.lifted_flow`); for deconvolution his α_C = β_C is α = 4, β = 1, the
-PDE of :class:`~solver.energies.deconvolution.SpikeDeconvolution` (reaction 4). The masses
+PDE of :class:`~solver.energies.deconvolution.SpikeDeconvolution` (reaction 4). Iteration
+k is the flow's time t = kη (the PDE's clock, as in :func:`solver.particles.simulate`). The masses
 stay positive (an exact exponential factor); a zero mass stays zero, so the start must put
 mass in every region.
 
