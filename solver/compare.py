@@ -115,7 +115,7 @@ def wasserstein(grid, rho, theta, weights=None, p=2, method="exact", max_points=
     - 1D grids: exact whatever ``method``, W_p^p = ∫_0^1 |F_μ^(-1)(q) − F_ν^(-1)(q)|^p dq
       by ``ot.wasserstein_1d`` (which returns W_p^p; the p-th root is taken here).
     - ``method="exact"`` (2D/3D): the network simplex ``ot.emd2`` on the N × m cost
-      matrix |x_i − θ_j|^p (8Nm bytes; about 7 s for N = 4000, m = 10000). If the
+      matrix |x_i − θ_j|^p (8Nm bytes; 10–25 s here for N = 4000, m = 10000). If the
       measure of ``rho`` has more than ``max_points`` points, the refinement is lowered
       until it fits; if the cells with mass alone are more, blocks of factor^d cells are
       merged (:func:`coarsen`) with the smallest factor that fits, which adds an error of

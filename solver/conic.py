@@ -1,7 +1,7 @@
 """Conic particle gradient descent on measures in two species (sphere, torus).
 
 Chizat, "Sparse optimization on measures with over-parameterized gradient descent",
-Math. Program. 2022 (seed 003).
+Math. Program. 2022 (its code: lchizat/2019-sparse-optim-measures).
 
 A measure in two species, ν = Σ_j m_j δ_(s_j) with signs ε_j, on a manifold (the sphere of
 :class:`solver.lift.SphereMeasure`, the torus of

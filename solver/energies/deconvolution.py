@@ -1,6 +1,7 @@
 r"""Sparse spike deconvolution on the torus (BLASSO) as a flow of two densities ν±.
 
-**The problem** (Chizat 2022, seed 003, "Example 2"). A signed sparse measure
+**The problem** (Chizat–Bach 2018, seed 003, "Example 2"; the set-up and its
+normalization from the code of Chizat 2022, lchizat/2019-sparse-optim-measures). A signed sparse measure
 μ* = Σ_k w_k δ_(z_k) on the torus T^d = [0, 2π)^d (d = 1, 2) is seen through the Dirichlet
 kernel with cut-off f_c, i.e. through its Fourier coefficients μ̂(ω) = ∫e^(−iω·z) dμ(z) at
 the frequencies Ω = {ω ∈ Z^d : |ω|_∞ ≤ f_c} ((2f_c + 1)^d of them; the square of Chizat's
