@@ -342,6 +342,12 @@ def rkl2_coefficients(stages):
     return b[1] * w1, rows
 
 
+def rkl2_stages(ratio):
+    """The fewest stages s whose RKL2 step is stable for ``ratio`` = dt/dt_par forward-Euler
+    parabolic limits, (s² + s − 2)/4 ≥ ratio: s = ⌈√(4 ratio + 9/4) − ½⌉."""
+    return int(np.ceil(np.sqrt(4 * ratio + 9 / 4) - 0.5))
+
+
 class RKL2(SSPRK2):
     """Runge–Kutta–Legendre super-time-stepping, RKL2 (Meyer, Balsara and Aslam 2014):
     one step of s stages,
@@ -385,7 +391,7 @@ class RKL2(SSPRK2):
     def attempt(self, rho, xi, dt):
         """ρⁿ⁺¹ after the fewest stages whose stability limit covers ``dt``, or None if a stage went negative."""
         self.stage_minimum = np.inf  # its stages are checked here; SSP-RK2's (s = 2) by the controller
-        stages = int(np.ceil(np.sqrt(4 * dt / self.parabolic + 9 / 4) - 0.5))
+        stages = rkl2_stages(dt / self.parabolic)
         if stages <= 2:
             return super().attempt(rho, xi, dt)
         first, rows = rkl2_coefficients(stages)
@@ -578,20 +584,24 @@ class BDF2(BackwardEuler):
             self.fallbacks += 1
             self.result, self.result_step = super().attempt(rho, xi, dt), dt
             return self.result
-        if len(self.past) == 2:
-            d1, d2 = self.past[0][1], self.past[1][1]
-            e_bdf2, e_predictor = dt**2 * (dt + d1) ** 2 / (2 * dt + d1), dt * (dt + d1) * (dt + d1 + d2)
-            weight, order = e_bdf2 / (e_bdf2 + e_predictor), 3
-        else:
-            weight, order = 0.5, 2
+        order = 3 if len(self.past) == 2 else 2
         mass = grid.integrate(rho)
-        ratio = (weight * grid.error_norm(new - predictor)
+        ratio = (self.local_error(new, predictor, dt)
                  / (self.tol * grid.error_norm(new - rho) + self.rtol / NEWTON_FRACTION * mass))
         self.suggestion = dt * min(2.0, max(0.2, 0.9 * ratio ** (-1 / order))) if ratio > 0 else 2 * dt
         if ratio > 1:
             return None
         self.result, self.result_step = new, dt
         return new
+
+    def local_error(self, new, predictor, dt):
+        """The estimate of ρⁿ⁺¹'s local error in ``error_norm``, E_c/(E_c + |E_p|)·‖ρⁿ⁺¹ − p‖
+        with three states (see the class doc), else ½‖ρⁿ⁺¹ − p‖."""
+        if len(self.past) < 2:
+            return 0.5 * self.grid.error_norm(new - predictor)
+        d1, d2 = self.past[0][1], self.past[1][1]
+        e_bdf2, e_predictor = dt**2 * (dt + d1) ** 2 / (2 * dt + d1), dt * (dt + d1) * (dt + d1 + d2)
+        return e_bdf2 / (e_bdf2 + e_predictor) * self.grid.error_norm(new - predictor)
 
     def predictor(self, rho, xi, dt):
         """The extrapolation of the last three states to tₙ + dt (with fewer, ρⁿ + dt L₂(ρⁿ))."""

@@ -7,7 +7,7 @@ import pytest
 from conftest import require
 
 from solver import problems
-from solver.cli import main
+from solver.cli import main, read_results
 from solver.compare import study
 from solver.config import load
 
@@ -52,6 +52,14 @@ def test_run_then_plot_every_preset(tmp_path, name):
             np.testing.assert_array_equal(data["teacher"], problem.teacher)
         else:
             assert "spikes" not in data and "teacher" not in data
+    if hasattr(problem.energy, "convex_reference"):  # the summary's F* and excess, recomputed from the files
+        rows = dict(line.strip("| ").split(" | ") for line in (out / "summary.md").read_text().splitlines()
+                    if line.startswith("| F* ") or line.startswith("| relative excess"))
+        f_star = problem.energy.convex_reference(problem.grid).value
+        energy = read_results(out)[1]["energy"]
+        assert float(rows["F* (convex minimum on the same cells)"]) == pytest.approx(f_star, rel=1e-9)
+        assert float(rows["relative excess (F − F*)/(F(ρ₀) − F*) at t = 0.01"]) == pytest.approx(
+            (energy[-1] - f_star) / (energy[0] - f_star), rel=1e-3)
     assert main(["run", str(config), "--out", str(out)]) == 0  # the same command again replaces its own results
 
 

@@ -4,7 +4,7 @@ against each other, and the F1 max-margin linear program on a case solved by han
 import numpy as np
 import pytest
 
-from solver.convex import convex_minimum, max_margin
+from solver.convex import _certify, convex_minimum, max_margin
 
 
 def gaussian_relu_features(rng, n=100, K=10, dim=3):
@@ -139,3 +139,23 @@ def test_max_margin_refuses_data_that_are_not_separable():
 def test_max_margin_refuses_labels_outside_plus_minus_one():
     with pytest.raises(ValueError, match=r"labels must be in \{-1, 1\}.*\[0\.0\]"):
         max_margin(np.eye(2), [0, 1])
+
+
+def test_the_kkt_residual_flags_points_that_are_not_optimal(rng):
+    """The certificate, not only the solvers: at c± = 0 the residual is the bound's violation
+    max_k (|Aᵀ(q ⊙ y)|_k − λ')⁺ (∂J/∂c± = ∓Aᵀ(q ⊙ y) + λ' must be ≥ 0 there); at the minimum
+    it is round-off; with one active mass moved off the minimum it is at least that
+    coordinate's gradient, ≠ 0. A residual blind to either condition would pass a solver stopped early."""
+    A, y = gaussian_relu_features(rng, n=20), rng.normal(size=20)
+    q, penalty = np.full(20, 1 / 20), 0.01
+    zero = np.zeros(A.shape[1])
+    at_zero = _certify(A, y, q, penalty, zero, zero, "by hand").kkt_residual
+    assert at_zero == pytest.approx(max(np.abs(A.T @ (q * y)).max() - penalty, 0.0), rel=1e-12)
+    assert at_zero > 0.1
+    best = convex_minimum(A, y, penalty, quadrature=q)
+    assert best.kkt_residual <= 1e-10
+    k = int(np.argmax(best.c_plus))
+    moved = best.c_plus.copy()
+    moved[k] *= 1.01
+    off = _certify(A, y, q, penalty, moved, best.c_minus, "by hand")
+    assert off.kkt_residual >= abs(off.gradient_plus[k]) > 1e-6

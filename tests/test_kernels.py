@@ -163,3 +163,16 @@ def test_rkl2_stage_matches_numpy_reference(rng, shape, bc):
     expected = np.empty(shape)
     assert grid_stage_reference(rho, xi, *args, expected) == negative == np.count_nonzero(fused < 0) > 0
     assert np.max(np.abs(fused - expected)) <= 1e-12 * np.max(np.abs(expected))
+
+
+@pytest.mark.parametrize("shape", [(33,), (6, 5), (4, 5, 6)])
+def test_positivity_rate_of_a_tilt_between_walls(shape):
+    """ξ = x_k, a uniform tilt along axis k between walls: |u| = 1 on every face along k, so
+    the rate is 2/h_k exactly; the jump across the walls (where a periodic axis wraps, n_k − 1
+    cells long) is no face and must not count (random ξ rarely puts the maximum at an end)."""
+    grid = Grid([(0, 1)] * len(shape), shape)
+    for axis in range(len(shape)):
+        xi = grid.points[..., axis]
+        expected = 2 / grid.h[axis]
+        assert positivity_rate(xi, 1.0 / grid.h, grid.periodic) == pytest.approx(expected, rel=1e-12)
+        assert positivity_rate_reference(xi, 1.0 / grid.h, grid.periodic) == pytest.approx(expected, rel=1e-12)

@@ -235,6 +235,31 @@ def test_committed_meshes_are_delaunay(fem, name):
         assert m.integrate(np.ones(m.shape)) == pytest.approx(area, rel=1e-12)  # lumped masses: the area
 
 
+@pytest.mark.parametrize("name", ["disk", "lshape"])
+def test_parabolic_limit_from_the_cotangent_formula(fem, name):
+    """The forward-Euler limit of D Δρ, 1/(D max_i Σ_j T_ij/m_i), against the P1 formulas
+    written out: T_ij = ½(cot α + cot β) (the angles opposite edge ij), m_i a third of its
+    triangles' areas; with ξ = 0 there is no transport limit."""
+    m = mesh(fem, name, 1)
+    corners = m.points[m.cells]
+    area = np.zeros(m.vertices)
+    u, v = corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]
+    doubled = np.abs(u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0])
+    np.add.at(area, m.cells, np.repeat(doubled[:, None] / 6, 3, axis=1))
+    np.testing.assert_allclose(m.weights, area, rtol=1e-12)
+    connectivity = np.zeros(m.vertices)  # Σ_j T_ij, each edge's ½ cot added at both its ends
+    for k in range(3):
+        a, b, c = m.cells[:, k], m.cells[:, (k + 1) % 3], m.cells[:, (k + 2) % 3]
+        u, v = m.points[b] - m.points[a], m.points[c] - m.points[a]
+        half_cot = 0.5 * np.sum(u * v, axis=1) / np.abs(u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0])
+        np.add.at(connectivity, b, half_cot)
+        np.add.at(connectivity, c, half_cot)
+    diffusivity = 0.7
+    transport, parabolic = m.step_limits(np.ones(m.shape), np.zeros(m.shape), np.full(m.shape, diffusivity))
+    assert transport == np.inf
+    assert parabolic == pytest.approx(1 / (diffusivity * np.max(connectivity / area)), rel=1e-10)
+
+
 @pytest.mark.slow
 def test_barenblatt_on_the_disk(fem):
     """m = 2, C = 0.02 (the support stays inside the unit disk), t from 1 to 2."""

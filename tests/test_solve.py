@@ -93,3 +93,31 @@ def test_one_blas_thread_limits_every_blas_and_finds_them_again_after_an_import(
     with one_blas_thread():
         pass
     assert blas_controller.cache_info().misses == found + 1
+
+
+def test_a_step_that_raises_the_energy_beyond_round_off_is_rejected(monkeypatch):
+    """The energy test's allowance is round-off, not a tolerance: from the steady state of
+    V = x (all the mass in the first cell, against the wall), a step that moves 1e-9 of the
+    mass to the last cell (F rises by about 1e-9, against an allowance near 2e-14) is
+    rejected, and retried; the run's energy never rises."""
+    from solver.timeloop import SSPRK2
+
+    attempt, calls = SSPRK2.attempt, []
+
+    def uphill_first(self, rho, xi, dt):
+        new = attempt(self, rho, xi, dt)
+        calls.append(dt)
+        if len(calls) == 1:
+            moved = 1e-9 / self.grid.h[0]
+            new[0] -= moved
+            new[-1] += moved
+        return new
+
+    monkeypatch.setattr(SSPRK2, "attempt", uphill_first)
+    grid = Grid([(0, 1)], 32)
+    rho0 = np.zeros(32)
+    rho0[0] = 32.0
+    solution = solve(Potential(lambda x: x[..., 0]), grid, rho0, (0, 0.01))
+    assert solution.rejected == 1 and len(calls) == solution.accepted + 1
+    assert solution.invariants()["energy_rise"] == 0
+    assert_invariants(solution)

@@ -10,6 +10,7 @@ from conftest import assert_invariants, observed_order
 
 from solver import Entropy, Grid, Potential, solve
 from solver.analytic import gaussian
+from solver.timeloop import RKL_MAX_STAGES, rkl2_coefficients, rkl2_stages
 
 
 # (scheme, cells, step): each step below the run's stability limits, so that max_step sets every step.
@@ -33,3 +34,28 @@ def test_second_order_in_time(scheme, cells, step):
         assert solution.rejected == 0 and np.allclose(solution.history["dt"][1:], dt, rtol=1e-9, atol=0), dt
         errors.append(grid.integrate(np.abs(solution.rho[-1] - reference)))
     assert 1.8 <= observed_order(steps, errors) <= 2.3, errors
+
+
+def rkl2_amplification(stages, z):
+    """R_s(z): one RKL2 step of :func:`rkl2_coefficients` on y' = λy, z = λ dt, from y = 1."""
+    first, rows = rkl2_coefficients(stages)
+    previous, current = np.ones_like(z), 1 + first * z
+    for mu, nu, mu_rate, gamma_rate in rows:
+        following = mu * current + nu * previous + (1 - mu - nu) + mu_rate * z * current + gamma_rate * z
+        previous, current = current, following
+    return current
+
+
+def test_rkl2_stages_are_stable_and_second_order():
+    """For dt = r forward-Euler parabolic limits (the eigenvalues of a diffusion then lie in
+    z = λ dt ∈ [−2r, 0], by Gershgorin) the stages RKL2 takes, :func:`rkl2_stages`, are the
+    fewest whose nominal limit (s² + s − 2)/4 covers r, and its amplification factor stays
+    within 1 on the whole interval (one stage fewer, the count a +1/4 in place of +9/4 would
+    give, is unstable for most r); and R_s(z) = e^z + O(z³) for every s."""
+    for ratio in np.linspace(1.001, (RKL_MAX_STAGES**2 + RKL_MAX_STAGES - 2) / 4, 800):
+        stages = rkl2_stages(ratio)
+        assert (stages**2 + stages - 2) / 4 >= ratio > ((stages - 1) ** 2 + stages - 3) / 4, ratio
+        assert np.abs(rkl2_amplification(stages, np.linspace(-2 * ratio, 0, 2001))).max() <= 1 + 1e-12, ratio
+    z = -np.array([1e-3, 2e-3])
+    for stages in (3, 10, RKL_MAX_STAGES):
+        assert np.all(np.abs(rkl2_amplification(stages, z) - np.exp(z)) <= np.abs(z) ** 3), stages
