@@ -67,7 +67,8 @@ def test_a_folder_with_a_metadata_file_is_not_ours(tmp_path, capsys):
     assert snapshot(folder) == {"metadata.json": b"{}", "thesis.tex": b"work"}
 
 
-@pytest.mark.parametrize("change", ["add a file", "edit a file", "add a folder", "add an empty folder"])
+@pytest.mark.parametrize("change", ["add a file", "edit a file", "edit a file, its size kept", "add a folder",
+                                    "add an empty folder"])
 def test_a_results_folder_the_user_changed_is_kept(tmp_path, capsys, change):
     out = tmp_path / "results"
     config = str(config_file(tmp_path))
@@ -76,6 +77,9 @@ def test_a_results_folder_the_user_changed_is_kept(tmp_path, capsys, change):
         (out / "notes.txt").write_text("my notes")
     elif change == "edit a file":
         (out / "summary.md").write_text((out / "summary.md").read_text() + "my remark\n")
+    elif change == "edit a file, its size kept":  # only the manifest's digest tells
+        text = (out / "summary.md").read_text()
+        (out / "summary.md").write_text(("X" if text[0] != "X" else "Y") + text[1:])
     elif change == "add a folder":
         (out / "mine").mkdir()
         (out / "mine" / "a.txt").write_text("mine")

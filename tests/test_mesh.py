@@ -94,6 +94,15 @@ def test_edge_kernel_with_compact_support(fem, rng, name, level, where):
             m.rate_and_outflow(rho, xi, inputs)
 
 
+def test_z_order_on_a_lattice_is_the_morton_order(fem):
+    """On the 4 × 4 lattice with 2 bits a coordinate: the argsort of the Morton code written
+    out, x's bits at the even positions and y's at the odd (the 2 × 2 blocks in Z, recursively)."""
+    i, j = np.meshgrid(np.arange(4), np.arange(4), indexing="ij")
+    points = np.stack([i.ravel(), j.ravel()], axis=1)
+    morton = [sum(((x >> b) & 1) << (2 * b) | ((y >> b) & 1) << (2 * b + 1) for b in range(2)) for x, y in points]
+    np.testing.assert_array_equal(fem.z_order(points.astype(float), bits=2), np.argsort(morton, kind="stable"))
+
+
 def test_kernel_rows_hold_each_row_in_csr_order(fem):
     """kernel_rows' slots: the k-th slot of a row is its k-th CSR entry (column and T_ij),
     then, up to its block's width, the row itself with T = 0; the padding is small."""

@@ -245,3 +245,16 @@ def test_bad_input():
         Feature.neuron("gelu", 2)
     with pytest.raises(ValueError, match="width must be finite and > 0"):
         Feature.gaussian(1, 0)
+
+
+def test_batches_draw_every_data_point_uniformly_with_its_label():
+    """SGD's batches: each drawn input comes with its own label, and each of 3 data points is
+    drawn a third of the time (within 5σ of the binomial's 10 000 of 30 000)."""
+    X = np.array([[0.0, 1.0], [1.0, 0.0], [2.0, 2.0]])
+    y = np.array([10.0, 20.0, 30.0])
+    energy = NetworkRisk(Feature.fixed_output("tanh", 2), X, y)
+    inputs, labels = energy.sample_batch(np.random.default_rng(0), 30000)
+    index = np.array([np.flatnonzero((X == row).all(axis=1))[0] for row in inputs])
+    np.testing.assert_array_equal(labels, y[index])
+    counts = np.bincount(index, minlength=3)
+    assert np.all(np.abs(counts - 10000) < 5 * np.sqrt(30000 * (1 / 3) * (2 / 3))), counts
