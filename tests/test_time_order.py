@@ -1,6 +1,7 @@
 """The order in time of the explicit schemes: SSP-RK2 (``scheme="explicit"``) and RKL2
 super-steps are second order, measured on a fixed grid against a run with a much
-smaller step, so that the spatial error cancels."""
+smaller step, so that the spatial error cancels; and RKL2's stages, against its
+amplification factor on y' = λy."""
 
 from functools import partial
 
