@@ -52,6 +52,20 @@ def observed_order(h, errors):
     return float(np.polyfit(np.log(h), np.log(errors), 1)[0])
 
 
+def cotangent_weights(points, triangles):
+    """{(i, j): ½ Σ cot of the angles opposite edge ij} over the flat triangles (points in R³:
+    a plane mesh with z = 0 added), the P1 stiffness's −K_ij."""
+    weights = {}
+    for k in range(3):
+        a, b, c = triangles[:, k], triangles[:, (k + 1) % 3], triangles[:, (k + 2) % 3]
+        u, v = points[b] - points[a], points[c] - points[a]
+        cot = np.sum(u * v, axis=1) / np.linalg.norm(np.cross(u, v), axis=1)
+        for i, j, w in zip(b, c, cot):
+            key = (min(i, j), max(i, j))
+            weights[key] = weights.get(key, 0.0) + 0.5 * w
+    return weights
+
+
 def require(name):
     """Import the optional module ``name``: skip without it, except under CI (CI=true),
     where the project's own set-up must have installed it, so its absence fails. DOLFINx

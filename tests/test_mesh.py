@@ -10,7 +10,7 @@ from functools import partial
 
 import numpy as np
 import pytest
-from conftest import MESHES, ROOT, assert_invariants, observed_order, require, serial_and_parallel
+from conftest import MESHES, ROOT, assert_invariants, cotangent_weights, observed_order, require, serial_and_parallel
 
 from solver import Entropy, Grid, PorousMedium, Potential, solve
 from solver.analytic import barenblatt, gaussian, ornstein_uhlenbeck
@@ -256,13 +256,9 @@ def test_parabolic_limit_from_the_cotangent_formula(fem, name):
     doubled = np.abs(u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0])
     np.add.at(area, m.cells, np.repeat(doubled[:, None] / 6, 3, axis=1))
     np.testing.assert_allclose(m.weights, area, rtol=1e-12)
-    connectivity = np.zeros(m.vertices)  # Σ_j T_ij, each edge's ½ cot added at both its ends
-    for k in range(3):
-        a, b, c = m.cells[:, k], m.cells[:, (k + 1) % 3], m.cells[:, (k + 2) % 3]
-        u, v = m.points[b] - m.points[a], m.points[c] - m.points[a]
-        half_cot = 0.5 * np.sum(u * v, axis=1) / np.abs(u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0])
-        np.add.at(connectivity, b, half_cot)
-        np.add.at(connectivity, c, half_cot)
+    connectivity = np.zeros(m.vertices)  # Σ_j T_ij: each edge's weight at both its ends
+    for (i, j), weight in cotangent_weights(np.column_stack([m.points, np.zeros(m.vertices)]), m.cells).items():
+        connectivity[[i, j]] += weight
     diffusivity = 0.7
     transport, parabolic = m.step_limits(np.ones(m.shape), np.zeros(m.shape), np.full(m.shape, diffusivity))
     assert transport == np.inf

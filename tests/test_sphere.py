@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 import pytest
-from conftest import MESHES, assert_invariants, observed_order, serial_and_parallel
+from conftest import MESHES, assert_invariants, cotangent_weights, observed_order, serial_and_parallel
 
 from solver import Entropy, solve
 from solver.domains import Sphere
@@ -24,19 +24,6 @@ def edge_table(mesh):
     rows = np.repeat(np.arange(mesh.owned), np.diff(mesh.indptr))
     once = rows < mesh.columns
     return rows[once], mesh.columns[once], mesh.transmissibility[once]
-
-
-def cotangent_weights(points, triangles):
-    """{(i, j): ½ Σ cot of the angles opposite edge ij} over the flat triangles."""
-    weights = {}
-    for k in range(3):
-        a, b, c = triangles[:, k], triangles[:, (k + 1) % 3], triangles[:, (k + 2) % 3]
-        u, v = points[b] - points[a], points[c] - points[a]
-        cot = np.sum(u * v, axis=1) / np.linalg.norm(np.cross(u, v), axis=1)
-        for i, j, w in zip(b, c, cot):
-            key = (min(i, j), max(i, j))
-            weights[key] = weights.get(key, 0.0) + 0.5 * w
-    return weights
 
 
 def write_msh(path, points, triangles):
