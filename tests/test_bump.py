@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import assert_invariants
 
-from solver import Grid, problems, solve
+from solver import Grid, jmm, problems, solve
 from solver.compare import fit_slope, wasserstein
 from solver.domains import Annulus, Ball, Box
 from solver.energies import BumpLimitRisk, BumpRisk, Entropy
@@ -366,3 +366,32 @@ def test_the_annulus_projects_integrates_and_samples_on_the_ring():
     sample = ring.sample(np.random.default_rng(1), 20000)
     assert ring.contains(sample).all()
     assert np.mean(np.sum(sample**2, axis=1)) == pytest.approx(0.625, abs=0.01)
+
+
+def test_sgd_settings_keep_their_promises():
+    """sgd_settings: ε ≤ ε*/10 divides the risk spacing, the largest such; B the smallest
+    batch with SGD's temperature at most NOISE_RATIO of the limit's diffusivity (it catches
+    ε ≤ ε* only)."""
+    for delta in jmm.DELTAS:
+        energy = problems.jmm_bumps(delta=delta, cells=50).energy
+        step, batch = jmm.sgd_settings(energy)
+        count = jmm.RISK_SPACING / step
+        assert count == pytest.approx(round(count), abs=1e-9)
+        assert step <= 0.1 * energy.stable_step() < jmm.RISK_SPACING / (round(count) - 1)
+        diffusivity = float(np.max(energy.f_at_quadrature)) / energy.volume
+        assert energy.sgd_temperature(step, batch) <= jmm.NOISE_RATIO * diffusivity
+        assert batch == 1 or energy.sgd_temperature(step, batch - 1) > jmm.NOISE_RATIO * diffusivity
+
+
+def test_figure1_risks_are_at_the_risk_times_and_estimates_at_the_snapshots():
+    """A snapshot time beyond the horizon is saved but not a risk time: every risk curve has
+    one value per t (it catches _risks keeping every save); the SGD estimate at a snapshot
+    time s ≤ horizon gives back that run's normalized risk at s (it catches the estimate of
+    the save before s)."""
+    result = jmm.figure1(deltas=(1 / 5,), n_neurons=40, seeds=(0,), cells=100, horizon=0.5,
+                         snapshot_times=(0.5, 0.75))
+    run, t = result["runs"][1 / 5], result["t"]
+    assert len(result["limit"]) == len(run["pde"]) == len(run["sgd"]) == len(t) == 11
+    f, estimate = result["f"], run["sgd_estimates"][0.5]
+    normalized = np.sum((f - estimate) ** 2) / np.sum(f**2)  # equal cells: the cell width cancels
+    assert normalized == pytest.approx(run["sgd_runs"][0][-1], rel=0.01)

@@ -11,7 +11,7 @@ import pytest
 from cli_configs import barenblatt_config
 from conftest import require
 
-from solver import cli, problems
+from solver import NetworkRisk, cli, problems
 from solver.analytic import gaussian
 from solver.cli import CONFIGS, main
 from solver.config import load
@@ -291,3 +291,34 @@ def test_the_documented_configs_are_accepted(tmp_path):
     assert "option `delta`" in (ROOT / "README.md").read_text()
     run = load(config_file(tmp_path, '[problem]\nname = "jmm-bumps"\ndelta = 0.05\ncells = 64\n'))
     assert run.config["problem"]["delta"] == 0.05 and run.energy.delta == 0.05
+
+
+def test_split_data_gives_each_rank_its_block_of_a_grid_network_risk(tmp_path):
+    """Under MPI on a grid, a network risk's data is split over the ranks (it catches the
+    split skipped; every rank then sums all the data, the same answer at P times the cost,
+    which the serial-against-parallel comparisons cannot see)."""
+    from solver.cli import Ranks, split_data
+
+    config = tmp_path / "tanh.toml"
+    config.write_text('[problem]\nname = "tanh-teacher"\ncells = 4\nn_data = 21\n')
+    run = load(config)
+
+    class Comm:
+        size, rank = 2, 1
+
+    ranks = Ranks.__new__(Ranks)
+    ranks.comm, ranks.rank, ranks.size = Comm(), 1, 2
+    terms = getattr(split_data(run, ranks).energy, "terms", None) or [split_data(run, ranks).energy]
+    (risk,) = [term for term in terms if isinstance(term, NetworkRisk)]
+    assert risk.comm is not None and risk.block == slice(10, 21)
+    serial = [term for term in getattr(run.energy, "terms", [run.energy]) if isinstance(term, NetworkRisk)][0]
+    assert serial.comm is None and serial.block == slice(0, 21)
+
+
+def test_marginal_of_a_3d_density_integrates_out_the_last_axis():
+    """The figures of a 3D run show ∫ρ dx₃: a density 1 on [0,1]²×[−1,2] has marginal 3
+    (it catches the cell width of x₃ dropped)."""
+    from solver.cli import marginal_2d
+
+    bounds = np.array([[0.0, 1.0], [0.0, 1.0], [-1.0, 2.0]])
+    np.testing.assert_allclose(marginal_2d(np.ones((3, 4, 5)), bounds), 3.0)

@@ -18,6 +18,7 @@ from cli_configs import barenblatt_config
 from solver import cli
 from solver.cli import load_checkpoint, main
 
+pytestmark = pytest.mark.filterwarnings("ignore:tune_process:RuntimeWarning")  # main() tunes this process late
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = barenblatt_config() + "saves = 3\n[output]\nanimation = false\n"
 
@@ -360,3 +361,12 @@ def test_a_damaged_run_folder_is_named_and_kept(tmp_path, monkeypatch, capsys, d
     named = staging / ("metadata.json" if damage == "metadata.json" else "checkpoint.npz")
     assert len(err.splitlines()) == 1 and f"{named} cannot be read" in err, err
     assert snapshot(staging) == before
+
+
+def test_a_resume_given_the_staging_folder_resumes_the_run(tmp_path, monkeypatch):
+    """``wgf run --resume results.incomplete`` (the folder the interrupted run left, as the
+    user sees it) resumes ``results`` (it catches the .incomplete suffix kept, so the resume
+    looks for results.incomplete.incomplete and finds nothing)."""
+    out = interrupt(tmp_path, monkeypatch)
+    assert cli.main(["run", "--resume", str(cli.staging_of(out))]) == 0
+    assert (out / "manifest.json").is_file() and not cli.staging_of(out).exists()

@@ -116,3 +116,21 @@ def test_bad_input_is_refused(problem):
         conic_gradient_descent(problem, SphereMeasure(start.directions, start.masses), 0.1, 1)
     with pytest.raises(ValueError, match="step η = 1000 is too large"):
         conic_gradient_descent(problem, start, 1000.0, 5)
+
+
+def test_one_iteration_is_the_exact_mirror_step(problem):
+    """One iteration: m_j ← m_j exp(−αηF'_j) exactly (masses stay positive, however large
+    the step), s_j ← retract(s_j − βη∇F'_j) (it catches the linearized mass update
+    m_j(1 − αηF'_j)₊)."""
+    start = uniform_start(8)
+    eta = 0.5
+    xi, gradient = problem.conic_gradient(start)
+    run = conic_gradient_descent(problem, start, eta, 1)
+    np.testing.assert_allclose(run.measure.masses, start.masses * np.exp(-2.0 * eta * xi), rtol=1e-13)
+    np.testing.assert_allclose(run.measure.points, problem.retract(start.points - eta * gradient), rtol=1e-13)
+
+
+def test_negative_transport_is_refused(problem):
+    """β < 0 would be ascent in the directions (it catches the check of transport dropped)."""
+    with pytest.raises(ValueError, match="transport >= 0"):
+        conic_gradient_descent(problem, uniform_start(4), 0.1, 1, transport=-1.0)

@@ -1,5 +1,6 @@
 """The DOLFINx compatibility layer: the supported range of versions and its messages."""
 
+import numpy as np
 import pytest
 from conftest import require
 
@@ -59,3 +60,15 @@ def test_the_cell_partitioner_needs_the_cells_on_one_rank():
     partition = dolfinx_compat.cell_partitioner(dolfinx, None, lambda centroids, ranks: [])
     with pytest.raises(RuntimeError, match="the cell partitioner needs the cells on one rank, not 0"):
         partition(MPI.COMM_SELF, 1, None, None)
+
+
+def test_destinations_name_each_ghost_rank_once_in_increasing_order():
+    """A cell with several neighbours on one other rank is ghosted there once; its ghost
+    ranks come in increasing order after its own. Cells 0..4: cell 2 (rank 0) touches cells
+    0, 1 (rank 2) and 3, 4 (rank 1)."""
+    parts = np.array([2, 2, 0, 1, 1], dtype=np.int32)
+    adjacency = {0: [1, 2], 1: [0, 2], 2: [0, 1, 3, 4], 3: [2, 4], 4: [2, 3]}
+    neighbours = np.concatenate([adjacency[c] for c in range(5)])
+    offsets = np.concatenate([[0], np.cumsum([len(adjacency[c]) for c in range(5)])])
+    data, starts = dolfinx_compat._destinations(parts, neighbours, offsets, ghosting=True)
+    assert [data[a:b].tolist() for a, b in zip(starts[:-1], starts[1:])] == [[2, 0], [2, 0], [0, 1, 2], [1, 0], [1, 0]]

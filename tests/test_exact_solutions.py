@@ -8,7 +8,7 @@ import pytest
 from conftest import assert_invariants, observed_order
 
 from solver import Entropy, Grid, Interaction, PorousMedium, Potential, solve
-from solver.analytic import barenblatt, confined_steady_state, gaussian, ornstein_uhlenbeck
+from solver.analytic import barenblatt, barenblatt_mass, confined_steady_state, gaussian, ornstein_uhlenbeck
 
 
 def l1_errors(energy, exact, bounds, cells, t_span, **options):
@@ -143,3 +143,22 @@ def test_super_steps_do_the_work_of_many_euler_steps():
         errors[scheme] = grid.integrate(np.abs(solution.rho[-1] - grid.cell_averages(partial(exact, t=2.0))))
     assert calls["rkl2"] < calls["explicit"] / 3, calls
     assert errors["rkl2"] < 1.1 * errors["explicit"], errors
+
+
+@pytest.mark.parametrize("d, cells", [(1, 4000), (2, 600), (3, 100)])
+@pytest.mark.parametrize("m", [2.0, 3.0])
+def test_barenblatt_mass_is_the_integral_of_the_profile(d, cells, m):
+    """barenblatt_mass = ∫ barenblatt(·, t) at any t (it catches Γ(p + d) for Γ(p + d/2))."""
+    grid = Grid([(-3, 3)] * d, cells)
+    for t in (1.0, 2.0):
+        assert grid.integrate(barenblatt(grid.points, t, m=m, C=0.1)) == pytest.approx(
+            barenblatt_mass(d, m=m, C=0.1), rel=2e-4)
+
+
+@pytest.mark.parametrize("d, cells", [(1, 4000), (2, 600), (3, 100)])
+@pytest.mark.parametrize("m", [2, 3])
+def test_confined_steady_state_has_the_given_mass(d, cells, m):
+    """Without quadrature weights C comes from the closed-form integral: the profile has
+    the requested mass (it catches the factor a^p of the integral dropped)."""
+    grid = Grid([(-4, 4)] * d, cells)
+    assert grid.integrate(confined_steady_state(grid.points, m, 0.7)) == pytest.approx(0.7, rel=1e-3)

@@ -245,3 +245,20 @@ def test_relu_sphere_reaches_the_convex_minimum_near_the_teacher():
     plus = solution.rho[-1][0] * grid.base.weights
     np.testing.assert_allclose(np.bincount(nearest[close], plus[close], minlength=5), teacher[:, 3], rtol=0.15)
     assert grid.integrate_species(solution.rho[-1])[1] < 0.01
+
+
+def test_circle_density_reports_the_masses_of_the_species(tmp_path, monkeypatch):
+    """The legend's masses are ∫ν± dφ over the circle: ν+ = 1/(2π) and ν− = 2/(2π) have
+    masses 1 and 2 (it catches the cell width 1/K instead of 2π/K)."""
+    import matplotlib.figure
+
+    from solver.figures import circle_density
+
+    legends = []
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", lambda self, *args, **kwargs: legends.extend(
+        text.get_text() for ax in self.axes if ax.get_legend() for text in ax.get_legend().get_texts()))
+    K = 16
+    angles = 2 * np.pi * (np.arange(K) + 0.5) / K
+    densities = np.stack([np.full(K, 1 / (2 * np.pi)), np.full(K, 2 / (2 * np.pi))])[None]
+    circle_density(tmp_path / "c.png", angles, [0.0], densities)
+    assert "ν+, mass 1" in legends and "ν−, mass 2" in legends

@@ -765,3 +765,134 @@ def test_interaction_kernel_on_a_mesh_must_be_even(fem):
     with pytest.raises(ValueError, match=r"Interaction: W must be even"):
         Interaction(lambda z: z[..., 0] + np.sum(z**2, axis=-1)).check(disk)
     Interaction(lambda z: np.sum(z**2, axis=-1)).check(disk)
+
+
+def test_the_named_partition_reaches_dolfinx(monkeypatch):
+    """``fem.read(path, partition=...)`` hands DOLFINx the partition asked for: the bisection
+    function by default, None (DOLFINx's graph partitioner) for "graph"."""
+    require("dolfinx")
+    from solver import dolfinx_compat, fem
+
+    asked = []
+    original = dolfinx_compat.mesh_from_gmsh_model
+
+    def recording(dolfinx, model, comm, rank, gdim, cell_parts=None):
+        asked.append(cell_parts)
+        return original(dolfinx, model, comm, rank, gdim, cell_parts)
+
+    monkeypatch.setattr(dolfinx_compat, "mesh_from_gmsh_model", recording)
+    path = ROOT / "meshes" / "disk_0.msh"
+    fem.read(path)
+    fem.read(path, partition="graph")
+    fem.read(path, partition="bisection")
+    assert asked == [fem.coordinate_bisection, None, fem.coordinate_bisection]
+
+
+def _on_two_ranks(script, tmp_path, *args):
+    """``script`` on 2 ranks with ARGS then OUT; the texts of OUT.0 and OUT.1 (what each rank wrote)."""
+    require("mpi4py")
+    path, out = tmp_path / "script.py", tmp_path / "out"
+    path.write_text(script)
+    subprocess.run(mpirun_command(2, sys.executable, path, *map(str, args), out), check=True,
+                   env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
+    return [file.read_text() for file in sorted(tmp_path.glob("out.[01]"))]
+
+
+MPI_REFUSALS = """
+import sys
+import numpy as np
+from solver import PorousMedium, fem, solve
+from solver.analytic import barenblatt
+from solver.energies import Interaction
+
+disk = fem.read(sys.argv[1])
+answers = []
+try:  # the Newton step's sparse solve is serial: refused on every rank, none left waiting
+    solve(PorousMedium(2), disk, barenblatt(disk.points, 1.0, C=0.02), (1.0, 1.1), scheme="implicit")
+    answers.append("implicit ran")
+except ValueError as error:
+    answers.append(str(error))
+owned = disk.comm.allgather(disk.owned)
+fem.PAIR_MATRIX_LIMIT = min(owned) * disk.vertices  # the rank with more vertices is over it, the other not
+try:
+    Interaction(lambda z: np.sum(z**2, axis=-1)).check(disk)
+    answers.append("pair matrix made")
+except ValueError as error:
+    answers.append(str(error))
+answers.append(str(disk.comm.allgather(len(answers))))  # both ranks reach this point together
+open(f"{sys.argv[2]}.{disk.comm.rank}", "w").write("\\n".join(answers))
+"""
+
+
+def test_mpi_refusals_are_the_same_on_every_rank(tmp_path):
+    """On 2 ranks (disk_1: 205 and 206 owned vertices) the implicit scheme is refused by
+    name, and a vertex-pair matrix over the limit on one rank only is refused on both (a rank
+    that went on alone would wait in the next collective: the timeout fails the test)."""
+    require("dolfinx")
+    first, second = _on_two_ranks(MPI_REFUSALS, tmp_path, MESHES["path"]("disk", 1))
+    assert first == second, (first, second)
+    implicit, pairs, _ = first.split("\n")
+    assert "the implicit mesh scheme runs serially only" in implicit, implicit
+    assert "sums over vertex pairs need at most" in pairs, pairs
+
+
+def test_implicit_jacobian_on_limited_edges_matches_finite_differences():
+    """The Newton Jacobian where the mobility is limited (M = 2ρ_up: a nearly empty vertex
+    upwind of a full one). The existing test's ρ (0.5 to 1.5, five vertices at 1e-3, a drift of
+    slope 1) has no limited edge at all: ξ = 2ρ + x never makes the 1e-3 vertex upwind. A
+    steep drift (slope 20) does; this checks there are many, then the derivative to FD."""
+    require("dolfinx")
+    from solver import fem
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        disk = fem.read(MESHES["path"]("disk", 0))
+    rng = np.random.default_rng(5)
+    energy, dt = PorousMedium(2) + Potential(lambda x: 20 * x[..., 0]), 0.01
+    rho = 1 + 0.5 * rng.random(disk.shape)  # full vertices within a ratio 1.5: centred between them
+    rho[rng.random(disk.shape) < 0.3] = 1e-3
+    xi = energy.first_variation(rho, disk)
+    i, j = disk._rows, disk.columns
+    drop = xi[i] - xi[j]
+    upwind, downwind = np.where(drop > 0, rho[i], rho[j]), np.where(drop > 0, rho[j], rho[i])
+    limited = 0.5 * (upwind + downwind) > 2 * upwind
+    assert np.count_nonzero(limited & (disk.transmissibility > 0)) >= 20
+    assert np.all(np.abs(0.5 * (upwind + downwind) - 2 * upwind) > 0.1 * (upwind + downwind))  # none at M's kink
+    assert np.all(np.abs(drop) > 1e-5)  # nor at a change of the upwind end
+
+    def residual(r):
+        return r - dt * disk.rate(r, energy.first_variation(r, disk))
+
+    jacobian = BackwardEuler(energy, disk, dt).jacobian(rho, xi, dt).toarray()
+    eps = 1e-8
+    columns = [(residual(rho + eps * e) - residual(rho - eps * e)) / (2 * eps) for e in np.eye(disk.owned)]
+    np.testing.assert_allclose(jacobian, np.array(columns).T, atol=1e-6 * np.abs(jacobian).max())
+
+
+EMPTY_SURFACE = """$MeshFormat
+4.1 0 8
+$EndMeshFormat
+$Entities
+0 0 1 0
+1 0 0 0 1 1 0 0 0
+$EndEntities
+$Nodes
+0 0 0 0
+$EndNodes
+$Elements
+0 0 0 0
+$EndElements
+"""
+
+
+def test_a_mesh_file_with_a_surface_but_no_cells_is_refused_by_name(tmp_path):
+    """A gmsh file that declares a surface but holds no element (an unmeshed .geo exported):
+    the ValueError that names the file, not DOLFINx's bare AssertionError (on several ranks
+    rank 0 alone would fail in DOLFINx while the others wait)."""
+    require("dolfinx")
+    from solver import fem
+
+    path = tmp_path / "unmeshed.msh"
+    path.write_text(EMPTY_SURFACE)
+    with pytest.raises(ValueError, match=r"unmeshed\.msh is not a readable gmsh mesh with cells \(no cells\)"):
+        fem.read(path)

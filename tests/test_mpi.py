@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from cli_configs import barenblatt_config
-from conftest import require, serial_and_parallel
+from conftest import MESHES, require, serial_and_parallel
 
 import solver.mpi
 from solver.mpi import available_cores, find_launcher, mpirun_command
@@ -102,7 +102,7 @@ start = np.exp(-8 * np.sum((disk.points - [0.2, 0.0]) ** 2, axis=-1))
 start /= disk.integrate(start)
 rng = np.random.default_rng(0)
 feature = Feature.fixed_output("tanh", 2)
-X = rng.standard_normal((300, 2))
+X = rng.standard_normal((301, 2))  # blocks of 150 and 151 points on 2 ranks
 y = teacher_labels(feature, np.array([[2.0, 0.5], [-1.0, 1.5]]), X)
 target = lambda x: 2 / np.pi * (1 - np.sum(x**2, axis=-1))  # noqa: E731
 energies = {"network": NetworkRisk(feature, X, y, weight_decay=0.01) + Entropy(0.01),
@@ -154,7 +154,8 @@ def test_nonlocal_energies_on_two_ranks_give_the_serial_answer(tmp_path):
     """On a disk mesh split over 2 ranks: the network risk (h summed over the ranks), the bump
     risk and the interaction (the other ranks' values gathered), the bump limit; the lifted
     ReLU risk (ν± with its reaction) on a sphere mesh split over the ranks; on a grid
-    every rank holds, the network risk with its data split over the ranks, and gradient
+    every rank holds, the network risk with its 301 data points split unevenly over the
+    ranks (a block's sums divided by n, not by its own size times the ranks), and gradient
     descent on particles likewise: all the serial answer to 1e-10. A corrupt mesh file ends
     both ranks with rank 0's error."""
     require("dolfinx")
@@ -431,3 +432,216 @@ def test_the_scaling_benchmark_compares_two_ranks_with_each_rank_alone_at_the_sa
         assert np.shape(fields[f"{case}_alone_seconds_2"]) == (1, 1, 2)  # launches, solves, ranks
         assert fields[f"{case}_speedup"] > 0 and fields[f"{case}_best_speedup"] > 0
     assert "At the same moment" in result.stdout
+
+
+@pytest.mark.filterwarnings("ignore:tune_process:RuntimeWarning")
+def test_ranks_relaunch_as_many_as_the_points_and_report_a_signal_as_128_plus_it(tmp_path, monkeypatch):
+    """``--ranks 16`` on 16 cells is allowed (at most one rank per point), the launcher gets
+    ``run CONFIG --out DIR`` on 16 ranks, and a launcher killed by SIGTERM (Popen status −15)
+    gives exit status 143 as a shell would (it catches refusing ranks == points; −15
+    returned as is)."""
+    from solver import cli
+
+    launched = []
+
+    class Launcher:
+        def __init__(self, command, env):
+            launched.append(command)
+
+        def wait(self):
+            return -15
+
+        def send_signal(self, signum):
+            pass
+
+    monkeypatch.delenv("OMPI_COMM_WORLD_SIZE", raising=False)
+    monkeypatch.delenv("PMI_SIZE", raising=False)
+    monkeypatch.setattr(solver.mpi, "mpirun_command", lambda ranks, *command: ["mpirun", "-n", str(ranks), *command])
+    monkeypatch.setattr(cli.subprocess, "Popen", Launcher)
+    config = tmp_path / "tiny.toml"
+    config.write_text(GRID_CONFIG)
+    assert cli.main(["run", str(config), "--out", str(tmp_path / "out"), "--ranks", "16"]) == 143
+    (command,) = launched
+    assert command[:3] == ["mpirun", "-n", "16"] and command[-5:] == ["solver", "run", str(config), "--out",
+                                                                       str(tmp_path / "out")]
+
+
+HYDRA_VERSION = """HYDRA build details:
+    Version:                                 4.2.0
+    Release Date:                            Fri Feb  9 12:29:21 CST 2024
+    CC:                              gcc
+    Configure options:                       '--disable-option-checking' '--prefix=/opt/x' '--with-device=ch4:ofi'
+    Process Manager:                         pmi
+    Launchers available:                     ssh rsh fork slurm ll lsf sge manual persist
+    Topology libraries available:            hwloc
+    Resource management kernels available:   user slurm ll lsf sge pbs cobalt
+    Demux engines available:                 poll select
+"""
+
+
+def _fake_environment(tmp_path, name, version_text):
+    """A folder bin/ with a fake interpreter path and an executable launcher ``name`` that
+    prints ``version_text`` for --version."""
+    folder = tmp_path / "venv" / "bin"
+    folder.mkdir(parents=True)
+    launcher = folder / name
+    (folder / "version.txt").write_text(version_text)
+    launcher.write_text(f"#!/bin/sh\ncat '{folder / 'version.txt'}'\n")
+    launcher.chmod(0o755)
+    return str(folder / "python"), str(launcher)
+
+
+@pytest.mark.parametrize("name, text, implementation", [
+    ("mpiexec", HYDRA_VERSION, "mpich"),                                        # MPICH's Hydra (the DOLFINx wheel)
+    ("mpirun", "mpirun (Open MPI) 5.0.3\n\nReport bugs to https://www.open-mpi.org/community/help/\n", "openmpi"),
+    ("mpiexec", "mpiexec (OpenRTE) 1.10.7\n", "openmpi"),
+    ("mpiexec", "Intel(R) MPI Library for Linux* OS, Version 2021.9\n", "unknown")])
+def test_the_launcher_beside_the_interpreter_wins_and_its_implementation_is_recognized(tmp_path, name, text,
+                                                                                      implementation):
+    """The venv's own launcher is taken before the one on PATH (Open MPI here, in /usr/bin), and
+    Hydra's --version text (which does not say "MPICH") is read as MPICH."""
+    python, launcher = _fake_environment(tmp_path, name, text)
+    find_launcher.cache_clear()
+    try:
+        assert find_launcher(python) == (launcher, implementation)
+    finally:
+        find_launcher.cache_clear()
+
+
+def test_python_m_solver_mpi_exits_with_the_programs_status():
+    """``python -m solver.mpi -n N PROGRAM``: the exit status is PROGRAM's (a script relies on
+    it), and a bad -n is a usage error (status 2) before anything starts."""
+    require("mpi4py")
+    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
+    failing = subprocess.run([sys.executable, "-m", "solver.mpi", "-n", "2", sys.executable, "-c",
+                              "import sys; sys.exit(3)"], cwd=ROOT, env=environment, capture_output=True, text=True,
+                             timeout=300)
+    assert failing.returncode == 3, (failing.returncode, failing.stderr[-2000:])
+    fine = subprocess.run([sys.executable, "-m", "solver.mpi", "-n", "2", sys.executable, "-c", "pass"], cwd=ROOT,
+                          env=environment, capture_output=True, text=True, timeout=300)
+    assert fine.returncode == 0, fine.stderr[-2000:]
+    bad = subprocess.run([sys.executable, "-m", "solver.mpi", "-n", "0", sys.executable, "-c", "pass"], cwd=ROOT,
+                         env=environment, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "ranks must be an integer >= 1" in bad.stderr, bad.stderr
+
+
+class _FakeComm:
+    def __init__(self, rank, size):
+        self.rank, self.size = rank, size
+
+
+@pytest.mark.parametrize("n, size", [(301, 2), (1000, 3), (7, 4), (5, 5)])
+def test_a_networks_data_blocks_cover_every_point_once(n, size):
+    """NetworkRisk(comm=...) splits its n data points over the ranks: the blocks of ranks 0,
+    1, ... are consecutive, disjoint and cover all n points, whatever n mod size (the
+    2-rank tests use even n only)."""
+    from solver.energies.network import Feature, NetworkRisk
+
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((n, 2)), rng.standard_normal(n)
+    feature = Feature.fixed_output("tanh", 2)
+    covered = np.concatenate([np.arange(n)[NetworkRisk(feature, X, y, comm=_FakeComm(rank, size)).block]
+                              for rank in range(size)])
+    assert covered.tolist() == list(range(n))
+
+
+TAGGED = """
+import json, sys
+import gmsh
+import numpy as np
+from mpi4py import MPI
+from solver import fem
+
+if MPI.COMM_WORLD.rank == 0 and sys.argv[1] == "make":  # a square with its boundary tagged, as users tag them
+    gmsh.initialize(interruptible=False)
+    gmsh.option.setNumber("General.Terminal", 0)
+    square = gmsh.model.occ.addRectangle(0, 0, 0, 1, 1)
+    gmsh.model.occ.synchronize()
+    gmsh.model.addPhysicalGroup(2, [square], 1)
+    gmsh.model.addPhysicalGroup(1, [tag for _, tag in gmsh.model.getBoundary([(2, square)])], 2)
+    gmsh.option.setNumber("Mesh.MeshSizeMax", 0.2)
+    gmsh.model.mesh.generate(2)
+    gmsh.write(sys.argv[2])
+    gmsh.finalize()
+MPI.COMM_WORLD.barrier()
+mesh = fem.read(sys.argv[2])
+out = {"tdim": mesh.tdim, "vertices": mesh.vertices, "area": mesh.integrate(np.ones(mesh.shape))}
+if MPI.COMM_WORLD.rank == 0:
+    open(sys.argv[3], "w").write(json.dumps(out))
+"""
+
+
+def test_a_mesh_with_tagged_boundary_lines_reads_the_same_on_two_ranks(tmp_path):
+    """A gmsh file with physical groups on its boundary curves besides its surface (the usual
+    way to mark boundaries): on 2 ranks the bisection reads the triangles, not the lines,
+    the same mesh as in one process."""
+    require("dolfinx")
+    require("mpi4py")
+    script, msh = tmp_path / "tagged.py", tmp_path / "tagged.msh"
+    script.write_text(TAGGED)
+    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
+    subprocess.run([sys.executable, script, "make", msh, tmp_path / "serial.json"], check=True, env=environment,
+                   timeout=300)
+    subprocess.run(mpirun_command(2, sys.executable, script, "read", msh, tmp_path / "parallel.json"), check=True,
+                   env=environment, timeout=300, capture_output=True)
+    serial, parallel = (json.loads((tmp_path / f"{name}.json").read_text()) for name in ("serial", "parallel"))
+    assert serial["tdim"] == parallel["tdim"] == 2 and serial["vertices"] == parallel["vertices"], (serial, parallel)
+    assert serial["area"] == pytest.approx(1.0, rel=1e-12) and parallel["area"] == pytest.approx(1.0, rel=1e-12)
+
+
+RATE = """
+import json, sys
+import numpy as np
+from solver import fem
+
+out = {}
+for path in sys.argv[1:-1]:
+    m = fem.read(path)
+    x = m.points
+    rho = 1.5 + np.sin(3 * x[:, 0] + 1) * np.cos(2 * x[:, 1])  # > 0 and different at every vertex
+    xi = np.cos(2 * x[:, 0]) + x[:, 1] ** 2 + rho
+    out[path] = m.whole(m.rate(rho, xi)).tolist()
+if m.comm.rank == 0:
+    open(sys.argv[-1], "w").write(json.dumps(out))
+"""
+
+
+def test_the_rate_on_two_ranks_is_the_serial_rate_with_mass_everywhere(tmp_path):
+    """dρ/dt of a density positive and different at every vertex (the Barenblatt and the
+    mass-across-the-cut tests leave the ghosts of rank 0 mostly empty, so a ghost mixed up
+    with another empty one goes unseen): on 2 ranks, gathered whole, the serial one to
+    round-off. On disk_1 and sphere_1 rank 0's vertices touch rank 1's first vertex."""
+    require("dolfinx")
+    paths = [MESHES["path"]("disk", 1), ROOT / "meshes" / "sphere_1.msh"]
+    serial, parallel = (json.loads(path.read_text()) for path in serial_and_parallel(RATE, tmp_path, *paths))
+    for key, expected in serial.items():
+        expected = np.array(expected)
+        np.testing.assert_allclose(parallel[key], expected, rtol=0, atol=1e-12 * np.abs(expected).max(), err_msg=key)
+
+
+BUMP_GLOBALS = """
+import json, sys
+import numpy as np
+from solver import fem
+from solver.domains import Ball
+from solver.energies import BumpLimitRisk, BumpRisk
+
+disk = fem.read(sys.argv[1])
+target = lambda x: 2 / np.pi * (1 - np.sum(x**2, axis=-1))
+out = {"stiffness": disk.comm.allgather(BumpRisk(target, 0.4, Ball([0.0, 0.0], 1.0)).local_stiffness(disk)),
+       "minimizer": disk.whole(BumpLimitRisk(target, Ball([0.0, 0.0], 1.0)).minimizer(disk, mass=0.5)).tolist()}
+if disk.comm.rank == 0:
+    open(sys.argv[2], "w").write(json.dumps(out))
+"""
+
+
+def test_bump_quantities_over_all_vertices_are_the_serial_ones_on_every_rank(tmp_path):
+    """What the bump energies take over every vertex is the same on each of 2 ranks and in
+    one process: BumpRisk's local stiffness (max_j m_j, the step limit and Newton diagonal)
+    and BumpLimitRisk's minimizer (f − c)₊ (c by bisection on global integrals: ranks with
+    different brackets would pair their collectives at different c)."""
+    require("dolfinx")
+    serial, parallel = (json.loads(path.read_text()) for path in
+                        serial_and_parallel(BUMP_GLOBALS, tmp_path, MESHES["path"]("disk", 1)))
+    assert parallel["stiffness"] == pytest.approx(serial["stiffness"] * 2, rel=1e-13), (serial, parallel["stiffness"])
+    np.testing.assert_allclose(parallel["minimizer"], serial["minimizer"], rtol=0, atol=1e-12)

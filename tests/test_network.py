@@ -258,3 +258,31 @@ def test_batches_draw_every_data_point_uniformly_with_its_label():
     np.testing.assert_array_equal(labels, y[index])
     counts = np.bincount(index, minlength=3)
     assert np.all(np.abs(counts - 10000) < 5 * np.sqrt(30000 * (1 / 3) * (2 / 3))), counts
+
+
+def test_on_ranks_keeps_the_loss_the_weight_decay_and_the_sampler(rng):
+    """``on_ranks(None)`` is the same risk (it catches on_ranks dropping the logistic loss)."""
+    def sampler(generator, size):
+        return np.ones((size, 2)), np.ones(size)
+
+    X = rng.normal(size=(40, 2))
+    risk = NetworkRisk(Feature.fixed_output("tanh", 2), X, np.sign(X[:, 0] + 0.1), loss="logistic",
+                       weight_decay=0.1, sampler=sampler)
+    same = risk.on_ranks(None)
+    assert (same.loss.name, same.weight_decay, same.sampler) == ("logistic", 0.1, sampler)
+    theta, weights = rng.normal(size=(7, 2)), np.full(7, 1 / 7)
+    assert same.particle_energy(theta, weights) == risk.particle_energy(theta, weights)
+    np.testing.assert_array_equal(same.particle_velocity(theta, weights), risk.particle_velocity(theta, weights))
+
+
+def test_grid_and_particle_energies_agree_with_weight_decay(rng):
+    """The grid energy with weight decay equals the particle energy of the measure
+    Σ_cells ρ_c|cell| δ_(centre): λ∫|θ|²dμ weighs each |θ_j|² by w_j (it catches
+    particle_energy summing |θ_j|² unweighted)."""
+    feature = Feature.gaussian(1, 0.7)
+    X = rng.normal(size=(30, 1))
+    energy = NetworkRisk(feature, X, np.sin(X[:, 0]), weight_decay=0.05)
+    grid = Grid([(-1, 1), (-2, 2)], (5, 8))
+    rho = rng.random(grid.shape)
+    theta, weights = grid.points.reshape(-1, 2), rho.ravel() * grid.cell_volume
+    assert energy.value(rho, grid) == pytest.approx(energy.particle_energy(theta, weights), rel=1e-12)

@@ -187,3 +187,64 @@ def test_a_diverging_term_without_a_particle_energy_stops_far_out():
 
     with pytest.raises(SimulationError, match=r"diverging: max \|θ\| = .* times the start\) at step (2\d) "):
         simulate(Outward(), np.ones((3, 1)), (0, 300), step=3.0)
+
+
+def test_a_span_that_is_a_whole_number_of_steps_takes_all_of_them():
+    """0.7 / 0.007 is 99.99999999999999 in floating point: the run still takes 100 Euler
+    steps (it catches steps counted by truncation instead of rounding)."""
+    theta0 = np.array([[1.0, -0.5], [0.3, 0.8]])
+    run = simulate(QUADRATIC, theta0, (0, 0.7), step=0.007)
+    assert run.steps == 100
+    euler = theta0 @ np.linalg.matrix_power(np.eye(2) - 0.007 * A, 100).T
+    np.testing.assert_allclose(run.theta[-1], euler, rtol=1e-12)
+
+
+@pytest.mark.parametrize("domain", [Box([-1, -1], [1, 1]), Ball([0, 0], 1.0)], ids=repr)
+def test_projected_gradient_descent_without_noise_stays_inside(rng, domain):
+    """Projected GD (no Entropy term): every step ends with the projection, so particles
+    pushed outwards stop on the boundary (it catches projection only with noise)."""
+    outward = Potential(lambda x: -np.sum(x**2, axis=-1), grad=lambda x: -2 * x)
+    theta0 = 0.5 * rng.normal(size=(50, 2))
+    theta0 = domain.project(theta0[np.linalg.norm(theta0, axis=1) > 0.1])  # none too near 0: all reach the wall
+    run = simulate(outward, theta0, (0, 2), step=0.01, domain=domain, save_at=[0, 1, 2])
+    assert all(domain.contains(theta).all() for theta in run.theta)
+    assert not np.any(domain.contains(run.theta[-1] / 0.95))
+
+
+def test_sgd_draws_a_fresh_batch_each_step_from_its_generator(rng):
+    """SGD's batches come from the run's generator: they differ from step to step, and two
+    seeds give two runs (it catches every step drawing the same batch)."""
+    feature, teacher = Feature.fixed_output("tanh", 2), np.array([1.0, -1.0])
+    batches = []
+
+    def population(generator, size):
+        X = generator.normal(size=(size, 2))
+        batches.append(X)
+        return X, np.tanh(X @ teacher)
+
+    energy = NetworkRisk(feature, np.zeros((1, 2)), np.zeros(1), sampler=population)
+    theta0 = 0.3 * rng.normal(size=(10, 2))
+    simulate(energy, theta0, (0, 0.2), step=0.05, method="sgd", batch_size=4, rng=1)
+    assert len(batches) == 4
+    assert all(not np.array_equal(batches[k], batches[k + 1]) for k in range(3))
+    X = rng.normal(size=(50, 2))
+    data = NetworkRisk(feature, X, np.tanh(X @ teacher))
+    one, two = (simulate(data, theta0, (0, 0.2), step=0.05, method="sgd", batch_size=4, rng=seed).theta[-1]
+                for seed in (1, 2))
+    assert not np.allclose(one, two)
+
+
+def test_a_run_far_out_whose_negative_energy_rises_a_little_goes_on():
+    """The runaway rule stops a run whose energy rose by more than ENERGY_RISE_FACTOR times
+    |E_0|; an energy that starts negative (−1/2) and rises towards 0 far out has not
+    (it catches the allowance taken from E_0 instead of |E_0|, zero for a negative start)."""
+
+    class Outward(Energy):
+        def particle_velocity(self, theta, weights, batch=None):
+            return theta
+
+        def particle_energy(self, theta, weights):
+            return float(weights @ (-1 / (1 + np.sum(theta**2, axis=1))))
+
+    run = simulate(Outward(), np.ones((3, 1)), (0, 10), step=0.01)
+    np.testing.assert_allclose(run.theta[-1], 1.01**1000, rtol=1e-12)
