@@ -434,6 +434,7 @@ def test_the_scaling_benchmark_compares_two_ranks_with_each_rank_alone_at_the_sa
     assert "At the same moment" in result.stdout
 
 
+# ---------------------------------------------------------------------------- launcher, reads, data split
 @pytest.mark.filterwarnings("ignore:tune_process:RuntimeWarning")
 def test_ranks_relaunch_as_many_as_the_points_and_report_a_signal_as_128_plus_it(tmp_path, monkeypatch):
     """``--ranks 16`` on 16 cells is allowed (at most one rank per point), the launcher gets
