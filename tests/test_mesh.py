@@ -217,20 +217,43 @@ def test_edge_kernel_euler_step_at_its_limit_stays_positive(fem, rng):
     assert (rho + 1.5 * limit * rate).min() < 0  # the bound is not loose by much
 
 
-def test_implicit_jacobian_matches_finite_differences(fem, rng):
-    disk = mesh(fem, "disk", 0)
-    energy, dt = PorousMedium(2) + Potential(lambda x: x[..., 0]), 0.01
-    step = BackwardEuler(energy, disk, dt)
-    rho = 0.5 + rng.random(disk.shape)
-    rho[:5] = 1e-3  # some limited edges too
-
+def assert_jacobian_is_the_derivative(disk, energy, rho, dt, eps):
+    """BackwardEuler's Newton matrix I − dt ∂L/∂ρ against central differences of the residual
+    ρ − dt L(ρ), column by column."""
     def residual(r):
         return r - dt * disk.rate(r, energy.first_variation(r, disk))
 
-    jacobian = step.jacobian(rho, energy.first_variation(rho, disk), dt).toarray()
-    eps = 1e-7
+    jacobian = BackwardEuler(energy, disk, dt).jacobian(rho, energy.first_variation(rho, disk), dt).toarray()
     columns = [(residual(rho + eps * e) - residual(rho - eps * e)) / (2 * eps) for e in np.eye(disk.owned)]
     np.testing.assert_allclose(jacobian, np.array(columns).T, atol=1e-6 * np.abs(jacobian).max())
+
+
+def test_implicit_jacobian_matches_finite_differences(fem, rng):
+    disk = mesh(fem, "disk", 0)
+    energy = PorousMedium(2) + Potential(lambda x: x[..., 0])
+    rho = 0.5 + rng.random(disk.shape)
+    rho[:5] = 1e-3  # nearly empty vertices, downwind of their neighbours: no limited edge (the next test)
+    assert_jacobian_is_the_derivative(disk, energy, rho, 0.01, eps=1e-7)
+
+
+def test_implicit_jacobian_on_limited_edges_matches_finite_differences(fem):
+    """The Newton Jacobian where the mobility is limited (M = 2ρ_up: a nearly empty vertex
+    upwind of a full one). The test above has none: ξ = 2ρ + x never makes its 1e-3 vertices
+    upwind. A steep drift (slope 20) does; this checks there are many, then the derivative."""
+    disk = mesh(fem, "disk", 0)
+    rng = np.random.default_rng(5)
+    energy, dt = PorousMedium(2) + Potential(lambda x: 20 * x[..., 0]), 0.01
+    rho = 1 + 0.5 * rng.random(disk.shape)  # full vertices within a ratio 1.5: centred between them
+    rho[rng.random(disk.shape) < 0.3] = 1e-3
+    xi = energy.first_variation(rho, disk)
+    i, j = disk._rows, disk.columns
+    drop = xi[i] - xi[j]
+    upwind, downwind = np.where(drop > 0, rho[i], rho[j]), np.where(drop > 0, rho[j], rho[i])
+    limited = 0.5 * (upwind + downwind) > 2 * upwind
+    assert np.count_nonzero(limited & (disk.transmissibility > 0)) >= 20
+    assert np.all(np.abs(0.5 * (upwind + downwind) - 2 * upwind) > 0.1 * (upwind + downwind))  # none at M's kink
+    assert np.all(np.abs(drop) > 1e-5)  # nor at a change of the upwind end
+    assert_jacobian_is_the_derivative(disk, energy, rho, dt, eps=1e-8)
 
 
 @pytest.mark.parametrize("name", ["disk", "square", "annulus", "lshape"])
@@ -767,11 +790,10 @@ def test_interaction_kernel_on_a_mesh_must_be_even(fem):
     Interaction(lambda z: np.sum(z**2, axis=-1)).check(disk)
 
 
-def test_the_named_partition_reaches_dolfinx(monkeypatch):
+def test_the_named_partition_reaches_dolfinx(fem, monkeypatch):
     """``fem.read(path, partition=...)`` hands DOLFINx the partition asked for: the bisection
     function by default, None (DOLFINx's graph partitioner) for "graph"."""
-    require("dolfinx")
-    from solver import dolfinx_compat, fem
+    from solver import dolfinx_compat
 
     asked = []
     original = dolfinx_compat.mesh_from_gmsh_model
@@ -836,39 +858,6 @@ def test_mpi_refusals_are_the_same_on_every_rank(tmp_path):
     assert "sums over vertex pairs need at most" in pairs, pairs
 
 
-def test_implicit_jacobian_on_limited_edges_matches_finite_differences():
-    """The Newton Jacobian where the mobility is limited (M = 2ρ_up: a nearly empty vertex
-    upwind of a full one). The existing test's ρ (0.5 to 1.5, five vertices at 1e-3, a drift of
-    slope 1) has no limited edge at all: ξ = 2ρ + x never makes the 1e-3 vertex upwind. A
-    steep drift (slope 20) does; this checks there are many, then the derivative to FD."""
-    require("dolfinx")
-    from solver import fem
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        disk = fem.read(MESHES["path"]("disk", 0))
-    rng = np.random.default_rng(5)
-    energy, dt = PorousMedium(2) + Potential(lambda x: 20 * x[..., 0]), 0.01
-    rho = 1 + 0.5 * rng.random(disk.shape)  # full vertices within a ratio 1.5: centred between them
-    rho[rng.random(disk.shape) < 0.3] = 1e-3
-    xi = energy.first_variation(rho, disk)
-    i, j = disk._rows, disk.columns
-    drop = xi[i] - xi[j]
-    upwind, downwind = np.where(drop > 0, rho[i], rho[j]), np.where(drop > 0, rho[j], rho[i])
-    limited = 0.5 * (upwind + downwind) > 2 * upwind
-    assert np.count_nonzero(limited & (disk.transmissibility > 0)) >= 20
-    assert np.all(np.abs(0.5 * (upwind + downwind) - 2 * upwind) > 0.1 * (upwind + downwind))  # none at M's kink
-    assert np.all(np.abs(drop) > 1e-5)  # nor at a change of the upwind end
-
-    def residual(r):
-        return r - dt * disk.rate(r, energy.first_variation(r, disk))
-
-    jacobian = BackwardEuler(energy, disk, dt).jacobian(rho, xi, dt).toarray()
-    eps = 1e-8
-    columns = [(residual(rho + eps * e) - residual(rho - eps * e)) / (2 * eps) for e in np.eye(disk.owned)]
-    np.testing.assert_allclose(jacobian, np.array(columns).T, atol=1e-6 * np.abs(jacobian).max())
-
-
 EMPTY_SURFACE = """$MeshFormat
 4.1 0 8
 $EndMeshFormat
@@ -885,13 +874,10 @@ $EndElements
 """
 
 
-def test_a_mesh_file_with_a_surface_but_no_cells_is_refused_by_name(tmp_path):
+def test_a_mesh_file_with_a_surface_but_no_cells_is_refused_by_name(fem, tmp_path):
     """A gmsh file that declares a surface but holds no element (an unmeshed .geo exported):
     the ValueError that names the file, not DOLFINx's bare AssertionError (on several ranks
     rank 0 alone would fail in DOLFINx while the others wait)."""
-    require("dolfinx")
-    from solver import fem
-
     path = tmp_path / "unmeshed.msh"
     path.write_text(EMPTY_SURFACE)
     with pytest.raises(ValueError, match=r"unmeshed\.msh is not a readable gmsh mesh with cells \(no cells\)"):
