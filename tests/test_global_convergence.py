@@ -176,6 +176,7 @@ animation = false
 """
 
 
+@pytest.mark.filterwarnings("ignore:tune_process:RuntimeWarning")  # main() tunes this process, too late here
 def test_wgf_run_on_relu_circle(tmp_path):
     """A small relu-circle run: the densities of both species, the teacher, F* and the
     relative excess in summary.md, the particles' study, and the figures (redrawn by plot)."""
