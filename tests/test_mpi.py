@@ -580,11 +580,8 @@ def test_a_mesh_with_tagged_boundary_lines_reads_the_same_on_two_ranks(tmp_path)
     require("mpi4py")
     script, msh = tmp_path / "tagged.py", tmp_path / "tagged.msh"
     script.write_text(TAGGED)
-    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
-    subprocess.run([sys.executable, script, "make", msh, tmp_path / "serial.json"], check=True, env=environment,
-                   timeout=300)
-    subprocess.run(mpirun_command(2, sys.executable, script, "read", msh, tmp_path / "parallel.json"), check=True,
-                   env=environment, timeout=300, capture_output=True)
+    launch([sys.executable, script, "make", msh, tmp_path / "serial.json"])
+    launch([sys.executable, script, "read", msh, tmp_path / "parallel.json"], ranks=2)
     serial, parallel = (json.loads((tmp_path / f"{name}.json").read_text()) for name in ("serial", "parallel"))
     assert serial["tdim"] == parallel["tdim"] == 2 and serial["vertices"] == parallel["vertices"], (serial, parallel)
     assert serial["area"] == pytest.approx(1.0, rel=1e-12) and parallel["area"] == pytest.approx(1.0, rel=1e-12)
