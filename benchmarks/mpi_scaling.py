@@ -19,6 +19,13 @@ A 2-rank launch also solves the whole problem on each rank alone after each time
 both ranks at once (the peer at the same moment): the two cores' speeds then, which on a
 virtual machine can differ from launch to launch and from each other (two ranks that wait
 for each other go at the slower one's pace).
+The mesh launches also time the floor of this design's step: the solve's accepted steps
+replayed with nothing but what a step must do (the two edge kernels, the stages' NumPy
+passes, the two ghost exchanges, the step limits' Allgather, one Allgather of the new
+state's energy, mass and minima: the solve's checks, its separate reduction of the energy
+and its Python around the calls left out), checked to give the solve's numbers bit for bit.
+Its speed-up is what the solve's could reach with no cost outside the kernels, the NumPy
+passes and the communications.
 Prints, per case, the median and the spread (min–max) of the launches' figures and of the
 per-pair speed-ups, and the fastest solve of each rank count; the answers of 1 and 2 ranks
 are checked to agree to 1e-10. The last line is JSON with ``mesh_speedup`` and
@@ -28,7 +35,8 @@ fastest on 2 (the machine's load only ever slows a solve, and stalls two ranks t
 each other more than one, so the best times are the code's own, the medians what a user
 meets), ``*_same_moment_speedup`` = the mean of the two ranks' solves alone over the 2-rank
 solve just before them (median over the solves of a launch, then over the launches) and
-``*_core_spread`` = the slower rank's solve alone over the faster's (likewise).
+``*_core_spread`` = the slower rank's solve alone over the faster's (likewise);
+``mesh_floor_speedup`` = the floor's median on 1 rank / on 2.
 
 Run: ``.venv/bin/python benchmarks/mpi_scaling.py [--quick] [--case mesh|network|both]`` (the
 environment's own ``mpirun``, with the flags its MPI needs: :func:`solver.mpi.mpirun_command`).
@@ -82,11 +90,58 @@ solution = run()
 if comm.size > 1:  # timed only beside a 2-rank solve
     alone()
 """ + TIMING + """
+def floor(steps):  # the solve's steps with only what a step must do: see the module doc
+    slot_start, slot_column, slot_transmissibility, stencil_start, stencil = disk._kernel_rows
+    kernel_rows = (slot_start, slot_column, slot_transmissibility, disk.weights, stencil_start, stencil)
+
+    def neighbourhood(rho, xi):
+        if disk._ghosts is None:
+            return rho, xi
+        ghost_rho, ghost_xi = disk._ghosts.exchange(rho, xi)
+        return np.concatenate([rho, ghost_rho]), np.concatenate([xi, ghost_xi])
+
+    def each_rank(local):
+        if comm.size == 1:
+            return local[None]
+        ranks = np.empty((comm.size, len(local)))
+        comm.Allgather(local, ranks)
+        return ranks
+
+    rho = barenblatt(disk.points, 1.0, C=0.02)
+    xi = 2.0 * rho
+    for dt in steps:
+        rate = np.empty(disk.owned)
+        top_outflow = fem.edge_rate_and_outflow(*kernel_rows, *neighbourhood(rho, xi), rate, np.empty(disk.owned))
+        each_rank(np.array([top_outflow, 2.0 * rho.max()])).max(axis=0)  # the step limits (the steps are given)
+        stage = dt * rate
+        stage += rho
+        stage_minimum = stage.min()
+        rate_stage = np.empty(disk.owned)
+        fem.edge_rate(*kernel_rows, *neighbourhood(stage, 2.0 * stage), rate_stage)
+        new = dt * rate_stage
+        new += stage
+        new += rho
+        new *= 0.5
+        xi = 2.0 * new
+        each_rank(np.array([fem.weighted_sum(new * new, disk.weights), fem.weighted_sum(new, disk.weights),
+                            new.min(), stage_minimum]))
+        rho = new
+    return rho
+
+steps = solution.history["dt"][1:]
+assert np.array_equal(floor(steps), solution.rho[-1])  # the same numbers: the same work
+floor_seconds = []
+for _ in range(int(sys.argv[-1])):
+    comm.Barrier()
+    start = time.perf_counter()
+    floor(steps)
+    floor_seconds.append(comm.allreduce(time.perf_counter() - start, op=MPI.MAX))
 points, rho = disk.gather(solution.rho[-1])
 vertices = disk.vertices  # collective: every rank asks
 if comm.rank == 0:
     np.save(sys.argv[4], rho)
-    print(json.dumps({"seconds": seconds, "alone": alone_seconds, "steps": solution.accepted, "size": vertices}))
+    print(json.dumps({"seconds": seconds, "alone": alone_seconds, "floor": floor_seconds, "steps": solution.accepted,
+                      "size": vertices}))
 """
 NETWORK = """
 import json, sys, time
@@ -168,9 +223,21 @@ def summary(name, what, reports, difference):
           f"speed-up over their mean {statistics.median(same_moment):.2f} ({min(same_moment):.2f}–"
           f"{max(same_moment):.2f} over the launches), the slower core's time over the faster's "
           f"{statistics.median(core_spread):.2f} ({min(core_spread):.2f}–{max(core_spread):.2f})")
+    if "floor" in reports[1][0]:
+        floors = {ranks: [statistics.median(report["floor"]) for report in runs] for ranks, runs in reports.items()}
+        floor_pairs = [a / b for a, b in zip(floors[1], floors[2])]
+        floor_speedup = statistics.median(floors[1]) / statistics.median(floors[2])
+        print(f"The floor (the solve's steps with only the kernels, the stages' NumPy passes, the two exchanges "
+              f"and two Allgathers; the same numbers): {statistics.median(floors[1]):.3f} s on 1 rank, "
+              f"{statistics.median(floors[2]):.3f} s on 2: speed-up {floor_speedup:.2f} (pairs "
+              f"{min(floor_pairs):.2f}–{max(floor_pairs):.2f})")
+        fields = {f"{name}_floor_speedup": floor_speedup, f"{name}_floor_seconds_1": floors[1],
+                  f"{name}_floor_seconds_2": floors[2]}
+    else:
+        fields = {}
     if difference > 1e-10:
         raise SystemExit(f"{name}: the answers on 1 and 2 ranks differ by {difference:.3g} (relative), above 1e-10")
-    return {f"{name}_speedup": speedup, f"{name}_best_speedup": best[1] / best[2],
+    return fields | {f"{name}_speedup": speedup, f"{name}_best_speedup": best[1] / best[2],
             f"{name}_same_moment_speedup": statistics.median(same_moment),
             f"{name}_core_spread": statistics.median(core_spread),
             f"{name}_alone_seconds_2": [report["alone"] for report in reports[2]],

@@ -413,8 +413,9 @@ def test_a_mesh_run_on_two_ranks_killed_then_resumed_is_the_uninterrupted_run(tm
 def test_the_scaling_benchmark_compares_two_ranks_with_each_rank_alone_at_the_same_moment(monkeypatch):
     """benchmarks/mpi_scaling.py: the same-moment figures from known times (the mean of the
     ranks' solves alone over the 2-rank solve, the slower core over the faster, medians over a
-    launch's solves), and its ``--quick`` run: the answers of 1 and 2 ranks agree and the
-    JSON line carries every figure, a time alone per rank and solve."""
+    launch's solves), and its ``--quick`` run: the answers of 1 and 2 ranks agree, the mesh
+    launches' floor gives the solve's numbers bit for bit (else the launch fails), and the JSON
+    line carries every figure, a time alone per rank and solve."""
     require("dolfinx")
     script = ROOT / "benchmarks" / "mpi_scaling.py"
     monkeypatch.syspath_prepend(str(script.parent))  # its folder, as `python benchmarks/mpi_scaling.py` has it
@@ -431,7 +432,8 @@ def test_the_scaling_benchmark_compares_two_ranks_with_each_rank_alone_at_the_sa
         assert fields[f"{case}_core_spread"] >= 1 and fields[f"{case}_same_moment_speedup"] > 0
         assert np.shape(fields[f"{case}_alone_seconds_2"]) == (1, 1, 2)  # launches, solves, ranks
         assert fields[f"{case}_speedup"] > 0 and fields[f"{case}_best_speedup"] > 0
-    assert "At the same moment" in result.stdout
+    assert fields["mesh_floor_speedup"] > 0 and len(fields["mesh_floor_seconds_2"]) == 1
+    assert "At the same moment" in result.stdout and "The floor" in result.stdout
 
 
 # ---------------------------------------------------------------------------- launcher, reads, data split
