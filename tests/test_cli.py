@@ -5,6 +5,7 @@ import csv
 import json
 from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -303,11 +304,8 @@ def test_split_data_gives_each_rank_its_block_of_a_grid_network_risk(tmp_path):
     config.write_text('[problem]\nname = "tanh-teacher"\ncells = 4\nn_data = 21\n')
     run = load(config)
 
-    class Comm:
-        size, rank = 2, 1
-
     ranks = Ranks.__new__(Ranks)
-    ranks.comm, ranks.rank, ranks.size = Comm(), 1, 2
+    ranks.comm, ranks.rank, ranks.size = SimpleNamespace(rank=1, size=2), 1, 2
     terms = getattr(split_data(run, ranks).energy, "terms", None) or [split_data(run, ranks).energy]
     (risk,) = [term for term in terms if isinstance(term, NetworkRisk)]
     assert risk.comm is not None and risk.block == slice(10, 21)

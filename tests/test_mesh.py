@@ -810,16 +810,6 @@ def test_the_named_partition_reaches_dolfinx(fem, monkeypatch):
     assert asked == [fem.coordinate_bisection, None, fem.coordinate_bisection]
 
 
-def _on_two_ranks(script, tmp_path, *args):
-    """``script`` on 2 ranks with ARGS then OUT; the texts of OUT.0 and OUT.1 (what each rank wrote)."""
-    require("mpi4py")
-    path, out = tmp_path / "script.py", tmp_path / "out"
-    path.write_text(script)
-    subprocess.run(mpirun_command(2, sys.executable, path, *map(str, args), out), check=True,
-                   env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
-    return [file.read_text() for file in sorted(tmp_path.glob("out.[01]"))]
-
-
 MPI_REFUSALS = """
 import sys
 import numpy as np
@@ -851,7 +841,7 @@ def test_mpi_refusals_are_the_same_on_every_rank(tmp_path):
     name, and a vertex-pair matrix over the limit on one rank only is refused on both (a rank
     that went on alone would wait in the next collective: the timeout fails the test)."""
     require("dolfinx")
-    first, second = _on_two_ranks(MPI_REFUSALS, tmp_path, MESHES["path"]("disk", 1))
+    first, second = on_two_ranks(MPI_REFUSALS, tmp_path)
     assert first == second, (first, second)
     implicit, pairs, _ = first.split("\n")
     assert "the implicit mesh scheme runs serially only" in implicit, implicit

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -528,11 +529,6 @@ def test_python_m_solver_mpi_exits_with_the_programs_status():
     assert bad.returncode == 2 and "ranks must be an integer >= 1" in bad.stderr, bad.stderr
 
 
-class _FakeComm:
-    def __init__(self, rank, size):
-        self.rank, self.size = rank, size
-
-
 @pytest.mark.parametrize("n, size", [(301, 2), (1000, 3), (7, 4), (5, 5)])
 def test_a_networks_data_blocks_cover_every_point_once(n, size):
     """NetworkRisk(comm=...) splits its n data points over the ranks: the blocks of ranks 0,
@@ -543,7 +539,7 @@ def test_a_networks_data_blocks_cover_every_point_once(n, size):
     rng = np.random.default_rng(0)
     X, y = rng.standard_normal((n, 2)), rng.standard_normal(n)
     feature = Feature.fixed_output("tanh", 2)
-    covered = np.concatenate([np.arange(n)[NetworkRisk(feature, X, y, comm=_FakeComm(rank, size)).block]
+    covered = np.concatenate([np.arange(n)[NetworkRisk(feature, X, y, comm=SimpleNamespace(rank=rank, size=size)).block]
                               for rank in range(size)])
     assert covered.tolist() == list(range(n))
 
