@@ -197,7 +197,8 @@ for partition in fem.PARTITIONS:
                       "rho": disk.gather(solution.rho[-1])[1].tolist(),
                       "rho rkl2": disk.gather(super_steps.rho[-1])[1].tolist(),
                       "owned points": [points.tolist() for points in disk.comm.allgather(disk.points)],
-                      "ghosts": disk.comm.allgather(0 if disk._ghosts is None else len(disk._ghosts._received))}
+                      "ghosts": disk.comm.allgather(0 if disk._ghosts is None else len(disk._ghosts._received)),
+                      "messages": disk.comm.allgather(0 if disk._ghosts is None else len(disk._ghosts._requests))}
 if disk.comm.rank == 0:
     open(sys.argv[2], "w").write(json.dumps(out))
 """
@@ -274,6 +275,33 @@ def test_the_partitions_split_a_mesh_into_equal_parts_and_give_the_serial_answer
     assert abs(len(first) - len(second)) <= 0.03 * min(len(first), len(second)), (len(first), len(second))
     assert min(first[:, axis].max() - second[:, axis].min() for axis in (0, 1)) <= 0.15
     assert all(2 / 0.1 <= ghosts <= 2 * 2 / 0.1 for ghosts in parallel["bisection"]["ghosts"]), parallel["bisection"]
+
+
+@pytest.mark.parametrize("ranks", [3, 4])
+def test_more_ranks_than_cores_give_the_serial_answer(ranks, tmp_path):
+    """On 3 and 4 ranks (more than the test machine's 2 cores; a rank then has two or three
+    neighbouring ranks, a message each way with each in every ghost exchange), by either
+    partition: every vertex owned once, the lumped masses and the short Barenblatt runs
+    (explicit and rkl2) the serial ones to 1e-10; the whole densities, points and cells the
+    serial ones."""
+    require("dolfinx")
+    require("mpi4py")
+    mesh = ROOT / "meshes" / "disk_1.msh"
+    serial, parallel = (json.loads(path.read_text()) for path in
+                        serial_and_parallel(PARTITION, tmp_path, mesh, ranks=ranks))
+    for partition, expected in serial.items():
+        for key in ("weights", "rho", "rho rkl2"):
+            np.testing.assert_allclose(parallel[partition][key], expected[key], rtol=0,
+                                       atol=1e-10 * np.max(expected[key]), err_msg=f"{partition} {key}")
+        owned = [tuple(point) for points in parallel[partition]["owned points"] for point in points]
+        assert len(parallel[partition]["owned points"]) == ranks and all(parallel[partition]["owned points"])
+        assert sorted(owned) == sorted(tuple(point) for point in serial[partition]["owned points"][0])
+        assert max(parallel[partition]["messages"]) >= 4, parallel[partition]  # two neighbours or more
+    serial, parallel = (json.loads(path.read_text()) for path in
+                        serial_and_parallel(WHOLE, tmp_path, mesh, ranks=ranks))
+    for key in ("whole", "points", "cells", "on boundary"):
+        assert parallel[key] == serial[key], key
+    assert parallel["round trip"] and parallel["vertices"] == [len(serial["whole"])] * ranks
 
 
 def test_an_unknown_partition_is_refused_by_name():
