@@ -21,11 +21,12 @@ virtual machine can differ from launch to launch and from each other (two ranks 
 for each other go at the slower one's pace).
 The mesh launches also time the floor of this design's step: the solve's accepted steps
 replayed with nothing but what a step must do (the two edge kernels, the stages' NumPy
-passes, the two ghost exchanges, the step limits' Allgather, one Allgather of the new
-state's energy, mass and minima: the solve's checks, its separate reduction of the energy
-and its Python around the calls left out), checked to give the solve's numbers bit for bit.
-Its speed-up is what the solve's could reach with no cost outside the kernels, the NumPy
-passes and the communications.
+passes, four communications: the two ghost exchanges, the step limits' Allgather and one
+Allgather of the new state's energy, mass and minima; the solve's checks, its fifth
+communication, the energy's own reduction, and its Python around the calls left out). Its
+densities, step limits, energies, masses and minima are checked against the solve's, bit for
+bit (the launch fails otherwise). Its speed-up is what the solve's could reach with no cost
+outside the kernels, the NumPy passes and those four communications.
 Prints, per case, the median and the spread (min–max) of the launches' figures and of the
 per-pair speed-ups, and the fastest solve of each rank count; the answers of 1 and 2 ranks
 are checked to agree to 1e-10. The last line is JSON with ``mesh_speedup`` and
@@ -93,43 +94,39 @@ if comm.size > 1:  # timed only beside a 2-rank solve
 def floor(steps):  # the solve's steps with only what a step must do: see the module doc
     slot_start, slot_column, slot_transmissibility, stencil_start, stencil = disk._kernel_rows
     kernel_rows = (slot_start, slot_column, slot_transmissibility, disk.weights, stencil_start, stencil)
-
-    def neighbourhood(rho, xi):
-        if disk._ghosts is None:
-            return rho, xi
-        ghost_rho, ghost_xi = disk._ghosts.exchange(rho, xi)
-        return np.concatenate([rho, ghost_rho]), np.concatenate([xi, ghost_xi])
-
-    def each_rank(local):
-        if comm.size == 1:
-            return local[None]
-        ranks = np.empty((comm.size, len(local)))
-        comm.Allgather(local, ranks)
-        return ranks
-
     rho = barenblatt(disk.points, 1.0, C=0.02)
-    xi = 2.0 * rho
+    xi = 2.0 * rho  # F' of PorousMedium(2)
+    limits, summaries = [], []
     for dt in steps:
         rate = np.empty(disk.owned)
-        top_outflow = fem.edge_rate_and_outflow(*kernel_rows, *neighbourhood(rho, xi), rate, np.empty(disk.owned))
-        each_rank(np.array([top_outflow, 2.0 * rho.max()])).max(axis=0)  # the step limits (the steps are given)
+        top_outflow = fem.edge_rate_and_outflow(*kernel_rows, *disk.neighbourhood(rho, xi), rate,
+                                                np.empty(disk.owned))
+        top_outflow, diffusivity = disk._each_rank([top_outflow, 2.0 * rho.max()]).max(axis=0)
+        limits.append(0.9 * min(1.0 / top_outflow, 1.0 / (diffusivity * disk.max_connectivity)))
         stage = dt * rate
         stage += rho
         stage_minimum = stage.min()
         rate_stage = np.empty(disk.owned)
-        fem.edge_rate(*kernel_rows, *neighbourhood(stage, 2.0 * stage), rate_stage)
+        fem.edge_rate(*kernel_rows, *disk.neighbourhood(stage, 2.0 * stage), rate_stage)
         new = dt * rate_stage
         new += stage
         new += rho
         new *= 0.5
         xi = 2.0 * new
-        each_rank(np.array([fem.weighted_sum(new * new, disk.weights), fem.weighted_sum(new, disk.weights),
-                            new.min(), stage_minimum]))
+        ranks = disk._each_rank([fem.weighted_sum(new * new, disk.weights), fem.weighted_sum(new, disk.weights),
+                                 new.min(), stage_minimum])
+        summaries.append((*ranks[:, :2].sum(axis=0), *ranks[:, 2:].min(axis=0)))  # F, mass, min ρ, min ρ¹
         rho = new
-    return rho
+    return rho, limits, summaries
 
 steps = solution.history["dt"][1:]
-assert np.array_equal(floor(steps), solution.rho[-1])  # the same numbers: the same work
+rho, limits, summaries = floor(steps)
+summaries, history = np.array(summaries), solution.history
+same = (np.array_equal(rho, solution.rho[-1]) and np.all(steps <= limits) and np.all(summaries[:, 3] >= 0)
+        and np.array_equal(summaries[:, :3], np.column_stack([history[key][1:] for key in ("energy", "mass", "min")])))
+if not all(comm.allgather(same)):  # every rank stops: an error on one alone would leave the others waiting
+    raise SystemExit("mpi_scaling: the floor's densities, energies, masses or minima are not the solve's bit for "
+                     "bit, or a step is over the floor's limit or made a negative stage")
 floor_seconds = []
 for _ in range(int(sys.argv[-1])):
     comm.Barrier()
@@ -231,8 +228,9 @@ def summary(name, what, reports, difference):
               f"and two Allgathers; the same numbers): {statistics.median(floors[1]):.3f} s on 1 rank, "
               f"{statistics.median(floors[2]):.3f} s on 2: speed-up {floor_speedup:.2f} (pairs "
               f"{min(floor_pairs):.2f}–{max(floor_pairs):.2f})")
-        fields = {f"{name}_floor_speedup": floor_speedup, f"{name}_floor_seconds_1": floors[1],
-                  f"{name}_floor_seconds_2": floors[2]}
+        fields = {f"{name}_floor_speedup": floor_speedup,
+                  **{f"{name}_floor_seconds_{ranks}": [report["floor"] for report in runs]
+                     for ranks, runs in reports.items()}}
     else:
         fields = {}
     if difference > 1e-10:

@@ -279,12 +279,12 @@ def test_the_partitions_split_a_mesh_into_equal_parts_and_give_the_serial_answer
 
 
 @pytest.mark.parametrize("ranks", [3, 4])
-def test_more_ranks_than_cores_give_the_serial_answer(ranks, tmp_path):
-    """On 3 and 4 ranks (more than the test machine's 2 cores; a rank then has two or three
-    neighbouring ranks, a message each way with each in every ghost exchange), by either
-    partition: every vertex owned once, the lumped masses and the short Barenblatt runs
-    (explicit and rkl2) the serial ones to 1e-10; the whole densities, points and cells the
-    serial ones."""
+def test_three_and_four_ranks_give_the_serial_answer(ranks, tmp_path):
+    """On 3 and 4 ranks (more than the test machine's 2 cores), by either partition: a rank
+    has up to ranks − 1 neighbouring ranks (a message each way with each in every ghost
+    exchange, and some rank has them all), every vertex is owned once, the lumped masses and
+    the short Barenblatt runs (explicit and rkl2) are the serial ones to 1e-10, and the whole
+    densities, points, cells and boundary vertices the serial ones."""
     require("dolfinx")
     require("mpi4py")
     mesh = ROOT / "meshes" / "disk_1.msh"
@@ -297,7 +297,7 @@ def test_more_ranks_than_cores_give_the_serial_answer(ranks, tmp_path):
         owned = [tuple(point) for points in parallel[partition]["owned points"] for point in points]
         assert len(parallel[partition]["owned points"]) == ranks and all(parallel[partition]["owned points"])
         assert sorted(owned) == sorted(tuple(point) for point in serial[partition]["owned points"][0])
-        assert max(parallel[partition]["messages"]) >= 4, parallel[partition]  # two neighbours or more
+        assert max(parallel[partition]["messages"]) == 2 * (ranks - 1), parallel[partition]["messages"]
     serial, parallel = (json.loads(path.read_text()) for path in
                         serial_and_parallel(WHOLE, tmp_path, mesh, ranks=ranks))
     for key in ("whole", "points", "cells", "on boundary"):
@@ -462,7 +462,7 @@ def test_the_scaling_benchmark_compares_two_ranks_with_each_rank_alone_at_the_sa
         assert fields[f"{case}_core_spread"] >= 1 and fields[f"{case}_same_moment_speedup"] > 0
         assert np.shape(fields[f"{case}_alone_seconds_2"]) == (1, 1, 2)  # launches, solves, ranks
         assert fields[f"{case}_speedup"] > 0 and fields[f"{case}_best_speedup"] > 0
-    assert fields["mesh_floor_speedup"] > 0 and len(fields["mesh_floor_seconds_2"]) == 1
+    assert fields["mesh_floor_speedup"] > 0 and np.shape(fields["mesh_floor_seconds_2"]) == (1, 1)
     assert "At the same moment" in result.stdout and "The floor" in result.stdout
 
 
