@@ -236,12 +236,12 @@ def summary(name, what, reports, difference):
     if difference > 1e-10:
         raise SystemExit(f"{name}: the answers on 1 and 2 ranks differ by {difference:.3g} (relative), above 1e-10")
     return fields | {f"{name}_speedup": speedup, f"{name}_best_speedup": best[1] / best[2],
-            f"{name}_same_moment_speedup": statistics.median(same_moment),
-            f"{name}_core_spread": statistics.median(core_spread),
-            f"{name}_alone_seconds_2": [report["alone"] for report in reports[2]],
-            f"{name}_seconds_1": solves[1], f"{name}_seconds_2": solves[2],
-            f"{name}_pair_speedups": pairs, f"{name}_steps": reports[1][0]["steps"],
-            f"{name}_max_difference": difference}
+                     f"{name}_same_moment_speedup": statistics.median(same_moment),
+                     f"{name}_core_spread": statistics.median(core_spread),
+                     f"{name}_alone_seconds_2": [report["alone"] for report in reports[2]],
+                     f"{name}_seconds_1": solves[1], f"{name}_seconds_2": solves[2],
+                     f"{name}_pair_speedups": pairs, f"{name}_steps": reports[1][0]["steps"],
+                     f"{name}_max_difference": difference}
 
 
 def main():
