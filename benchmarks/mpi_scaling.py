@@ -24,9 +24,10 @@ replayed with nothing but what a step must do (the two edge kernels, the stages'
 passes, four communications: the two ghost exchanges, the step limits' Allgather and one
 Allgather of the new state's energy, mass and minima; the solve's checks, its fifth
 communication, the energy's own reduction, and its Python around the calls left out). Its
-densities, step limits, energies, masses and minima are checked against the solve's, bit for
-bit (the launch fails otherwise). Its speed-up is what the solve's could reach with no cost
-outside the kernels, the NumPy passes and those four communications.
+densities, energies, masses and minima are checked against the solve's, bit for bit, and the
+solve's steps against its step limits (the launch fails otherwise). Its speed-up is what the
+solve's could reach with no cost outside the kernels, the NumPy passes and those four
+communications.
 Prints, per case, the median and the spread (min–max) of the launches' figures and of the
 per-pair speed-ups, and the fastest solve of each rank count; the answers of 1 and 2 ranks
 are checked to agree to 1e-10. The last line is JSON with ``mesh_speedup`` and
