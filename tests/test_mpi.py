@@ -561,8 +561,8 @@ def test_python_m_solver_mpi_exits_with_the_programs_status():
 @pytest.mark.parametrize("n, size", [(301, 2), (1000, 3), (7, 4), (5, 5)])
 def test_a_networks_data_blocks_cover_every_point_once(n, size):
     """NetworkRisk(comm=...) splits its n data points over the ranks: the blocks of ranks 0,
-    1, ... are consecutive, disjoint and cover all n points, whatever n mod size (the
-    2-rank tests use even n only)."""
+    1, ... are consecutive, disjoint and cover all n points, whatever n mod size (the MPI
+    runs split 301 points only, over 2 and 3 ranks)."""
     from solver.energies.network import Feature, NetworkRisk
 
     rng = np.random.default_rng(0)
